@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Parawave: neural waveform synthesis (WaveNet teacher, IAF student) on the CPU.
+///
+/// Modules by layer of abstraction:
+/// - C edges, one module per library: CSndfile, CFFTW, CSoxr, CPNG, COpenBLAS.
+/// - ParawaveCore: errors, atomic file writes, progress reporting.
+/// - ParawaveAudio: audio I/O, resampling, STFT, mel front end, .npy, PNG images.
+/// - ParawaveEngine: tensors, kernels and BLAS-backed matrix products.
+/// - ParawaveTraining: recipes, corpus preparation, training loops.
+/// - parawave: the command-line tool; parawave-bench: the benchmarks.
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Parawave",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "parawave", targets: ["parawave"]),
+        .executable(name: "parawave-bench", targets: ["parawave-bench"]),
+        .library(name: "ParawaveAudio", targets: ["ParawaveAudio"]),
+        .library(name: "ParawaveEngine", targets: ["ParawaveEngine"]),
+        .library(name: "ParawaveTraining", targets: ["ParawaveTraining"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSndfile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "ParawaveCore", swiftSettings: release),
+        .target(name: "ParawaveAudio", dependencies: ["ParawaveCore", "CSndfile", "CFFTW", "CSoxr", "CPNG"], swiftSettings: release),
+        .target(name: "ParawaveEngine", dependencies: ["ParawaveCore", "COpenBLAS"], swiftSettings: release),
+        .target(
+            name: "ParawaveTraining",
+            dependencies: ["ParawaveAudio", "ParawaveEngine", .product(name: "Yams", package: "Yams")],
+            swiftSettings: release),
+        .executableTarget(
+            name: "parawave",
+            dependencies: ["ParawaveTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: release),
+        .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining"], swiftSettings: release),
+
+        // Test-only helpers: fixture paths and scratch folders.
+        .target(name: "ParawaveTestSupport", path: "Sources/ParawaveTestSupport"),
+        .testTarget(name: "ParawaveCoreTests", dependencies: ["ParawaveCore", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveAudioTests", dependencies: ["ParawaveAudio", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveEngineTests", dependencies: ["ParawaveEngine", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveTrainingTests", dependencies: ["ParawaveTraining", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveCLITests", dependencies: ["ParawaveTraining", "ParawaveTestSupport"]),
+    ],
+    // Kernels share raw buffers across worker threads by design (disjoint ranges);
+    // Swift 5 mode keeps that explicit code free of Sendable ceremony.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,74 @@
+import Foundation
+import ParawaveCore
+
+/// A row-major Float32 matrix; mels are (nMels, F).
+public struct Matrix: Equatable, Sendable {
+    public var rows: Int
+    public var columns: Int
+    /// (rows, columns), row-major.
+    public var values: [Float]
+
+    public init(rows: Int, columns: Int, values: [Float]) {
+        precondition(values.count == rows * columns, "matrix values do not match its shape")
+        self.rows = rows
+        self.columns = columns
+        self.values = values
+    }
+
+    public init(rows: Int, columns: Int, repeating value: Float = 0) {
+        self.init(rows: rows, columns: columns, values: [Float](repeating: value, count: rows * columns))
+    }
+
+    @inline(__always)
+    public subscript(row: Int, column: Int) -> Float {
+        get { values[row * columns + column] }
+        set { values[row * columns + column] = newValue }
+    }
+}
+
+/// Computes mel spectrograms exactly as `librosa.feature.melspectrogram` does with the
+/// same settings (`pad_mode="reflect"`), and the log-mel feature ln(max(mel, floor)).
+///
+/// An instance holds its FFT plans and filterbank; reuse it for many signals.
+public final class MelSpectrogram: @unchecked Sendable {
+    public let settings: MelSettings
+    public let stft: STFT
+    public let filterbank: MelFilterbank
+
+    public init(settings: MelSettings) throws {
+        let problems = settings.problems()
+        if !problems.isEmpty { throw ParawaveError("mel settings", problems.joined(separator: "; ")) }
+        self.settings = settings
+        stft = STFT(nFFT: settings.nFFT, hopLength: settings.hopLength, winLength: settings.winLength, center: settings.center)
+        filterbank = MelFilterbank(settings: settings)
+    }
+
+    /// Linear mel spectrogram, (nMels, F), F = 1 + floor(T / hop).
+    public func mel(_ samples: [Float]) -> Matrix {
+        let frames = stft.frameCount(samples: samples.count)
+        let bins = stft.bins
+        let power = settings.power
+        var out = Matrix(rows: settings.nMels, columns: frames)
+        // One scratch row of magnitudes per worker thread.
+        var scratch = [Double](repeating: 0, count: stft.workers * bins)
+        out.values.withUnsafeMutableBufferPointer { op in
+            scratch.withUnsafeMutableBufferPointer { sp in
+                let outBase = op.baseAddress!, scratchBase = sp.baseAddress!
+                stft.forEachFrame(of: samples) { worker, f, spectrum in
+                    let row = scratchBase + worker * bins
+                    STFT.magnitudes(spectrum, into: row, bins: bins, power: power)
+                    filterbank.apply(row, into: outBase + f, stride: frames)
+                }
+            }
+        }
+        return out
+    }
+
+    /// The feature: ln(max(mel, logFloor)), (nMels, F).
+    public func logMel(_ samples: [Float]) -> Matrix {
+        var m = mel(samples)
+        let floor = Float(settings.logFloor)
+        for i in m.values.indices { m.values[i] = log(max(m.values[i], floor)) }
+        return m
+    }
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Generates the golden fixtures under Tests/Fixtures from independent references.
+
+The Swift tests read only the files this script writes; they never run Python.
+Requirements: numpy, librosa==0.11.0, soundfile.  Run from the repository root:
+
+    python3 scripts/make_fixtures.py
+
+Every output is deterministic (fixed seeds), so re-running it reproduces the
+committed files.
+"""
+import json
+import warnings
+import os
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures")
+
+
+def out(*parts):
+    path = os.path.join(ROOT, *parts)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+# ---------------------------------------------------------------- mel parity
+
+def speech_like(sr, seconds, seed):
+    """A voiced source with a gliding pitch through three formant resonances, plus
+    noise bursts (fricatives) and a syllable-rate envelope."""
+    rng = np.random.RandomState(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    f0 = 140 + 50 * np.sin(2 * np.pi * 1.7 * t) + 20 * np.sin(2 * np.pi * 5.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voiced = np.zeros_like(t)
+    for h in range(1, 40):
+        fh = h * f0
+        amp = np.zeros_like(t)
+        for centre, width, gain in ((700, 130, 1.0), (1200, 160, 0.6), (2600, 250, 0.3)):
+            amp += gain / (1 + ((fh - centre) / width) ** 2)
+        amp *= fh < sr / 2
+        voiced += amp * np.sin(h * phase)
+    noise = rng.randn(len(t)) * (np.sin(2 * np.pi * 2.3 * t) > 0.6)
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 3.1 * t) ** 2
+    x = env * voiced + 0.05 * noise
+    return (0.6 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def signals():
+    rng = np.random.RandomState(7)
+    return {
+        "speech": speech_like(16000, 1.3, 1),
+        "silence": np.zeros(8000, dtype=np.float32),
+        "noise": rng.uniform(-1, 1, 12345).astype(np.float32),
+        "short": (0.5 * np.sin(2 * np.pi * 440 * np.arange(700) / 16000)).astype(np.float32),
+        "tiny": rng.uniform(-0.3, 0.3, 37).astype(np.float32),
+    }
+
+
+PARAMS = {
+    "sr16k": dict(sr=16000, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0.0, fmax=8000.0, htk=False),
+    "sr22k": dict(sr=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0.0, fmax=8000.0, htk=False),
+    "htk": dict(sr=16000, n_fft=512, hop_length=128, win_length=400, n_mels=40, fmin=20.0, fmax=7600.0, htk=True),
+}
+
+
+def mel_fixtures():
+    sigs = signals()
+    for name, x in sigs.items():
+        np.save(out("mel", f"signal_{name}.npy"), x)
+    for pname, p in PARAMS.items():
+        basis = librosa.filters.mel(sr=p["sr"], n_fft=p["n_fft"], n_mels=p["n_mels"], fmin=p["fmin"],
+                                    fmax=p["fmax"], htk=p["htk"], norm="slaney", dtype=np.float64)
+        np.save(out("mel", f"filterbank_{pname}.npy"), basis)
+        for name, x in sigs.items():
+            mel = librosa.feature.melspectrogram(
+                y=x.astype(np.float64), sr=p["sr"], n_fft=p["n_fft"], hop_length=p["hop_length"],
+                win_length=p["win_length"], window="hann", center=True, pad_mode="reflect", power=1.0,
+                n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"], htk=p["htk"], norm="slaney")
+            np.save(out("mel", f"mel_{name}_{pname}.npy"), mel)
+    with open(out("mel", "params.json"), "w") as f:
+        json.dump(PARAMS, f, indent=1, sort_keys=True)
+
+
+# ---------------------------------------------------------------- Griffin-Lim reference quality
+
+def griffinlim_fixture():
+    """librosa's mel_to_audio on the speech signal: the spectral convergence it reaches is
+    the bar for the Swift Griffin-Lim (same settings, 32 iterations)."""
+    x = signals()["speech"].astype(np.float64)
+    p = PARAMS["sr16k"]
+    kw = dict(sr=p["sr"], n_fft=p["n_fft"], hop_length=p["hop_length"], win_length=p["win_length"],
+              fmin=p["fmin"], fmax=p["fmax"], htk=False, norm="slaney", power=1.0)
+    mel = librosa.feature.melspectrogram(y=x, center=True, pad_mode="reflect", n_mels=80, **kw)
+    linear = librosa.feature.inverse.mel_to_stft(mel, sr=p["sr"], n_fft=p["n_fft"], power=1.0, fmin=p["fmin"],
+                                                 fmax=p["fmax"], htk=False, norm="slaney")
+    y = librosa.griffinlim(linear, n_iter=32, hop_length=p["hop_length"], win_length=p["win_length"], n_fft=p["n_fft"],
+                           center=True, pad_mode="reflect", length=len(x), random_state=0)
+    target = np.abs(librosa.stft(x, n_fft=1024, hop_length=256, center=True, pad_mode="reflect"))
+    got = np.abs(librosa.stft(y, n_fft=1024, hop_length=256, center=True, pad_mode="reflect"))
+    sc = float(np.linalg.norm(target - got) / np.linalg.norm(target))
+    remel = librosa.feature.melspectrogram(y=y, center=True, pad_mode="reflect", n_mels=80, **kw)
+    mel_db = float(np.sqrt(np.mean((20 * np.log10(np.maximum(remel, 1e-5)) - 20 * np.log10(np.maximum(mel, 1e-5))) ** 2)))
+    with open(out("mel", "griffinlim_librosa.json"), "w") as f:
+        json.dump({"spectral_convergence": sc, "mel_db_rmse": mel_db, "n_iter": 32}, f, indent=1)
+
+
+# ---------------------------------------------------------------- .npy interoperability
+
+def npy_fixtures():
+    a = (np.arange(12, dtype=np.float64).reshape(3, 4) * 0.5 - 1.25)
+    np.save(out("npy", "f64_fortran.npy"), np.asfortranarray(a))
+    np.save(out("npy", "f64_c.npy"), a)
+    np.save(out("npy", "expected_3x4.npy"), a.astype(np.float32))
+    with open(out("npy", "f32_v2.npy"), "wb") as f:
+        np.lib.format.write_array(f, a.astype(np.float32), version=(2, 0))
+    np.save(out("npy", "i16.npy"), np.array([[-32768, -1, 0], [1, 2, 32767]], dtype=np.int16))
+    np.save(out("npy", "f32_3d_fortran.npy"), np.asfortranarray(np.arange(24, dtype=np.float32).reshape(2, 3, 4)))
+    np.save(out("npy", "f32_1d.npy"), np.array([1.5, -2.5, 3.25], dtype=np.float32))
+    np.save(out("npy", "big_endian.npy"), a.astype(">f4"))
+    np.save(out("npy", "object.npy"), np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    mel = np.abs(np.random.RandomState(3).randn(80, 17)).astype(np.float32)
+    mel[5, 9] = np.nan
+    np.save(out("npy", "mel_nan.npy"), mel)
+    # What np.save writes for these arrays, byte for byte: the Swift writer must match.
+    np.save(out("npy", "numpy_written_f32.npy"), np.arange(-6, 6, dtype=np.float32).reshape(3, 4) / 4)
+    np.save(out("npy", "numpy_written_f64_1d.npy"), np.linspace(-1, 1, 7))
+
+
+# ---------------------------------------------------------------- audio files
+
+def audio_fixtures():
+    sr = 16000
+    t = np.arange(1600) / sr
+    left = 0.5 * np.sin(2 * np.pi * 440 * t)
+    right = 0.25 * np.sin(2 * np.pi * 660 * t)
+    stereo = np.stack([left, right], axis=1)
+    # 16-bit integers exactly, so every format can be checked against known values.
+    q16 = np.round(stereo * 32767).astype(np.int16)
+    mono16 = q16[:, 0]
+    sf.write(out("audio", "mono_pcm16.wav"), mono16, sr, subtype="PCM_16")
+    np.save(out("audio", "mono_pcm16_ints.npy"), mono16)
+    sf.write(out("audio", "stereo_pcm16.wav"), q16, sr, subtype="PCM_16")
+    np.save(out("audio", "stereo_expected_mono.npy"), (q16.astype(np.float64) / 32768).mean(axis=1))
+    sf.write(out("audio", "mono_pcm24.wav"), mono16.astype(np.int32) << 16, sr, subtype="PCM_24")
+    sf.write(out("audio", "mono_pcm32.wav"), mono16.astype(np.int32) << 16, sr, subtype="PCM_32")
+    sf.write(out("audio", "mono_float.wav"), mono16.astype(np.float32) / 32768, sr, subtype="FLOAT")
+    sf.write(out("audio", "mono_u8.wav"), (mono16 // 256 * 256).astype(np.int16), sr, subtype="PCM_U8")
+    np.save(out("audio", "mono_u8_expected.npy"), (mono16 // 256).astype(np.float64) / 128)
+    sf.write(out("audio", "mono.flac"), mono16, sr, subtype="PCM_16", format="FLAC")
+    sf.write(out("audio", "mono.aiff"), mono16, sr, subtype="PCM_16", format="AIFF")
+    sf.write(out("audio", "tone440.ogg"), left.astype(np.float32), sr, format="OGG", subtype="VORBIS")
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore", message="n_fft=.*is too large")
+    mel_fixtures()
+    griffinlim_fixture()
+    npy_fixtures()
+    audio_fixtures()
+    print("fixtures written to", os.path.normpath(ROOT))
