@@ -24,7 +24,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CSndfile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
@@ -49,9 +49,9 @@ let package = Package(
         // Test-only helpers: fixture paths and scratch folders.
         .target(name: "ParawaveTestSupport", path: "Sources/ParawaveTestSupport"),
         .testTarget(name: "ParawaveCoreTests", dependencies: ["ParawaveCore", "ParawaveTestSupport"]),
-        .testTarget(name: "ParawaveAudioTests", dependencies: ["ParawaveAudio", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveAudioTests", dependencies: ["ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveEngineTests", dependencies: ["ParawaveEngine", "ParawaveTestSupport"]),
-        .testTarget(name: "ParawaveTrainingTests", dependencies: ["ParawaveTraining", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveTrainingTests", dependencies: ["ParawaveTraining", "ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveCLITests", dependencies: ["ParawaveTraining", "ParawaveTestSupport"]),
     ],
     // Kernels share raw buffers across worker threads by design (disjoint ranges);

@@ -44,10 +44,17 @@ public final class MelSpectrogram: @unchecked Sendable {
     }
 
     /// Linear mel spectrogram, (nMels, F), F = 1 + floor(T / hop).
-    public func mel(_ samples: [Float]) -> Matrix {
+    public func mel(_ samples: [Float]) -> Matrix { compute(samples, logFloor: nil) }
+
+    /// The feature: ln(max(mel, logFloor)), (nMels, F).
+    public func logMel(_ samples: [Float]) -> Matrix { compute(samples, logFloor: settings.logFloor) }
+
+    /// Mel per frame on the worker threads; with `logFloor`, the log is taken there too.
+    private func compute(_ samples: [Float], logFloor: Double?) -> Matrix {
         let frames = stft.frameCount(samples: samples.count)
         let bins = stft.bins
         let power = settings.power
+        let nMels = settings.nMels
         var out = Matrix(rows: settings.nMels, columns: frames)
         // One scratch row of magnitudes per worker thread.
         var scratch = [Double](repeating: 0, count: stft.workers * bins)
@@ -58,17 +65,13 @@ public final class MelSpectrogram: @unchecked Sendable {
                     let row = scratchBase + worker * bins
                     STFT.magnitudes(spectrum, into: row, bins: bins, power: power)
                     filterbank.apply(row, into: outBase + f, stride: frames)
+                    if let logFloor {
+                        let floor = Float(logFloor)
+                        for m in 0..<nMels { outBase[f + m * frames] = log(max(outBase[f + m * frames], floor)) }
+                    }
                 }
             }
         }
         return out
-    }
-
-    /// The feature: ln(max(mel, logFloor)), (nMels, F).
-    public func logMel(_ samples: [Float]) -> Matrix {
-        var m = mel(samples)
-        let floor = Float(settings.logFloor)
-        for i in m.values.indices { m.values[i] = log(max(m.values[i], floor)) }
-        return m
     }
 }

@@ -62,14 +62,19 @@ public final class STFT: @unchecked Sendable {
         let n = x.count
         guard n > 0 else { return [Float](repeating: 0, count: 2 * pad) }
         var out = [Float](repeating: 0, count: n + 2 * pad)
-        let period = 2 * (n - 1)
-        for i in 0..<out.count {
-            let j = i - pad
-            if j >= 0 && j < n { out[i] = x[j]; continue }
-            if n == 1 { out[i] = x[0]; continue }
-            var m = j % period
-            if m < 0 { m += period }
-            out[i] = x[m < n ? m : period - m]
+        out.withUnsafeMutableBufferPointer { o in
+            x.withUnsafeBufferPointer { src in
+                (o.baseAddress! + pad).update(from: src.baseAddress!, count: n)
+                let period = 2 * (n - 1)
+                func mirrored(_ j: Int) -> Float {
+                    if n == 1 { return src[0] }
+                    var m = j % period
+                    if m < 0 { m += period }
+                    return src[m < n ? m : period - m]
+                }
+                for i in 0..<pad { o[i] = mirrored(i - pad) }
+                for i in (pad + n)..<(n + 2 * pad) { o[i] = mirrored(i - pad) }
+            }
         }
         return out
     }

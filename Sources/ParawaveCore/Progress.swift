@@ -19,6 +19,7 @@ public final class ProgressReporter: @unchecked Sendable {
     private let lock = NSLock()
     private(set) public var done = 0
     private var finished = false
+    private var emittedDone = -1
 
     /// - Parameters:
     ///   - total: the number of items the job will process.
@@ -51,7 +52,11 @@ public final class ProgressReporter: @unchecked Sendable {
         defer { lock.unlock() }
         guard !finished else { return }
         finished = true
-        emit(detail: detail, final: true)
+        if isTerminal {
+            emit(detail: detail, final: true)
+        } else if emittedDone != done || !detail.isEmpty {
+            emit(detail: detail, final: true)
+        }
     }
 
     /// Elapsed seconds since the reporter was made.
@@ -81,6 +86,7 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 
     private func emit(detail: String, final: Bool) {
+        emittedDone = done
         let text = line(detail: detail)
         if isTerminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + text + (final ? "\n" : "")).utf8))

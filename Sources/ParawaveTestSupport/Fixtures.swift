@@ -18,3 +18,37 @@ public enum Fixtures {
         return url.path
     }
 }
+
+/// Runs the built command-line tools in tests.
+public enum CommandRunner {
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// The built executable `name`, found beside the running test bundle (the same build
+    /// configuration) or else in `.build/release` or `.build/debug`.
+    public static func executable(_ name: String) -> String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name).path
+        let candidates = [beside] + ["release", "debug"].map { Fixtures.root.appendingPathComponent(".build/\($0)/\(name)").path }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? beside
+    }
+
+    /// Runs `parawave` with `arguments`, capturing its output.
+    public static func parawave(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable("parawave"))
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read before waiting so a full pipe cannot block the child.
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import ParawaveCore
+
+/// One utterance of a prepared data directory: a line of `manifest.jsonl`.
+public struct ManifestEntry: Codable, Equatable, Sendable {
+    public enum Split: String, Codable, Sendable { case train, validation }
+
+    public var id: String
+    /// The corpus file it came from.
+    public var source: String
+    /// Audio (16-bit WAV at the recipe's rate), relative to the data directory.
+    public var audio: String
+    /// Log-mel feature (.npy, (n_mels, frames) float32), relative to the data directory.
+    public var mel: String
+    public var seconds: Double
+    public var samples: Int
+    public var frames: Int
+    public var split: Split
+}
+
+/// A prepared data directory: `manifest.jsonl`, `audio/`, `mel/`, `stats.json`, `prepare.json`.
+public struct DataDirectory: Sendable {
+    public let path: String
+    public let entries: [ManifestEntry]
+
+    /// Opens `path`, reading its manifest.
+    public init(_ path: String) throws {
+        self.path = path
+        let manifest = path + "/manifest.jsonl"
+        guard let data = FileManager.default.contents(atPath: manifest) else {
+            throw ParawaveError(path, "not a prepared data directory (no manifest.jsonl); run `parawave prepare` first")
+        }
+        let decoder = JSONDecoder()
+        var entries: [ManifestEntry] = []
+        for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty {
+            do {
+                entries.append(try decoder.decode(ManifestEntry.self, from: Data(line.utf8)))
+            } catch {
+                throw ParawaveError(manifest, "line \(number + 1) is not a valid manifest entry")
+            }
+        }
+        if entries.isEmpty { throw ParawaveError(manifest, "the manifest lists no utterances") }
+        self.entries = entries
+    }
+
+    public func entries(_ split: ManifestEntry.Split) -> [ManifestEntry] { entries.filter { $0.split == split } }
+
+    /// Absolute path of a file named in the manifest.
+    public func file(_ relative: String) -> String { path + "/" + relative }
+
+    /// Writes `entries` as `manifest.jsonl` in `directory`, atomically, sorted by id.
+    static func writeManifest(_ entries: [ManifestEntry], in directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var text = Data()
+        for entry in entries.sorted(by: { $0.id < $1.id }) {
+            text.append(try encoder.encode(entry))
+            text.append(0x0A)
+        }
+        try AtomicFile.write(text, to: directory + "/manifest.jsonl")
+    }
+}

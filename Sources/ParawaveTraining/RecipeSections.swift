@@ -1,0 +1,302 @@
+import ParawaveAudio
+
+/// `audio:` the signal conventions every model and data directory of a recipe shares.
+public struct AudioSection: Codable, Equatable, Sendable {
+    public var sampleRate = 16000
+    public var nFFT = 1024
+    public var hopLength = 256
+    public var winLength = 1024
+    public var nMels = 80
+    public var fMin = 0.0
+    public var fMax = 8000.0
+    /// Quantisation of the teacher's likelihood: 2^bits levels on [-1, 1].
+    public var bits = 16
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case sampleRate = "sample_rate", nFFT = "n_fft", hopLength = "hop_length", winLength = "win_length"
+        case nMels = "n_mels", fMin = "fmin", fMax = "fmax", bits
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&sampleRate, .sampleRate)
+        try c.update(&nFFT, .nFFT)
+        try c.update(&hopLength, .hopLength)
+        // win_length defaults to n_fft, as in librosa.
+        winLength = nFFT
+        try c.update(&winLength, .winLength)
+        try c.update(&nMels, .nMels)
+        try c.update(&fMin, .fMin)
+        fMax = Double(sampleRate) / 2
+        try c.update(&fMax, .fMax)
+        try c.update(&bits, .bits)
+    }
+
+    /// The mel front end these settings describe (Slaney scale and norm, power 1, log floor 1e-5).
+    public var mel: MelSettings {
+        MelSettings(sampleRate: sampleRate, nFFT: nFFT, hopLength: hopLength, winLength: winLength, nMels: nMels, fMin: fMin, fMax: fMax)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        for problem in mel.problems() {
+            let key = String(problem.prefix { $0 != " " })
+            v.fail(key, String(problem.dropFirst(key.count + 1)))
+        }
+        v.require(bits, in: 2...16, "bits")
+    }
+}
+
+/// `data:` where the corpus comes from and how `prepare` splits and cleans it.
+public struct DataSection: Codable, Equatable, Sendable {
+    /// Folders (or files) searched for audio when `prepare` is given none.
+    public var sources: [String] = []
+    /// Fraction of utterances held out for validation, chosen by a hash of the id.
+    public var validationFraction = 0.05
+    /// Remove leading and trailing silence quieter than `trimDB` below the loudest frame.
+    public var trimSilence = true
+    public var trimDB = 40.0
+    /// Utterances shorter than this (after trimming) are skipped.
+    public var minSeconds = 0.25
+    /// Longer utterances are cut into pieces of at most this length.
+    public var maxSeconds = 30.0
+    /// Spectrogram PNGs written for validation utterances spread over the split.
+    public var previewImages = 4
+    /// Files with more than this fraction of samples at full scale (|x| >= 0.999) are
+    /// saturated recordings and are skipped: a vocoder trained on them learns distortion.
+    public var maxClippedFraction = 0.001
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case sources, validationFraction = "validation_fraction", trimSilence = "trim_silence", trimDB = "trim_db"
+        case minSeconds = "min_seconds", maxSeconds = "max_seconds", previewImages = "preview_images"
+        case maxClippedFraction = "max_clipped_fraction"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&sources, .sources)
+        try c.update(&validationFraction, .validationFraction)
+        try c.update(&trimSilence, .trimSilence)
+        try c.update(&trimDB, .trimDB)
+        try c.update(&minSeconds, .minSeconds)
+        try c.update(&maxSeconds, .maxSeconds)
+        try c.update(&previewImages, .previewImages)
+        try c.update(&maxClippedFraction, .maxClippedFraction)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        v.require(validationFraction, in: 0...0.5, "validation_fraction")
+        v.require(trimDB, in: 10...120, "trim_db")
+        v.require(minSeconds, in: 0...60, "min_seconds")
+        v.require(maxSeconds, in: 1...3600, "max_seconds")
+        if maxSeconds <= minSeconds { v.fail("max_seconds", "must exceed min_seconds (\(minSeconds))") }
+        v.require(previewImages, in: 0...1000, "preview_images")
+        v.require(maxClippedFraction, in: 0...1, "max_clipped_fraction")
+    }
+}
+
+/// `teacher:` the WaveNet's size (DESIGN.md section 3).
+public struct TeacherSection: Codable, Equatable, Sendable {
+    public var layers = 24
+    /// Dilation of layer l is 2^(l mod cycle).
+    public var cycle = 6
+    public var kernelSize = 3
+    public var residualChannels = 64
+    /// Outputs of the dilated convolution before the gate halves them.
+    public var gateChannels = 128
+    public var skipChannels = 64
+    public var mixtures = 10
+    public var logScaleMin = -7.0
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case layers, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels"
+        case gateChannels = "gate_channels", skipChannels = "skip_channels", mixtures, logScaleMin = "log_scale_min"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&layers, .layers)
+        try c.update(&cycle, .cycle)
+        try c.update(&kernelSize, .kernelSize)
+        try c.update(&residualChannels, .residualChannels)
+        try c.update(&gateChannels, .gateChannels)
+        try c.update(&skipChannels, .skipChannels)
+        try c.update(&mixtures, .mixtures)
+        try c.update(&logScaleMin, .logScaleMin)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        v.require(layers, in: 1...256, "layers")
+        v.require(cycle, in: 1...20, "cycle")
+        v.require(kernelSize, in: 2...16, "kernel_size")
+        v.require(residualChannels, in: 1...4096, "residual_channels")
+        v.require(gateChannels, in: 2...8192, "gate_channels")
+        if gateChannels % 2 != 0 { v.fail("gate_channels", "must be even (the gate splits it in halves), got \(gateChannels)") }
+        v.require(skipChannels, in: 1...4096, "skip_channels")
+        v.require(mixtures, in: 1...64, "mixtures")
+        v.require(logScaleMin, in: -20...0, "log_scale_min")
+    }
+}
+
+/// `student:` the IAF's flows (DESIGN.md section 4).
+public struct StudentSection: Codable, Equatable, Sendable {
+    /// Layers per flow.
+    public var flows = [10, 10, 10, 10]
+    /// Dilation of layer l in a flow is 2^(l mod cycle).
+    public var cycle = 10
+    public var kernelSize = 3
+    public var residualChannels = 64
+    public var gateChannels = 128
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case flows, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels", gateChannels = "gate_channels"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&flows, .flows)
+        try c.update(&cycle, .cycle)
+        try c.update(&kernelSize, .kernelSize)
+        try c.update(&residualChannels, .residualChannels)
+        try c.update(&gateChannels, .gateChannels)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        if flows.isEmpty || flows.count > 16 { v.fail("flows", "must list 1 to 16 flows, got \(flows.count)") }
+        for (i, layers) in flows.enumerated() where !(1...128).contains(layers) {
+            v.fail("flows", "flow \(i) has \(layers) layers; each must have 1...128")
+        }
+        v.require(cycle, in: 1...20, "cycle")
+        v.require(kernelSize, in: 2...16, "kernel_size")
+        v.require(residualChannels, in: 1...4096, "residual_channels")
+        v.require(gateChannels, in: 2...8192, "gate_channels")
+        if gateChannels % 2 != 0 { v.fail("gate_channels", "must be even (the gate splits it in halves), got \(gateChannels)") }
+    }
+}
+
+/// `train:` maximum-likelihood training of the teacher.
+public struct TrainSection: Codable, Equatable, Sendable {
+    public var steps = 20000
+    public var batchSize = 4
+    /// Samples per training crop (rounded down to whole mel frames).
+    public var crop = 8000
+    public var learningRate = 0.001
+    public var emaDecay = 0.9999
+    /// Global gradient-norm clip; 0 disables it.
+    public var clipNorm = 10.0
+    public var checkpointEvery = 500
+    public var validateEvery = 500
+    public var seed = 1
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case steps, batchSize = "batch_size", crop, learningRate = "learning_rate", emaDecay = "ema_decay"
+        case clipNorm = "clip_norm", checkpointEvery = "checkpoint_every", validateEvery = "validate_every", seed
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&steps, .steps)
+        try c.update(&batchSize, .batchSize)
+        try c.update(&crop, .crop)
+        try c.update(&learningRate, .learningRate)
+        try c.update(&emaDecay, .emaDecay)
+        try c.update(&clipNorm, .clipNorm)
+        try c.update(&checkpointEvery, .checkpointEvery)
+        try c.update(&validateEvery, .validateEvery)
+        try c.update(&seed, .seed)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        v.require(steps, in: 0...100_000_000, "steps")
+        v.require(batchSize, in: 1...4096, "batch_size")
+        v.require(crop, in: 1...10_000_000, "crop")
+        v.require(learningRate, in: 1e-8...1, "learning_rate")
+        v.require(emaDecay, in: 0...1, "ema_decay")
+        v.require(clipNorm, in: 0...1e9, "clip_norm")
+        v.require(checkpointEvery, in: 1...100_000_000, "checkpoint_every")
+        v.require(validateEvery, in: 1...100_000_000, "validate_every")
+        v.require(seed, in: 0...Int(Int32.max), "seed")
+    }
+}
+
+/// `distill.spectral_loss:` which spectral term is added to the KL, and its weight.
+public struct SpectralLossSection: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, CaseIterable, Sendable {
+        /// The paper's || mean_frames |STFT(x)|^2 - mean_frames |STFT(y)|^2 ||^2.
+        case power
+        /// The same with |STFT| in place of |STFT|^2.
+        case magnitude
+        /// Spectral convergence + L1 log magnitude at several FFT sizes.
+        case multiResolution = "multi_resolution"
+        case none
+    }
+
+    public var kind = Kind.power
+    public var weight = 1.0
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case kind, weight }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&kind, .kind)
+        try c.update(&weight, .weight)
+    }
+}
+
+/// `distill:` probability density distillation of the student (DESIGN.md section 5).
+public struct DistillSection: Codable, Equatable, Sendable {
+    public var steps = 20000
+    public var batchSize = 2
+    public var crop = 8000
+    public var learningRate = 0.0005
+    /// Samples per time step in the Monte-Carlo cross-entropy.
+    public var mcSamples = 16
+    public var spectralLoss = SpectralLossSection()
+    public var contrastiveWeight = 0.0
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case steps, batchSize = "batch_size", crop, learningRate = "learning_rate", mcSamples = "mc_samples"
+        case spectralLoss = "spectral_loss", contrastiveWeight = "contrastive_weight"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&steps, .steps)
+        try c.update(&batchSize, .batchSize)
+        try c.update(&crop, .crop)
+        try c.update(&learningRate, .learningRate)
+        try c.update(&mcSamples, .mcSamples)
+        try c.update(&spectralLoss, .spectralLoss)
+        try c.update(&contrastiveWeight, .contrastiveWeight)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        v.require(steps, in: 0...100_000_000, "steps")
+        v.require(batchSize, in: 1...4096, "batch_size")
+        v.require(crop, in: 1...10_000_000, "crop")
+        v.require(learningRate, in: 1e-8...1, "learning_rate")
+        v.require(mcSamples, in: 1...1000, "mc_samples")
+        v.require(spectralLoss.weight, in: 0...1e6, "spectral_loss.weight")
+        v.require(contrastiveWeight, in: 0...10, "contrastive_weight")
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+import ParawaveCore
+
+@main
+struct Parawave: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parawave",
+        abstract: "Neural waveform synthesis on the CPU: WaveNet teacher, IAF student, mel-to-WAV rendering.",
+        discussion: """
+            The flow: `prepare` a corpus into a data directory, train a teacher, distill a \
+            student, render WAV from mel spectrograms. Mels are natural-log Slaney mels, \
+            shape (n_mels, frames), as in Tacotron 2, WaveGlow and HiFi-GAN.
+            """,
+        version: ParawaveVersion.string,
+        subcommands: [PrepareCommand.self, MelCommand.self, SpectrogramCommand.self, GriffinLimCommand.self])
+}
+
+/// `--recipe` and `--set`, shared by every command that reads a recipe.
+struct RecipeOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Recipe YAML file.", valueName: "recipe.yaml"))
+    var recipe: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe value, e.g. --set audio.fmax=7600 (repeatable).", valueName: "section.key=value"))
+    var overrides: [String] = []
+}

@@ -1,0 +1,79 @@
+import Foundation
+import ParawaveCore
+import ParawaveTestSupport
+import ParawaveTraining
+import Testing
+
+/// Recipes: typed sections, defaults, strict keys, overrides and clear errors.
+struct RecipeTests {
+    func message(_ yaml: String, overrides: [String] = []) -> String {
+        do { _ = try Recipe.parse(yaml, name: "r.yaml", overrides: overrides); return "" } catch { return "\(error)" }
+    }
+
+    @Test func demoRecipeLoadsWithDesignValues() throws {
+        let recipe = try Recipe.load(Fixtures.root.appendingPathComponent("recipes/demo/recipe.yaml").path)
+        #expect(recipe.audio.sampleRate == 16000 && recipe.audio.hopLength == 256 && recipe.audio.nMels == 80)
+        #expect(recipe.audio.mel == ParawaveAudioDefaults.mel)
+        #expect(recipe.data.sources.count == 3)
+        #expect(recipe.teacher.layers == 24 && recipe.teacher.gateChannels == 128 && recipe.teacher.mixtures == 10)
+        #expect(recipe.student.flows == [10, 10, 10, 10])
+        #expect(recipe.distill.spectralLoss.kind == .power && recipe.distill.mcSamples == 16)
+    }
+
+    @Test func emptyRecipeTakesDefaults() throws {
+        #expect(try Recipe.parse("") == Recipe())
+        #expect(try Recipe.parse("# only a comment\n") == Recipe())
+        let partial = try Recipe.parse("audio: {sample_rate: 22050}")
+        #expect(partial.audio.fMax == 11025, "fmax defaults to Nyquist of the given rate")
+        #expect(partial.audio.winLength == 1024)
+    }
+
+    @Test func misspeltKeyNamesFileKeyAndSuggestion() {
+        let text = message("audio:\n  hop_lenght: 200\n")
+        #expect(text.hasPrefix("r.yaml: audio.hop_lenght: unknown key"))
+        #expect(text.contains("did you mean 'hop_length'?"))
+        #expect(message("trian: {steps: 3}").contains("trian: unknown key (did you mean 'train'?)"))
+        #expect(message("distill: {spectral_loss: {kind: power, wieght: 2}}").contains("distill.spectral_loss.wieght: unknown key"))
+    }
+
+    @Test func wrongTypeAndRangeNameTheKey() {
+        #expect(message("train: {steps: many}").contains("train.steps: expected an integer"))
+        #expect(message("data: {trim_silence: maybe}").contains("data.trim_silence: expected true or false"))
+        #expect(message("audio: {hop_length: 0}").contains("audio.hop_length"))
+        #expect(message("audio: {fmax: 9000}").contains("audio.fmax"))
+        #expect(message("teacher: {gate_channels: 127}").contains("teacher.gate_channels: must be even"))
+        #expect(message("student: {flows: [10, 0]}").contains("student.flows"))
+        #expect(message("distill: {spectral_loss: {kind: loud}}").contains("distill.spectral_loss.kind"))
+        #expect(message("audio: [1, 2]").contains("audio"))
+        #expect(message("audio: {sample_rate: 16000\n").contains("invalid YAML"))
+        #expect(message("- a\n- b\n").contains("mapping of sections"))
+    }
+
+    @Test func overridesSetAnyKeyAndAreChecked() throws {
+        let recipe = try Recipe.parse("train: {steps: 5}", overrides: ["train.steps=7", "teacher.layers=3", "distill.spectral_loss.kind=magnitude"])
+        #expect(recipe.train.steps == 7 && recipe.teacher.layers == 3 && recipe.distill.spectralLoss.kind == .magnitude)
+        #expect(message("", overrides: ["train.stpes=1"]).contains("train.stpes: unknown key"))
+        #expect(message("", overrides: ["steps"]).contains("expected section.key=value"))
+        #expect(message("", overrides: ["train.steps=-1"]).contains("train.steps"))
+    }
+
+    @Test func resolvedYamlRoundTrips() throws {
+        var recipe = Recipe()
+        recipe.train.steps = 123
+        recipe.data.sources = ["/a", "/b"]
+        recipe.distill.spectralLoss.kind = .multiResolution
+        let text = try recipe.yaml()
+        #expect(text.contains("hop_length: 256") && text.contains("multi_resolution"))
+        #expect(try Recipe.parse(text) == recipe)
+    }
+
+    @Test func missingFileIsClear() {
+        #expect(throws: ParawaveError("/nonexistent/r.yaml", "no such recipe file")) { try Recipe.load("/nonexistent/r.yaml") }
+    }
+}
+
+import ParawaveAudio
+
+enum ParawaveAudioDefaults {
+    static let mel = MelSettings()
+}
