@@ -47,10 +47,10 @@ let package = Package(
         .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining"], swiftSettings: release),
 
         // Test-only helpers: fixture paths and scratch folders.
-        .target(name: "ParawaveTestSupport", path: "Sources/ParawaveTestSupport"),
+        .target(name: "ParawaveTestSupport", dependencies: ["ParawaveCore"], path: "Sources/ParawaveTestSupport"),
         .testTarget(name: "ParawaveCoreTests", dependencies: ["ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveAudioTests", dependencies: ["ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
-        .testTarget(name: "ParawaveEngineTests", dependencies: ["ParawaveEngine", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveEngineTests", dependencies: ["ParawaveEngine", "ParawaveAudio", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveTrainingTests", dependencies: ["ParawaveTraining", "ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveCLITests", dependencies: ["ParawaveTraining", "ParawaveTestSupport"]),
     ],

@@ -2,12 +2,15 @@
 """Generates the golden fixtures under Tests/Fixtures from independent references.
 
 The Swift tests read only the files this script writes; they never run Python.
-Requirements: numpy, librosa==0.11.0, soundfile.  Run from the repository root:
+Requirements: numpy, librosa==0.11.0, soundfile, torch (CPU is enough).
+Run from the repository root:
 
     python3 scripts/make_fixtures.py
 
 Every output is deterministic (fixed seeds), so re-running it reproduces the
-committed files.
+committed files, except that libsndfile's OGG and float-WAV writers embed a stream
+serial number and a timestamp: those two files differ byte-wise between runs while
+their decoded samples do not.
 """
 import json
 import warnings
@@ -155,10 +158,67 @@ def audio_fixtures():
     sf.write(out("audio", "tone440.ogg"), left.astype(np.float32), sr, format="OGG", subtype="VORBIS")
 
 
+# ---------------------------------------------------------------- discretised mixture of logistics
+
+def dmol_reference(params, x, M, bits, log_scale_min):
+    """log p(x) under the discretised mixture of logistics, in torch float64, written the
+    way PixelCNN++ and r9y9/wavenet_vocoder write it (sigmoid differences, where-branches),
+    with DESIGN.md's bit-depth edges. params (3M, T), x (T)."""
+    import torch
+    import torch.nn.functional as F
+    logits, means = params[:M], params[M:2 * M]
+    log_scales = torch.clamp(params[2 * M:], min=log_scale_min)
+    h = 1.0 / (2 ** bits - 1)
+    c = x[None, :] - means
+    inv = torch.exp(-log_scales)
+    plus, minus = inv * (c + h), inv * (c - h)
+    log_cdf_plus = plus - F.softplus(plus)
+    log_one_minus_cdf_min = -F.softplus(minus)
+    delta = torch.sigmoid(plus) - torch.sigmoid(minus)
+    mid = inv * c
+    log_pdf_mid = mid - log_scales - 2 * F.softplus(mid)
+    inner_inner = torch.where(delta > 1e-5, torch.log(torch.clamp(delta, min=1e-300)), log_pdf_mid + np.log(2 * h))
+    inner = torch.where(x[None, :] > 1 - h, log_one_minus_cdf_min, inner_inner)
+    log_p = torch.where(x[None, :] < -1 + h, log_cdf_plus, inner)
+    return torch.logsumexp(log_p + F.log_softmax(logits, dim=0), dim=0)
+
+
+def dmol_fixtures():
+    """Inputs hitting every branch: x = -1 and 1 (edge bins), inside, far from every mean
+    (mass underflow), tiny scales (at and below the -7 clamp), huge scales; M = 1 and 10."""
+    import torch
+    torch.manual_seed(0)
+    rng = np.random.RandomState(5)
+    for M in (1, 10):
+        cases = []
+        for x, mean_centre, log_scale in [
+            (-1.0, -0.99, -4.0), (-1.0, 0.5, -1.0), (1.0, 0.99, -4.0), (1.0, -0.2, 0.5),
+            (0.25, 0.25, -6.0), (0.25, 0.2, -5.0), (-0.4, 0.3, -7.0), (0.1, 0.1, -9.0),
+            (0.0, 0.7, -6.5), (0.6, 0.6, 3.0), (-0.7, -0.5, 2.0), (0.999, 0.99, -5.5),
+            (-0.3, -0.3001, -7.0), (0.05, 0.9, -3.0), (0.8, -0.8, -2.0), (-0.9999, -0.9999, -6.0),
+        ]:
+            q = np.round((x + 1) / 2 * 65535) / 65535 * 2 - 1  # on the 16-bit grid
+            logits = rng.randn(M) * 2
+            means = mean_centre + rng.randn(M) * (0.002 if M > 1 else 0)
+            log_scales = log_scale + rng.randn(M) * (0.3 if M > 1 else 0)
+            cases.append((q, np.concatenate([logits, means, log_scales])))
+        # Inputs are rounded to float32 (what the Swift kernel reads); the reference is float64.
+        x = torch.tensor(np.float32([c[0] for c in cases]), dtype=torch.float64)
+        params = torch.tensor(np.stack([c[1] for c in cases], axis=1).astype(np.float32), dtype=torch.float64, requires_grad=True)
+        log_p = dmol_reference(params, x, M, 16, -7.0)
+        loss = -log_p.mean()
+        loss.backward()
+        np.save(out("engine", f"dmol_m{M}_params.npy"), params.detach().numpy())
+        np.save(out("engine", f"dmol_m{M}_x.npy"), x.numpy())
+        np.save(out("engine", f"dmol_m{M}_logp.npy"), log_p.detach().numpy())
+        np.save(out("engine", f"dmol_m{M}_grad.npy"), params.grad.numpy())
+
+
 if __name__ == "__main__":
     warnings.filterwarnings("ignore", message="n_fft=.*is too large")
     mel_fixtures()
     griffinlim_fixture()
     npy_fixtures()
     audio_fixtures()
+    dmol_fixtures()
     print("fixtures written to", os.path.normpath(ROOT))

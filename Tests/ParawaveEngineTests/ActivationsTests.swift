@@ -1,0 +1,55 @@
+import Foundation
+import ParawaveEngine
+import ParawaveTestSupport
+import Testing
+
+struct ActivationsTests {
+    @Test func gatedUnitForwardAndBackward() {
+        let B = 2, G = 3, T = 9
+        let h = GradientCheck.random(B * 2 * G * T, seed: 1, scale: 3)
+        var z = [Float](repeating: 0, count: B * G * T)
+        GatedUnit.forward(out: &z, inp: h, batch: B, channels: G, length: T)
+        func reference(_ h: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: B * G * T)
+            for b in 0..<B { for c in 0..<G { for t in 0..<T {
+                let a = h[(b * 2 * G + c) * T + t], g = h[(b * 2 * G + G + c) * T + t]
+                out[(b * G + c) * T + t] = tanh(a) / (1 + exp(-g))
+            } } }
+            return out
+        }
+        let expected = reference(h.map(Double.init))
+        for i in z.indices { #expect(abs(Double(z[i]) - expected[i]) < 1e-6) }
+        let r = GradientCheck.random(z.count, seed: 2)
+        var dh = [Float](repeating: 0, count: h.count)
+        GatedUnit.backward(dInp: &dh, dOut: r, inp: h, batch: B, channels: G, length: T)
+        let e = GradientCheck.worstRelativeError(point: h.map(Double.init), analytic: dh) { zip(reference($0), r).map { $0 * Double($1) }.reduce(0, +) }
+        #expect(e.error < 1e-3, "\(e)")
+    }
+
+    @Test func reluAndUpsample() {
+        let x: [Float] = [-1, 0.5, 0, 2, -3, 4]
+        var y = [Float](repeating: 9, count: 6), dx = [Float](repeating: 1, count: 6)
+        ReLU.forward(out: &y, inp: x, count: 6)
+        #expect(y == [0, 0.5, 0, 2, 0, 4])
+        ReLU.backward(dInp: &dx, dOut: [1, 2, 3, 4, 5, 6], inp: x, count: 6)
+        #expect(dx == [1, 3, 1, 5, 1, 7])
+        // (rows 2, F 3) -> hop 2
+        var up = [Float](repeating: 0, count: 12)
+        RepeatUpsample.forward(out: &up, inp: x, rows: 2, frames: 3, hop: 2)
+        #expect(up == [-1, -1, 0.5, 0.5, 0, 0, 2, 2, -3, -3, 4, 4])
+        var back = [Float](repeating: 0, count: 6)
+        RepeatUpsample.backward(dInp: &back, dOut: (0..<12).map(Float.init), rows: 2, frames: 3, hop: 2)
+        #expect(back == [1, 5, 9, 13, 17, 21])
+    }
+
+    @Test func stableMathAtExtremes() {
+        #expect(StableMath.softplus(100) == 100 && StableMath.softplus(-100) > 0 && StableMath.softplus(-100) < 1e-40)
+        #expect(StableMath.logSigmoid(-200) == -200)
+        #expect(StableMath.sigmoid(-200) >= 0 && StableMath.sigmoid(200) == 1)
+        // log(sigma(a) - sigma(b)) where the naive difference underflows to 0 in Float32.
+        let value = StableMath.logSigmoidDifference(-100, -100.001)
+        let expected = -100 + log(1 - exp(-0.001))  // ~ log sigma(-100) + log(1 - e^-0.001)
+        #expect(abs(Double(value) - expected) < 1e-3)
+        #expect(abs(StableMath.logSumExp([1000, 1000], count: 2) - (1000 + log(2))) < 1e-3)
+    }
+}
