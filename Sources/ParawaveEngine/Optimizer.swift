@@ -1,0 +1,92 @@
+import Foundation
+
+/// Learning-rate schedules.
+public enum LearningRateSchedule: Codable, Equatable, Sendable {
+    /// The base rate throughout.
+    case constant
+    /// Multiplied by `factor` every `every` steps.
+    case step(every: Int, factor: Double)
+    /// Linear warm-up from 0 over `warmup` steps, then half a cosine down to `floor` x base at `total`.
+    case warmupCosine(warmup: Int, total: Int, floor: Double)
+
+    /// The rate at 1-based `step`.
+    public func rate(base: Double, step: Int) -> Double {
+        switch self {
+        case .constant:
+            return base
+        case .step(let every, let factor):
+            return base * pow(factor, Double((step - 1) / max(every, 1)))
+        case .warmupCosine(let warmup, let total, let floor):
+            if step <= warmup { return base * Double(step) / Double(max(warmup, 1)) }
+            let progress = min(1, Double(step - warmup) / Double(max(total - warmup, 1)))
+            return base * (floor + (1 - floor) * 0.5 * (1 + cos(Double.pi * progress)))
+        }
+    }
+}
+
+/// Adam (Kingma & Ba) with bias correction over a `ParameterStore`'s flat buffers, with
+/// optional global gradient-norm clipping and a Polyak (exponential moving) average of
+/// the weights, which is what gets rendered with.
+///
+///   g <- g * min(1, clip / ||g||)
+///   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+///   w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+///   ema <- decay * ema + (1 - decay) * w
+public final class Adam: @unchecked Sendable {
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    /// Global gradient-norm clip; 0 disables clipping.
+    public var clipNorm: Double
+    public var emaDecay: Float
+    /// First and second moments and the EMA weights, each the store's layout.
+    public private(set) var m: [Float]
+    public private(set) var v: [Float]
+    public var ema: [Float]
+    /// Steps taken so far.
+    public private(set) var step = 0
+
+    public init(store: ParameterStore, clipNorm: Double = 0, emaDecay: Float = 0.9999) {
+        self.clipNorm = clipNorm
+        self.emaDecay = emaDecay
+        m = [Float](repeating: 0, count: store.count)
+        v = m
+        ema = store.valueArray
+    }
+
+    /// Restores moments, EMA and step (from a checkpoint).
+    public func restore(m: [Float], v: [Float], ema: [Float], step: Int) {
+        precondition(m.count == self.m.count && v.count == self.v.count && ema.count == self.ema.count, "optimizer state size mismatch")
+        self.m = m
+        self.v = v
+        self.ema = ema
+        self.step = step
+    }
+
+    /// One update with learning rate `lr`; returns the gradient norm before clipping.
+    @discardableResult
+    public func update(_ store: ParameterStore, learningRate lr: Double) -> Double {
+        precondition(store.count == m.count, "the store changed size")
+        step += 1
+        let norm = store.gradientNorm
+        let clip: Float = clipNorm > 0 && norm > clipNorm ? Float(clipNorm / norm) : 1
+        let c1 = 1 - pow(beta1, Float(step)), c2 = 1 - pow(beta2, Float(step))
+        let rate = Float(lr)
+        let (b1, b2, eps, decay) = (beta1, beta2, epsilon, emaDecay)
+        let w = store.values, g = store.gradients
+        m.withUnsafeMutableBufferPointer { m in
+            v.withUnsafeMutableBufferPointer { v in
+                ema.withUnsafeMutableBufferPointer { e in
+                    for i in 0..<store.count {
+                        let gi = g[i] * clip
+                        m[i] = b1 * m[i] + (1 - b1) * gi
+                        v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                        w[i] -= rate * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                        e[i] = decay * e[i] + (1 - decay) * w[i]
+                    }
+                }
+            }
+        }
+        return norm
+    }
+}
