@@ -214,6 +214,37 @@ def dmol_fixtures():
         np.save(out("engine", f"dmol_m{M}_grad.npy"), params.grad.numpy())
 
 
+# ---------------------------------------------------------------- safetensors interoperability
+
+def safetensors_fixtures():
+    """Files written by Python's safetensors: F32 tensors that the Swift writer must
+    reproduce byte for byte, the same with metadata, and a file mixing F32, F16, BF16 and
+    F64 for the reader."""
+    import torch
+    from safetensors.numpy import save_file
+    from safetensors.torch import save_file as save_torch
+    f32 = {
+        "layers.0.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 8 - 1,
+        "layers.0.bias": np.array([0.5, -0.25, 3e-8], dtype=np.float32),
+        "head": np.array([[1.0, -2.0], [np.float32(np.pi), 1e30]], dtype=np.float32),
+    }
+    meta = {"kind": "teacher", "format_version": "1", "step": "42",
+            "config": '{"layers": 3, "name": "caf\u00e9 \"q\""}', "note": "line\nbreak/slash é"}
+    # Python orders __metadata__ as its hash map does, so bytes are compared without it.
+    save_file(f32, out("engine", "st_f32.safetensors"))
+    save_file(f32, out("engine", "st_f32_meta.safetensors"), metadata=meta)
+    values = np.array([[0.5, -1.5, 65504.0], [6.1e-5, 3.0e-7, -0.0]], dtype=np.float32)
+    mixed = {
+        "half": torch.tensor(values, dtype=torch.float16),
+        "brain": torch.tensor(values, dtype=torch.bfloat16),
+        "double": torch.tensor(values, dtype=torch.float64),
+        "single": torch.tensor(values, dtype=torch.float32),
+    }
+    save_torch(mixed, out("engine", "st_mixed.safetensors"), metadata={"kind": "mixed"})
+    for k, v in mixed.items():
+        np.save(out("engine", f"st_mixed_{k}.npy"), v.to(torch.float32).numpy())
+
+
 if __name__ == "__main__":
     warnings.filterwarnings("ignore", message="n_fft=.*is too large")
     mel_fixtures()
@@ -221,4 +252,5 @@ if __name__ == "__main__":
     npy_fixtures()
     audio_fixtures()
     dmol_fixtures()
+    safetensors_fixtures()
     print("fixtures written to", os.path.normpath(ROOT))
