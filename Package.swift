@@ -42,7 +42,7 @@ let package = Package(
             swiftSettings: release),
         .executableTarget(
             name: "parawave",
-            dependencies: ["ParawaveTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ParawaveTraining", "ParawaveEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
         .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining"], swiftSettings: release),
 

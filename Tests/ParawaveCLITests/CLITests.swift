@@ -9,7 +9,7 @@ struct CLITests {
     @Test func versionAndHelpForEveryCommand() throws {
         let version = try CommandRunner.parawave(["--version"])
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
-        for command in ["prepare", "mel", "spectrogram", "griffin-lim"] {
+        for command in ["prepare", "mel", "spectrogram", "griffin-lim", "info"] {
             let help = try CommandRunner.parawave([command, "--help"])
             #expect(help.status == 0, "\(command) --help")
             #expect(help.stdout.contains("USAGE: parawave \(command)"), "\(command) --help")
@@ -54,6 +54,20 @@ struct CLITests {
         #expect(FileManager.default.fileExists(atPath: dir + "/data/manifest.jsonl"))
         let again = try CommandRunner.parawave(["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data"])
         #expect(again.status != 0 && again.stderr.contains("--overwrite"))
+    }
+
+    @Test func infoDescribesACheckpointAndRejectsDamage() throws {
+        let good = Fixtures.path("engine/st_f32_meta.safetensors")
+        let run = try CommandRunner.parawave(["info", good])
+        #expect(run.status == 0, "\(run.stderr)")
+        for text in ["kind:            teacher", "format version:  1", "step:            42", "layers.0.weight  F32   (2, 3, 4)", "parameters:      31"] {
+            #expect(run.stdout.contains(text), "\(text)")
+        }
+        let dir = Fixtures.temporaryDirectory()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
+        FileManager.default.createFile(atPath: dir + "/cut.safetensors", contents: bytes.prefix(bytes.count - 10))
+        try expectClearFailure(["info", dir + "/cut.safetensors"], subject: dir + "/cut.safetensors", problem: "truncated?", output: dir + "/none")
+        try expectClearFailure(["info", dir + "/none.safetensors"], subject: dir + "/none.safetensors", problem: "no such checkpoint", output: dir + "/none")
     }
 
     /// Runs a failing command and checks: non-zero exit, one line naming `subject` and
