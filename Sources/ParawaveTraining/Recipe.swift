@@ -153,6 +153,14 @@ struct RecipeValidator {
 
     mutating func fail(_ key: String, _ message: String) { problems.append("\(prefix)\(key): \(message)") }
 
+    /// The settings every training run has: steps, batch size, crop and learning rate.
+    mutating func requireRun(steps: Int, batchSize: Int, crop: Int, learningRate: Double) {
+        require(steps, in: 0...100_000_000, "steps")
+        require(batchSize, in: 1...4096, "batch_size")
+        require(crop, in: 1...10_000_000, "crop")
+        require(learningRate, in: 1e-8...1, "learning_rate")
+    }
+
     mutating func require<T: Comparable>(_ value: T, in range: ClosedRange<T>, _ key: String) {
         if !range.contains(value) { fail(key, "\(value) is outside the allowed range \(range.lowerBound)...\(range.upperBound)") }
     }

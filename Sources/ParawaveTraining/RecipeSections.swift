@@ -221,10 +221,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
     }
 
     func check(_ v: inout RecipeValidator) {
-        v.require(steps, in: 0...100_000_000, "steps")
-        v.require(batchSize, in: 1...4096, "batch_size")
-        v.require(crop, in: 1...10_000_000, "crop")
-        v.require(learningRate, in: 1e-8...1, "learning_rate")
+        v.requireRun(steps: steps, batchSize: batchSize, crop: crop, learningRate: learningRate)
         v.require(emaDecay, in: 0...1, "ema_decay")
         v.require(clipNorm, in: 0...1e9, "clip_norm")
         v.require(checkpointEvery, in: 1...100_000_000, "checkpoint_every")
@@ -291,10 +288,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
     }
 
     func check(_ v: inout RecipeValidator) {
-        v.require(steps, in: 0...100_000_000, "steps")
-        v.require(batchSize, in: 1...4096, "batch_size")
-        v.require(crop, in: 1...10_000_000, "crop")
-        v.require(learningRate, in: 1e-8...1, "learning_rate")
+        v.requireRun(steps: steps, batchSize: batchSize, crop: crop, learningRate: learningRate)
         v.require(mcSamples, in: 1...1000, "mc_samples")
         v.require(spectralLoss.weight, in: 0...1e6, "spectral_loss.weight")
         v.require(contrastiveWeight, in: 0...10, "contrastive_weight")
