@@ -1,0 +1,121 @@
+import Foundation
+import ParawaveCore
+
+/// The continuous mixture of logistics and its sampler, sharing the discretised mixture's
+/// parameter layout (B, 3M, T): logits, means, log-scales (clamped below at `logScaleMin`).
+///
+/// Density: `log p(x) = logsumexp_m(log_softmax(pi)_m + m_m - log s_m - 2 softplus(m_m))`
+/// with `m_m = (x - mu_m) / s_m`. Distillation scores the student's samples with it; its
+/// gradient reaches x as well as the parameters. A single logistic is M = 1.
+public struct LogisticMixture: Sendable {
+    public let mixtures: Int
+    public let logScaleMin: Float
+
+    public init(mixtures: Int, logScaleMin: Float = -7) {
+        precondition(mixtures >= 1, "a mixture needs a component")
+        self.mixtures = mixtures
+        self.logScaleMin = logScaleMin
+    }
+
+    /// logDensity (B, T) = log p(x (B, T) | params (B, 3M, T)).
+    public func forward(logDensity: UnsafeMutablePointer<Float>, params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int, length T: Int) {
+        let M = mixtures
+        Parallel.forEachChunk(batch * T, minimumChunk: 256) { range in
+            var terms = [Float](repeating: 0, count: M)
+            terms.withUnsafeMutableBufferPointer { terms in
+                for i in range {
+                    let p = params + (i / T) * 3 * M * T + i % T
+                    let logNorm = StableMath.logSumExp(p, count: M, stride: T)
+                    for k in 0..<M {
+                        let logScale = max(p[(2 * M + k) * T], logScaleMin)
+                        let m = (x[i] - p[(M + k) * T]) * exp(-logScale)
+                        terms[k] = p[k * T] - logNorm + m - logScale - 2 * StableMath.softplus(m)
+                    }
+                    logDensity[i] = StableMath.logSumExp(terms.baseAddress!, count: M)
+                }
+            }
+        }
+    }
+
+    /// dParams (B, 3M, T) and dX (B, T) += dLogDensity * gradients. With g = 1 - 2 sigma(m):
+    /// d/dx = r g / s, d/dmu = -r g / s, d/dlog s = r (-g m - 1), d/dpi = r - softmax(pi),
+    /// r the component's responsibility. Log-scales at or below the clamp get no gradient.
+    public func backward(dParams: UnsafeMutablePointer<Float>?, dX: UnsafeMutablePointer<Float>?, dLogDensity: UnsafePointer<Float>,
+                         params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int, length T: Int) {
+        let M = mixtures
+        Parallel.forEachChunk(batch * T, minimumChunk: 256) { range in
+            var scratch = [Float](repeating: 0, count: 5 * M)
+            scratch.withUnsafeMutableBufferPointer { s in
+                let terms = s.baseAddress!, gate = terms + M, standard = terms + 2 * M, softmax = terms + 3 * M, inverse = terms + 4 * M
+                for i in range {
+                    let offset = (i / T) * 3 * M * T + i % T
+                    let p = params + offset
+                    let logNorm = StableMath.logSumExp(p, count: M, stride: T)
+                    for k in 0..<M {
+                        let logScale = max(p[(2 * M + k) * T], logScaleMin)
+                        let inv = exp(-logScale)
+                        let m = (x[i] - p[(M + k) * T]) * inv
+                        softmax[k] = exp(p[k * T] - logNorm)
+                        terms[k] = p[k * T] - logNorm + m - logScale - 2 * StableMath.softplus(m)
+                        gate[k] = 1 - 2 * StableMath.sigmoid(m)
+                        inverse[k] = inv
+                        standard[k] = m
+                    }
+                    let total = StableMath.logSumExp(terms, count: M)
+                    let g = dLogDensity[i]
+                    var dx: Float = 0
+                    for k in 0..<M {
+                        let r = exp(terms[k] - total)
+                        dx += r * gate[k] * inverse[k]
+                        if let dp = dParams.map({ $0 + offset }) {
+                            dp[k * T] += g * (r - softmax[k])
+                            dp[(M + k) * T] -= g * r * gate[k] * inverse[k]
+                            if p[(2 * M + k) * T] > logScaleMin {
+                                dp[(2 * M + k) * T] += g * r * (-gate[k] * standard[k] - 1)
+                            }
+                        }
+                    }
+                    dX?[i] += g * dx
+                }
+            }
+        }
+    }
+
+    /// Draws x (B, T): a component by Gumbel-max on the logits, then
+    /// `x = mu + s * temperature * (log u - log(1 - u))`, u ~ U(1e-5, 1 - 1e-5), clipped to [-1, 1].
+    public func sample(out: UnsafeMutablePointer<Float>, params: UnsafePointer<Float>, batch: Int, length T: Int,
+                       temperature: Float = 1, generator: inout SeededGenerator) {
+        let M = mixtures
+        for i in 0..<(batch * T) {
+            let p = params + (i / T) * 3 * M * T + i % T
+            out[i] = Self.draw(p, stride: T, mixtures: M, logScaleMin: logScaleMin, temperature: temperature, generator: &generator)
+        }
+    }
+
+    /// One draw from the mixture whose parameters are `stride` apart starting at `p`.
+    @inline(__always)
+    public static func draw(_ p: UnsafePointer<Float>, stride T: Int, mixtures M: Int, logScaleMin: Float,
+                            temperature: Float, generator: inout SeededGenerator) -> Float {
+        var best = 0
+        if M > 1 {
+            var top = -Float.infinity
+            for k in 0..<M {
+                let u = clampedUniform(&generator)
+                let score = p[k * T] - log(-log(u))
+                if score > top { top = score; best = k }
+            }
+        }
+        let u = clampedUniform(&generator)
+        let scale = exp(max(p[(2 * M + best) * T], logScaleMin)) * temperature
+        return max(-1, min(1, p[(M + best) * T] + scale * (log(u) - log(1 - u))))
+    }
+
+    @inline(__always)
+    static func clampedUniform(_ generator: inout SeededGenerator) -> Float {
+        min(max(generator.uniformOpen(), 1e-5), 1 - 1e-5)
+    }
+
+    /// Entropy of a single logistic with log-scale `logScale`: log s + 2 (nats).
+    @inline(__always)
+    public static func logisticEntropy(logScale: Float) -> Float { logScale + 2 }
+}
