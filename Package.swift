@@ -8,6 +8,7 @@ import PackageDescription
 /// - ParawaveCore: errors, atomic file writes, progress reporting.
 /// - ParawaveAudio: audio I/O, resampling, STFT, mel front end, .npy, PNG images.
 /// - ParawaveEngine: tensors, kernels and BLAS-backed matrix products.
+/// - ParawaveModels: the WaveNet stack, teacher and student.
 /// - ParawaveTraining: recipes, corpus preparation, training loops.
 /// - parawave: the command-line tool; parawave-bench: the benchmarks.
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
@@ -20,6 +21,7 @@ let package = Package(
         .executable(name: "parawave-bench", targets: ["parawave-bench"]),
         .library(name: "ParawaveAudio", targets: ["ParawaveAudio"]),
         .library(name: "ParawaveEngine", targets: ["ParawaveEngine"]),
+        .library(name: "ParawaveModels", targets: ["ParawaveModels"]),
         .library(name: "ParawaveTraining", targets: ["ParawaveTraining"]),
     ],
     dependencies: [
@@ -36,9 +38,10 @@ let package = Package(
         .target(name: "ParawaveCore", swiftSettings: release),
         .target(name: "ParawaveAudio", dependencies: ["ParawaveCore", "CSndfile", "CFFTW", "CSoxr", "CPNG"], swiftSettings: release),
         .target(name: "ParawaveEngine", dependencies: ["ParawaveCore", "COpenBLAS"], swiftSettings: release),
+        .target(name: "ParawaveModels", dependencies: ["ParawaveCore", "ParawaveEngine"], swiftSettings: release),
         .target(
             name: "ParawaveTraining",
-            dependencies: ["ParawaveAudio", "ParawaveEngine", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ParawaveAudio", "ParawaveEngine", "ParawaveModels", .product(name: "Yams", package: "Yams")],
             swiftSettings: release),
         .executableTarget(
             name: "parawave",
@@ -51,6 +54,7 @@ let package = Package(
         .testTarget(name: "ParawaveCoreTests", dependencies: ["ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveAudioTests", dependencies: ["ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveEngineTests", dependencies: ["ParawaveEngine", "ParawaveAudio", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveModelsTests", dependencies: ["ParawaveModels", "ParawaveEngine", "ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveTrainingTests", dependencies: ["ParawaveTraining", "ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveCLITests", dependencies: ["ParawaveTraining", "ParawaveTestSupport"]),
     ],

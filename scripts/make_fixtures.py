@@ -9,8 +9,8 @@ Run from the repository root:
 
 Every output is deterministic (fixed seeds), so re-running it reproduces the
 committed files, except that libsndfile's OGG and float-WAV writers embed a stream
-serial number and a timestamp: those two files differ byte-wise between runs while
-their decoded samples do not.
+serial number and a timestamp, and Python's safetensors orders metadata as its hash
+map does: those files differ byte-wise between runs while their content does not.
 """
 import json
 import warnings
@@ -245,6 +245,71 @@ def safetensors_fixtures():
         np.save(out("engine", f"st_mixed_{k}.npy"), v.to(torch.float32).numpy())
 
 
+# ---------------------------------------------------------------- WaveNet residual stack
+
+def stack_fixture():
+    """A 3-layer stack (dilations 1, 2, 4; kernel 3; R = G = S = 8; 5 mel bands, hop 4)
+    written in PyTorch from DESIGN.md section 3, in float64 from float32 parameters.
+    Saved as safetensors in Parawave's layouts (convolution weights (K, Cout, Cin)):
+    parameters, inputs, the skip sum, loss = sum(skip * proj) and every gradient."""
+    import torch
+    import torch.nn.functional as F
+    from safetensors.numpy import save_file
+    rng = np.random.RandomState(11)
+    L, K, R, G, S, C, hop, Ku, B, Fr = 3, 3, 8, 8, 8, 5, 4, 3, 2, 6
+    T = Fr * hop
+    P = {}
+
+    def add(name, shape, fan):
+        P[name] = (rng.uniform(-1, 1, size=shape) / np.sqrt(fan)).astype(np.float32)
+
+    add("stack.input.weight", (1, R, 1), 1); add("stack.input.bias", (R,), 1)
+    add("stack.upsample.weight", (Ku, C, C), Ku * C); add("stack.upsample.bias", (C,), Ku * C)
+    for l in range(L):
+        n = f"stack.layers.{l}"
+        add(f"{n}.dilated.weight", (K, 2 * G, R), K * R); add(f"{n}.dilated.bias", (2 * G,), K * R)
+        add(f"{n}.condition.weight", (1, 2 * G, C), C)
+        add(f"{n}.skip.weight", (1, S, G), G); add(f"{n}.skip.bias", (S,), G)
+        add(f"{n}.residual.weight", (1, R, G), G); add(f"{n}.residual.bias", (R,), G)
+    x = rng.uniform(-1, 1, (B, 1, T)).astype(np.float32)
+    mel = rng.randn(B, C, Fr).astype(np.float32)
+    proj = rng.randn(B, S, T).astype(np.float32)
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in P.items()}
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+
+    def conv(inp, name, dilation=1, causal=True, bias=True):
+        w = t[name + ".weight"]                      # (K, Cout, Cin) -> torch's (Cout, Cin, K)
+        k = w.shape[0]
+        if causal:
+            inp = F.pad(inp, ((k - 1) * dilation, 0))
+        else:
+            inp = F.pad(inp, ((k - 1) // 2, (k - 1) // 2))
+        return F.conv1d(inp, w.permute(1, 2, 0), t[name + ".bias"] if bias else None, dilation=dilation)
+
+    c_up = conv(torch.tensor(mel, dtype=torch.float64).repeat_interleave(hop, dim=2), "stack.upsample", causal=False)
+    res = conv(tx, "stack.input")
+    skip = 0
+    for l in range(L):
+        n = f"stack.layers.{l}"
+        h = conv(res, f"{n}.dilated", dilation=2 ** l) + conv(c_up, f"{n}.condition", bias=False)
+        z = torch.tanh(h[:, :G]) * torch.sigmoid(h[:, G:])
+        skip = skip + conv(z, f"{n}.skip")
+        res = (res + conv(z, f"{n}.residual")) * np.sqrt(0.5)
+    loss = (skip * torch.tensor(proj, dtype=torch.float64)).sum()
+    loss.backward()
+    tensors = dict(P)
+    tensors.update({"input.x": x, "input.mel": mel, "input.proj": proj,
+                    "output.skip": skip.detach().numpy().astype(np.float32),
+                    "output.loss": np.array([loss.item()], dtype=np.float32),
+                    "grad.x": tx.grad.numpy().astype(np.float32)})
+    for k, v in t.items():
+        # The last layer's residual branch does not reach the output: its gradient is zero.
+        tensors["grad." + k] = np.zeros_like(P[k]) if v.grad is None else v.grad.numpy().astype(np.float32)
+    save_file(tensors, out("models", "stack3.safetensors"),
+              metadata={"layers": str(L), "kernel": str(K), "residual": str(R), "gated": str(G), "skip": str(S),
+                        "mels": str(C), "hop": str(hop), "upsample_kernel": str(Ku), "batch": str(B), "frames": str(Fr)})
+
+
 if __name__ == "__main__":
     warnings.filterwarnings("ignore", message="n_fft=.*is too large")
     mel_fixtures()
@@ -253,4 +318,5 @@ if __name__ == "__main__":
     audio_fixtures()
     dmol_fixtures()
     safetensors_fixtures()
+    stack_fixture()
     print("fixtures written to", os.path.normpath(ROOT))

@@ -1,0 +1,222 @@
+import Foundation
+import ParawaveCore
+import ParawaveEngine
+
+/// The shape of a WaveNet-like stack (teacher, or one flow of the student).
+public struct WaveNetStackConfig: Codable, Equatable, Sendable {
+    public var layers: Int
+    /// Dilation of layer l is 2^(l mod cycle).
+    public var cycle: Int
+    public var kernelSize: Int
+    /// R: residual channels.
+    public var residualChannels: Int
+    /// G: gated channels (the dilated convolution has 2G outputs).
+    public var gatedChannels: Int
+    /// S: skip channels.
+    public var skipChannels: Int
+    /// Cc: conditioning channels (mel bands).
+    public var conditionChannels: Int
+    /// Samples per conditioning frame.
+    public var hop: Int
+    /// Kernel of the centred convolution after the nearest-neighbour upsampling.
+    public var upsampleKernel: Int = 3
+
+    public init(layers: Int, cycle: Int, kernelSize: Int, residualChannels: Int, gatedChannels: Int, skipChannels: Int,
+                conditionChannels: Int, hop: Int, upsampleKernel: Int = 3) {
+        self.layers = layers
+        self.cycle = cycle
+        self.kernelSize = kernelSize
+        self.residualChannels = residualChannels
+        self.gatedChannels = gatedChannels
+        self.skipChannels = skipChannels
+        self.conditionChannels = conditionChannels
+        self.hop = hop
+        self.upsampleKernel = upsampleKernel
+    }
+
+    public func dilation(_ layer: Int) -> Int { 1 << (layer % cycle) }
+
+    /// Samples of the past an output sees: 1 + sum_l (K - 1) d_l.
+    public var receptiveField: Int { 1 + (0..<layers).map { (kernelSize - 1) * dilation($0) }.reduce(0, +) }
+
+    /// Multiply-adds per output sample of the convolutions (the upsampler excluded).
+    public var multiplyAddsPerSample: Int {
+        let R = residualChannels, G = gatedChannels, S = skipChannels, C = conditionChannels
+        return residualChannels + layers * (kernelSize * 2 * G * R + 2 * G * C + S * G + R * G)
+    }
+}
+
+/// A mel-conditioned stack of gated, dilated causal convolution layers (DESIGN.md section 3):
+///
+///   c_up = Conv_u(repeat(c, hop))                          (B, Cc, T)
+///   x_res = Conv1x1_in(x)                                   (B, R, T)
+///   per layer: h = DilatedCausalConv_K(x_res; d) + Conv1x1_c(c_up)   (B, 2G, T)
+///              z = tanh(h[:G]) * sigmoid(h[G:])              (B, G, T)
+///              skip += Conv1x1_skip(z)                       (B, S, T)
+///              x_res = (x_res + Conv1x1_res(z)) * sqrt(0.5)
+///
+/// Parameters live in a `ParameterStore` under `prefix`; activations needed by the backward
+/// pass are kept in `Activations`, which the caller owns and reuses between steps.
+public struct WaveNetStack: Sendable {
+    public let config: WaveNetStackConfig
+    public let prefix: String
+
+    struct Layer: Sendable {
+        var dilated: Conv1d, condition: Conv1d, skip: Conv1d, residual: Conv1d
+        var dilatedWeight: ParameterStore.Entry, dilatedBias: ParameterStore.Entry, conditionWeight: ParameterStore.Entry
+        var skipWeight: ParameterStore.Entry, skipBias: ParameterStore.Entry
+        var residualWeight: ParameterStore.Entry, residualBias: ParameterStore.Entry
+    }
+
+    let input: Conv1d, upsample: Conv1d
+    let inputWeight: ParameterStore.Entry, inputBias: ParameterStore.Entry
+    let upsampleWeight: ParameterStore.Entry, upsampleBias: ParameterStore.Entry
+    let layers: [Layer]
+
+    /// Adds the stack's parameters to `store`, named `prefix.*`.
+    public init(config c: WaveNetStackConfig, prefix: String, store: ParameterStore) {
+        config = c
+        self.prefix = prefix
+        let R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels, C = c.conditionChannels
+        input = Conv1d(inputChannels: 1, outputChannels: R)
+        inputWeight = store.add("\(prefix).input.weight", shape: [1, R, 1])
+        inputBias = store.add("\(prefix).input.bias", shape: [R])
+        upsample = Conv1d(inputChannels: C, outputChannels: C, kernelSize: c.upsampleKernel, padding: (c.upsampleKernel - 1) / 2)
+        upsampleWeight = store.add("\(prefix).upsample.weight", shape: [c.upsampleKernel, C, C])
+        upsampleBias = store.add("\(prefix).upsample.bias", shape: [C])
+        layers = (0..<c.layers).map { l in
+            let name = "\(prefix).layers.\(l)"
+            return Layer(
+                dilated: .causal(inputChannels: R, outputChannels: 2 * G, kernelSize: c.kernelSize, dilation: c.dilation(l)),
+                condition: Conv1d(inputChannels: C, outputChannels: 2 * G),
+                skip: Conv1d(inputChannels: G, outputChannels: S),
+                residual: Conv1d(inputChannels: G, outputChannels: R),
+                dilatedWeight: store.add("\(name).dilated.weight", shape: [c.kernelSize, 2 * G, R]),
+                dilatedBias: store.add("\(name).dilated.bias", shape: [2 * G]),
+                conditionWeight: store.add("\(name).condition.weight", shape: [1, 2 * G, C]),
+                skipWeight: store.add("\(name).skip.weight", shape: [1, S, G]),
+                skipBias: store.add("\(name).skip.bias", shape: [S]),
+                residualWeight: store.add("\(name).residual.weight", shape: [1, R, G]),
+                residualBias: store.add("\(name).residual.bias", shape: [R]))
+        }
+    }
+
+    /// Uniform initialisation with bound 1/sqrt(fan_in) (PyTorch's default for convolutions).
+    public func initialise(_ store: ParameterStore, generator: inout SeededGenerator) {
+        let c = config
+        func uniform(_ entry: ParameterStore.Entry, fanIn: Int) { store.initUniform(entry, bound: 1 / Float(fanIn).squareRoot(), generator: &generator) }
+        uniform(inputWeight, fanIn: 1); uniform(inputBias, fanIn: 1)
+        uniform(upsampleWeight, fanIn: c.upsampleKernel * c.conditionChannels); uniform(upsampleBias, fanIn: c.upsampleKernel * c.conditionChannels)
+        for layer in layers {
+            uniform(layer.dilatedWeight, fanIn: c.kernelSize * c.residualChannels); uniform(layer.dilatedBias, fanIn: c.kernelSize * c.residualChannels)
+            uniform(layer.conditionWeight, fanIn: c.conditionChannels)
+            uniform(layer.skipWeight, fanIn: c.gatedChannels); uniform(layer.skipBias, fanIn: c.gatedChannels)
+            uniform(layer.residualWeight, fanIn: c.gatedChannels); uniform(layer.residualBias, fanIn: c.gatedChannels)
+        }
+    }
+
+    /// Buffers for one batch shape, kept between forward and backward.
+    public final class Activations: @unchecked Sendable {
+        public let batch: Int, length: Int, frames: Int
+        /// repeat(c): (B, Cc, T); c_up: (B, Cc, T).
+        var repeated: [Float], conditioned: [Float]
+        /// x_res entering each layer and after the last: (L + 1, B, R, T).
+        var residual: [Float]
+        /// h of each layer: (L, B, 2G, T).
+        var preGate: [Float]
+        /// Scratch: z (B, G, T), and gradients.
+        var gated: [Float], dGated: [Float], dPreGate: [Float], dResidual: [Float], dConditioned: [Float]
+        /// The skip sum, (B, S, T).
+        public var skip: [Float]
+
+        init(config c: WaveNetStackConfig, batch: Int, frames: Int) {
+            self.batch = batch
+            self.frames = frames
+            length = frames * c.hop
+            let T = length, R = c.residualChannels, G = c.gatedChannels
+            repeated = [Float](repeating: 0, count: batch * c.conditionChannels * T)
+            conditioned = repeated
+            residual = [Float](repeating: 0, count: (c.layers + 1) * batch * R * T)
+            preGate = [Float](repeating: 0, count: c.layers * batch * 2 * G * T)
+            gated = [Float](repeating: 0, count: batch * G * T)
+            dGated = gated
+            dPreGate = [Float](repeating: 0, count: batch * 2 * G * T)
+            dResidual = [Float](repeating: 0, count: 2 * batch * R * T)
+            dConditioned = repeated
+            skip = [Float](repeating: 0, count: batch * c.skipChannels * T)
+        }
+    }
+
+    public func makeActivations(batch: Int, frames: Int) -> Activations { Activations(config: config, batch: batch, frames: frames) }
+
+    /// Forward: x (B, 1, T), mel (B, Cc, F) with T = F * hop; the skip sum lands in `a.skip` (B, S, T).
+    public func forward(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
+        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
+        let scale = Float(0.5.squareRoot())
+        let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
+        a.repeated.withUnsafeMutableBufferPointer { rep in
+            RepeatUpsample.forward(out: rep.baseAddress!, inp: mel, rows: B * c.conditionChannels, frames: a.frames, hop: c.hop)
+        }
+        upsample.forward(out: &a.conditioned, inp: a.repeated, weight: w(upsampleWeight), bias: w(upsampleBias), batch: B, length: T)
+        let stride = B * R * T, hStride = B * 2 * G * T
+        a.residual.withUnsafeMutableBufferPointer { res in
+            a.preGate.withUnsafeMutableBufferPointer { pre in
+                input.forward(out: res.baseAddress!, inp: x, weight: w(inputWeight), bias: w(inputBias), batch: B, length: T)
+                a.skip.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                for (l, layer) in layers.enumerated() {
+                    let xIn = res.baseAddress! + l * stride, xOut = xIn + stride, h = pre.baseAddress! + l * hStride
+                    layer.dilated.forward(out: h, inp: xIn, weight: w(layer.dilatedWeight), bias: w(layer.dilatedBias), batch: B, length: T)
+                    layer.condition.forward(out: h, inp: a.conditioned, weight: w(layer.conditionWeight), bias: nil, batch: B, length: T, accumulate: true)
+                    GatedUnit.forward(out: &a.gated, inp: h, batch: B, channels: G, length: T)
+                    layer.skip.forward(out: &a.skip, inp: a.gated, weight: w(layer.skipWeight), bias: w(layer.skipBias), batch: B, length: T, accumulate: true)
+                    layer.residual.forward(out: xOut, inp: a.gated, weight: w(layer.residualWeight), bias: w(layer.residualBias), batch: B, length: T)
+                    for i in 0..<stride { xOut[i] = (xIn[i] + xOut[i]) * scale }
+                }
+            }
+        }
+    }
+
+    /// Backward from dSkip (B, S, T): parameter gradients are added into the store; the
+    /// gradient with respect to x (B, 1, T) is added into `dX` when given.
+    public func backward(_ a: Activations, dSkip: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
+                         x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
+        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
+        let scale = Float(0.5.squareRoot())
+        let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
+        let g = { (e: ParameterStore.Entry) in store.gradient(e) }
+        let stride = B * R * T, hStride = B * 2 * G * T
+        a.dConditioned.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        // dResidual holds two (B, R, T) buffers: the gradient of x_res after the layer and before it.
+        a.dResidual.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        a.residual.withUnsafeBufferPointer { res in
+            a.preGate.withUnsafeBufferPointer { pre in
+                a.dResidual.withUnsafeMutableBufferPointer { dres in
+                    var after = dres.baseAddress!, before = after + stride
+                    for (l, layer) in layers.enumerated().reversed() {
+                        let xIn = res.baseAddress! + l * stride, h = pre.baseAddress! + l * hStride
+                        // x_out = (x_in + Res(z)) * scale
+                        for i in 0..<stride { after[i] *= scale }
+                        before.update(from: after, count: stride)
+                        GatedUnit.forward(out: &a.gated, inp: h, batch: B, channels: G, length: T)
+                        a.dGated.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                        layer.residual.backward(dInp: &a.dGated, dWeight: g(layer.residualWeight), dBias: g(layer.residualBias),
+                                                dOut: after, inp: a.gated, weight: w(layer.residualWeight), batch: B, length: T)
+                        layer.skip.backward(dInp: &a.dGated, dWeight: g(layer.skipWeight), dBias: g(layer.skipBias),
+                                            dOut: dSkip, inp: a.gated, weight: w(layer.skipWeight), batch: B, length: T)
+                        a.dPreGate.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                        GatedUnit.backward(dInp: &a.dPreGate, dOut: a.dGated, inp: h, batch: B, channels: G, length: T)
+                        layer.condition.backward(dInp: &a.dConditioned, dWeight: g(layer.conditionWeight), dBias: nil,
+                                                 dOut: a.dPreGate, inp: a.conditioned, weight: w(layer.conditionWeight), batch: B, length: T)
+                        layer.dilated.backward(dInp: before, dWeight: g(layer.dilatedWeight), dBias: g(layer.dilatedBias),
+                                               dOut: a.dPreGate, inp: xIn, weight: w(layer.dilatedWeight), batch: B, length: T)
+                        swap(&after, &before)
+                    }
+                    // `after` now holds the gradient of the first x_res.
+                    input.backward(dInp: dX, dWeight: g(inputWeight), dBias: g(inputBias), dOut: after, inp: x, weight: w(inputWeight), batch: B, length: T)
+                }
+            }
+        }
+        upsample.backward(dInp: nil, dWeight: g(upsampleWeight), dBias: g(upsampleBias), dOut: a.dConditioned, inp: a.repeated,
+                          weight: w(upsampleWeight), batch: B, length: T)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import ParawaveCore
+import ParawaveEngine
+import ParawaveModels
+import ParawaveTestSupport
+import Testing
+
+/// A 3-layer residual stack (dilations 1, 2, 4, kernel 3, R = 8, mel conditioning) against
+/// a PyTorch model written from DESIGN.md (scripts/make_fixtures.py): skip output, loss,
+/// every parameter gradient and the input gradient, within 1e-4 relative.
+struct WaveNetStackTests {
+    @Test func matchesPyTorchReference() throws {
+        let file = try SafeTensors.read(Fixtures.path("models/stack3.safetensors"))
+        let meta = { (key: String) in Int(file.metadata[key]!)! }
+        let config = WaveNetStackConfig(layers: meta("layers"), cycle: 10, kernelSize: meta("kernel"), residualChannels: meta("residual"),
+                                        gatedChannels: meta("gated"), skipChannels: meta("skip"), conditionChannels: meta("mels"),
+                                        hop: meta("hop"), upsampleKernel: meta("upsample_kernel"))
+        let B = meta("batch"), frames = meta("frames")
+        let store = ParameterStore()
+        let stack = WaveNetStack(config: config, prefix: "stack", store: store)
+        for entry in store.entries {
+            let values = try file.tensor(entry.name, shape: entry.shape)
+            store.value(entry).update(from: values, count: values.count)
+        }
+        let x = file.tensors["input.x"]!.values, mel = file.tensors["input.mel"]!.values, proj = file.tensors["input.proj"]!.values
+        let activations = stack.makeActivations(batch: B, frames: frames)
+        stack.forward(activations, x: x, mel: mel, store: store)
+
+        func expectClose(_ ours: [Float], _ reference: [Float], _ label: String) {
+            #expect(ours.count == reference.count, "\(label) size")
+            let scale = reference.map(abs).max() ?? 0
+            var worst: Float = 0
+            for (a, b) in zip(ours, reference) { worst = max(worst, abs(a - b) / max(abs(b), 1e-3 * scale, 1e-30)) }
+            #expect(worst <= 1e-4, "\(label): worst relative error \(worst)")
+        }
+        expectClose(activations.skip, file.tensors["output.skip"]!.values, "skip output")
+        let loss = zip(activations.skip, proj).map { Double($0) * Double($1) }.reduce(0, +)
+        let expectedLoss = Double(file.tensors["output.loss"]!.values[0])
+        #expect(abs(loss - expectedLoss) <= 1e-4 * abs(expectedLoss))
+
+        store.zeroGradients()
+        var dX = [Float](repeating: 0, count: x.count)
+        stack.backward(activations, dSkip: proj, dX: &dX, x: x, mel: mel, store: store)
+        for entry in store.entries {
+            let ours = Array(UnsafeBufferPointer(start: store.gradient(entry), count: entry.count))
+            expectClose(ours, file.tensors["grad." + entry.name]!.values, "gradient of \(entry.name)")
+        }
+        expectClose(dX, file.tensors["grad.x"]!.values, "gradient of x")
+    }
+
+    @Test func causalInTheAudioInput() {
+        let config = WaveNetStackConfig(layers: 4, cycle: 4, kernelSize: 2, residualChannels: 4, gatedChannels: 4, skipChannels: 3,
+                                        conditionChannels: 2, hop: 8)
+        #expect(config.receptiveField == 16)
+        let store = ParameterStore()
+        let stack = WaveNetStack(config: config, prefix: "s", store: store)
+        var generator = SeededGenerator(seed: 1)
+        stack.initialise(store, generator: &generator)
+        let frames = 6, T = frames * 8
+        var x = GradientCheck.random(T, seed: 2)
+        let mel = GradientCheck.random(2 * frames, seed: 3)
+        let a = stack.makeActivations(batch: 1, frames: frames)
+        stack.forward(a, x: x, mel: mel, store: store)
+        let before = a.skip
+        x[30] += 0.5
+        stack.forward(a, x: x, mel: mel, store: store)
+        for c in 0..<3 {
+            for t in 0..<30 { #expect(a.skip[c * T + t] == before[c * T + t], "t \(t) saw the future") }
+            #expect(a.skip[c * T + 30] != before[c * T + 30])
+        }
+    }
+}
