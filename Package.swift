@@ -47,7 +47,7 @@ let package = Package(
             name: "parawave",
             dependencies: ["ParawaveTraining", "ParawaveEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
-        .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining"], swiftSettings: release),
+        .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining", "ParawaveModels"], swiftSettings: release),
 
         // Test-only helpers: fixture paths and scratch folders.
         .target(name: "ParawaveTestSupport", dependencies: ["ParawaveCore"], path: "Sources/ParawaveTestSupport"),

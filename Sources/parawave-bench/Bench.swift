@@ -2,6 +2,7 @@ import Foundation
 import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
+import ParawaveModels
 
 /// `make bench`: speed figures for BENCHMARKS.md. Each figure is the median of several
 /// timed runs after a warm-up. Usage: `parawave-bench [NAME ...]` (default: all).
@@ -9,7 +10,7 @@ import ParawaveEngine
 struct Bench {
     static func main() throws {
         let selected = Set(CommandLine.arguments.dropFirst())
-        let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel)]
+        let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -26,6 +27,8 @@ struct Bench {
         return times.sorted()[runs / 2]
     }
 
+    nonisolated(unsafe) static var peak = 0.0
+
     /// SGEMM GFLOP/s on square products: the machine's peak that the kernels are compared with.
     static func sgemm() {
         for threads in [1, ProcessInfo.processInfo.activeProcessorCount] {
@@ -39,9 +42,42 @@ struct Bench {
                 }
                 let gflops = 2 * Double(n) * Double(n) * Double(n) / seconds / 1e9
                 print(String(format: "sgemm  %4d^3  threads %d  %8.1f GFLOP/s", n, threads, gflops))
+                if threads > 1 { peak = max(peak, gflops) }
             }
         }
         BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// The T-small residual stack (DESIGN.md section 9: 24 layers, 4 cycles of dilations 1..32,
+    /// K 3, R 64, G 64, S 64, 80 mels) on a batch of 4 x 31 frames (7,936 samples each):
+    /// forward, and forward + backward, as samples/s and as a fraction of the SGEMM peak.
+    static func stack() {
+        if peak == 0 { sgemm() }
+        let config = WaveNetStackConfig(layers: 24, cycle: 6, kernelSize: 3, residualChannels: 64, gatedChannels: 64,
+                                        skipChannels: 64, conditionChannels: 80, hop: 256)
+        let store = ParameterStore()
+        let stack = WaveNetStack(config: config, prefix: "teacher", store: store)
+        var generator = SeededGenerator(seed: 1)
+        stack.initialise(store, generator: &generator)
+        let B = 4, frames = 31, T = frames * 256
+        let x = (0..<(B * T)).map { _ in 0.1 * generator.normal() }
+        let mel = (0..<(B * 80 * frames)).map { _ in generator.normal() - 4 }
+        let dSkip = (0..<(B * 64 * T)).map { _ in generator.normal() * 1e-3 }
+        let a = stack.makeActivations(batch: B, frames: frames)
+        let samples = Double(B * T)
+        let macs = Double(config.multiplyAddsPerSample)
+        let forward = time(runs: 5) { stack.forward(a, x: x, mel: mel, store: store) }
+        let both = time(runs: 5) {
+            stack.forward(a, x: x, mel: mel, store: store)
+            store.zeroGradients()
+            stack.backward(a, dSkip: dSkip, dX: nil, x: x, mel: mel, store: store)
+        }
+        for (label, seconds, passes) in [("forward", forward, 1.0), ("fwd+bwd", both, 3.0)] {
+            let gflops = 2 * macs * passes * samples / seconds / 1e9
+            print(String(format: "stack  T-small %@  B 4 x %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
+                         label, T, samples / seconds, gflops, 100 * gflops / peak))
+        }
+        print(String(format: "stack  T-small: %.3f M multiply-adds per sample forward", macs / 1e6))
     }
 
     /// Log-mel extraction (DESIGN.md defaults) of 60 s of 16 kHz audio.
