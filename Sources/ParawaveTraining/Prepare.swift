@@ -48,7 +48,7 @@ public struct Prepare {
             } else {
                 let reasons = Dictionary(grouping: skipped) { Prepare.reasonKind($0.reason) }
                     .map { "\($0.value.count) \($0.key)" }.sorted().joined(separator: ", ")
-                text += "; skipped \(skipped.count) (\(reasons))"
+                text += "; skipped \(skipped.count) (\(reasons); listed in prepare.json)"
             }
             if rescaledFiles > 0 { text += "; \(rescaledFiles) files scaled down to full scale" }
             return text
@@ -199,9 +199,12 @@ public struct Prepare {
         if !entries.contains(where: { $0.split == .train }) { entries[ranked.last!].split = .train }
     }
 
+    /// Records a skipped file. Damaged or unreadable files are reported one line each as
+    /// they occur; deliberate skips (too short, clipped) are only tallied in the summary
+    /// and listed in prepare.json, so a large corpus does not flood the terminal.
     private func skip(_ path: String, _ reason: String, _ report: inout Report) {
         report.skipped.append(Skipped(path: path, reason: reason))
-        log("skipped \(path): \(reason)")
+        if !["too short", "clipped"].contains(Self.reasonKind(reason)) { log("skipped \(path): \(reason)") }
     }
 
     /// A short name for a skip reason, for the summary's tally.
