@@ -9,7 +9,12 @@ public enum GatedUnit {
             for row in rows {
                 let b = row / G, c = row % G
                 let a = h + (b * 2 * G + c) * T, g = a + G * T, o = z + row * T
-                for t in 0..<T { o[t] = tanh(a[t]) * StableMath.sigmoid(g[t]) }
+                var t = 0
+                while t + 8 <= T {
+                    VectorMath.store(VectorMath.tanh(VectorMath.load(a + t)) * VectorMath.sigmoid(VectorMath.load(g + t)), o + t)
+                    t += 8
+                }
+                while t < T { o[t] = tanh(a[t]) * StableMath.sigmoid(g[t]); t += 1 }
             }
         }
     }
@@ -22,7 +27,15 @@ public enum GatedUnit {
                 let b = row / G, c = row % G
                 let a = h + (b * 2 * G + c) * T, g = a + G * T
                 let da = dh + (b * 2 * G + c) * T, dg = da + G * T, d = dz + row * T
-                for t in 0..<T {
+                var t = 0
+                while t + 8 <= T {
+                    let ta = VectorMath.tanh(VectorMath.load(a + t)), sg = VectorMath.sigmoid(VectorMath.load(g + t))
+                    let dv = VectorMath.load(d + t)
+                    VectorMath.store(VectorMath.load(da + t) + dv * sg * (1 - ta * ta), da + t)
+                    VectorMath.store(VectorMath.load(dg + t) + dv * ta * sg * (1 - sg), dg + t)
+                    t += 8
+                }
+                for t in t..<T {
                     let ta = tanh(a[t]), sg = StableMath.sigmoid(g[t])
                     da[t] += d[t] * sg * (1 - ta * ta)
                     dg[t] += d[t] * ta * sg * (1 - sg)

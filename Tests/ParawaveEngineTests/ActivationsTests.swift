@@ -53,3 +53,28 @@ struct ActivationsTests {
         #expect(abs(StableMath.logSumExp([1000, 1000], count: 2) - (1000 + log(2))) < 1e-3)
     }
 }
+
+struct VectorMathTests {
+    @Test func expTanhSigmoidMatchFoundation() {
+        var worstExp = 0.0, worstTanh = 0.0, worstSigmoid = 0.0
+        var x = -90.0
+        while x < 90 {
+            let v = VectorMath.Vector((0..<8).map { Float(x + 0.013 * Double($0)) })
+            let e = VectorMath.exp(v), th = VectorMath.tanh(v), sg = VectorMath.sigmoid(v)
+            for i in 0..<8 {
+                let xi = Double(v[i])
+                // Relative error where e^x is a normal float (below -86 it approaches subnormals).
+                if xi > -86 && xi < 88.3 {
+                    let reference = Foundation.exp(xi)
+                    worstExp = max(worstExp, abs(Double(e[i]) - reference) / reference)
+                }
+                worstTanh = max(worstTanh, abs(Double(th[i]) - Foundation.tanh(xi)))
+                worstSigmoid = max(worstSigmoid, abs(Double(sg[i]) - 1 / (1 + Foundation.exp(-xi))))
+            }
+            x += 0.0917
+        }
+        #expect(worstExp < 3e-7, "exp relative error \(worstExp)")
+        #expect(worstTanh < 3e-7, "tanh absolute error \(worstTanh)")
+        #expect(worstSigmoid < 2e-7, "sigmoid absolute error \(worstSigmoid)")
+    }
+}
