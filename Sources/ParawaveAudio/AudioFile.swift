@@ -71,8 +71,7 @@ public enum AudioFile {
             let written: sf_count_t
             switch encoding {
             case .pcm16:
-                let ints = audio.samples.map { quantize($0, scale: 32768, low: -32768, high: 32767) }
-                let shorts = ints.map { Int16($0) }
+                let shorts = audio.samples.map { Int16(quantize($0, scale: 32768, low: -32768, high: 32767)) }
                 written = shorts.withUnsafeBufferPointer { sf_writef_short(handle, $0.baseAddress, sf_count_t(count)) }
             case .pcm24:
                 // libsndfile keeps the top 24 bits of an Int32.

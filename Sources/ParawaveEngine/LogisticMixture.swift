@@ -63,11 +63,12 @@ public struct LogisticMixture: Sendable {
                     }
                     let total = StableMath.logSumExp(terms, count: M)
                     let g = dLogDensity[i]
+                    let dp = dParams.map { $0 + offset }
                     var dx: Float = 0
                     for k in 0..<M {
                         let r = exp(terms[k] - total)
                         dx += r * gate[k] * inverse[k]
-                        if let dp = dParams.map({ $0 + offset }) {
+                        if let dp {
                             dp[k * T] += g * (r - softmax[k])
                             dp[(M + k) * T] -= g * r * gate[k] * inverse[k]
                             if p[(2 * M + k) * T] > logScaleMin {
