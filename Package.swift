@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "ParawaveCore", swiftSettings: release),
         .target(name: "ParawaveAudio", dependencies: ["ParawaveCore", "CSndfile", "CFFTW", "CSoxr", "CPNG"], swiftSettings: release),
         .target(name: "ParawaveEngine", dependencies: ["ParawaveCore", "COpenBLAS"], swiftSettings: release),
-        .target(name: "ParawaveModels", dependencies: ["ParawaveCore", "ParawaveEngine"], swiftSettings: release),
+        .target(name: "ParawaveModels", dependencies: ["ParawaveCore", "ParawaveAudio", "ParawaveEngine"], swiftSettings: release),
         .target(
             name: "ParawaveTraining",
             dependencies: ["ParawaveAudio", "ParawaveEngine", "ParawaveModels", .product(name: "Yams", package: "Yams")],

@@ -310,6 +310,81 @@ def stack_fixture():
                         "mels": str(C), "hop": str(hop), "upsample_kernel": str(Ku), "batch": str(B), "frames": str(Fr)})
 
 
+def teacher_fixture():
+    """A tiny teacher (3 layers, kernel 2, R = G = S = 6, M = 3, 4 mel bands, hop 4) in
+    PyTorch float64 from DESIGN.md section 3: per-band mel normalisation, the residual
+    stack on x shifted right by one, the head relu -> 1x1 -> relu -> 1x1 -> 3M, and the
+    16-bit discretised-mixture NLL averaged over a mask. Inputs hit x = -1 and x = 1.
+    Saved: parameters, inputs, mixture parameters, loss, every gradient and the gradient
+    with respect to the stack's (shifted) input."""
+    import torch
+    import torch.nn.functional as F
+    from safetensors.numpy import save_file
+    rng = np.random.RandomState(23)
+    L, K, R, G, S, M, C, hop, Ku, B, Fr, bits = 3, 2, 6, 6, 6, 3, 4, 4, 3, 2, 5, 16
+    T = Fr * hop
+    P = {}
+
+    def add(name, shape, fan):
+        P[name] = (rng.uniform(-1, 1, size=shape) / np.sqrt(fan)).astype(np.float32)
+
+    add("teacher.input.weight", (1, R, 1), 1); add("teacher.input.bias", (R,), 1)
+    add("teacher.upsample.weight", (Ku, C, C), Ku * C); add("teacher.upsample.bias", (C,), Ku * C)
+    for l in range(L):
+        n = f"teacher.layers.{l}"
+        add(f"{n}.dilated.weight", (K, 2 * G, R), K * R); add(f"{n}.dilated.bias", (2 * G,), K * R)
+        add(f"{n}.condition.weight", (1, 2 * G, C), C)
+        add(f"{n}.skip.weight", (1, S, G), G); add(f"{n}.skip.bias", (S,), G)
+        add(f"{n}.residual.weight", (1, R, G), G); add(f"{n}.residual.bias", (R,), G)
+    add("teacher.head.0.weight", (1, S, S), S); add("teacher.head.0.bias", (S,), S)
+    add("teacher.head.1.weight", (1, 3 * M, S), S); add("teacher.head.1.bias", (3 * M,), S)
+    mel_mean = (rng.uniform(-1, 1, C) - 5).astype(np.float32)
+    mel_std = (0.5 + rng.uniform(0, 1, C)).astype(np.float32)
+    x = np.clip(0.7 * np.sin(np.arange(B * T) * 0.3) + 0.1 * rng.randn(B * T), -1, 1).reshape(B, T).astype(np.float32)
+    x[0, 3], x[1, 7] = -1.0, 1.0
+    mel = (rng.randn(B, C, Fr) * 2 - 5).astype(np.float32)
+    mask = np.ones((B, T), dtype=np.float32)
+    mask[1, T - 3:] = 0
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in P.items()}
+    shifted = np.zeros((B, 1, T), dtype=np.float32)
+    shifted[:, 0, 1:] = x[:, :-1]
+    tin = torch.tensor(shifted, dtype=torch.float64, requires_grad=True)
+
+    def conv(inp, name, dilation=1, causal=True, bias=True):
+        w = t[name + ".weight"]
+        k = w.shape[0]
+        inp = F.pad(inp, ((k - 1) * dilation, 0)) if causal else F.pad(inp, ((k - 1) // 2, (k - 1) // 2))
+        return F.conv1d(inp, w.permute(1, 2, 0), t[name + ".bias"] if bias else None, dilation=dilation)
+
+    normalised = (torch.tensor(mel, dtype=torch.float64) - torch.tensor(mel_mean, dtype=torch.float64)[None, :, None]) \
+        / torch.tensor(mel_std, dtype=torch.float64)[None, :, None]
+    c_up = conv(normalised.repeat_interleave(hop, dim=2), "teacher.upsample", causal=False)
+    res = conv(tin, "teacher.input")
+    skip = 0
+    for l in range(L):
+        n = f"teacher.layers.{l}"
+        h = conv(res, f"{n}.dilated", dilation=2 ** l) + conv(c_up, f"{n}.condition", bias=False)
+        z = torch.tanh(h[:, :G]) * torch.sigmoid(h[:, G:])
+        skip = skip + conv(z, f"{n}.skip")
+        res = (res + conv(z, f"{n}.residual")) * np.sqrt(0.5)
+    params = conv(F.relu(conv(F.relu(skip), "teacher.head.0")), "teacher.head.1")
+    tx = torch.tensor(x, dtype=torch.float64)
+    logp = torch.stack([dmol_reference(params[b], tx[b], M, bits, -7.0) for b in range(B)])
+    tmask = torch.tensor(mask, dtype=torch.float64)
+    loss = -(logp * tmask).sum() / tmask.sum()
+    loss.backward()
+    tensors = dict(P)
+    tensors.update({"input.x": x, "input.mel": mel, "input.mask": mask, "teacher.mel_mean": mel_mean, "teacher.mel_std": mel_std,
+                    "output.params": params.detach().numpy().astype(np.float32),
+                    "output.loss": np.array([loss.item()], dtype=np.float32),
+                    "grad.input": tin.grad.numpy()[:, 0].astype(np.float32)})
+    for k, v in t.items():
+        tensors["grad." + k] = np.zeros_like(P[k]) if v.grad is None else v.grad.numpy().astype(np.float32)
+    save_file(tensors, out("models", "teacher.safetensors"),
+              metadata={"layers": str(L), "kernel": str(K), "channels": str(R), "mixtures": str(M), "mels": str(C),
+                        "hop": str(hop), "batch": str(B), "frames": str(Fr), "bits": str(bits)})
+
+
 if __name__ == "__main__":
     warnings.filterwarnings("ignore", message="n_fft=.*is too large")
     mel_fixtures()
@@ -319,4 +394,5 @@ if __name__ == "__main__":
     dmol_fixtures()
     safetensors_fixtures()
     stack_fixture()
+    teacher_fixture()
     print("fixtures written to", os.path.normpath(ROOT))

@@ -1,0 +1,296 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+
+/// Everything that fixes a teacher's shape and conventions; stored as JSON in its checkpoint.
+public struct TeacherConfig: Codable, Equatable, Sendable {
+    public var stack: WaveNetStackConfig
+    /// M, the mixture components.
+    public var mixtures: Int
+    /// The likelihood's bit depth: 2^bits levels on [-1, 1].
+    public var bits: Int
+    /// Log-scales are clamped below at this value.
+    public var logScaleMin: Float
+    /// The mel front end the teacher was trained with.
+    public var mel: MelSettings
+
+    public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings) {
+        self.stack = stack
+        self.mixtures = mixtures
+        self.bits = bits
+        self.logScaleMin = logScaleMin
+        self.mel = mel
+    }
+}
+
+/// The WaveNet teacher (DESIGN.md section 3): a residual stack on the one-sample-shifted
+/// waveform, conditioned on the normalised log-mel, and a head
+/// `relu -> 1x1 (S->S) -> relu -> 1x1 (S->3M)` giving a discretised mixture of logistics
+/// per sample.
+///
+/// The log-mel is normalised per band with the training corpus's mean and standard
+/// deviation (`melMean`, `melStd`, kept in the checkpoint beside the weights), so callers
+/// always pass the raw natural-log mel.
+public final class Teacher: @unchecked Sendable {
+    public static let kind = "parawave.teacher"
+
+    public let config: TeacherConfig
+    public let store = ParameterStore()
+    public let stack: WaveNetStack
+    public let mixture: DiscretizedMixture
+    let head1: Conv1d, head2: Conv1d
+    let head1Weight: ParameterStore.Entry, head1Bias: ParameterStore.Entry
+    let head2Weight: ParameterStore.Entry, head2Bias: ParameterStore.Entry
+    /// Per-band normalisation of the log-mel, (n_mels) each.
+    public var melMean: [Float]
+    public var melStd: [Float]
+
+    public init(config: TeacherConfig) {
+        self.config = config
+        let S = config.stack.skipChannels, M = config.mixtures
+        stack = WaveNetStack(config: config.stack, prefix: "teacher", store: store)
+        head1 = Conv1d(inputChannels: S, outputChannels: S)
+        head2 = Conv1d(inputChannels: S, outputChannels: 3 * M)
+        head1Weight = store.add("teacher.head.0.weight", shape: [1, S, S])
+        head1Bias = store.add("teacher.head.0.bias", shape: [S])
+        head2Weight = store.add("teacher.head.1.weight", shape: [1, 3 * M, S])
+        head2Bias = store.add("teacher.head.1.bias", shape: [3 * M])
+        mixture = DiscretizedMixture(mixtures: M, bits: config.bits, logScaleMin: config.logScaleMin)
+        melMean = [Float](repeating: 0, count: config.stack.conditionChannels)
+        melStd = [Float](repeating: 1, count: config.stack.conditionChannels)
+    }
+
+    /// Seeded initialisation: PyTorch's default uniform bounds everywhere.
+    public func initialise(seed: UInt64) {
+        var generator = SeededGenerator(seed: seed)
+        stack.initialise(store, generator: &generator)
+        let S = Float(config.stack.skipChannels)
+        for e in [head1Weight, head1Bias, head2Weight, head2Bias] {
+            store.initUniform(e, bound: 1 / S.squareRoot(), generator: &generator)
+        }
+    }
+
+    /// Buffers for one batch shape.
+    public final class Activations: @unchecked Sendable {
+        public let batch: Int, frames: Int, length: Int
+        let stack: WaveNetStack.Activations
+        /// The shifted input (B, 1, T) and the normalised mel (B, Cc, F).
+        var input: [Float], mel: [Float]
+        /// relu(skip), hidden = head1(relu(skip)), relu(hidden): (B, S, T) each.
+        var relu1: [Float], hidden: [Float], relu2: [Float]
+        /// Mixture parameters (B, 3M, T) and their gradient.
+        public internal(set) var params: [Float]
+        var dParams: [Float]
+        /// Per-sample log-likelihood (B, T) and its gradient.
+        public internal(set) var logProb: [Float]
+        var dLogProb: [Float]
+        var dRelu: [Float], dSkip: [Float]
+
+        init(teacher: Teacher, batch: Int, frames: Int) {
+            let c = teacher.config, S = c.stack.skipChannels
+            self.batch = batch
+            self.frames = frames
+            length = frames * c.stack.hop
+            stack = teacher.stack.makeActivations(batch: batch, frames: frames)
+            input = [Float](repeating: 0, count: batch * length)
+            mel = [Float](repeating: 0, count: batch * c.stack.conditionChannels * frames)
+            relu1 = [Float](repeating: 0, count: batch * S * length)
+            hidden = relu1
+            relu2 = relu1
+            dRelu = relu1
+            dSkip = relu1
+            params = [Float](repeating: 0, count: batch * 3 * c.mixtures * length)
+            dParams = params
+            logProb = [Float](repeating: 0, count: batch * length)
+            dLogProb = logProb
+        }
+    }
+
+    public func makeActivations(batch: Int, frames: Int) -> Activations { Activations(teacher: self, batch: batch, frames: frames) }
+
+    /// Normalises a raw log-mel (B, Cc, F) into `out`.
+    func normalise(_ mel: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int, frames F: Int) {
+        let C = config.stack.conditionChannels
+        for b in 0..<batch {
+            for c in 0..<C {
+                let mean = melMean[c], inv = 1 / melStd[c]
+                let x = mel + (b * C + c) * F, y = out + (b * C + c) * F
+                for f in 0..<F { y[f] = (x[f] - mean) * inv }
+            }
+        }
+    }
+
+    /// Forward on audio x (B, T), T = F * hop, conditioned on the raw log-mel (B, Cc, F):
+    /// the stack sees x shifted right by one sample (zero first), so `a.params[t]` is the
+    /// distribution of x_t given x_<t.
+    public func forward(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>) {
+        let B = a.batch, T = a.length
+        a.input.withUnsafeMutableBufferPointer { inp in
+            for b in 0..<B {
+                inp[b * T] = 0
+                (inp.baseAddress! + b * T + 1).update(from: x + b * T, count: T - 1)
+            }
+        }
+        a.mel.withUnsafeMutableBufferPointer { normalise(mel, into: $0.baseAddress!, batch: B, frames: a.frames) }
+        a.input.withUnsafeBufferPointer { inp in
+            a.mel.withUnsafeBufferPointer { m in
+                stack.forward(a.stack, x: inp.baseAddress!, mel: m.baseAddress!, store: store)
+            }
+        }
+        forwardHead(a)
+    }
+
+    func forwardHead(_ a: Activations) {
+        let B = a.batch, T = a.length, n = a.relu1.count
+        let w = { (e: ParameterStore.Entry) in UnsafePointer(self.store.value(e)) }
+        a.stack.skip.withUnsafeBufferPointer { skip in
+            a.relu1.withUnsafeMutableBufferPointer { ReLU.forward(out: $0.baseAddress!, inp: skip.baseAddress!, count: n) }
+        }
+        head1.forward(out: &a.hidden, inp: a.relu1, weight: w(head1Weight), bias: w(head1Bias), batch: B, length: T)
+        a.hidden.withUnsafeBufferPointer { h in
+            a.relu2.withUnsafeMutableBufferPointer { ReLU.forward(out: $0.baseAddress!, inp: h.baseAddress!, count: n) }
+        }
+        head2.forward(out: &a.params, inp: a.relu2, weight: w(head2Weight), bias: w(head2Bias), batch: B, length: T)
+    }
+
+    /// After `forward`: the log-likelihood of x (B, T) per sample into `a.logProb`; returns the
+    /// mean negative log-likelihood (nats per sample) over the samples where `mask` is nonzero
+    /// (all when nil), and the count of those samples.
+    @discardableResult
+    public func loss(_ a: Activations, audio x: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil) -> (nll: Double, count: Int) {
+        let B = a.batch, T = a.length
+        a.params.withUnsafeBufferPointer { p in
+            a.logProb.withUnsafeMutableBufferPointer { lp in
+                mixture.forward(logProb: lp.baseAddress!, params: p.baseAddress!, x: x, batch: B, length: T)
+            }
+        }
+        var sum = 0.0, count = 0
+        for i in 0..<(B * T) where mask?[i] ?? 1 != 0 {
+            sum -= Double(a.logProb[i])
+            count += 1
+        }
+        return (count > 0 ? sum / Double(count) : 0, count)
+    }
+
+    /// Backward of the masked mean NLL returned by `loss`: parameter gradients are added into
+    /// `store`. `dInput` (B, T), when given, receives the gradient with respect to the stack's
+    /// (shifted) input, for distillation.
+    public func backward(_ a: Activations, audio x: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil, count: Int,
+                         lossScale: Float = 1, dInput: UnsafeMutablePointer<Float>? = nil) {
+        let B = a.batch, T = a.length
+        let scale = -lossScale / Float(max(count, 1))
+        for i in 0..<(B * T) { a.dLogProb[i] = (mask?[i] ?? 1) != 0 ? scale : 0 }
+        a.dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        a.params.withUnsafeBufferPointer { p in
+            a.dParams.withUnsafeMutableBufferPointer { dp in
+                mixture.backward(dParams: dp.baseAddress!, dLogProb: a.dLogProb, params: p.baseAddress!, x: x, batch: B, length: T)
+            }
+        }
+        backwardHead(a)
+        a.input.withUnsafeBufferPointer { inp in
+            a.mel.withUnsafeBufferPointer { m in
+                a.dSkip.withUnsafeBufferPointer { ds in
+                    stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!, store: store)
+                }
+            }
+        }
+    }
+
+    /// From `a.dParams` to `a.dSkip` (overwritten), adding the head's parameter gradients.
+    func backwardHead(_ a: Activations) {
+        let B = a.batch, T = a.length, n = a.relu1.count
+        let w = { (e: ParameterStore.Entry) in UnsafePointer(self.store.value(e)) }
+        let g = { (e: ParameterStore.Entry) in self.store.gradient(e) }
+        a.dRelu.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        head2.backward(dInp: &a.dRelu, dWeight: g(head2Weight), dBias: g(head2Bias), dOut: a.dParams, inp: a.relu2,
+                       weight: w(head2Weight), batch: B, length: T)
+        // dHidden = dRelu2 * [hidden > 0], kept in dSkip as scratch.
+        a.dSkip.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        a.hidden.withUnsafeBufferPointer { h in
+            a.dRelu.withUnsafeBufferPointer { dr in
+                a.dSkip.withUnsafeMutableBufferPointer { ReLU.backward(dInp: $0.baseAddress!, dOut: dr.baseAddress!, inp: h.baseAddress!, count: n) }
+            }
+        }
+        a.dRelu.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        head1.backward(dInp: &a.dRelu, dWeight: g(head1Weight), dBias: g(head1Bias), dOut: a.dSkip, inp: a.relu1,
+                       weight: w(head1Weight), batch: B, length: T)
+        a.dSkip.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        a.stack.skip.withUnsafeBufferPointer { s in
+            a.dRelu.withUnsafeBufferPointer { dr in
+                a.dSkip.withUnsafeMutableBufferPointer { ReLU.backward(dInp: $0.baseAddress!, dOut: dr.baseAddress!, inp: s.baseAddress!, count: n) }
+            }
+        }
+    }
+
+    // MARK: checkpoints
+
+    /// Metadata for a checkpoint of this teacher.
+    public func metadata(step: Int) -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)
+        return ["kind": Self.kind, "config": json, "step": String(step), "format_version": String(CheckpointFormat.version)]
+    }
+
+    /// A checkpoint with `values` (the store's layout; the EMA weights for rendering) and the
+    /// mel normalisation.
+    public func checkpoint(values: [Float], step: Int) -> SafeTensors {
+        precondition(values.count == store.count, "parameter count mismatch")
+        var tensors: [String: SafeTensors.Tensor] = [:]
+        for e in store.entries {
+            tensors[e.name] = SafeTensors.Tensor(shape: e.shape, values: Array(values[e.offset..<(e.offset + e.count)]))
+        }
+        let C = config.stack.conditionChannels
+        tensors["teacher.mel_mean"] = SafeTensors.Tensor(shape: [C], values: melMean)
+        tensors["teacher.mel_std"] = SafeTensors.Tensor(shape: [C], values: melStd)
+        return SafeTensors(tensors: tensors, metadata: metadata(step: step))
+    }
+
+    /// Loads a teacher checkpoint written by `checkpoint`.
+    public static func load(_ file: SafeTensors, name: String) throws -> Teacher {
+        guard file.metadata["kind"] == kind else {
+            throw ParawaveError(name, "not a teacher checkpoint (kind '\(file.metadata["kind"] ?? "none")')")
+        }
+        try CheckpointFormat.checkVersion(file, name: name)
+        guard let json = file.metadata["config"], let config = try? JSONDecoder().decode(TeacherConfig.self, from: Data(json.utf8)) else {
+            throw ParawaveError(name, "the checkpoint's teacher config is missing or unreadable")
+        }
+        let teacher = Teacher(config: config)
+        try teacher.loadValues(from: file, name: name)
+        return teacher
+    }
+
+    /// Copies every parameter and the mel normalisation from `file`.
+    public func loadValues(from file: SafeTensors, name: String) throws {
+        var values = [Float](repeating: 0, count: store.count)
+        for e in store.entries {
+            let v = try file.tensor(e.name, shape: e.shape, file: name)
+            values.replaceSubrange(e.offset..<(e.offset + e.count), with: v)
+        }
+        for (i, v) in values.enumerated() where !v.isFinite {
+            throw ParawaveError(name, "parameter \(i) is not finite (\(v)); the checkpoint is damaged")
+        }
+        store.setValues(values)
+        let C = config.stack.conditionChannels
+        melMean = try file.tensor("teacher.mel_mean", shape: [C], file: name)
+        melStd = try file.tensor("teacher.mel_std", shape: [C], file: name)
+        if melStd.contains(where: { !($0 > 0) }) || melMean.contains(where: { !$0.isFinite }) {
+            throw ParawaveError(name, "the checkpoint's mel normalisation is damaged")
+        }
+    }
+}
+
+/// The version of the checkpoint layout written by this build.
+public enum CheckpointFormat {
+    public static let version = 1
+
+    static func checkVersion(_ file: SafeTensors, name: String) throws {
+        guard let text = file.metadata["format_version"], let v = Int(text) else {
+            throw ParawaveError(name, "the checkpoint has no format_version")
+        }
+        if v > version {
+            throw ParawaveError(name, "checkpoint format \(v) is newer than this build reads (\(version)); update Parawave")
+        }
+    }
+}
