@@ -31,7 +31,10 @@ public enum LearningRateSchedule: Codable, Equatable, Sendable {
 ///   g <- g * min(1, clip / ||g||)
 ///   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 ///   w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-///   ema <- decay * ema + (1 - decay) * w
+///   ema <- d_t * ema + (1 - d_t) * w,  d_t = min(decay, (1 + t) / (10 + t))
+///
+/// The ramp on the EMA decay (as TensorFlow's ExponentialMovingAverage with num_updates) keeps
+/// a short run's average from being dominated by the initial weights.
 public final class Adam: @unchecked Sendable {
     public var beta1: Float = 0.9
     public var beta2: Float = 0.999
@@ -63,6 +66,9 @@ public final class Adam: @unchecked Sendable {
         self.step = step
     }
 
+    /// The EMA decay used at 1-based `step`.
+    public static func emaDecay(_ decay: Float, step: Int) -> Float { min(decay, (1 + Float(step)) / (10 + Float(step))) }
+
     /// One update with learning rate `lr`; returns the gradient norm before clipping.
     @discardableResult
     public func update(_ store: ParameterStore, learningRate lr: Double) -> Double {
@@ -72,7 +78,8 @@ public final class Adam: @unchecked Sendable {
         let clip: Float = clipNorm > 0 && norm > clipNorm ? Float(clipNorm / norm) : 1
         let c1 = 1 - pow(beta1, Float(step)), c2 = 1 - pow(beta2, Float(step))
         let rate = Float(lr)
-        let (b1, b2, eps, decay) = (beta1, beta2, epsilon, emaDecay)
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        let decay = Self.emaDecay(emaDecay, step: step)
         let w = store.values, g = store.gradients
         m.withUnsafeMutableBufferPointer { m in
             v.withUnsafeMutableBufferPointer { v in

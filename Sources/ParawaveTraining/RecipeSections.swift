@@ -1,4 +1,5 @@
 import ParawaveAudio
+import ParawaveEngine
 
 /// `audio:` the signal conventions every model and data directory of a recipe shares.
 public struct AudioSection: Codable, Equatable, Sendable {
@@ -187,21 +188,46 @@ public struct StudentSection: Codable, Equatable, Sendable {
 
 /// `train:` maximum-likelihood training of the teacher.
 public struct TrainSection: Codable, Equatable, Sendable {
+    public enum Schedule: String, Codable, CaseIterable, Sendable {
+        /// The base rate throughout (after the warm-up, if any).
+        case constant
+        /// Multiplied by `decay_factor` every `decay_every` steps.
+        case step
+        /// Linear warm-up over `warmup_steps`, then half a cosine down to `lr_floor` x base.
+        case cosine
+    }
+
     public var steps = 20000
     public var batchSize = 4
     /// Samples per training crop (rounded down to whole mel frames).
     public var crop = 8000
     public var learningRate = 0.001
+    public var schedule = Schedule.constant
+    public var warmupSteps = 0
+    public var decayEvery = 100_000
+    public var decayFactor = 0.5
+    public var lrFloor = 0.01
+    /// Polyak averaging of the weights; the average is what gets rendered. In the first steps
+    /// the decay is min(ema_decay, (1 + step) / (10 + step)), so short runs are not dominated
+    /// by the initial weights.
     public var emaDecay = 0.9999
     /// Global gradient-norm clip; 0 disables it.
     public var clipNorm = 10.0
     public var checkpointEvery = 500
     public var validateEvery = 500
+    /// A metrics line every this many steps.
+    public var logEvery = 50
+    /// Validation utterances scored (one crop each, from its start); 0 disables validation.
+    public var validationUtterances = 32
+    /// Consecutive non-finite steps after which training stops.
+    public var maxSkippedSteps = 20
     public var seed = 1
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case steps, batchSize = "batch_size", crop, learningRate = "learning_rate", emaDecay = "ema_decay"
-        case clipNorm = "clip_norm", checkpointEvery = "checkpoint_every", validateEvery = "validate_every", seed
+        case steps, batchSize = "batch_size", crop, learningRate = "learning_rate", schedule, warmupSteps = "warmup_steps"
+        case decayEvery = "decay_every", decayFactor = "decay_factor", lrFloor = "lr_floor", emaDecay = "ema_decay"
+        case clipNorm = "clip_norm", checkpointEvery = "checkpoint_every", validateEvery = "validate_every", logEvery = "log_every"
+        case validationUtterances = "validation_utterances", maxSkippedSteps = "max_skipped_steps", seed
     }
 
     public init() {}
@@ -213,19 +239,43 @@ public struct TrainSection: Codable, Equatable, Sendable {
         try c.update(&batchSize, .batchSize)
         try c.update(&crop, .crop)
         try c.update(&learningRate, .learningRate)
+        try c.update(&schedule, .schedule)
+        try c.update(&warmupSteps, .warmupSteps)
+        try c.update(&decayEvery, .decayEvery)
+        try c.update(&decayFactor, .decayFactor)
+        try c.update(&lrFloor, .lrFloor)
         try c.update(&emaDecay, .emaDecay)
         try c.update(&clipNorm, .clipNorm)
         try c.update(&checkpointEvery, .checkpointEvery)
         try c.update(&validateEvery, .validateEvery)
+        try c.update(&logEvery, .logEvery)
+        try c.update(&validationUtterances, .validationUtterances)
+        try c.update(&maxSkippedSteps, .maxSkippedSteps)
         try c.update(&seed, .seed)
+    }
+
+    /// The learning-rate schedule these keys describe.
+    public var learningRateSchedule: LearningRateSchedule {
+        switch schedule {
+        case .constant: return warmupSteps > 0 ? .warmupCosine(warmup: warmupSteps, total: Int.max / 2, floor: 1) : .constant
+        case .step: return .step(every: decayEvery, factor: decayFactor)
+        case .cosine: return .warmupCosine(warmup: warmupSteps, total: steps, floor: lrFloor)
+        }
     }
 
     func check(_ v: inout RecipeValidator) {
         v.requireRun(steps: steps, batchSize: batchSize, crop: crop, learningRate: learningRate)
+        v.require(warmupSteps, in: 0...100_000_000, "warmup_steps")
+        v.require(decayEvery, in: 1...100_000_000, "decay_every")
+        v.require(decayFactor, in: 1e-6...1, "decay_factor")
+        v.require(lrFloor, in: 0...1, "lr_floor")
         v.require(emaDecay, in: 0...1, "ema_decay")
         v.require(clipNorm, in: 0...1e9, "clip_norm")
         v.require(checkpointEvery, in: 1...100_000_000, "checkpoint_every")
         v.require(validateEvery, in: 1...100_000_000, "validate_every")
+        v.require(logEvery, in: 1...100_000_000, "log_every")
+        v.require(validationUtterances, in: 0...100_000, "validation_utterances")
+        v.require(maxSkippedSteps, in: 1...100_000, "max_skipped_steps")
         v.require(seed, in: 0...Int(Int32.max), "seed")
     }
 }

@@ -12,7 +12,8 @@ struct Parawave: ParsableCommand {
             shape (n_mels, frames), as in Tacotron 2, WaveGlow and HiFi-GAN.
             """,
         version: ParawaveVersion.string,
-        subcommands: [PrepareCommand.self, MelCommand.self, SpectrogramCommand.self, GriffinLimCommand.self, InfoCommand.self])
+        subcommands: [PrepareCommand.self, TrainTeacherCommand.self, RenderCommand.self, MelCommand.self, SpectrogramCommand.self,
+                      GriffinLimCommand.self, InfoCommand.self])
 }
 
 /// `--recipe` and `--set`, shared by every command that reads a recipe.

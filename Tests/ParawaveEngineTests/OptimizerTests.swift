@@ -46,8 +46,13 @@ struct OptimizerTests {
         adam.update(store, learningRate: 0.1)
         // Bias-corrected first step moves each weight by lr * sign(g) (up to epsilon).
         #expect(abs(store.value(w)[0] - 0.9) < 1e-6 && abs(store.value(w)[1] - (-0.9)) < 1e-6)
-        #expect(abs(adam.ema[0] - (0.75 * 1 + 0.25 * 0.9)) < 1e-6)
-        #expect(abs(adam.ema[1] - (0.75 * -1 + 0.25 * -0.9)) < 1e-6)
+        // The first step's decay is min(0.75, 2/11).
+        let d: Float = 2.0 / 11
+        #expect(abs(adam.ema[0] - (d * 1 + (1 - d) * 0.9)) < 1e-6)
+        #expect(abs(adam.ema[1] - (d * -1 + (1 - d) * -0.9)) < 1e-6)
+        // From step 32 on, (1 + t) / (10 + t) > 0.75 and the configured decay holds.
+        #expect(Adam.emaDecay(0.75, step: 31) < 0.75 && Adam.emaDecay(0.75, step: 32) == 0.75)
+        #expect(Adam.emaDecay(0.9999, step: 1000) == Float(1001) / 1010)
     }
 
     @Test func clippingScalesTheWholeGradient() {

@@ -1,0 +1,87 @@
+import Foundation
+import ParawaveCore
+import ParawaveEngine
+
+/// A training run's directory (DESIGN.md section 8): `model.safetensors` (EMA weights),
+/// `train-state.safetensors` (everything `--resume` needs), `recipe.yaml` (as resolved),
+/// `metrics.jsonl` and `samples/`.
+public struct RunDirectory: Sendable {
+    public let path: String
+
+    public init(_ path: String) { self.path = path }
+
+    public var model: String { path + "/model.safetensors" }
+    public var trainState: String { path + "/train-state.safetensors" }
+    public var recipe: String { path + "/recipe.yaml" }
+    public var metrics: String { path + "/metrics.jsonl" }
+    public var samples: String { path + "/samples" }
+
+    public var hasState: Bool { FileManager.default.fileExists(atPath: trainState) }
+
+    /// Creates the directory (and `samples/`).
+    public func create() throws {
+        do {
+            try FileManager.default.createDirectory(atPath: samples, withIntermediateDirectories: true)
+        } catch {
+            throw ParawaveError(path, "cannot create the run directory: \(error.localizedDescription)")
+        }
+    }
+
+    /// Appends one JSON object per line to `metrics.jsonl` (keys sorted, numbers as given).
+    public func appendMetrics(_ fields: [(String, MetricValue)]) throws {
+        let line = "{" + fields.sorted { $0.0 < $1.0 }.map { "\"\($0.0)\":\($0.1.json)" }.joined(separator: ",") + "}\n"
+        if !FileManager.default.fileExists(atPath: metrics) { FileManager.default.createFile(atPath: metrics, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: metrics) else { throw ParawaveError(metrics, "cannot append metrics") }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(line.utf8))
+    }
+
+    /// Drops metric lines past `step` (written after the checkpoint a resumed run restarts from).
+    public func truncateMetrics(after step: Int) throws {
+        guard let data = FileManager.default.contents(atPath: metrics) else { return }
+        let kept = String(decoding: data, as: UTF8.self).split(separator: "\n").filter { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let s = object["step"] as? Int else { return false }
+            return s <= step
+        }
+        try AtomicFile.write(Data(kept.map { $0 + "\n" }.joined().utf8), to: metrics)
+    }
+
+    /// Reads every metrics line.
+    public func readMetrics() throws -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: metrics) else { throw ParawaveError(metrics, "no metrics in this run") }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+}
+
+/// A value in a metrics line.
+public enum MetricValue: Sendable {
+    case int(Int), double(Double), string(String), bool(Bool)
+
+    var json: String {
+        switch self {
+        case .int(let v): return String(v)
+        case .double(let v): return v.isFinite ? String(format: "%.6g", v) : "null"
+        case .string(let v): return "\"" + v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        case .bool(let v): return v ? "true" : "false"
+        }
+    }
+}
+
+/// Set by SIGINT / SIGTERM; training loops check it between steps.
+public enum StopSignal {
+    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+
+    public static var requested: Bool { flag != 0 }
+
+    /// Installs handlers for SIGINT and SIGTERM that only set the flag.
+    public static func install() {
+        signal(SIGINT) { _ in StopSignal.flag = 1 }
+        signal(SIGTERM) { _ in StopSignal.flag = 1 }
+    }
+
+    public static func reset() { flag = 0 }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+
+/// A prepared data directory's utterances loaded for training: audio and log-mel in memory,
+/// checked against the recipe's audio settings.
+public struct TrainingData: Sendable {
+    public struct Utterance: Sendable {
+        public var id: String
+        public var audio: [Float]
+        /// (n_mels, frames).
+        public var mel: Matrix
+    }
+
+    public let directory: DataDirectory
+    public let settings: MelSettings
+    public let train: [Utterance]
+    public let validation: [Utterance]
+    /// Per-band mean and standard deviation of the training mels (from stats.json).
+    public let melMean: [Float]
+    public let melStd: [Float]
+
+    /// Loads `path`; the data must have been prepared with `audio` (sample rate, hop, mel bands...).
+    public init(_ path: String, audio: MelSettings, progress: Bool = true) throws {
+        let directory = try DataDirectory(path)
+        self.directory = directory
+        settings = audio
+        if let data = FileManager.default.contents(atPath: path + "/prepare.json"),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let melObject = object["mel"], let melData = try? JSONSerialization.data(withJSONObject: melObject),
+           let prepared = try? JSONDecoder().decode(MelSettings.self, from: melData), prepared != audio {
+            throw ParawaveError(path, "was prepared with different audio settings than the recipe's "
+                                + Self.difference(prepared, audio) + "; prepare it again with this recipe")
+        }
+        let reporter = progress ? ProgressReporter("loading \(path)", total: directory.entries.count, unit: "files") : nil
+        func load(_ entries: [ManifestEntry]) throws -> [Utterance] {
+            try entries.map { entry in
+                let audioFile = try AudioFile.read(directory.file(entry.audio))
+                if audioFile.sampleRate != audio.sampleRate {
+                    throw ParawaveError(directory.file(entry.audio), "is at \(audioFile.sampleRate) Hz, the recipe at \(audio.sampleRate) Hz")
+                }
+                let mel = try MelFile.read(directory.file(entry.mel), nMels: audio.nMels)
+                reporter?.advance()
+                return Utterance(id: entry.id, audio: audioFile.samples, mel: mel)
+            }
+        }
+        let train = try load(directory.entries(.train))
+        self.train = train
+        validation = try load(directory.entries(.validation))
+        reporter?.finish()
+        if train.isEmpty { throw ParawaveError(path, "has no training utterances") }
+        guard let data = FileManager.default.contents(atPath: path + "/stats.json"),
+              let stats = try? JSONDecoder().decode(MelStatistics.self, from: data), stats.mean.count == audio.nMels else {
+            throw ParawaveError(path + "/stats.json", "missing or unreadable mel statistics; prepare the data again")
+        }
+        melMean = stats.mean.map { Float($0) }
+        melStd = stats.std.map { Float(max($0, 1e-3)) }
+    }
+
+    static func difference(_ a: MelSettings, _ b: MelSettings) -> String {
+        let pairs: [(String, String, String)] = [
+            ("sample_rate", "\(a.sampleRate)", "\(b.sampleRate)"), ("n_fft", "\(a.nFFT)", "\(b.nFFT)"),
+            ("hop_length", "\(a.hopLength)", "\(b.hopLength)"), ("win_length", "\(a.winLength)", "\(b.winLength)"),
+            ("n_mels", "\(a.nMels)", "\(b.nMels)"), ("fmin", "\(a.fMin)", "\(b.fMin)"), ("fmax", "\(a.fMax)", "\(b.fMax)"),
+        ]
+        let differing = pairs.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) vs \($0.2)" }
+        return differing.isEmpty ? "(mel options)" : "(" + differing.joined(separator: ", ") + ")"
+    }
+}
+
+/// A batch of crops: audio (B, T), mask (B, T) (1 where a real sample is), mel (B, Cc, F).
+public struct CropBatch: Sendable {
+    public var audio: [Float]
+    public var mask: [Float]
+    public var mel: [Float]
+    public var batch: Int, frames: Int, hop: Int
+    public var length: Int { frames * hop }
+
+    init(batch: Int, frames: Int, hop: Int, bands: Int) {
+        self.batch = batch
+        self.frames = frames
+        self.hop = hop
+        audio = [Float](repeating: 0, count: batch * frames * hop)
+        mask = audio
+        mel = [Float](repeating: 0, count: batch * bands * frames)
+    }
+
+    /// Copies `frames` frames of `u` from `startFrame` into row `b`; past the end of the
+    /// utterance audio is zero, masked out, and the mel is the log floor (silence).
+    mutating func fill(_ b: Int, from u: TrainingData.Utterance, startFrame: Int, floor: Float) {
+        let T = length, C = u.mel.rows
+        let first = startFrame * hop
+        for t in 0..<T {
+            let i = first + t
+            let real = i < u.audio.count
+            audio[b * T + t] = real ? u.audio[i] : 0
+            mask[b * T + t] = real ? 1 : 0
+        }
+        for c in 0..<C {
+            for f in 0..<frames {
+                let source = startFrame + f
+                mel[(b * C + c) * frames + f] = source < u.mel.columns ? u.mel[c, source] : floor
+            }
+        }
+    }
+}
+
+/// Random crops aligned to mel frames: an utterance with probability proportional to its
+/// length, then a uniform start frame.
+public struct CropSampler: Sendable {
+    let utterances: [TrainingData.Utterance]
+    let cumulative: [Int]
+    public let frames: Int
+    let hop: Int
+    let floor: Float
+
+    public init(_ utterances: [TrainingData.Utterance], cropSamples: Int, hop: Int, logFloor: Double) {
+        precondition(!utterances.isEmpty, "no utterances")
+        self.utterances = utterances
+        var total = 0
+        cumulative = utterances.map { total += max($0.mel.columns, 1); return total }
+        frames = max(1, cropSamples / hop)
+        self.hop = hop
+        floor = Float(log(logFloor))
+    }
+
+    public func next(batch: Int, generator: inout SeededGenerator) -> CropBatch {
+        var out = CropBatch(batch: batch, frames: frames, hop: hop, bands: utterances[0].mel.rows)
+        for b in 0..<batch {
+            let pick = Int(generator.next() % UInt64(cumulative.last!))
+            var lo = 0, hi = cumulative.count - 1
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if cumulative[mid] > pick { hi = mid } else { lo = mid + 1 }
+            }
+            let u = utterances[lo]
+            let room = max(0, u.mel.columns - frames)
+            let start = room > 0 ? Int(generator.next() % UInt64(room + 1)) : 0
+            out.fill(b, from: u, startFrame: start, floor: floor)
+        }
+        return out
+    }
+
+    /// Fixed crops (each utterance's first `frames` frames) in batches, the last one padded
+    /// with masked rows: the validation set.
+    public func fixedBatches(batch: Int) -> [CropBatch] {
+        stride(from: 0, to: utterances.count, by: batch).map { start in
+            var out = CropBatch(batch: batch, frames: frames, hop: hop, bands: utterances[0].mel.rows)
+            for b in 0..<min(batch, utterances.count - start) { out.fill(b, from: utterances[start + b], startFrame: 0, floor: floor) }
+            return out
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveModels
+
+struct RenderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract: "Synthesise a WAV from a log-mel spectrogram (or from the mel of a WAV) with a trained model.",
+        discussion: """
+            --model takes a run directory or a checkpoint. A teacher generates sample by \
+            sample (Fast WaveNet, per-layer queues). --mel takes a natural-log Slaney mel \
+            .npy of shape (n_mels, frames) made with the model's audio settings (see \
+            `parawave mel`, or Tacotron 2 / WaveGlow / HiFi-GAN mels of the same \
+            settings); --wav computes it from audio (copy synthesis). The real-time factor \
+            (render time / audio duration) is printed.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Run directory or checkpoint.", valueName: "RUN_OR_CHECKPOINT"))
+    var model: String
+
+    @Option(name: .long, help: ArgumentHelp("Log-mel .npy to render.", valueName: "X.npy"))
+    var mel: String?
+
+    @Option(name: .long, help: ArgumentHelp("Audio whose log-mel to render (copy synthesis).", valueName: "X.wav"))
+    var wav: String?
+
+    @Option(name: .long, help: ArgumentHelp("Output WAV.", valueName: "Y.wav"))
+    var out: String
+
+    @Flag(name: .long, help: "The .npy is (frames, n_mels) rather than (n_mels, frames).")
+    var framesFirst = false
+
+    @Option(name: .long, help: "Sampling temperature: scales the logistic's scale (1 samples the model as trained).")
+    var temperature: Float = 1
+
+    @Option(name: .long, help: "Random seed for sampling.")
+    var seed: Int = 1
+
+    @Option(name: .long, help: ArgumentHelp("Also draw the spectrograms (input and rendered) as a PNG.", valueName: "OUT.png"))
+    var png: String?
+
+    func validate() throws {
+        if (mel == nil) == (wav == nil) { throw ValidationError("give exactly one of --mel and --wav") }
+        if !(temperature > 0 && temperature <= 2) { throw ValidationError("--temperature must be in (0, 2], got \(temperature)") }
+        if seed < 0 { throw ValidationError("--seed must be non-negative") }
+    }
+
+    func run() throws {
+        let loaded = try TrainedModel.load(model)
+        switch loaded {
+        case .teacher(let teacher):
+            let settings = teacher.config.mel
+            let (input, reference) = try inputMel(settings: settings)
+            warnIfUnusual(input, mean: teacher.melMean)
+            let seconds = Double(input.columns * settings.hopLength) / Double(settings.sampleRate)
+            let generator = TeacherGenerator(teacher: teacher, batch: 1)
+            let progress = ProgressReporter("render", total: input.columns * settings.hopLength, unit: "samples")
+            let start = Date()
+            var last = 0
+            let audio = generator.generate(mels: [input], temperature: temperature, seed: UInt64(seed)) { done, _ in
+                progress.advance(by: done - last)
+                last = done
+            }[0]
+            let elapsed = Date().timeIntervalSince(start)
+            progress.finish()
+            try AudioFile.write(Audio(samples: audio, sampleRate: settings.sampleRate), to: out)
+            print(String(format: "wrote %@: %.2f s at %d Hz in %.2f s (real-time factor %.3f, %.0f samples/s; teacher, autoregressive)",
+                         out, seconds, settings.sampleRate, elapsed, elapsed / max(seconds, 1e-9), Double(audio.count) / max(elapsed, 1e-9)))
+            if let png {
+                let rendered = try MelSpectrogram(settings: settings).logMel(audio)
+                var panels = [SpectrogramImage.Panel(title: (wav != nil ? "real: " : "input: ") + ((wav ?? mel!) as NSString).lastPathComponent,
+                                                     logMel: reference ?? input)]
+                panels.append(SpectrogramImage.Panel(title: "rendered (teacher): " + (out as NSString).lastPathComponent, logMel: rendered))
+                try SpectrogramImage.write(panels, settings: settings, to: png)
+                print("wrote \(png)")
+            }
+        }
+    }
+
+    /// The mel to render and, for --wav, the same mel as the real audio's reference.
+    func inputMel(settings: MelSettings) throws -> (Matrix, Matrix?) {
+        if let mel {
+            return (try MelFile.read(mel, nMels: settings.nMels, framesFirst: framesFirst), nil)
+        }
+        let audio = try AudioFile.read(wav!, sampleRate: settings.sampleRate)
+        if audio.samples.isEmpty { throw ParawaveError(wav!, "holds no audio") }
+        let m = try MelSpectrogram(settings: settings).logMel(audio.samples)
+        return (m, m)
+    }
+
+    /// A natural-log mel of speech sits near the training mean; log10 or dB mels do not.
+    func warnIfUnusual(_ mel: Matrix, mean: [Float]) {
+        guard !mel.values.isEmpty else { return }
+        let ours = mel.values.reduce(0, +) / Float(mel.values.count)
+        let trained = mean.reduce(0, +) / Float(max(mean.count, 1))
+        if abs(ours - trained) > 4 {
+            let message = String(format: "warning: the mel's mean is %.2f but the training mels' was %.2f; is it a natural-log "
+                                 + "Slaney mel with the model's settings (not log10, dB or normalised)?\n", ours, trained)
+            FileHandle.standardError.write(Data(message.utf8))
+        }
+    }
+}
