@@ -5,7 +5,8 @@ The Swift tests read only the files this script writes; they never run Python.
 Requirements: numpy, librosa==0.11.0, soundfile, torch (CPU is enough).
 Run from the repository root:
 
-    python3 scripts/make_fixtures.py
+    python3 scripts/make_fixtures.py                    # every fixture
+    python3 scripts/make_fixtures.py transposed_conv    # only the named generators
 
 Every output is deterministic (fixed seeds), so re-running it reproduces the
 committed files, except that libsndfile's OGG and float-WAV writers embed a stream
@@ -384,15 +385,83 @@ def teacher_fixture():
               metadata={"layers": str(L), "kernel": str(K), "channels": str(R), "mixtures": str(M), "mels": str(C),
                         "hop": str(hop), "batch": str(B), "frames": str(Fr), "bits": str(bits)})
 
+# ---------------------------------------------------------------- transposed convolution (upsampler)
+
+TRANSPOSED_CONV_CASES = [
+    # name, Cin, Cout, stride, kernel, batch, frames
+    ("s2", 3, 5, 2, 4, 2, 7),
+    ("s4", 4, 3, 4, 8, 3, 5),
+    ("s16", 2, 4, 16, 32, 2, 3),
+    ("s3k5", 3, 2, 3, 5, 2, 6),      # K - s even, s odd: padding 1, exactly F*s outputs
+    ("s3k6", 2, 3, 3, 6, 2, 5),      # K - s odd: PyTorch gives F*s + 1 samples, the last is dropped
+    ("s4k4", 3, 3, 4, 4, 1, 4),      # K = s: no overlap, padding 0
+    ("s256", 2, 3, 256, 512, 2, 3),  # a hop-sized stride with small channels
+]
+
+
+def transposed_conv_fixture():
+    """torch.nn.ConvTranspose1d(Cin, Cout, K, stride=s, padding=(K - s)//2) in float64 from
+    float32 parameters, its output cut to exactly F*s samples, loss = sum(y * proj) and the
+    gradients of weight, bias and input. Weights are saved in Parawave's (K, Cout, Cin)
+    layout (torch's is (Cin, Cout, K)). The cases are described in one metadata entry, so
+    the file's bytes are reproducible."""
+    import torch
+    from safetensors.numpy import save_file
+    rng = np.random.RandomState(13)
+    tensors, cases = {}, []
+    for name, cin, cout, s, k, b, frames in TRANSPOSED_CONV_CASES:
+        pad = (k - s) // 2
+        layer = torch.nn.ConvTranspose1d(cin, cout, k, stride=s, padding=pad).double()
+        w = (rng.uniform(-1, 1, (cin, cout, k)) / np.sqrt(cin * k / s)).astype(np.float32)
+        bias = rng.uniform(-0.5, 0.5, cout).astype(np.float32)
+        x = rng.randn(b, cin, frames).astype(np.float32)
+        proj = rng.randn(b, cout, frames * s).astype(np.float32)
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor(w, dtype=torch.float64))
+            layer.bias.copy_(torch.tensor(bias, dtype=torch.float64))
+        tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        full = layer(tx)
+        assert full.shape[2] == frames * s + (k - s) % 2, full.shape
+        y = full[:, :, :frames * s]
+        loss = (y * torch.tensor(proj, dtype=torch.float64)).sum()
+        loss.backward()
+        ours = lambda a: np.ascontiguousarray(a.transpose(2, 1, 0))  # (Cin, Cout, K) -> (K, Cout, Cin)
+        tensors.update({
+            f"{name}.weight": ours(w), f"{name}.bias": bias, f"{name}.x": x, f"{name}.proj": proj,
+            f"{name}.y": y.detach().numpy().astype(np.float32),
+            f"{name}.grad.weight": ours(layer.weight.grad.numpy()).astype(np.float32),
+            f"{name}.grad.bias": layer.bias.grad.numpy().astype(np.float32),
+            f"{name}.grad.x": tx.grad.numpy().astype(np.float32),
+        })
+        cases.append({"name": name, "inputChannels": cin, "outputChannels": cout, "stride": s, "kernelSize": k,
+                      "padding": pad, "batch": b, "frames": frames})
+    save_file(tensors, out("engine", "transposed_conv.safetensors"),
+              metadata={"cases": json.dumps(cases, sort_keys=True)})
+
+
+GENERATORS = {
+    "mel": mel_fixtures,
+    "griffinlim": griffinlim_fixture,
+    "npy": npy_fixtures,
+    "audio": audio_fixtures,
+    "dmol": dmol_fixtures,
+    "safetensors": safetensors_fixtures,
+    "stack": stack_fixture,
+    "transposed_conv": transposed_conv_fixture,
+    "teacher": teacher_fixture,
+}
+
 
 if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description="Writes the golden fixtures under Tests/Fixtures.")
+    parser.add_argument("only", nargs="*", metavar="GENERATOR",
+                        help="generators to run, of: " + ", ".join(GENERATORS) + " (default: all of them)")
+    args = parser.parse_args()
+    unknown = [name for name in args.only if name not in GENERATORS]
+    if unknown:
+        parser.error(f"unknown generator {', '.join(unknown)}: choose from {', '.join(GENERATORS)}")
     warnings.filterwarnings("ignore", message="n_fft=.*is too large")
-    mel_fixtures()
-    griffinlim_fixture()
-    npy_fixtures()
-    audio_fixtures()
-    dmol_fixtures()
-    safetensors_fixtures()
-    stack_fixture()
-    teacher_fixture()
+    for name in args.only or list(GENERATORS):
+        GENERATORS[name]()
     print("fixtures written to", os.path.normpath(ROOT))
