@@ -10,15 +10,35 @@ public struct TrainingData: Sendable {
         public var audio: [Float]
         /// (n_mels, frames).
         public var mel: Matrix
+
+        public init(id: String, audio: [Float], mel: Matrix) {
+            self.id = id
+            self.audio = audio
+            self.mel = mel
+        }
     }
 
-    public let directory: DataDirectory
+    /// The data directory, when loaded from one.
+    public let directory: DataDirectory?
     public let settings: MelSettings
     public let train: [Utterance]
     public let validation: [Utterance]
     /// Per-band mean and standard deviation of the training mels (from stats.json).
     public let melMean: [Float]
     public let melStd: [Float]
+
+    /// Utterances already in memory (tests, tools); the normalisation comes from their mels.
+    public init(train: [Utterance], validation: [Utterance], audio: MelSettings) {
+        directory = nil
+        settings = audio
+        self.train = train
+        self.validation = validation
+        var accumulator = MelStatistics.Accumulator()
+        for u in train { accumulator.add(u.mel) }
+        let stats = accumulator.statistics
+        melMean = stats.mean.map { Float($0) }
+        melStd = stats.std.map { Float(max($0, 1e-3)) }
+    }
 
     /// Loads `path`; the data must have been prepared with `audio` (sample rate, hop, mel bands...).
     public init(_ path: String, audio: MelSettings, progress: Bool = true) throws {
