@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ParawaveEngineTests", dependencies: ["ParawaveEngine", "ParawaveAudio", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveModelsTests", dependencies: ["ParawaveModels", "ParawaveEngine", "ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
         .testTarget(name: "ParawaveTrainingTests", dependencies: ["ParawaveTraining", "ParawaveModels", "ParawaveEngine", "ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
-        .testTarget(name: "ParawaveCLITests", dependencies: ["ParawaveTraining", "ParawaveModels", "ParawaveEngine", "ParawaveAudio", "ParawaveTestSupport"]),
+        .testTarget(name: "ParawaveCLITests", dependencies: ["ParawaveTraining", "ParawaveModels", "ParawaveEngine", "ParawaveAudio", "ParawaveCore", "ParawaveTestSupport"]),
     ],
     // Kernels share raw buffers across worker threads by design (disjoint ranges);
     // Swift 5 mode keeps that explicit code free of Sendable ceremony.

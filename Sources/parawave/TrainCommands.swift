@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParawaveCore
+import ParawaveEngine
 import ParawaveTraining
 
 /// `--steps`, `--seed` and `--threads`, shared by the training commands.
@@ -49,6 +50,12 @@ struct TrainTeacherCommand: ParsableCommand {
             recipe = try Recipe.load(runDirectory.recipe, overrides: sets)
         } else {
             throw ValidationError("--recipe is required (with --resume it defaults to RUN/recipe.yaml)")
+        }
+        if !resume && runDirectory.hasState {
+            throw ParawaveError(runPath, "already holds a training run; pass --resume to continue it, or choose another --run")
+        }
+        if resume && !runDirectory.hasState {
+            throw ParawaveError(runPath, "has no train-state.safetensors to resume from; start the run without --resume")
         }
         let corpus = try TrainingData(data, audio: recipe.audio.mel)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: resume)

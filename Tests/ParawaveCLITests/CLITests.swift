@@ -1,5 +1,7 @@
 import Foundation
 import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
 import ParawaveTestSupport
 import Testing
 
@@ -9,7 +11,7 @@ struct CLITests {
     @Test func versionAndHelpForEveryCommand() throws {
         let version = try CommandRunner.parawave(["--version"])
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
-        for command in ["prepare", "mel", "spectrogram", "griffin-lim", "info"] {
+        for command in ["prepare", "train-teacher", "render", "mel", "spectrogram", "griffin-lim", "info"] {
             let help = try CommandRunner.parawave([command, "--help"])
             #expect(help.status == 0, "\(command) --help")
             #expect(help.stdout.contains("USAGE: parawave \(command)"), "\(command) --help")
@@ -104,5 +106,94 @@ struct CLITests {
         try expectClearFailure(["mel", Fixtures.path("audio/mono_pcm16.wav"), "--out", out, "--recipe", dir + "/typo.yaml"],
                                subject: dir + "/typo.yaml", problem: "audio.hop_lenght: unknown key (did you mean 'hop_length'?)", output: out)
         try expectClearFailure(["mel", dir + "/missing.wav", "--out", out], subject: dir + "/missing.wav", problem: "no such file", output: out)
+    }
+
+    static let tinyRecipe = """
+        audio: {sample_rate: 8000, n_fft: 256, hop_length: 64, win_length: 256, n_mels: 20, fmax: 4000}
+        data: {validation_fraction: 0.3, trim_silence: false}
+        teacher: {layers: 4, cycle: 2, kernel_size: 2, residual_channels: 8, gate_channels: 16, skip_channels: 8, mixtures: 2}
+        train: {steps: 600, batch_size: 2, crop: 512, learning_rate: 0.003, checkpoint_every: 7, validate_every: 50,
+                log_every: 10, validation_utterances: 2, seed: 5}
+        """
+
+    /// A prepared tiny corpus and recipe in a fresh directory.
+    func tinyCorpus() throws -> String {
+        let dir = Fixtures.temporaryDirectory()
+        for i in 0..<5 {
+            TestWAV.write(TestWAV.speechLike(seconds: 0.5, sampleRate: 8000, pitch: 110 + 20 * Double(i)), sampleRate: 8000, to: "\(dir)/corpus/u\(i).wav")
+        }
+        try Self.tinyRecipe.write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let prepared = try CommandRunner.parawave(["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data"])
+        #expect(prepared.status == 0, "\(prepared.stderr)")
+        return dir
+    }
+
+    /// train-teacher killed with SIGKILL at a random moment after its first checkpoint and
+    /// continued with --resume ends with a model file byte-identical to an uninterrupted run.
+    @Test func trainTeacherResumesExactlyAfterSIGKILL() throws {
+        let dir = try tinyCorpus()
+        let common = ["train-teacher", "--data", dir + "/data"]
+        let straight = try CommandRunner.parawave(common + ["--recipe", dir + "/r.yaml", "--run", dir + "/a"])
+        #expect(straight.status == 0, "\(straight.stderr)")
+        #expect(straight.stdout.contains("step 600: training loss"))
+
+        var generator = SeededGenerator(seed: UInt64(Date().timeIntervalSince1970 * 1000))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.executable("parawave"))
+        process.arguments = common + ["--recipe", dir + "/r.yaml", "--run", dir + "/b"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let state = dir + "/b/train-state.safetensors"
+        while process.isRunning && !FileManager.default.fileExists(atPath: state) { usleep(2000) }
+        usleep(UInt32(generator.next() % 200_000))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let killedAt = try SafeTensors.read(state).metadata["step"] ?? "?"
+        #expect(process.terminationReason == .uncaughtSignal, "the run finished before it was killed (step \(killedAt))")
+
+        let resumed = try CommandRunner.parawave(common + ["--run", dir + "/b", "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("resuming at step \(killedAt)"), "\(resumed.stdout)")
+        let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/a/model.safetensors"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: dir + "/b/model.safetensors"))
+        #expect(a == b, "killed at step \(killedAt): the resumed model differs")
+
+        // A second start in the same run directory is refused rather than overwriting it.
+        try expectClearFailure(common + ["--recipe", dir + "/r.yaml", "--run", dir + "/b"], subject: dir + "/b", problem: "--resume",
+                               output: dir + "/none")
+    }
+
+    /// render with a teacher run: copy synthesis from a WAV and from a mel, the real-time factor,
+    /// the PNG; bad models and mels fail with one clear line.
+    @Test func renderWithATeacher() throws {
+        let dir = try tinyCorpus()
+        let train = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/run",
+                                                "--steps", "20", "--set", "train.checkpoint_every=20"])
+        #expect(train.status == 0, "\(train.stderr)")
+        let wav = dir + "/corpus/u1.wav"
+        let render = try CommandRunner.parawave(["render", "--model", dir + "/run", "--wav", wav, "--out", dir + "/out.wav", "--png", dir + "/out.png"])
+        #expect(render.status == 0, "\(render.stderr)")
+        #expect(render.stdout.contains("real-time factor"))
+        let out = try AudioFile.read(dir + "/out.wav")
+        #expect(out.sampleRate == 8000 && out.samples.count == (1 + 4000 / 64) * 64)
+        #expect(try RGBImage.readPNG(dir + "/out.png").height > 100)
+        _ = try CommandRunner.parawave(["mel", wav, "--recipe", dir + "/r.yaml", "--out", dir + "/u1.npy"])
+        let fromMel = try CommandRunner.parawave(["render", "--model", dir + "/run/model.safetensors", "--mel", dir + "/u1.npy",
+                                                  "--out", dir + "/mel.wav", "--temperature", "0.7"])
+        #expect(fromMel.status == 0, "\(fromMel.stderr)")
+
+        try expectClearFailure(["render", "--model", dir + "/nothing", "--mel", dir + "/u1.npy", "--out", dir + "/x.wav"],
+                               subject: dir + "/nothing", problem: "no such model", output: dir + "/x.wav")
+        try expectClearFailure(["render", "--model", dir + "/data", "--mel", dir + "/u1.npy", "--out", dir + "/x.wav"],
+                               subject: dir + "/data", problem: "not a run directory", output: dir + "/x.wav")
+        let wrong = dir + "/wrong.npy"
+        try NPY.write([Float](repeating: -3, count: 80 * 10), shape: [80, 10], to: wrong)
+        try expectClearFailure(["render", "--model", dir + "/run", "--mel", wrong, "--out", dir + "/x.wav"],
+                               subject: wrong, problem: "80 bands but the model expects 20", output: dir + "/x.wav")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/run/model.safetensors"))
+        FileManager.default.createFile(atPath: dir + "/cut.safetensors", contents: bytes.prefix(bytes.count / 2))
+        try expectClearFailure(["render", "--model", dir + "/cut.safetensors", "--mel", dir + "/u1.npy", "--out", dir + "/x.wav"],
+                               subject: dir + "/cut.safetensors", problem: "truncated", output: dir + "/x.wav")
     }
 }
