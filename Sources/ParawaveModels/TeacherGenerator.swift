@@ -165,15 +165,11 @@ public final class TeacherGenerator: @unchecked Sendable {
                     for b in 0..<B {
                         (preGate + b * H).update(from: conditionBlock + (b * blockLength + offset) * LH + l * H, count: H)
                     }
-                    BLAS.sgemm(transposeB: true, m: B, n: H, k: K * R, a: gathered, lda: K * R,
-                               b: dilated + l * H * K * R, ldb: K * R, beta: 1, c: preGate, ldc: H)
-                    for b in 0..<B {
-                        GatedUnit.forward(out: gated + b * G, inp: preGate + b * H, batch: 1, channels: G, length: 1)
-                    }
+                    MatVec.accumulate(y: preGate, ldy: H, w: dilated + l * H * K * R, m: H, n: K * R, x: gathered, ldx: K * R, batch: B)
+                    for b in 0..<B { GatedUnit.forwardVector(out: gated + b * G, inp: preGate + b * H, channels: G) }
                     let SR = S + R
                     for b in 0..<B { (skipResidualOut + b * SR).update(from: skipResidualBias + l * SR, count: SR) }
-                    BLAS.sgemm(transposeB: true, m: B, n: SR, k: G, a: gated, lda: G,
-                               b: skipResidual + l * SR * G, ldb: G, beta: 1, c: skipResidualOut, ldc: SR)
+                    MatVec.accumulate(y: skipResidualOut, ldy: SR, w: skipResidual + l * SR * G, m: SR, n: G, x: gated, ldx: G, batch: B)
                     for b in 0..<B {
                         let out = skipResidualOut + b * SR
                         for s in 0..<S { skip[b * S + s] += out[s] }
@@ -183,10 +179,10 @@ public final class TeacherGenerator: @unchecked Sendable {
                 // Head: relu -> 1x1 -> relu -> 1x1.
                 for i in 0..<(B * S) { hiddenA[i] = max(skip[i], 0) }
                 for b in 0..<B { (hiddenB + b * S).update(from: head1Bias, count: S) }
-                BLAS.sgemm(transposeB: true, m: B, n: S, k: S, a: hiddenA, lda: S, b: head1, ldb: S, beta: 1, c: hiddenB, ldc: S)
+                MatVec.accumulate(y: hiddenB, ldy: S, w: head1, m: S, n: S, x: hiddenA, ldx: S, batch: B)
                 for i in 0..<(B * S) { hiddenB[i] = max(hiddenB[i], 0) }
                 for b in 0..<B { (params + b * 3 * M).update(from: head2Bias, count: 3 * M) }
-                BLAS.sgemm(transposeB: true, m: B, n: 3 * M, k: S, a: hiddenB, lda: S, b: head2, ldb: S, beta: 1, c: params, ldc: 3 * M)
+                MatVec.accumulate(y: params, ldy: 3 * M, w: head2, m: 3 * M, n: S, x: hiddenB, ldx: S, batch: B)
                 for b in 0..<B {
                     let theta = UnsafePointer(params + b * 3 * M)
                     if let record, t < outputs[b].count { record(b, t, theta) }

@@ -10,7 +10,7 @@ import ParawaveModels
 struct Bench {
     static func main() throws {
         let selected = Set(CommandLine.arguments.dropFirst())
-        let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack)]
+        let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -78,6 +78,58 @@ struct Bench {
                          label, T, samples / seconds, gflops, 100 * gflops / peak))
         }
         print(String(format: "stack  T-small: %.3f M multiply-adds per sample forward", macs / 1e6))
+    }
+
+    static func tSmall() -> Teacher {
+        let stack = WaveNetStackConfig(layers: 24, cycle: 6, kernelSize: 3, residualChannels: 64, gatedChannels: 64,
+                                       skipChannels: 64, conditionChannels: 80, hop: 256)
+        let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: 10, mel: MelSettings(sampleRate: 16000)))
+        teacher.initialise(seed: 1)
+        return teacher
+    }
+
+    /// A T-small teacher's whole training step on a batch of 4 x 7,936 samples: forward, mixture
+    /// NLL, backward, Adam with clipping and EMA. The fraction of peak counts the convolutions
+    /// (stack and head) three times (forward, and the two products of the backward).
+    static func teacher() {
+        if peak == 0 { sgemm() }
+        let teacher = tSmall()
+        var generator = SeededGenerator(seed: 2)
+        let B = 4, frames = 31, T = frames * 256
+        let x = (0..<(B * T)).map { _ in max(-1, min(1, 0.1 * generator.normal())) }
+        let mel = (0..<(B * 80 * frames)).map { _ in generator.normal() - 4 }
+        let a = teacher.makeActivations(batch: B, frames: frames)
+        let adam = Adam(store: teacher.store, clipNorm: 10, emaDecay: 0.9999)
+        let seconds = time(runs: 5) {
+            teacher.store.zeroGradients()
+            teacher.forward(a, audio: x, mel: mel)
+            let (_, count) = teacher.loss(a, audio: x)
+            teacher.backward(a, audio: x, count: count)
+            adam.update(teacher.store, learningRate: 1e-4)
+        }
+        let samples = Double(B * T)
+        let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
+        let gflops = 2 * macs * 3 * samples / seconds / 1e9
+        print(String(format: "teacher T-small train step  B 4 x %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (%.0f ms/step)",
+                     T, samples / seconds, gflops, 100 * gflops / peak, seconds * 1000))
+    }
+
+    /// Fast WaveNet sampling with a T-small teacher, 2 s of audio per utterance, batch 1 and 8.
+    static func generate() {
+        if peak == 0 { sgemm() }
+        let teacher = tSmall()
+        var rng = SeededGenerator(seed: 3)
+        let frames = 125
+        for batch in [1, 8] {
+            let mels = (0..<batch).map { _ in Matrix(rows: 80, columns: frames, values: (0..<(80 * frames)).map { _ in rng.normal() - 4 }) }
+            let generator = TeacherGenerator(teacher: teacher, batch: batch)
+            let seconds = time(runs: 3) { _ = generator.generate(mels: mels, seed: 1) }
+            let samples = Double(batch * frames * 256)
+            let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
+            let gflops = 2 * macs * samples / seconds / 1e9
+            print(String(format: "generate T-small batch %d  %9.0f samples/s  (%.2fx real time at 16 kHz)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
+                         batch, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
+        }
     }
 
     /// Log-mel extraction (DESIGN.md defaults) of 60 s of 16 kHz audio.
