@@ -7,6 +7,7 @@ DEMO_PACKAGES := klettres-data pocketsphinx-testdata codec2-examples
 BIN := .build/release/parawave
 RECIPE := recipes/demo/recipe.yaml
 DATA := data/demo
+RUNS := runs/demo
 
 .PHONY: all deps demo-deps build test demo bench clean fixtures
 
@@ -25,18 +26,29 @@ build: deps
 test: build
 	$(SWIFT) test -c release
 
-## demo: the whole flow on real speech from Debian's packages.
+## demo: the whole flow on real speech from Debian's packages. Each step is skipped when
+## its output is complete, and a killed training run continues where it stopped.
 demo: demo-deps build
 	@if [ -f $(DATA)/manifest.jsonl ]; then \
 	  echo "$(DATA) already prepared (delete it to prepare again)"; \
 	else \
 	  $(BIN) prepare --recipe $(RECIPE) --out $(DATA); \
 	fi
+	@if [ -f $(RUNS)/teacher/train-state.safetensors ]; then \
+	  $(BIN) train-teacher --recipe $(RECIPE) --data $(DATA) --run $(RUNS)/teacher --resume; \
+	else \
+	  $(BIN) train-teacher --recipe $(RECIPE) --data $(DATA) --run $(RUNS)/teacher; \
+	fi
+	@mkdir -p $(RUNS)/samples; id=$$(grep '"split":"validation"' $(DATA)/manifest.jsonl | sed 's/.*"id":"\([^"]*\)".*"seconds":\([0-9.]*\).*/\2 \1/' | sort -rn | head -1 | cut -d' ' -f2); \
+	  $(BIN) render --model $(RUNS)/teacher --wav $(DATA)/audio/$$id.wav --out $(RUNS)/samples/teacher-$$id.wav \
+	    --png $(RUNS)/samples/teacher-$$id.png && \
+	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
 	@echo
 	@echo "demo outputs:"
-	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json)"
-	@echo "  log-mel features:      $(DATA)/mel/*.npy ($$(ls $(DATA)/mel | wc -l) files)"
-	@echo "  spectrogram previews:  $$(ls $(DATA)/png/*.png | tr '\n' ' ')"
+	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json, png/)"
+	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml)"
+	@echo "  rendered validation utterance (teacher, copy synthesis) and the real one:"
+	@ls $(RUNS)/samples/*.wav $(RUNS)/samples/*.png | sed 's/^/    /'
 
 ## bench: speed figures for BENCHMARKS.md.
 bench: build

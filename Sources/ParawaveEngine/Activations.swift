@@ -74,11 +74,7 @@ public enum RepeatUpsample {
         Parallel.forEachChunk(rows, minimumChunk: 4) { r in
             for row in r {
                 let dy = dOut + row * F * hop, dx = dInp + row * F
-                for f in 0..<F {
-                    var sum: Float = 0
-                    for i in 0..<hop { sum += dy[f * hop + i] }
-                    dx[f] += sum
-                }
+                for f in 0..<F { dx[f] += VectorMath.sum(dy + f * hop, count: hop) }
             }
         }
     }

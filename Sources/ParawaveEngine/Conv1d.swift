@@ -70,11 +70,7 @@ public struct Conv1d: Sendable {
         for b in 0..<batch {
             let dy = dOut + b * Cout * T, x = inp + b * Cin * T
             if let dBias {
-                for c in 0..<Cout {
-                    var sum: Float = 0
-                    for t in 0..<T { sum += dy[c * T + t] }
-                    dBias[c] += sum
-                }
+                for c in 0..<Cout { dBias[c] += VectorMath.sum(dy + c * T, count: T) }
             }
             for k in 0..<kernelSize {
                 let s = shift(k)

@@ -7,13 +7,14 @@ import Foundation
 /// SIMD accumulators, so a block of W is loaded once per vector and stays in L1 across
 /// the batch.
 public enum MatVec {
-    public static func accumulate(y: UnsafeMutablePointer<Float>, ldy: Int, w: UnsafePointer<Float>, m: Int, n: Int,
+    public static func accumulate(y: UnsafeMutablePointer<Float>, ldy: Int, w: UnsafePointer<Float>, m: Int, n: Int, ldw: Int? = nil,
                                   x: UnsafePointer<Float>, ldx: Int, batch: Int) {
         typealias V = SIMD8<Float>
+        let ldw = ldw ?? n
         let n8 = n & ~7
         var o = 0
         while o + 4 <= m {
-            let w0 = w + o * n, w1 = w0 + n, w2 = w1 + n, w3 = w2 + n
+            let w0 = w + o * ldw, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw
             for b in 0..<batch {
                 let xb = x + b * ldx
                 var a0 = V(), a1 = V(), a2 = V(), a3 = V()
@@ -38,7 +39,7 @@ public enum MatVec {
             o += 4
         }
         while o < m {
-            let wr = w + o * n
+            let wr = w + o * ldw
             for b in 0..<batch {
                 let xb = x + b * ldx
                 var acc = V()
@@ -53,12 +54,13 @@ public enum MatVec {
     }
 
     /// The definition with Float64 sums: the reference `accumulate` is tested against.
-    public static func accumulateNaive(y: UnsafeMutablePointer<Float>, ldy: Int, w: UnsafePointer<Float>, m: Int, n: Int,
+    public static func accumulateNaive(y: UnsafeMutablePointer<Float>, ldy: Int, w: UnsafePointer<Float>, m: Int, n: Int, ldw: Int? = nil,
                                        x: UnsafePointer<Float>, ldx: Int, batch: Int) {
+        let ldw = ldw ?? n
         for b in 0..<batch {
             for o in 0..<m {
                 var s = 0.0
-                for i in 0..<n { s += Double(w[o * n + i]) * Double(x[b * ldx + i]) }
+                for i in 0..<n { s += Double(w[o * ldw + i]) * Double(x[b * ldx + i]) }
                 y[b * ldy + o] += Float(s)
             }
         }
@@ -66,14 +68,15 @@ public enum MatVec {
 }
 
 extension GatedUnit {
-    /// The gate on one sample's vector: z[c] = tanh(h[c]) * sigmoid(h[G + c]), no threading.
+    /// The gate on one sample's vector: z[c] = tanh(a[c]) * sigmoid(g[c]), no threading.
     @inline(__always)
-    public static func forwardVector(out z: UnsafeMutablePointer<Float>, inp h: UnsafePointer<Float>, channels G: Int) {
+    public static func forwardVector(out z: UnsafeMutablePointer<Float>, tanhInput a: UnsafePointer<Float>, sigmoidInput g: UnsafePointer<Float>,
+                                     count: Int) {
         var c = 0
-        while c + 8 <= G {
-            VectorMath.store(VectorMath.tanh(VectorMath.load(h + c)) * VectorMath.sigmoid(VectorMath.load(h + G + c)), z + c)
+        while c + 8 <= count {
+            VectorMath.store(VectorMath.tanh(VectorMath.load(a + c)) * VectorMath.sigmoid(VectorMath.load(g + c)), z + c)
             c += 8
         }
-        while c < G { z[c] = tanh(h[c]) * StableMath.sigmoid(h[G + c]); c += 1 }
+        while c < count { z[c] = tanh(a[c]) * StableMath.sigmoid(g[c]); c += 1 }
     }
 }

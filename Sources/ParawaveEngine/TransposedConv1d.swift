@@ -112,11 +112,7 @@ public struct TransposedConv1d: Sendable {
         for b in 0..<batch {
             let dy = dOut + b * Cout * T, x = inp + b * Cin * F  // (Cout, T), (Cin, F)
             if let dBias {
-                for c in 0..<Cout {
-                    var sum: Float = 0
-                    for t in 0..<T { sum += dy[c * T + t] }
-                    dBias[c] += sum
-                }
+                for c in 0..<Cout { dBias[c] += VectorMath.sum(dy + c * T, count: T) }
             }
             guard dInp != nil || dWeight != nil else { continue }
             for k0 in Swift.stride(from: 0, to: kernelSize, by: block) {

@@ -2,6 +2,7 @@ import Foundation
 import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
+import Synchronization
 
 /// Autoregressive sampling from a teacher, one sample at a time for several utterances at
 /// once, with per-layer queues of past layer inputs (Fast WaveNet, Paine et al. 2016).
@@ -31,15 +32,19 @@ public final class TeacherGenerator: @unchecked Sendable {
     /// Per layer a ring of (K-1)d + 1 slots of (B, R).
     let rings: [UnsafeMutablePointer<Float>]
     let ringSlots: [Int]
-    let gathered, preGate, gated, skipResidualOut, skip, hiddenA, hiddenB, params, current: UnsafeMutablePointer<Float>
-    /// Conditioning of the current block: per utterance (blockLength, L*2G).
-    let conditionBlock: UnsafeMutablePointer<Float>
+    let preGate, gated, skipResidualOut, skip, hiddenA, hiddenB, params, current: UnsafeMutablePointer<Float>
+    /// Conditioning of the current block: per utterance (blockLength, L*2G), and the
+    /// upsampled mel it comes from, (B, Cc, blockLength).
+    let conditionBlock, upsampledBlock: UnsafeMutablePointer<Float>
+    /// Workers of the per-sample loop (1 or 2).
+    public let threads: Int
     private var allocations: [(UnsafeMutablePointer<Float>, Int)] = []
 
     deinit { for (p, _) in allocations { p.deallocate() } }
 
-    /// `blockFrames`: mel frames of conditioning computed ahead at a time (default 2048 samples' worth).
-    public init(teacher: Teacher, batch: Int, blockFrames: Int? = nil) {
+    /// `blockFrames`: mel frames of conditioning computed ahead at a time (default 2048 samples'
+    /// worth); `threads`: workers of the per-sample loop (default: 2 when there are 2 cores).
+    public init(teacher: Teacher, batch: Int, blockFrames: Int? = nil, threads: Int? = nil) {
         precondition(batch >= 1, "batch must be at least 1")
         self.teacher = teacher
         self.batch = batch
@@ -86,7 +91,6 @@ public final class TeacherGenerator: @unchecked Sendable {
         head2 = copy(teacher.head2Weight); head2Bias = copy(teacher.head2Bias)
         ringSlots = (0..<L).map { (c.kernelSize - 1) * c.dilation($0) + 1 }
         rings = ringSlots.map { buffer($0 * batch * c.residualChannels) }
-        gathered = buffer(batch * K * R)
         preGate = buffer(batch * H)
         gated = buffer(batch * G)
         skipResidualOut = buffer(batch * SR)
@@ -96,6 +100,8 @@ public final class TeacherGenerator: @unchecked Sendable {
         params = buffer(batch * 3 * M)
         current = buffer(batch * R)
         conditionBlock = buffer(batch * blockLength * L * H)
+        upsampledBlock = buffer(batch * C * blockLength)
+        self.threads = max(1, min(threads ?? Parallel.threads, 2))
         self.allocations = allocations
     }
 
@@ -135,48 +141,91 @@ public final class TeacherGenerator: @unchecked Sendable {
             }
         }
         for l in 0..<L { rings[l].update(repeating: 0, count: ringSlots[l] * batch * R) }
-        var previous = [Float](repeating: 0, count: B)
+        current.update(repeating: 0, count: batch * R)
+        let previous = UnsafeMutablePointer<Float>.allocate(capacity: B)
+        previous.initialize(repeating: 0, count: B)
+        defer { previous.deallocate() }
         let scale = Float(0.5.squareRoot())
-        let H = 2 * G, LH = L * 2 * G
-        var blockStart = -blockLength
-        for t in 0..<T {
-            if t >= blockStart + blockLength {
-                blockStart = t
-                prepareConditioning(normalised: normalised, utterances: B, frames: maxFrames, start: t)
-            }
-            let offset = t - blockStart
-            // Input 1x1 convolution on the previous sample.
-            do {
-                for b in 0..<B {
-                    let x = previous[b]
-                    for r in 0..<R { current[b * R + r] = inputWeight[r] * x + inputBias[r] }
+        let H = 2 * G, LH = L * 2 * G, SR = S + R, KR = K * R
+        let dilations = (0..<L).map { teacher.stack.config.dilation($0) }
+        let workers = max(1, min(threads, 2))
+        let barrier = SpinBarrier(parties: workers)
+        // Rows split between the workers at multiples of 4 (the matrix kernel's row block),
+        // so every row is summed in the same order whatever the split.
+        func share(_ n: Int, _ j: Int) -> Range<Int> {
+            guard workers > 1 else { return 0..<n }
+            let mid = min(n, (n / 2 + 3) / 4 * 4)
+            return j == 0 ? 0..<mid : mid..<n
+        }
+        var blockCount = 0
+
+        // Worker j runs the same loop in lockstep; worker 0 also does the per-sample input
+        // convolution, the head and the draw. Barriers: after the input (the layer input is
+        // complete), after the gate (z complete), after the skip/residual rows (next input).
+        func work(_ j: Int, _ generator: inout SeededGenerator) {
+            let channels = share(G, j), rows = share(SR, j), inputRows = share(R, j)
+            var blockStart = -blockLength
+            for t in 0..<T {
+                if t >= blockStart + blockLength {
+                    blockStart = t
+                    if j == 0 { blockCount = upsampleBlock(normalised: normalised, utterances: B, frames: maxFrames, start: t) }
+                    barrier.wait()
+                    conditionRows(share(blockCount, j), utterances: B)
                 }
-                skip.update(repeating: 0, count: B * S)
+                let offset = t - blockStart
+                if j == 0 {
+                    for b in 0..<B {
+                        let x = previous[b]
+                        for r in 0..<R { current[b * R + r] = inputWeight[r] * x + inputBias[r] }
+                    }
+                    skip.update(repeating: 0, count: B * S)
+                }
+                barrier.wait()
                 for l in 0..<L {
-                    let slots = ringSlots[l], d = teacher.stack.config.dilation(l)
-                    let ring = rings[l]
-                    // Store this layer's input at slot t mod slots, then gather the K taps.
-                    (ring + (t % slots) * B * R).update(from: current, count: B * R)
-                    for k in 0..<K {
-                        let back = (K - 1 - k) * d
-                        let source = ring + (((t - back) % slots + slots) % slots) * B * R
-                        for b in 0..<B { (gathered + b * K * R + k * R).update(from: source + b * R, count: R) }
+                    let slots = ringSlots[l], ring = rings[l], d = dilations[l]
+                    // h rows of this worker's gate channels, tanh half and sigmoid half.
+                    for half in [0, G] {
+                        let r0 = half + channels.lowerBound, n = channels.count
+                        guard n > 0 else { continue }
+                        for b in 0..<B {
+                            (preGate + b * H + r0).update(from: conditionBlock + (b * blockLength + offset) * LH + l * H + r0, count: n)
+                        }
+                        for k in 0..<K {
+                            let back = (K - 1 - k) * d
+                            let x = back == 0 ? current : ring + ((t - back) % slots + slots) % slots * B * R
+                            MatVec.accumulate(y: preGate + r0, ldy: H, w: dilated + (l * H + r0) * KR + k * R, m: n, n: R, ldw: KR,
+                                              x: x, ldx: R, batch: B)
+                        }
                     }
                     for b in 0..<B {
-                        (preGate + b * H).update(from: conditionBlock + (b * blockLength + offset) * LH + l * H, count: H)
+                        GatedUnit.forwardVector(out: gated + b * G + channels.lowerBound, tanhInput: preGate + b * H + channels.lowerBound,
+                                                sigmoidInput: preGate + b * H + G + channels.lowerBound, count: channels.count)
+                        // This layer's input joins its ring (slot t mod slots) for later samples.
+                        (ring + (t % slots) * B * R + b * R + inputRows.lowerBound)
+                            .update(from: current + b * R + inputRows.lowerBound, count: inputRows.count)
                     }
-                    MatVec.accumulate(y: preGate, ldy: H, w: dilated + l * H * K * R, m: H, n: K * R, x: gathered, ldx: K * R, batch: B)
-                    for b in 0..<B { GatedUnit.forwardVector(out: gated + b * G, inp: preGate + b * H, channels: G) }
-                    let SR = S + R
-                    for b in 0..<B { (skipResidualOut + b * SR).update(from: skipResidualBias + l * SR, count: SR) }
-                    MatVec.accumulate(y: skipResidualOut, ldy: SR, w: skipResidual + l * SR * G, m: SR, n: G, x: gated, ldx: G, batch: B)
-                    for b in 0..<B {
-                        let out = skipResidualOut + b * SR
-                        for s in 0..<S { skip[b * S + s] += out[s] }
-                        for r in 0..<R { current[b * R + r] = (current[b * R + r] + out[S + r]) * scale }
+                    barrier.wait()
+                    if !rows.isEmpty {
+                        for b in 0..<B {
+                            (skipResidualOut + b * SR + rows.lowerBound).update(from: skipResidualBias + l * SR + rows.lowerBound, count: rows.count)
+                        }
+                        MatVec.accumulate(y: skipResidualOut + rows.lowerBound, ldy: SR, w: skipResidual + (l * SR + rows.lowerBound) * G,
+                                          m: rows.count, n: G, x: gated, ldx: G, batch: B)
+                        for b in 0..<B {
+                            let out = skipResidualOut + b * SR
+                            for row in rows {
+                                if row < S {
+                                    skip[b * S + row] += out[row]
+                                } else {
+                                    current[b * R + row - S] = (current[b * R + row - S] + out[row]) * scale
+                                }
+                            }
+                        }
                     }
+                    barrier.wait()
                 }
-                // Head: relu -> 1x1 -> relu -> 1x1.
+                guard j == 0 else { continue }
+                // Head: relu -> 1x1 -> relu -> 1x1, then the draw.
                 for i in 0..<(B * S) { hiddenA[i] = max(skip[i], 0) }
                 for b in 0..<B { (hiddenB + b * S).update(from: head1Bias, count: S) }
                 MatVec.accumulate(y: hiddenB, ldy: S, w: head1, m: S, n: S, x: hiddenA, ldx: S, batch: B)
@@ -196,25 +245,43 @@ public final class TeacherGenerator: @unchecked Sendable {
                     if t < outputs[b].count { outputs[b][t] = x }
                     previous[b] = x
                 }
+                if let progress, (t + 1) % hop == 0 || t + 1 == T { progress(t + 1, T) }
             }
-            if let progress, (t + 1) % hop == 0 || t + 1 == T { progress(t + 1, T) }
+        }
+
+        let blasThreads = BLAS.threads
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(blasThreads) }
+        if workers > 1 {
+            let done = DispatchSemaphore(value: 0)
+            let helper = Thread {
+                var unused = SeededGenerator(seed: 0)
+                work(1, &unused)
+                done.signal()
+            }
+            helper.stackSize = 1 << 20
+            helper.start()
+            work(0, &generator)
+            done.wait()
+        } else {
+            work(0, &generator)
         }
         return outputs
     }
 
-    /// Fills `conditionBlock` for samples [start, start + blockLength): every layer's
-    /// conditioning product plus its dilated convolution's bias, per utterance (time, L*2G).
-    func prepareConditioning(normalised: [Float], utterances B: Int, frames F: Int, start: Int) {
+    /// Upsampled, normalised conditioning (B, Cc, blockLength) for samples
+    /// [start, start + blockLength); returns how many samples of it are inside the mels.
+    func upsampleBlock(normalised: [Float], utterances B: Int, frames F: Int, start: Int) -> Int {
         let stack = teacher.stack, store = teacher.store
-        let LH = L * 2 * G
         let conv = stack.upsample
         let halo = (conv.padding + hop - 1) / hop + 1
         let f0 = start / hop, f1 = min(F, (start + blockLength) / hop)
-        guard f1 > f0 else { return }
+        guard f1 > f0 else { return 0 }
         let lo = max(0, f0 - halo), hi = min(F, f1 + halo), n = hi - lo
         var window = [Float](repeating: 0, count: C * n)
         var repeated = [Float](repeating: 0, count: C * n * hop)
         var upsampled = repeated
+        let first = (f0 - lo) * hop, count = (f1 - f0) * hop
         for b in 0..<B {
             for c in 0..<C {
                 for f in 0..<n { window[c * n + f] = normalised[(b * C + c) * F + lo + f] }
@@ -224,16 +291,47 @@ public final class TeacherGenerator: @unchecked Sendable {
             }
             conv.forward(out: &upsampled, inp: repeated, weight: store.value(stack.upsampleWeight), bias: store.value(stack.upsampleBias),
                          batch: 1, length: n * hop)
-            let first = (f0 - lo) * hop, count = (f1 - f0) * hop
-            do {
-                let out = conditionBlock + b * blockLength * LH
-                for t in 0..<count { (out + t * LH).update(from: conditionBias, count: LH) }
+            for c in 0..<C {
                 upsampled.withUnsafeBufferPointer { u in
-                    // (time, L*2G) += c_up^T (time, Cc) * W^T (Cc, L*2G)
-                    BLAS.sgemm(transposeA: true, transposeB: true, m: count, n: LH, k: C, a: u.baseAddress! + first, lda: n * hop,
-                               b: condition, ldb: C, beta: 1, c: out, ldc: LH)
+                    (upsampledBlock + (b * C + c) * blockLength).update(from: u.baseAddress! + c * n * hop + first, count: count)
                 }
             }
+        }
+        return count
+    }
+
+    /// Rows `times` of `conditionBlock`: every layer's conditioning product plus its dilated
+    /// convolution's bias, per utterance (time, L*2G) = c_up^T (time, Cc) W^T (Cc, L*2G).
+    func conditionRows(_ times: Range<Int>, utterances B: Int) {
+        guard !times.isEmpty else { return }
+        let LH = L * 2 * G
+        for b in 0..<B {
+            let out = conditionBlock + (b * blockLength + times.lowerBound) * LH
+            for t in 0..<times.count { (out + t * LH).update(from: conditionBias, count: LH) }
+            BLAS.sgemm(transposeA: true, transposeB: true, m: times.count, n: LH, k: C,
+                       a: upsampledBlock + b * C * blockLength + times.lowerBound, lda: blockLength,
+                       b: condition, ldb: C, beta: 1, c: out, ldc: LH)
+        }
+    }
+}
+
+/// A spinning barrier for two threads: per-sample generation meets 2L + 1 times per sample,
+/// far too often for a sleeping primitive.
+final class SpinBarrier: @unchecked Sendable {
+    let parties: Int
+    private let arrived = Atomic<Int>(0)
+    private let phase = Atomic<Int>(0)
+
+    init(parties: Int) { self.parties = parties }
+
+    func wait() {
+        guard parties > 1 else { return }
+        let p = phase.load(ordering: .acquiring)
+        if arrived.add(1, ordering: .acquiringAndReleasing).newValue == parties {
+            arrived.store(0, ordering: .relaxed)
+            phase.store(p &+ 1, ordering: .releasing)
+        } else {
+            while phase.load(ordering: .acquiring) == p {}
         }
     }
 }

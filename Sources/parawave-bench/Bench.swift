@@ -120,15 +120,15 @@ struct Bench {
         let teacher = tSmall()
         var rng = SeededGenerator(seed: 3)
         let frames = 125
-        for batch in [1, 8] {
+        for (batch, threads) in [(1, 1), (1, 2), (8, 1), (8, 2)] {
             let mels = (0..<batch).map { _ in Matrix(rows: 80, columns: frames, values: (0..<(80 * frames)).map { _ in rng.normal() - 4 }) }
-            let generator = TeacherGenerator(teacher: teacher, batch: batch)
+            let generator = TeacherGenerator(teacher: teacher, batch: batch, threads: threads)
             let seconds = time(runs: 3) { _ = generator.generate(mels: mels, seed: 1) }
             let samples = Double(batch * frames * 256)
             let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
             let gflops = 2 * macs * samples / seconds / 1e9
-            print(String(format: "generate T-small batch %d  %9.0f samples/s  (%.2fx real time at 16 kHz)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
-                         batch, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
+            print(String(format: "generate T-small batch %d  threads %d  %9.0f samples/s  (%.2fx real time at 16 kHz)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
+                         batch, threads, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
         }
     }
 

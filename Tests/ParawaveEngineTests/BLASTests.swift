@@ -38,11 +38,13 @@ struct BLASTests {
 struct MatVecTests {
     @Test(arguments: [(128, 192, 1), (128, 64, 3), (30, 64, 8), (7, 13, 5), (1, 5, 1)])
     func matchesNaive(m: Int, n: Int, batch: Int) {
-        let w = GradientCheck.random(m * n, seed: 1), x = GradientCheck.random(batch * (n + 3), seed: 2)
+        // W is a block of a wider matrix (row stride n + 5), as for one tap of the stacked taps.
+        let ldw = n + 5
+        let w = GradientCheck.random(m * ldw, seed: 1), x = GradientCheck.random(batch * (n + 3), seed: 2)
         let start = GradientCheck.random(batch * (m + 1), seed: 3)
         var fast = start, naive = start
-        MatVec.accumulate(y: &fast, ldy: m + 1, w: w, m: m, n: n, x: x, ldx: n + 3, batch: batch)
-        MatVec.accumulateNaive(y: &naive, ldy: m + 1, w: w, m: m, n: n, x: x, ldx: n + 3, batch: batch)
+        MatVec.accumulate(y: &fast, ldy: m + 1, w: w, m: m, n: n, ldw: ldw, x: x, ldx: n + 3, batch: batch)
+        MatVec.accumulateNaive(y: &naive, ldy: m + 1, w: w, m: m, n: n, ldw: ldw, x: x, ldx: n + 3, batch: batch)
         var worst: Float = 0
         for (a, b) in zip(fast, naive) { worst = max(worst, abs(a - b) / max(Float(1), abs(b))) }
         // Float32 sums of up to 192 products against Float64 sums: within 1e-5.

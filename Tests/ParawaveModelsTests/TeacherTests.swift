@@ -71,15 +71,17 @@ struct TeacherTests {
 
     /// Fast WaveNet generation under teacher forcing reproduces the parallel pass's mixture
     /// parameters to 1e-5 (relative to max(1, |value|)), for a batch of utterances of different
-    /// lengths, across several conditioning blocks, with dilations up to 8 and kernel 3.
-    @Test func incrementalEqualsParallel() {
+    /// lengths, across several conditioning blocks, with dilations up to 8 and kernel 3, on one
+    /// worker and on two (rows split between them).
+    @Test(arguments: [1, 2])
+    func incrementalEqualsParallel(threads: Int) {
         let hop = 8
         let teacher = Self.tinyTeacher(layers: 4, kernel: 3, cycle: 4, channels: 8, mixtures: 3, mels: 5, hop: hop)
         let frameCounts = [9, 6]
         let mels = frameCounts.enumerated().map { i, f in Matrix(rows: 5, columns: f, values: Self.mel(5, f, seed: UInt64(10 + i))) }
         let audio = frameCounts.enumerated().map { i, f in Self.signal(f * hop, seed: UInt64(20 + i)) }
         var incremental = frameCounts.map { [Float](repeating: .nan, count: 9 * $0 * hop) }
-        let generator = TeacherGenerator(teacher: teacher, batch: 3, blockFrames: 2)
+        let generator = TeacherGenerator(teacher: teacher, batch: 3, blockFrames: 2, threads: threads)
         generator.teacherForced(mels: mels, audio: audio) { b, t, theta in
             for j in 0..<9 { incremental[b][j * frameCounts[b] * hop + t] = theta[j] }
         }
@@ -98,6 +100,8 @@ struct TeacherTests {
         let mel = [Matrix(rows: 5, columns: 4, values: Self.mel(5, 4, seed: 1))]
         let generator = TeacherGenerator(teacher: teacher, batch: 1)
         let first = generator.generate(mels: mel, seed: 5)[0]
+        #expect(TeacherGenerator(teacher: teacher, batch: 2, threads: 1).generate(mels: mel, seed: 5)[0] == first,
+                "one worker and two draw the same samples")
         let again = generator.generate(mels: mel, seed: 5)[0]
         let other = generator.generate(mels: mel, seed: 6)[0]
         #expect(first.count == 32)

@@ -15,9 +15,30 @@ struct RecipeTests {
         #expect(recipe.audio.sampleRate == 16000 && recipe.audio.hopLength == 256 && recipe.audio.nMels == 80)
         #expect(recipe.audio.mel == ParawaveAudioDefaults.mel)
         #expect(recipe.data.sources.count == 3)
-        #expect(recipe.teacher.layers == 24 && recipe.teacher.gateChannels == 128 && recipe.teacher.mixtures == 10)
+        #expect(recipe.teacher.layers == 16 && recipe.teacher.gateChannels == 64 && recipe.teacher.mixtures == 10)
+        #expect(recipe.train.schedule == .cosine && recipe.train.warmupSteps == 50)
         #expect(recipe.student.flows == [10, 10, 10, 10])
         #expect(recipe.distill.spectralLoss.kind == .power && recipe.distill.mcSamples == 16)
+    }
+
+    /// Every shipped recipe loads and validates; demo-long and ljspeech use T-small.
+    @Test(arguments: ["demo", "demo-long", "ljspeech"])
+    func shippedRecipesLoad(name: String) throws {
+        let recipe = try Recipe.load(Fixtures.root.appendingPathComponent("recipes/\(name)/recipe.yaml").path)
+        #expect(recipe.teacherConfig.stack.receptiveField > 1000)
+        if name != "demo" {
+            #expect(recipe.teacher.layers == 24 && recipe.teacher.residualChannels == 64 && recipe.teacher.gateChannels == 128)
+        }
+        if name == "ljspeech" { #expect(recipe.audio.sampleRate == 22050 && recipe.audio.fMax == 8000) }
+    }
+
+    @Test func trainingKeysAreChecked() {
+        #expect(message("train: {schedule: cosin}").contains("train.schedule"))
+        #expect(message("train: {log_every: 0}").contains("train.log_every"))
+        #expect(message("train: {max_skiped_steps: 3}").contains("did you mean 'max_skipped_steps'"))
+        let cosine = try? Recipe.parse("train: {schedule: cosine, warmup_steps: 10, steps: 110, lr_floor: 0.1, learning_rate: 1}")
+        #expect(cosine?.train.learningRateSchedule.rate(base: 1, step: 5) == 0.5)
+        #expect(abs((cosine?.train.learningRateSchedule.rate(base: 1, step: 110) ?? 0) - 0.1) < 1e-12)
     }
 
     @Test func emptyRecipeTakesDefaults() throws {
