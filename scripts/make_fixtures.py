@@ -248,6 +248,43 @@ def safetensors_fixtures():
 
 # ---------------------------------------------------------------- WaveNet residual stack
 
+def add_stack_parameters(add, prefix, L, K, R, G, S, C, Ku):
+    """The residual stack's parameters, named as Parawave names them, in a fixed draw order."""
+    add(f"{prefix}.input.weight", (1, R, 1), 1); add(f"{prefix}.input.bias", (R,), 1)
+    add(f"{prefix}.upsample.weight", (Ku, C, C), Ku * C); add(f"{prefix}.upsample.bias", (C,), Ku * C)
+    for l in range(L):
+        n = f"{prefix}.layers.{l}"
+        add(f"{n}.dilated.weight", (K, 2 * G, R), K * R); add(f"{n}.dilated.bias", (2 * G,), K * R)
+        add(f"{n}.condition.weight", (1, 2 * G, C), C)
+        add(f"{n}.skip.weight", (1, S, G), G); add(f"{n}.skip.bias", (S,), G)
+        add(f"{n}.residual.weight", (1, R, G), G); add(f"{n}.residual.bias", (R,), G)
+
+
+def stack_conv(t, inp, name, dilation=1, causal=True, bias=True):
+    """Parawave's Conv1d in torch: weights (K, Cout, Cin) -> torch's (Cout, Cin, K); causal
+    convolutions pad (K-1)d on the left, the others (K-1)/2 on each side."""
+    import torch.nn.functional as F
+    w = t[name + ".weight"]
+    k = w.shape[0]
+    inp = F.pad(inp, ((k - 1) * dilation, 0)) if causal else F.pad(inp, ((k - 1) // 2, (k - 1) // 2))
+    return F.conv1d(inp, w.permute(1, 2, 0), t[name + ".bias"] if bias else None, dilation=dilation)
+
+
+def stack_forward(t, prefix, x, mel, L, G, hop):
+    """DESIGN.md section 3's residual stack on x (B, 1, T) and mel (B, C, F): the skip sum."""
+    import torch
+    c_up = stack_conv(t, mel.repeat_interleave(hop, dim=2), f"{prefix}.upsample", causal=False)
+    res = stack_conv(t, x, f"{prefix}.input")
+    skip = 0
+    for l in range(L):
+        n = f"{prefix}.layers.{l}"
+        h = stack_conv(t, res, f"{n}.dilated", dilation=2 ** l) + stack_conv(t, c_up, f"{n}.condition", bias=False)
+        z = torch.tanh(h[:, :G]) * torch.sigmoid(h[:, G:])
+        skip = skip + stack_conv(t, z, f"{n}.skip")
+        res = (res + stack_conv(t, z, f"{n}.residual")) * np.sqrt(0.5)
+    return skip
+
+
 def stack_fixture():
     """A 3-layer stack (dilations 1, 2, 4; kernel 3; R = G = S = 8; 5 mel bands, hop 4)
     written in PyTorch from DESIGN.md section 3, in float64 from float32 parameters.
@@ -264,38 +301,14 @@ def stack_fixture():
     def add(name, shape, fan):
         P[name] = (rng.uniform(-1, 1, size=shape) / np.sqrt(fan)).astype(np.float32)
 
-    add("stack.input.weight", (1, R, 1), 1); add("stack.input.bias", (R,), 1)
-    add("stack.upsample.weight", (Ku, C, C), Ku * C); add("stack.upsample.bias", (C,), Ku * C)
-    for l in range(L):
-        n = f"stack.layers.{l}"
-        add(f"{n}.dilated.weight", (K, 2 * G, R), K * R); add(f"{n}.dilated.bias", (2 * G,), K * R)
-        add(f"{n}.condition.weight", (1, 2 * G, C), C)
-        add(f"{n}.skip.weight", (1, S, G), G); add(f"{n}.skip.bias", (S,), G)
-        add(f"{n}.residual.weight", (1, R, G), G); add(f"{n}.residual.bias", (R,), G)
+    add_stack_parameters(add, "stack", L, K, R, G, S, C, Ku)
     x = rng.uniform(-1, 1, (B, 1, T)).astype(np.float32)
     mel = rng.randn(B, C, Fr).astype(np.float32)
     proj = rng.randn(B, S, T).astype(np.float32)
     t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in P.items()}
     tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
 
-    def conv(inp, name, dilation=1, causal=True, bias=True):
-        w = t[name + ".weight"]                      # (K, Cout, Cin) -> torch's (Cout, Cin, K)
-        k = w.shape[0]
-        if causal:
-            inp = F.pad(inp, ((k - 1) * dilation, 0))
-        else:
-            inp = F.pad(inp, ((k - 1) // 2, (k - 1) // 2))
-        return F.conv1d(inp, w.permute(1, 2, 0), t[name + ".bias"] if bias else None, dilation=dilation)
-
-    c_up = conv(torch.tensor(mel, dtype=torch.float64).repeat_interleave(hop, dim=2), "stack.upsample", causal=False)
-    res = conv(tx, "stack.input")
-    skip = 0
-    for l in range(L):
-        n = f"stack.layers.{l}"
-        h = conv(res, f"{n}.dilated", dilation=2 ** l) + conv(c_up, f"{n}.condition", bias=False)
-        z = torch.tanh(h[:, :G]) * torch.sigmoid(h[:, G:])
-        skip = skip + conv(z, f"{n}.skip")
-        res = (res + conv(z, f"{n}.residual")) * np.sqrt(0.5)
+    skip = stack_forward(t, "stack", tx, torch.tensor(mel, dtype=torch.float64), L, G, hop)
     loss = (skip * torch.tensor(proj, dtype=torch.float64)).sum()
     loss.backward()
     tensors = dict(P)
@@ -329,14 +342,7 @@ def teacher_fixture():
     def add(name, shape, fan):
         P[name] = (rng.uniform(-1, 1, size=shape) / np.sqrt(fan)).astype(np.float32)
 
-    add("teacher.input.weight", (1, R, 1), 1); add("teacher.input.bias", (R,), 1)
-    add("teacher.upsample.weight", (Ku, C, C), Ku * C); add("teacher.upsample.bias", (C,), Ku * C)
-    for l in range(L):
-        n = f"teacher.layers.{l}"
-        add(f"{n}.dilated.weight", (K, 2 * G, R), K * R); add(f"{n}.dilated.bias", (2 * G,), K * R)
-        add(f"{n}.condition.weight", (1, 2 * G, C), C)
-        add(f"{n}.skip.weight", (1, S, G), G); add(f"{n}.skip.bias", (S,), G)
-        add(f"{n}.residual.weight", (1, R, G), G); add(f"{n}.residual.bias", (R,), G)
+    add_stack_parameters(add, "teacher", L, K, R, G, S, C, Ku)
     add("teacher.head.0.weight", (1, S, S), S); add("teacher.head.0.bias", (S,), S)
     add("teacher.head.1.weight", (1, 3 * M, S), S); add("teacher.head.1.bias", (3 * M,), S)
     mel_mean = (rng.uniform(-1, 1, C) - 5).astype(np.float32)
@@ -351,24 +357,10 @@ def teacher_fixture():
     shifted[:, 0, 1:] = x[:, :-1]
     tin = torch.tensor(shifted, dtype=torch.float64, requires_grad=True)
 
-    def conv(inp, name, dilation=1, causal=True, bias=True):
-        w = t[name + ".weight"]
-        k = w.shape[0]
-        inp = F.pad(inp, ((k - 1) * dilation, 0)) if causal else F.pad(inp, ((k - 1) // 2, (k - 1) // 2))
-        return F.conv1d(inp, w.permute(1, 2, 0), t[name + ".bias"] if bias else None, dilation=dilation)
-
     normalised = (torch.tensor(mel, dtype=torch.float64) - torch.tensor(mel_mean, dtype=torch.float64)[None, :, None]) \
         / torch.tensor(mel_std, dtype=torch.float64)[None, :, None]
-    c_up = conv(normalised.repeat_interleave(hop, dim=2), "teacher.upsample", causal=False)
-    res = conv(tin, "teacher.input")
-    skip = 0
-    for l in range(L):
-        n = f"teacher.layers.{l}"
-        h = conv(res, f"{n}.dilated", dilation=2 ** l) + conv(c_up, f"{n}.condition", bias=False)
-        z = torch.tanh(h[:, :G]) * torch.sigmoid(h[:, G:])
-        skip = skip + conv(z, f"{n}.skip")
-        res = (res + conv(z, f"{n}.residual")) * np.sqrt(0.5)
-    params = conv(F.relu(conv(F.relu(skip), "teacher.head.0")), "teacher.head.1")
+    skip = stack_forward(t, "teacher", tin, normalised, L, G, hop)
+    params = stack_conv(t, F.relu(stack_conv(t, F.relu(skip), "teacher.head.0")), "teacher.head.1")
     tx = torch.tensor(x, dtype=torch.float64)
     logp = torch.stack([dmol_reference(params[b], tx[b], M, bits, -7.0) for b in range(B)])
     tmask = torch.tensor(mask, dtype=torch.float64)

@@ -39,4 +39,15 @@ public enum GradientCheck {
         if count <= samples { return Array(0..<count) }
         return Array(Set((0..<samples).map { $0 * (count - 1) / (samples - 1) })).sorted()
     }
+
+    /// The largest relative difference from a golden reference, each element against
+    /// max(|reference|, 1e-3 x the reference's largest magnitude), so elements near zero are
+    /// compared at the tensor's scale; infinity when the sizes differ.
+    public static func worstGoldenError(_ ours: [Float], _ reference: [Float]) -> Float {
+        guard ours.count == reference.count else { return .infinity }
+        let scale = reference.map(abs).max() ?? 0
+        var worst: Float = 0
+        for (a, b) in zip(ours, reference) { worst = max(worst, abs(a - b) / max(abs(b), 1e-3 * scale, 1e-30)) }
+        return worst
+    }
 }

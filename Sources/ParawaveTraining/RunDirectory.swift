@@ -18,6 +18,17 @@ public struct RunDirectory: Sendable {
 
     public var hasState: Bool { FileManager.default.fileExists(atPath: trainState) }
 
+    /// Throws unless the directory suits the start: a state to resume from with `resume`,
+    /// none to overwrite without it.
+    public func checkStart(resume: Bool) throws {
+        if resume && !hasState {
+            throw ParawaveError(path, "has no train-state.safetensors to resume from; start the run without --resume")
+        }
+        if !resume && hasState {
+            throw ParawaveError(path, "already holds a training run; pass --resume to continue it, or choose another --run")
+        }
+    }
+
     /// Creates the directory (and `samples/`).
     public func create() throws {
         do {

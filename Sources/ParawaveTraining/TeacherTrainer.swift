@@ -67,19 +67,14 @@ public final class TeacherTrainer {
             CropSampler(validation, cropSamples: train.crop, hop: recipe.audio.hopLength, logFloor: recipe.audio.mel.logFloor)
                 .fixedBatches(batch: train.batchSize)
         activations = teacher.makeActivations(batch: train.batchSize, frames: sampler.frames)
+        try run.checkStart(resume: resume)
         if resume {
-            guard run.hasState else {
-                throw ParawaveError(run.path, "has no train-state.safetensors to resume from; start the run without --resume")
-            }
             teacher.initialise(seed: UInt64(train.seed))
             adam = Adam(store: teacher.store, clipNorm: train.clipNorm, emaDecay: Float(train.emaDecay))
             generator = SeededGenerator(seed: 0)
             try restore()
             try run.truncateMetrics(after: step)
         } else {
-            if run.hasState {
-                throw ParawaveError(run.path, "already holds a training run; pass --resume to continue it, or choose another --run")
-            }
             try run.create()
             teacher.initialise(seed: UInt64(train.seed))
             teacher.melMean = data.melMean
@@ -97,12 +92,13 @@ public final class TeacherTrainer {
     /// the state goes last, so a kill between the two resumes from the older state.
     public func checkpoint(seconds: Double) throws {
         try teacher.checkpoint(values: adam.ema, step: step).write(to: run.model)
-        var state = teacher.checkpoint(values: teacher.store.valueArray, step: step)
-        let n = teacher.store.count
-        state.tensors = ["values": .init(shape: [n], values: teacher.store.valueArray),
-                         "adam.m": .init(shape: [n], values: adam.m), "adam.v": .init(shape: [n], values: adam.v),
-                         "adam.ema": .init(shape: [n], values: adam.ema),
-                         "teacher.mel_mean": state.tensors["teacher.mel_mean"]!, "teacher.mel_std": state.tensors["teacher.mel_std"]!]
+        let n = teacher.store.count, C = teacher.config.stack.conditionChannels
+        var state = SafeTensors(tensors: ["values": .init(shape: [n], values: teacher.store.valueArray),
+                                          "adam.m": .init(shape: [n], values: adam.m), "adam.v": .init(shape: [n], values: adam.v),
+                                          "adam.ema": .init(shape: [n], values: adam.ema),
+                                          "teacher.mel_mean": .init(shape: [C], values: teacher.melMean),
+                                          "teacher.mel_std": .init(shape: [C], values: teacher.melStd)],
+                                metadata: teacher.metadata(step: step))
         state.metadata["kind"] = Self.stateKind
         state.metadata["adam_step"] = String(adam.step)
         state.metadata["rng"] = String(generator.state)

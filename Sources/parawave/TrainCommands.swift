@@ -51,12 +51,8 @@ struct TrainTeacherCommand: ParsableCommand {
         } else {
             throw ValidationError("--recipe is required (with --resume it defaults to RUN/recipe.yaml)")
         }
-        if !resume && runDirectory.hasState {
-            throw ParawaveError(runPath, "already holds a training run; pass --resume to continue it, or choose another --run")
-        }
-        if resume && !runDirectory.hasState {
-            throw ParawaveError(runPath, "has no train-state.safetensors to resume from; start the run without --resume")
-        }
+        // Before loading the corpus: a wrong start fails at once, in one line.
+        try runDirectory.checkStart(resume: resume)
         let corpus = try TrainingData(data, audio: recipe.audio.mel)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: resume)
         let t = recipe.teacherConfig

@@ -47,10 +47,7 @@ struct TeacherTests {
         let a = teacher.makeActivations(batch: B, frames: frames)
         teacher.forward(a, audio: x, mel: mel)
         func expectClose(_ ours: [Float], _ reference: [Float], _ label: String, tolerance: Float = 1e-4) {
-            #expect(ours.count == reference.count, "\(label) size")
-            let scale = reference.map(abs).max() ?? 0
-            var worst: Float = 0
-            for (u, v) in zip(ours, reference) { worst = max(worst, abs(u - v) / max(abs(v), 1e-3 * scale, 1e-30)) }
+            let worst = GradientCheck.worstGoldenError(ours, reference)
             #expect(worst <= tolerance, "\(label): worst relative error \(worst)")
         }
         expectClose(a.params, file.tensors["output.params"]!.values, "mixture parameters")

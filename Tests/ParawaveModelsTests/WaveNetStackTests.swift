@@ -27,10 +27,7 @@ struct WaveNetStackTests {
         stack.forward(activations, x: x, mel: mel, store: store)
 
         func expectClose(_ ours: [Float], _ reference: [Float], _ label: String) {
-            #expect(ours.count == reference.count, "\(label) size")
-            let scale = reference.map(abs).max() ?? 0
-            var worst: Float = 0
-            for (a, b) in zip(ours, reference) { worst = max(worst, abs(a - b) / max(abs(b), 1e-3 * scale, 1e-30)) }
+            let worst = GradientCheck.worstGoldenError(ours, reference)
             #expect(worst <= 1e-4, "\(label): worst relative error \(worst)")
         }
         expectClose(activations.skip, file.tensors["output.skip"]!.values, "skip output")
