@@ -157,21 +157,13 @@ public final class TeacherGenerator: @unchecked Sendable {
             let mid = min(n, (n / 2 + 3) / 4 * 4)
             return j == 0 ? 0..<mid : mid..<n
         }
-        var blockCount = 0
 
-        // Worker j runs the same loop in lockstep; worker 0 also does the per-sample input
-        // convolution, the head and the draw. Barriers: after the input (the layer input is
-        // complete), after the gate (z complete), after the skip/residual rows (next input).
-        func work(_ j: Int, _ generator: inout SeededGenerator) {
+        // Worker j runs the same loop over a block's samples in lockstep; worker 0 also does the
+        // per-sample input convolution, the head and the draw. Barriers: after the input (the
+        // layer input is complete), after the gate (z complete), after the skip/residual rows.
+        func work(_ j: Int, block blockStart: Int, _ generator: inout SeededGenerator) {
             let channels = share(G, j), rows = share(SR, j), inputRows = share(R, j)
-            var blockStart = -blockLength
-            for t in 0..<T {
-                if t >= blockStart + blockLength {
-                    blockStart = t
-                    if j == 0 { blockCount = upsampleBlock(normalised: normalised, utterances: B, frames: maxFrames, start: t) }
-                    barrier.wait()
-                    conditionRows(share(blockCount, j), utterances: B)
-                }
+            for t in blockStart..<min(T, blockStart + blockLength) {
                 let offset = t - blockStart
                 if j == 0 {
                     for b in 0..<B {
@@ -249,24 +241,38 @@ public final class TeacherGenerator: @unchecked Sendable {
             }
         }
 
-        let blasThreads = BLAS.threads
-        BLAS.setThreads(1)
-        defer { BLAS.setThreads(blasThreads) }
+        // Per block: the conditioning on this thread with BLAS and the toolkit's own threads
+        // (the helper sleeps meanwhile), then the per-sample loop on both workers.
         if workers > 1 {
-            let done = DispatchSemaphore(value: 0)
+            let start = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
             let helper = Thread {
                 var unused = SeededGenerator(seed: 0)
-                work(1, &unused)
-                done.signal()
+                for block in stride(from: 0, to: T, by: self.blockLength) {
+                    start.wait()
+                    work(1, block: block, &unused)
+                    finished.signal()
+                }
             }
             helper.stackSize = 1 << 20
             helper.start()
-            work(0, &generator)
-            done.wait()
+            for block in stride(from: 0, to: T, by: blockLength) {
+                prepareConditioning(normalised: normalised, utterances: B, frames: maxFrames, start: block)
+                start.signal()
+                work(0, block: block, &generator)
+                finished.wait()
+            }
         } else {
-            work(0, &generator)
+            for block in stride(from: 0, to: T, by: blockLength) {
+                prepareConditioning(normalised: normalised, utterances: B, frames: maxFrames, start: block)
+                work(0, block: block, &generator)
+            }
         }
         return outputs
+    }
+
+    /// Fills `conditionBlock` for samples [start, start + blockLength) from the normalised mels.
+    func prepareConditioning(normalised: [Float], utterances B: Int, frames F: Int, start: Int) {
+        conditionRows(0..<upsampleBlock(normalised: normalised, utterances: B, frames: F, start: start), utterances: B)
     }
 
     /// Upsampled, normalised conditioning (B, Cc, blockLength) for samples

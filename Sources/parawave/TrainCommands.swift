@@ -62,10 +62,15 @@ struct TrainTeacherCommand: ParsableCommand {
               + (resume ? "resuming at step \(trainer.step)" : "starting") + " toward \(recipe.train.steps) steps")
         StopSignal.install()
         let outcome = try trainer.train()
-        var line = String(format: "step %d: training loss %.4f nats (%.4f bits) per sample", outcome.step, outcome.trainLoss, outcome.trainLoss / M_LN2)
-        if let v = outcome.validationLoss { line += String(format: ", validation %.4f nats (%.4f bits)", v, v / M_LN2) }
-        if outcome.skippedSteps > 0 { line += ", \(outcome.skippedSteps) non-finite steps skipped" }
-        print(line)
+        if outcome.trainLoss.isNaN {
+            print("step \(outcome.step): the run is already at train.steps; nothing to train (extend it with --steps)")
+        } else {
+            var line = String(format: "step %d: training loss %.4f nats (%.4f bits) per sample", outcome.step, outcome.trainLoss,
+                              outcome.trainLoss / M_LN2)
+            if let v = outcome.validationLoss { line += String(format: ", validation %.4f nats (%.4f bits)", v, v / M_LN2) }
+            if outcome.skippedSteps > 0 { line += ", \(outcome.skippedSteps) non-finite steps skipped" }
+            print(line)
+        }
         print("run: \(runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
               + "training time \(ProgressReporter.clock(outcome.seconds))")
         if outcome.interrupted { throw ExitCode(130) }

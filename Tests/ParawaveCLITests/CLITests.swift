@@ -158,6 +158,10 @@ struct CLITests {
         let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/a/model.safetensors"))
         let b = try Data(contentsOf: URL(fileURLWithPath: dir + "/b/model.safetensors"))
         #expect(a == b, "killed at step \(killedAt): the resumed model differs")
+        // Resuming a finished run trains nothing and says so.
+        let finished = try CommandRunner.parawave(common + ["--run", dir + "/b", "--resume"])
+        #expect(finished.status == 0 && finished.stdout.contains("nothing to train"), "\(finished.stdout)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/b/model.safetensors")) == b)
 
         // A second start in the same run directory is refused rather than overwriting it.
         try expectClearFailure(common + ["--recipe", dir + "/r.yaml", "--run", dir + "/b"], subject: dir + "/b", problem: "--resume",

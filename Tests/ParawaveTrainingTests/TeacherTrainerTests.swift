@@ -27,7 +27,7 @@ struct TeacherTrainerTests {
 
     /// A tiny teacher trained for 300 steps on one 0.25 s clip: the NLL (EMA weights) falls from
     /// 12.05 nats per sample (worse than uniform over the 65,536 levels, 11.09) to 8.29
-    /// (asserted: below 9.5, with room for the rounding differences of other tests changing the BLAS thread count), and its teacher-forced mean prediction follows the clip with less
+    /// (asserted: below 9), and its teacher-forced mean prediction follows the clip with less
     /// than half the squared error of predicting the previous sample (measured: 0.31x).
     @Test func overfitsOneClip() throws {
         let clip = try Self.clip()
@@ -39,7 +39,7 @@ struct TeacherTrainerTests {
         let outcome = try trainer.train(shouldStop: { false })
         let after = try #require(outcome.validationLoss)
         #expect(before > 11, "initial NLL \(before)")
-        #expect(after < 9.5, "NLL after 300 steps \(after) (from \(before))")
+        #expect(after < 9, "NLL after 300 steps \(after) (from \(before))")
 
         // Teacher-forced prediction E[x_t] = sum_m softmax(pi)_m mu_m with the EMA weights.
         let teacher = try Teacher.load(try SafeTensors.read(run.model), name: run.model)
