@@ -39,9 +39,7 @@ public final class Teacher: @unchecked Sendable {
     public let store = ParameterStore()
     public let stack: WaveNetStack
     public let mixture: DiscretizedMixture
-    let head1: Conv1d, head2: Conv1d
-    let head1Weight: ParameterStore.Entry, head1Bias: ParameterStore.Entry
-    let head2Weight: ParameterStore.Entry, head2Bias: ParameterStore.Entry
+    let head: WaveNetHead
     /// Per-band normalisation of the log-mel, (n_mels) each.
     public var melMean: [Float]
     public var melStd: [Float]
@@ -50,12 +48,7 @@ public final class Teacher: @unchecked Sendable {
         self.config = config
         let S = config.stack.skipChannels, M = config.mixtures
         stack = WaveNetStack(config: config.stack, prefix: "teacher", store: store)
-        head1 = Conv1d(inputChannels: S, outputChannels: S)
-        head2 = Conv1d(inputChannels: S, outputChannels: 3 * M)
-        head1Weight = store.add("teacher.head.0.weight", shape: [1, S, S])
-        head1Bias = store.add("teacher.head.0.bias", shape: [S])
-        head2Weight = store.add("teacher.head.1.weight", shape: [1, 3 * M, S])
-        head2Bias = store.add("teacher.head.1.bias", shape: [3 * M])
+        head = WaveNetHead(prefix: "teacher.head", inputChannels: S, outputChannels: 3 * M, store: store)
         mixture = DiscretizedMixture(mixtures: M, bits: config.bits, logScaleMin: config.logScaleMin)
         melMean = [Float](repeating: 0, count: config.stack.conditionChannels)
         melStd = [Float](repeating: 1, count: config.stack.conditionChannels)
@@ -65,10 +58,7 @@ public final class Teacher: @unchecked Sendable {
     public func initialise(seed: UInt64) {
         var generator = SeededGenerator(seed: seed)
         stack.initialise(store, generator: &generator)
-        let S = Float(config.stack.skipChannels)
-        for e in [head1Weight, head1Bias, head2Weight, head2Bias] {
-            store.initUniform(e, bound: 1 / S.squareRoot(), generator: &generator)
-        }
+        head.initialise(store, generator: &generator)
     }
 
     /// Buffers for one batch shape.
@@ -77,37 +67,37 @@ public final class Teacher: @unchecked Sendable {
         let stack: WaveNetStack.Activations
         /// The shifted input (B, 1, T) and the normalised mel (B, Cc, F).
         var input: [Float], mel: [Float]
-        /// relu(skip), hidden = head1(relu(skip)), relu(hidden): (B, S, T) each.
-        var relu1: [Float], hidden: [Float], relu2: [Float]
+        let head: WaveNetHead.Activations
         /// Mixture parameters (B, 3M, T) and their gradient.
         public internal(set) var params: [Float]
         var dParams: [Float]
         /// Per-sample log-likelihood (B, T) and its gradient.
         public internal(set) var logProb: [Float]
         var dLogProb: [Float]
-        var dRelu: [Float], dSkip: [Float]
+        var dSkip: [Float]
 
-        init(teacher: Teacher, batch: Int, frames: Int) {
+        init(teacher: Teacher, batch: Int, frames: Int, training: Bool) {
             let c = teacher.config, S = c.stack.skipChannels
             self.batch = batch
             self.frames = frames
             length = frames * c.stack.hop
-            stack = teacher.stack.makeActivations(batch: batch, frames: frames)
+            stack = teacher.stack.makeActivations(batch: batch, frames: frames, training: training)
+            head = teacher.head.makeActivations(batch: batch, length: length, training: training)
             input = [Float](repeating: 0, count: batch * length)
             mel = [Float](repeating: 0, count: batch * c.stack.conditionChannels * frames)
-            relu1 = [Float](repeating: 0, count: batch * S * length)
-            hidden = relu1
-            relu2 = relu1
-            dRelu = relu1
-            dSkip = relu1
+            dSkip = training ? [Float](repeating: 0, count: batch * S * length) : []
             params = [Float](repeating: 0, count: batch * 3 * c.mixtures * length)
-            dParams = params
+            dParams = training ? params : []
             logProb = [Float](repeating: 0, count: batch * length)
-            dLogProb = logProb
+            dLogProb = training ? logProb : []
         }
     }
 
-    public func makeActivations(batch: Int, frames: Int) -> Activations { Activations(teacher: self, batch: batch, frames: frames) }
+    /// Buffers for `batch` crops of `frames` frames; without `training`, only what the forward
+    /// pass needs (one layer's worth of stack activations).
+    public func makeActivations(batch: Int, frames: Int, training: Bool = true) -> Activations {
+        Activations(teacher: self, batch: batch, frames: frames, training: training)
+    }
 
     /// Normalises a raw log-mel (B, Cc, F) into `out`.
     func normalise(_ mel: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int, frames F: Int) {
@@ -142,16 +132,11 @@ public final class Teacher: @unchecked Sendable {
     }
 
     func forwardHead(_ a: Activations) {
-        let B = a.batch, T = a.length, n = a.relu1.count
-        let w = { (e: ParameterStore.Entry) in UnsafePointer(self.store.value(e)) }
         a.stack.skip.withUnsafeBufferPointer { skip in
-            a.relu1.withUnsafeMutableBufferPointer { ReLU.forward(out: $0.baseAddress!, inp: skip.baseAddress!, count: n) }
+            a.params.withUnsafeMutableBufferPointer { p in
+                head.forward(a.head, skip: skip.baseAddress!, out: p.baseAddress!, store: store, batch: a.batch, length: a.length)
+            }
         }
-        head1.forward(out: &a.hidden, inp: a.relu1, weight: w(head1Weight), bias: w(head1Bias), batch: B, length: T)
-        a.hidden.withUnsafeBufferPointer { h in
-            a.relu2.withUnsafeMutableBufferPointer { ReLU.forward(out: $0.baseAddress!, inp: h.baseAddress!, count: n) }
-        }
-        head2.forward(out: &a.params, inp: a.relu2, weight: w(head2Weight), bias: w(head2Bias), batch: B, length: T)
     }
 
     /// After `forward`: the log-likelihood of x (B, T) per sample into `a.logProb`; returns the
@@ -175,7 +160,7 @@ public final class Teacher: @unchecked Sendable {
 
     /// Backward of the masked mean NLL returned by `loss`: parameter gradients are added into
     /// `store`. `dInput` (B, T), when given, receives the gradient with respect to the stack's
-    /// (shifted) input, for distillation.
+    /// (shifted) input.
     public func backward(_ a: Activations, audio x: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil, count: Int,
                          lossScale: Float = 1, dInput: UnsafeMutablePointer<Float>? = nil) {
         let B = a.batch, T = a.length
@@ -187,38 +172,31 @@ public final class Teacher: @unchecked Sendable {
                 mixture.backward(dParams: dp.baseAddress!, dLogProb: a.dLogProb, params: p.baseAddress!, x: x, batch: B, length: T)
             }
         }
-        backwardHead(a)
+        backwardFromParameters(a, dInput: dInput)
+    }
+
+    /// Backward from a gradient with respect to the mixture parameters, dParams (B, 3M, T)
+    /// (distillation scores the student's samples under them). `dInput` (B, T) receives the
+    /// gradient with respect to the stack's shifted input: entry t belongs to x_(t-1). The
+    /// teacher's own parameter gradients are computed only when `weights`.
+    public func backward(_ a: Activations, dParams: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, weights: Bool) {
+        a.dParams.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: dParams, count: $0.count) }
+        backwardFromParameters(a, dInput: dInput, weights: weights)
+    }
+
+    func backwardFromParameters(_ a: Activations, dInput: UnsafeMutablePointer<Float>?, weights: Bool = true) {
+        a.stack.skip.withUnsafeBufferPointer { skip in
+            a.dSkip.withUnsafeMutableBufferPointer { ds in
+                head.backward(a.head, dOut: a.dParams, skip: skip.baseAddress!, dSkip: ds.baseAddress!, store: store,
+                              batch: a.batch, length: a.length, weights: weights)
+            }
+        }
         a.input.withUnsafeBufferPointer { inp in
             a.mel.withUnsafeBufferPointer { m in
                 a.dSkip.withUnsafeBufferPointer { ds in
-                    stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!, store: store)
+                    stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!, store: store,
+                                   weights: weights)
                 }
-            }
-        }
-    }
-
-    /// From `a.dParams` to `a.dSkip` (overwritten), adding the head's parameter gradients.
-    func backwardHead(_ a: Activations) {
-        let B = a.batch, T = a.length, n = a.relu1.count
-        let w = { (e: ParameterStore.Entry) in UnsafePointer(self.store.value(e)) }
-        let g = { (e: ParameterStore.Entry) in self.store.gradient(e) }
-        a.dRelu.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        head2.backward(dInp: &a.dRelu, dWeight: g(head2Weight), dBias: g(head2Bias), dOut: a.dParams, inp: a.relu2,
-                       weight: w(head2Weight), batch: B, length: T)
-        // dHidden = dRelu2 * [hidden > 0], kept in dSkip as scratch.
-        a.dSkip.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        a.hidden.withUnsafeBufferPointer { h in
-            a.dRelu.withUnsafeBufferPointer { dr in
-                a.dSkip.withUnsafeMutableBufferPointer { ReLU.backward(dInp: $0.baseAddress!, dOut: dr.baseAddress!, inp: h.baseAddress!, count: n) }
-            }
-        }
-        a.dRelu.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        head1.backward(dInp: &a.dRelu, dWeight: g(head1Weight), dBias: g(head1Bias), dOut: a.dSkip, inp: a.relu1,
-                       weight: w(head1Weight), batch: B, length: T)
-        a.dSkip.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        a.stack.skip.withUnsafeBufferPointer { s in
-            a.dRelu.withUnsafeBufferPointer { dr in
-                a.dSkip.withUnsafeMutableBufferPointer { ReLU.backward(dInp: $0.baseAddress!, dOut: dr.baseAddress!, inp: s.baseAddress!, count: n) }
             }
         }
     }

@@ -87,8 +87,8 @@ public final class TeacherGenerator: @unchecked Sendable {
             (skipResidualBias + l * SR).update(from: store.value(layer.skipBias), count: S)
             (skipResidualBias + l * SR + S).update(from: store.value(layer.residualBias), count: R)
         }
-        head1 = copy(teacher.head1Weight); head1Bias = copy(teacher.head1Bias)
-        head2 = copy(teacher.head2Weight); head2Bias = copy(teacher.head2Bias)
+        head1 = copy(teacher.head.firstWeight); head1Bias = copy(teacher.head.firstBias)
+        head2 = copy(teacher.head.secondWeight); head2Bias = copy(teacher.head.secondBias)
         ringSlots = (0..<L).map { (c.kernelSize - 1) * c.dilation($0) + 1 }
         rings = ringSlots.map { buffer($0 * batch * c.residualChannels) }
         preGate = buffer(batch * H)

@@ -115,39 +115,48 @@ public struct WaveNetStack: Sendable {
         }
     }
 
-    /// Buffers for one batch shape, kept between forward and backward.
+    /// Buffers for one batch shape, kept between forward and backward. Without `training`
+    /// only two residual slots and one pre-gate slot are kept (used in turn by the layers) and
+    /// there are no gradient buffers: enough for the forward pass.
     public final class Activations: @unchecked Sendable {
-        public let batch: Int, length: Int, frames: Int
+        public let batch: Int, length: Int, frames: Int, training: Bool
         /// repeat(c): (B, Cc, T); c_up: (B, Cc, T).
         var repeated: [Float], conditioned: [Float]
-        /// x_res entering each layer and after the last: (L + 1, B, R, T).
+        /// x_res entering each layer and after the last: (L + 1, B, R, T) (2 slots without training).
         var residual: [Float]
-        /// h of each layer: (L, B, 2G, T).
+        /// h of each layer: (L, B, 2G, T) (1 slot without training).
         var preGate: [Float]
         /// Scratch: z (B, G, T), and gradients.
         var gated: [Float], dGated: [Float], dPreGate: [Float], dResidual: [Float], dConditioned: [Float]
         /// The skip sum, (B, S, T).
         public var skip: [Float]
 
-        init(config c: WaveNetStackConfig, batch: Int, frames: Int) {
+        init(config c: WaveNetStackConfig, batch: Int, frames: Int, training: Bool) {
             self.batch = batch
             self.frames = frames
+            self.training = training
             length = frames * c.hop
             let T = length, R = c.residualChannels, G = c.gatedChannels
             repeated = [Float](repeating: 0, count: batch * c.conditionChannels * T)
             conditioned = repeated
-            residual = [Float](repeating: 0, count: (c.layers + 1) * batch * R * T)
-            preGate = [Float](repeating: 0, count: c.layers * batch * 2 * G * T)
+            residual = [Float](repeating: 0, count: (training ? c.layers + 1 : 2) * batch * R * T)
+            preGate = [Float](repeating: 0, count: (training ? c.layers : 1) * batch * 2 * G * T)
             gated = [Float](repeating: 0, count: batch * G * T)
-            dGated = gated
-            dPreGate = [Float](repeating: 0, count: batch * 2 * G * T)
-            dResidual = [Float](repeating: 0, count: 2 * batch * R * T)
-            dConditioned = repeated
+            dGated = training ? gated : []
+            dPreGate = training ? [Float](repeating: 0, count: batch * 2 * G * T) : []
+            dResidual = training ? [Float](repeating: 0, count: 2 * batch * R * T) : []
+            dConditioned = training ? repeated : []
             skip = [Float](repeating: 0, count: batch * c.skipChannels * T)
         }
+
+        /// Slots of layer l's input residual and pre-gate activations.
+        @inline(__always) func residualSlot(_ l: Int) -> Int { training ? l : l % 2 }
+        @inline(__always) func preGateSlot(_ l: Int) -> Int { training ? l : 0 }
     }
 
-    public func makeActivations(batch: Int, frames: Int) -> Activations { Activations(config: config, batch: batch, frames: frames) }
+    public func makeActivations(batch: Int, frames: Int, training: Bool = true) -> Activations {
+        Activations(config: config, batch: batch, frames: frames, training: training)
+    }
 
     /// Forward: x (B, 1, T), mel (B, Cc, F) with T = F * hop; the skip sum lands in `a.skip` (B, S, T).
     public func forward(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
@@ -164,7 +173,8 @@ public struct WaveNetStack: Sendable {
                 input.forward(out: res.baseAddress!, inp: x, weight: w(inputWeight), bias: w(inputBias), batch: B, length: T)
                 a.skip.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
                 for (l, layer) in layers.enumerated() {
-                    let xIn = res.baseAddress! + l * stride, xOut = xIn + stride, h = pre.baseAddress! + l * hStride
+                    let xIn = res.baseAddress! + a.residualSlot(l) * stride, xOut = res.baseAddress! + a.residualSlot(l + 1) * stride
+                    let h = pre.baseAddress! + a.preGateSlot(l) * hStride
                     layer.dilated.forward(out: h, inp: xIn, weight: w(layer.dilatedWeight), bias: w(layer.dilatedBias), batch: B, length: T)
                     layer.condition.forward(out: h, inp: a.conditioned, weight: w(layer.conditionWeight), bias: nil, batch: B, length: T, accumulate: true)
                     GatedUnit.forward(out: &a.gated, inp: h, batch: B, channels: G, length: T)
@@ -176,14 +186,16 @@ public struct WaveNetStack: Sendable {
         }
     }
 
-    /// Backward from dSkip (B, S, T): parameter gradients are added into the store; the
+    /// Backward from dSkip (B, S, T): parameter gradients are added into the store (only when
+    /// `weights`; a frozen stack, such as the teacher in distillation, skips them); the
     /// gradient with respect to x (B, 1, T) is added into `dX` when given.
     public func backward(_ a: Activations, dSkip: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
-                         x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
+                         x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore, weights: Bool = true) {
+        precondition(a.training, "the backward pass needs training activations")
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
-        let g = { (e: ParameterStore.Entry) in store.gradient(e) }
+        let g = { (e: ParameterStore.Entry) in weights ? store.gradient(e) : nil }
         let stride = B * R * T, hStride = B * 2 * G * T
         a.dConditioned.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         // dResidual holds two (B, R, T) buffers: the gradient of x_res after the layer and before it.
@@ -205,8 +217,10 @@ public struct WaveNetStack: Sendable {
                                             dOut: dSkip, inp: a.gated, weight: w(layer.skipWeight), batch: B, length: T)
                         a.dPreGate.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
                         GatedUnit.backward(dInp: &a.dPreGate, dOut: a.dGated, inp: h, batch: B, channels: G, length: T)
-                        layer.condition.backward(dInp: &a.dConditioned, dWeight: g(layer.conditionWeight), dBias: nil,
-                                                 dOut: a.dPreGate, inp: a.conditioned, weight: w(layer.conditionWeight), batch: B, length: T)
+                        if weights {
+                            layer.condition.backward(dInp: &a.dConditioned, dWeight: g(layer.conditionWeight), dBias: nil, dOut: a.dPreGate,
+                                                     inp: a.conditioned, weight: w(layer.conditionWeight), batch: B, length: T)
+                        }
                         layer.dilated.backward(dInp: before, dWeight: g(layer.dilatedWeight), dBias: g(layer.dilatedBias),
                                                dOut: a.dPreGate, inp: xIn, weight: w(layer.dilatedWeight), batch: B, length: T)
                         swap(&after, &before)
@@ -216,7 +230,9 @@ public struct WaveNetStack: Sendable {
                 }
             }
         }
-        upsample.backward(dInp: nil, dWeight: g(upsampleWeight), dBias: g(upsampleBias), dOut: a.dConditioned, inp: a.repeated,
-                          weight: w(upsampleWeight), batch: B, length: T)
+        if weights {
+            upsample.backward(dInp: nil, dWeight: g(upsampleWeight), dBias: g(upsampleBias), dOut: a.dConditioned, inp: a.repeated,
+                              weight: w(upsampleWeight), batch: B, length: T)
+        }
     }
 }
