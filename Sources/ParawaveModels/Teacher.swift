@@ -101,14 +101,7 @@ public final class Teacher: @unchecked Sendable {
 
     /// Normalises a raw log-mel (B, Cc, F) into `out`.
     func normalise(_ mel: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int, frames F: Int) {
-        let C = config.stack.conditionChannels
-        for b in 0..<batch {
-            for c in 0..<C {
-                let mean = melMean[c], inv = 1 / melStd[c]
-                let x = mel + (b * C + c) * F, y = out + (b * C + c) * F
-                for f in 0..<F { y[f] = (x[f] - mean) * inv }
-            }
-        }
+        MelNormalisation.apply(mel, into: out, mean: melMean, std: melStd, batch: batch, frames: F)
     }
 
     /// Forward on audio x (B, T), T = F * hop, conditioned on the raw log-mel (B, Cc, F):
@@ -204,58 +197,24 @@ public final class Teacher: @unchecked Sendable {
     // MARK: checkpoints
 
     /// Metadata for a checkpoint of this teacher.
-    public func metadata(step: Int) -> [String: String] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)
-        return ["kind": Self.kind, "config": json, "step": String(step), "format_version": String(CheckpointFormat.version)]
-    }
+    public func metadata(step: Int) -> [String: String] { ModelCheckpoint.metadata(kind: Self.kind, config: config, step: step) }
 
     /// A checkpoint with `values` (the store's layout; the EMA weights for rendering) and the
     /// mel normalisation.
     public func checkpoint(values: [Float], step: Int) -> SafeTensors {
-        precondition(values.count == store.count, "parameter count mismatch")
-        var tensors: [String: SafeTensors.Tensor] = [:]
-        for e in store.entries {
-            tensors[e.name] = SafeTensors.Tensor(shape: e.shape, values: Array(values[e.offset..<(e.offset + e.count)]))
-        }
-        let C = config.stack.conditionChannels
-        tensors["teacher.mel_mean"] = SafeTensors.Tensor(shape: [C], values: melMean)
-        tensors["teacher.mel_std"] = SafeTensors.Tensor(shape: [C], values: melStd)
-        return SafeTensors(tensors: tensors, metadata: metadata(step: step))
+        ModelCheckpoint.make(store: store, values: values, normalisation: (melMean, melStd), prefix: "teacher", metadata: metadata(step: step))
     }
 
     /// Loads a teacher checkpoint written by `checkpoint`.
     public static func load(_ file: SafeTensors, name: String) throws -> Teacher {
-        guard file.metadata["kind"] == kind else {
-            throw ParawaveError(name, "not a teacher checkpoint (kind '\(file.metadata["kind"] ?? "none")')")
-        }
-        try CheckpointFormat.checkVersion(file, name: name)
-        guard let json = file.metadata["config"], let config = try? JSONDecoder().decode(TeacherConfig.self, from: Data(json.utf8)) else {
-            throw ParawaveError(name, "the checkpoint's teacher config is missing or unreadable")
-        }
-        let teacher = Teacher(config: config)
+        let teacher = Teacher(config: try ModelCheckpoint.config(TeacherConfig.self, kind: kind, what: "teacher", file: file, name: name))
         try teacher.loadValues(from: file, name: name)
         return teacher
     }
 
     /// Copies every parameter and the mel normalisation from `file`.
     public func loadValues(from file: SafeTensors, name: String) throws {
-        var values = [Float](repeating: 0, count: store.count)
-        for e in store.entries {
-            let v = try file.tensor(e.name, shape: e.shape, file: name)
-            values.replaceSubrange(e.offset..<(e.offset + e.count), with: v)
-        }
-        for (i, v) in values.enumerated() where !v.isFinite {
-            throw ParawaveError(name, "parameter \(i) is not finite (\(v)); the checkpoint is damaged")
-        }
-        store.setValues(values)
-        let C = config.stack.conditionChannels
-        melMean = try file.tensor("teacher.mel_mean", shape: [C], file: name)
-        melStd = try file.tensor("teacher.mel_std", shape: [C], file: name)
-        if melStd.contains(where: { !($0 > 0) }) || melMean.contains(where: { !$0.isFinite }) {
-            throw ParawaveError(name, "the checkpoint's mel normalisation is damaged")
-        }
+        (melMean, melStd) = try ModelCheckpoint.load(file, name: name, store: store, prefix: "teacher", bands: config.stack.conditionChannels)
     }
 }
 

@@ -1,0 +1,352 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+
+/// Everything that fixes a student's shape and conventions; stored as JSON in its checkpoint.
+public struct StudentConfig: Codable, Equatable, Sendable {
+    /// One stack per flow, in order of application.
+    public var flows: [WaveNetStackConfig]
+    /// Each flow's log-scale is clamped to [logScaleMin, logScaleMax] in the forward pass.
+    public var logScaleMin: Float
+    public var logScaleMax: Float
+    /// The mel front end (the teacher's).
+    public var mel: MelSettings
+
+    public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings) {
+        precondition(!flows.isEmpty, "a student needs a flow")
+        self.flows = flows
+        self.logScaleMin = logScaleMin
+        self.logScaleMax = logScaleMax
+        self.mel = mel
+    }
+
+    /// Samples of the past (of the noise) an output sample depends on besides its own:
+    /// flow k reads its input up to one sample back plus its stack's receptive field.
+    public var receptiveField: Int { flows.map(\.receptiveField).reduce(0, +) }
+
+    /// Multiply-adds per output sample of every flow's convolutions and head.
+    public var multiplyAddsPerSample: Int {
+        flows.map { $0.multiplyAddsPerSample + $0.skipChannels * ($0.skipChannels + 2) }.reduce(0, +)
+    }
+}
+
+/// The IAF student (DESIGN.md section 4): K WaveNet-like flows on logistic noise z.
+///
+/// Flow k reads its input shifted right by one sample (zero first), so its output at t sees
+/// x^(k-1)_<t only, and gives (mu^k, log s^k) per sample from a `WaveNetHead` (P = 2):
+///
+///   x^k = x^(k-1) * s^k + mu^k,   x^0 = z ~ Logistic(0, 1)
+///
+/// so the output is one logistic per sample given z: `x = z * s_tot + mu_tot` with
+/// `log s_tot = sum_k log s^k` and `mu_tot = sum_k mu^k prod_(j>k) s^j`, kept as the running
+/// `mu_tot^k = mu_tot^(k-1) s^k + mu^k`. Each log s^k is clamped to the config's range (no
+/// gradient outside it). Synthesis is one parallel pass over time per flow.
+public final class Student: @unchecked Sendable {
+    public static let kind = "parawave.student"
+
+    public let config: StudentConfig
+    public let store = ParameterStore()
+    public let flows: [WaveNetStack]
+    public let heads: [WaveNetHead]
+    /// Per-band normalisation of the log-mel (the teacher's, copied at the start of distillation).
+    public var melMean: [Float]
+    public var melStd: [Float]
+
+    public init(config: StudentConfig) {
+        self.config = config
+        let store = self.store
+        var flows: [WaveNetStack] = [], heads: [WaveNetHead] = []
+        for (k, c) in config.flows.enumerated() {
+            flows.append(WaveNetStack(config: c, prefix: "student.flows.\(k)", store: store))
+            heads.append(WaveNetHead(prefix: "student.flows.\(k).head", inputChannels: c.skipChannels, outputChannels: 2, store: store))
+        }
+        self.flows = flows
+        self.heads = heads
+        melMean = [Float](repeating: 0, count: config.flows[0].conditionChannels)
+        melStd = [Float](repeating: 1, count: config.flows[0].conditionChannels)
+    }
+
+    /// Seeded initialisation: PyTorch's default bounds, except that each flow's last layer
+    /// starts small (`outputScale` of its usual bound) with mean bias 0 and log-scale bias
+    /// log(initialScale) / K, so the untrained student outputs mu_tot near 0 and s_tot near
+    /// `initialScale`.
+    public func initialise(seed: UInt64, initialScale: Float = 0.05, outputScale: Float = 0.01) {
+        var generator = SeededGenerator(seed: seed)
+        let logScale = log(initialScale) / Float(flows.count)
+        for (stack, head) in zip(flows, heads) {
+            stack.initialise(store, generator: &generator)
+            head.initialise(store, generator: &generator, outputScale: outputScale)
+            let bias = head.outputBias(store)
+            bias[0] = 0
+            bias[1] = logScale
+        }
+    }
+
+    /// Buffers for one batch shape. With `training`, everything the backward pass needs for
+    /// every flow; without, one flow's forward buffers shared by all flows.
+    public final class Activations: @unchecked Sendable {
+        public let batch: Int, frames: Int, length: Int, training: Bool
+        let flowCount: Int
+        let flows: [WaveNetStack.Activations], heads: [WaveNetHead.Activations]
+        /// The normalised mel (B, Cc, F) and the shifted input of the current flow (B, T).
+        var mel: [Float], input: [Float]
+        /// x^k and mu_tot^k for k = 0...K: (K + 1, B, T) (2 slots used in turn without training).
+        var states: [Float], means: [Float]
+        /// Each flow's head output (mu^k, unclamped log s^k): (K, B, 2, T) (1 slot without training).
+        var outputs: [Float]
+        /// log s_tot (B, T).
+        public internal(set) var logScale: [Float]
+        /// Gradient scratch: running dx and dmu_tot (B, T), head output (B, 2, T), skip (B, S, T), input (B, T).
+        var dState: [Float], dMean: [Float], dOutput: [Float], dSkip: [Float], dInput: [Float]
+
+        init(student: Student, batch: Int, frames: Int, training: Bool) {
+            let configs = student.config.flows, K = configs.count
+            self.batch = batch
+            self.frames = frames
+            self.training = training
+            flowCount = K
+            length = frames * configs[0].hop
+            let n = batch * length
+            if training {
+                flows = zip(student.flows, configs).map { $0.0.makeActivations(batch: batch, frames: frames) }
+                heads = student.heads.map { $0.makeActivations(batch: batch, length: frames * configs[0].hop) }
+            } else {
+                flows = [student.flows[0].makeActivations(batch: batch, frames: frames, training: false)]
+                heads = [student.heads[0].makeActivations(batch: batch, length: frames * configs[0].hop, training: false)]
+            }
+            mel = [Float](repeating: 0, count: batch * configs[0].conditionChannels * frames)
+            input = [Float](repeating: 0, count: n)
+            states = [Float](repeating: 0, count: (training ? K + 1 : 2) * n)
+            means = states
+            outputs = [Float](repeating: 0, count: (training ? K : 1) * 2 * n)
+            logScale = [Float](repeating: 0, count: n)
+            dState = training ? [Float](repeating: 0, count: n) : []
+            dMean = dState
+            dInput = dState
+            dOutput = training ? [Float](repeating: 0, count: 2 * n) : []
+            dSkip = training ? [Float](repeating: 0, count: batch * configs[0].skipChannels * length) : []
+        }
+
+        @inline(__always) func stateSlot(_ k: Int) -> Int { training ? k : k % 2 }
+        @inline(__always) func outputSlot(_ k: Int) -> Int { training ? k : 0 }
+
+        /// The student's output x (B, T) after `forward`.
+        public var output: ArraySlice<Float> { states[slice(stateSlot(flowCount))] }
+
+        /// mu_tot (B, T) after `forward`.
+        public var mean: ArraySlice<Float> { means[slice(stateSlot(flowCount))] }
+
+        func slice(_ slot: Int) -> Range<Int> { (slot * batch * length)..<((slot + 1) * batch * length) }
+    }
+
+    public func makeActivations(batch: Int, frames: Int, training: Bool = true) -> Activations {
+        precondition(training || config.flows.allSatisfy { f in
+            let g = config.flows[0]
+            return f.residualChannels == g.residualChannels && f.gatedChannels == g.gatedChannels && f.skipChannels == g.skipChannels
+                && f.upsampleKernel == g.upsampleKernel
+        }, "shared forward buffers need flows of one width")
+        return Activations(student: self, batch: batch, frames: frames, training: training)
+    }
+
+    /// Forward on noise z (B, T), T = F * hop, conditioned on the raw log-mel (B, Cc, F).
+    /// Afterwards `a.output` is x, `a.mean` is mu_tot and `a.logScale` is log s_tot.
+    public func forward(_ a: Activations, noise z: UnsafePointer<Float>, mel: UnsafePointer<Float>) {
+        let B = a.batch, T = a.length, n = B * T
+        let low = config.logScaleMin, high = config.logScaleMax
+        a.mel.withUnsafeMutableBufferPointer {
+            MelNormalisation.apply(mel, into: $0.baseAddress!, mean: melMean, std: melStd, batch: B, frames: a.frames)
+        }
+        a.states.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: z, count: n) }
+        a.means.withUnsafeMutableBufferPointer { $0.baseAddress!.update(repeating: 0, count: n) }
+        a.logScale.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        for k in flows.indices {
+            let stackActivations = a.flows[a.training ? k : 0], headActivations = a.heads[a.training ? k : 0]
+            a.states.withUnsafeMutableBufferPointer { states in
+                a.means.withUnsafeMutableBufferPointer { means in
+                    a.outputs.withUnsafeMutableBufferPointer { outputs in
+                        let x = states.baseAddress! + a.stateSlot(k) * n, next = states.baseAddress! + a.stateSlot(k + 1) * n
+                        let mu = means.baseAddress! + a.stateSlot(k) * n, nextMu = means.baseAddress! + a.stateSlot(k + 1) * n
+                        let out = outputs.baseAddress! + a.outputSlot(k) * 2 * n
+                        a.input.withUnsafeMutableBufferPointer { inp in
+                            for b in 0..<B {
+                                inp[b * T] = 0
+                                (inp.baseAddress! + b * T + 1).update(from: x + b * T, count: T - 1)
+                            }
+                        }
+                        a.input.withUnsafeBufferPointer { inp in
+                            a.mel.withUnsafeBufferPointer { m in
+                                flows[k].forward(stackActivations, x: inp.baseAddress!, mel: m.baseAddress!, store: store)
+                            }
+                        }
+                        stackActivations.skip.withUnsafeBufferPointer { skip in
+                            heads[k].forward(headActivations, skip: skip.baseAddress!, out: out, store: store, batch: B, length: T)
+                        }
+                        a.logScale.withUnsafeMutableBufferPointer { logScale in
+                            let logScale = logScale.baseAddress!
+                            Parallel.forEachChunk(n, minimumChunk: 4096) { range in
+                                for i in range {
+                                    let b = i / T, t = i % T
+                                    let muK = out[(2 * b) * T + t], logS = min(max(out[(2 * b + 1) * T + t], low), high)
+                                    let s = exp(logS)
+                                    next[i] = x[i] * s + muK
+                                    nextMu[i] = mu[i] * s + muK
+                                    logScale[i] += logS
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Backward from the gradients of a loss with respect to the output x, mu_tot and
+    /// log s_tot (each (B, T), any may be nil): parameter gradients are added into the store.
+    public func backward(_ a: Activations, dOutput dX: UnsafePointer<Float>?, dMean dMu: UnsafePointer<Float>?,
+                         dLogScale dLogS: UnsafePointer<Float>?) {
+        precondition(a.training, "the backward pass needs training activations")
+        let B = a.batch, T = a.length, n = B * T
+        let low = config.logScaleMin, high = config.logScaleMax
+        a.dState.withUnsafeMutableBufferPointer { d in
+            if let dX { d.baseAddress!.update(from: dX, count: n) } else { d.update(repeating: 0) }
+        }
+        a.dMean.withUnsafeMutableBufferPointer { d in
+            if let dMu { d.baseAddress!.update(from: dMu, count: n) } else { d.update(repeating: 0) }
+        }
+        for k in flows.indices.reversed() {
+            a.states.withUnsafeBufferPointer { states in
+                a.means.withUnsafeBufferPointer { means in
+                    a.outputs.withUnsafeBufferPointer { outputs in
+                        a.dState.withUnsafeMutableBufferPointer { dState in
+                            a.dMean.withUnsafeMutableBufferPointer { dMean in
+                                a.dOutput.withUnsafeMutableBufferPointer { dOut in
+                                    let x = states.baseAddress! + k * n, mu = means.baseAddress! + k * n
+                                    let out = outputs.baseAddress! + k * 2 * n
+                                    let dx = dState.baseAddress!, dm = dMean.baseAddress!, dOut = dOut.baseAddress!
+                                    // x^(k+1) = x^k s + mu^k, mu_tot^(k+1) = mu_tot^k s + mu^k, log s_tot += log s.
+                                    Parallel.forEachChunk(n, minimumChunk: 4096) { range in
+                                        for i in range {
+                                            let b = i / T, t = i % T
+                                            let raw = out[(2 * b + 1) * T + t]
+                                            let s = exp(min(max(raw, low), high))
+                                            dOut[(2 * b) * T + t] = dx[i] + dm[i]
+                                            dOut[(2 * b + 1) * T + t] = raw > low && raw < high
+                                                ? s * (dx[i] * x[i] + dm[i] * mu[i]) + (dLogS?[i] ?? 0) : 0
+                                            dx[i] *= s
+                                            dm[i] *= s
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            a.flows[k].skip.withUnsafeBufferPointer { skip in
+                a.dOutput.withUnsafeBufferPointer { dOut in
+                    a.dSkip.withUnsafeMutableBufferPointer { dSkip in
+                        heads[k].backward(a.heads[k], dOut: dOut.baseAddress!, skip: skip.baseAddress!, dSkip: dSkip.baseAddress!,
+                                          store: store, batch: B, length: T)
+                    }
+                }
+            }
+            // The stack's input is x^k shifted: entry t is x^k_(t-1). Rebuild it from the state.
+            a.states.withUnsafeBufferPointer { states in
+                a.input.withUnsafeMutableBufferPointer { inp in
+                    let x = states.baseAddress! + k * n
+                    for b in 0..<B {
+                        inp[b * T] = 0
+                        (inp.baseAddress! + b * T + 1).update(from: x + b * T, count: T - 1)
+                    }
+                }
+            }
+            a.dInput.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            a.input.withUnsafeBufferPointer { inp in
+                a.mel.withUnsafeBufferPointer { m in
+                    a.dSkip.withUnsafeBufferPointer { ds in
+                        a.dInput.withUnsafeMutableBufferPointer { di in
+                            flows[k].backward(a.flows[k], dSkip: ds.baseAddress!, dX: di.baseAddress!, x: inp.baseAddress!,
+                                              mel: m.baseAddress!, store: store)
+                        }
+                    }
+                }
+            }
+            a.dState.withUnsafeMutableBufferPointer { dx in
+                a.dInput.withUnsafeBufferPointer { di in
+                    for b in 0..<B {
+                        for t in 0..<(T - 1) { dx[b * T + t] += di[b * T + t + 1] }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: synthesis
+
+    /// Frames of context a chunk needs on each side so that its kept frames equal the
+    /// unchunked pass: the noise receptive field (plus the upsampler's reach) on the left, the
+    /// upsampler's reach on the right.
+    public var chunkContext: (left: Int, right: Int) {
+        let hop = config.flows[0].hop, reach = (config.flows.map(\.upsampleKernel).max()! - 1) / 2
+        return ((config.receptiveField + reach + hop - 1) / hop, (reach + hop - 1) / hop)
+    }
+
+    /// Renders one utterance from its raw log-mel (Cc, F) and noise z (F * hop) in chunks of
+    /// `chunkFrames` frames with the context of `chunkContext`, so memory stays bounded by
+    /// the chunk size and the result equals the unchunked pass. `progress` gets the samples
+    /// done so far.
+    public func synthesize(mel: Matrix, noise: [Float], chunkFrames: Int = 128, progress: ((Int) -> Void)? = nil) -> [Float] {
+        let C = config.flows[0].conditionChannels, hop = config.flows[0].hop, F = mel.columns
+        precondition(mel.rows == C && noise.count == F * hop, "mel and noise shapes disagree")
+        let (left, right) = chunkContext
+        var output = [Float](repeating: 0, count: F * hop)
+        var activations: Activations?
+        var start = 0
+        while start < F {
+            let end = min(F, start + max(chunkFrames, 1))
+            let from = max(0, start - left), to = min(F, end + right), frames = to - from
+            if activations?.frames != frames { activations = nil; activations = makeActivations(batch: 1, frames: frames, training: false) }
+            let a = activations!
+            var chunkMel = [Float](repeating: 0, count: C * frames)
+            for c in 0..<C { for f in 0..<frames { chunkMel[c * frames + f] = mel.values[c * F + from + f] } }
+            noise.withUnsafeBufferPointer { z in
+                forward(a, noise: z.baseAddress! + from * hop, mel: chunkMel)
+            }
+            let kept = a.output
+            let offset = kept.startIndex + (start - from) * hop
+            output.replaceSubrange((start * hop)..<(end * hop), with: kept[offset..<(offset + (end - start) * hop)])
+            start = end
+            progress?(end * hop)
+        }
+        return output
+    }
+
+    /// Logistic noise z = log u - log(1 - u), u ~ U(1e-5, 1 - 1e-5), `count` samples.
+    public static func noise(count: Int, generator: inout SeededGenerator) -> [Float] {
+        (0..<count).map { _ in
+            let u = min(max(generator.uniformOpen(), 1e-5), 1 - 1e-5)
+            return log(u) - log(1 - u)
+        }
+    }
+
+    // MARK: checkpoints
+
+    public func metadata(step: Int) -> [String: String] { ModelCheckpoint.metadata(kind: Self.kind, config: config, step: step) }
+
+    /// A checkpoint with `values` (the store's layout) and the mel normalisation.
+    public func checkpoint(values: [Float], step: Int) -> SafeTensors {
+        ModelCheckpoint.make(store: store, values: values, normalisation: (melMean, melStd), prefix: "student", metadata: metadata(step: step))
+    }
+
+    /// Loads a student checkpoint written by `checkpoint`.
+    public static func load(_ file: SafeTensors, name: String) throws -> Student {
+        let student = Student(config: try ModelCheckpoint.config(StudentConfig.self, kind: kind, what: "student", file: file, name: name))
+        try student.loadValues(from: file, name: name)
+        return student
+    }
+
+    public func loadValues(from file: SafeTensors, name: String) throws {
+        (melMean, melStd) = try ModelCheckpoint.load(file, name: name, store: store, prefix: "student", bands: config.flows[0].conditionChannels)
+    }
+}
