@@ -431,6 +431,94 @@ def transposed_conv_fixture():
               metadata={"cases": json.dumps(cases, sort_keys=True)})
 
 
+# ---------------------------------------------------------------- spectral losses (distillation)
+
+SPECTRAL_CASES = [
+    # name, batch, length (not a multiple of any hop), resolutions of power and magnitude
+    ("a", 2, 777, [(64, 16, 48)]),
+    ("b", 2, 915, [(128, 32, 128)]),
+]
+SPECTRAL_MULTI_RESOLUTION = [(64, 16, 48), (128, 32, 128), (32, 8, 19)]  # an odd window: off-centre by half a sample
+
+
+def spectral_reference(kind, resolutions, x, y):
+    """DESIGN.md section 5's spectral losses in torch: torch.stft with center=True and zero
+    padding, a periodic Hann window of win centred in n_fft, spectra divided by
+    sqrt(sum window^2); P = |X|^2 (B, K, F). power: mean over (B, K) of the squared difference
+    of frame-averaged P; magnitude: the same with sqrt(P + 1e-7); multi_resolution: the mean
+    over resolutions of ||My - Mx||_F / ||My||_F + mean |log My - log Mx|, M = sqrt(max(P, 1e-7)).
+    Also returns, for multi_resolution, the smallest |log My - log Mx| / 1e-4 and
+    |log(P / 1e-7)| / 1e-2, so the caller can check that no element sits near a kink (of the
+    absolute value or the clamp), where float32 rounding could change the gradient."""
+    import torch
+    total, margin = 0, np.inf
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, periodic=True, dtype=x.dtype)
+        scale = 1 / torch.sqrt((window ** 2).sum())
+
+        def power(s):
+            spec = torch.stft(s, n_fft, hop_length=hop, win_length=win, window=window, center=True,
+                              pad_mode="constant", return_complex=True) * scale
+            return spec.real ** 2 + spec.imag ** 2
+
+        px, py = power(x), power(y)
+        assert px.shape[2] == 1 + x.shape[1] // hop
+        if kind == "power":
+            return ((px.mean(2) - py.mean(2)) ** 2).mean(), margin
+        if kind == "magnitude":
+            mx, my = torch.sqrt(px + 1e-7), torch.sqrt(py + 1e-7)
+            return ((mx.mean(2) - my.mean(2)) ** 2).mean(), margin
+        mx, my = torch.sqrt(torch.clamp(px, min=1e-7)), torch.sqrt(torch.clamp(py, min=1e-7))
+        convergence = torch.sqrt(((my - mx) ** 2).sum()) / torch.sqrt((my ** 2).sum())
+        log_difference = torch.log(my) - torch.log(mx)
+        margin = min(margin, log_difference.abs().min().item() / 1e-4,
+                     torch.log(torch.cat([px, py]) / 1e-7).abs().min().item() / 1e-2)
+        total = total + convergence + log_difference.abs().mean()
+    return total / len(resolutions), margin
+
+
+def spectral_fixture():
+    """Spectral losses of generated x against real y (both (B, T), float32) for every kind,
+    in torch float64 from the float32 signals, with dL/dx by autograd: x is white noise plus
+    a tone, y two tones plus noise, 12 dB quieter, so every kind's loss is far from zero.
+    Written as .npy arrays (x, y, one gradient per kind) and spectral/cases.json (settings,
+    losses, and how far the same computation in torch float32 lands from the float64
+    gradient, by the Swift tests' worst-element measure: the floor that single precision sets)."""
+    import torch
+    rng = np.random.RandomState(32)
+    cases = []
+    for name, batch, length, resolutions in SPECTRAL_CASES:
+        t = np.arange(length)
+        x = 0.4 * rng.randn(batch, length) + 0.2 * np.sin(2 * np.pi * 0.06 * t + rng.uniform(0, 6, (batch, 1)))
+        y = 0.25 * (0.4 * np.sin(2 * np.pi * 0.05 * t + rng.uniform(0, 6, (batch, 1)))
+                    + 0.2 * np.sin(2 * np.pi * 0.21 * t + rng.uniform(0, 6, (batch, 1))) + 0.2 * rng.randn(batch, length))
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        np.save(out("spectral", f"{name}_x.npy"), x)
+        np.save(out("spectral", f"{name}_y.npy"), y)
+        entry = {"name": name, "batch": batch, "length": length, "losses": {}, "resolutions": {}, "float32_gradient_error": {}}
+        for kind in ("power", "magnitude", "multi_resolution"):
+            chosen = SPECTRAL_MULTI_RESOLUTION if kind == "multi_resolution" else resolutions
+            gradients = {}
+            for dtype in (torch.float64, torch.float32):
+                tx = torch.tensor(x, dtype=dtype, requires_grad=True)
+                loss, margin = spectral_reference(kind, chosen, tx, torch.tensor(y, dtype=dtype))
+                loss.backward()
+                gradients[dtype] = tx.grad.numpy().astype(np.float32)
+                if dtype == torch.float64:
+                    # No power near the 1e-7 floor and no log-magnitude difference near 0 (the kinks).
+                    assert margin > 1, (name, kind, margin)
+                    entry["losses"][kind] = loss.item()
+            reference = gradients[torch.float64]
+            floor = 1e-3 * np.abs(reference).max()
+            entry["float32_gradient_error"][kind] = float(
+                (np.abs(gradients[torch.float32] - reference) / np.maximum(np.abs(reference), floor)).max())
+            np.save(out("spectral", f"{name}_{kind}_grad.npy"), reference)
+            entry["resolutions"][kind] = [{"n_fft": n, "hop": h, "win_length": w} for n, h, w in chosen]
+        cases.append(entry)
+    with open(out("spectral", "cases.json"), "w") as f:
+        json.dump(cases, f, indent=1, sort_keys=True)
+
+
 GENERATORS = {
     "mel": mel_fixtures,
     "griffinlim": griffinlim_fixture,
@@ -441,6 +529,7 @@ GENERATORS = {
     "stack": stack_fixture,
     "transposed_conv": transposed_conv_fixture,
     "teacher": teacher_fixture,
+    "spectral": spectral_fixture,
 }
 
 

@@ -203,8 +203,8 @@ private struct AnyKey: CodingKey {
 
 extension Decoder {
     /// A keyed container that rejects keys outside `K` with a `RecipeKeyIssue`.
-    func strictContainer<K: CodingKey & CaseIterable>(keyedBy type: K.Type) throws -> KeyedDecodingContainer<K> {
-        let known = K.allCases.map(\.stringValue)
+    func strictContainer<K: CodingKey & CaseIterable>(keyedBy type: K.Type, also: [String] = []) throws -> KeyedDecodingContainer<K> {
+        let known = K.allCases.map(\.stringValue) + also
         let any = try container(keyedBy: AnyKey.self)
         for key in any.allKeys where !known.contains(key.stringValue) {
             throw RecipeKeyIssue(path: codingPath.map(\.stringValue).joined(separator: "."), key: key.stringValue, known: known)

@@ -156,9 +156,14 @@ public struct StudentSection: Codable, Equatable, Sendable {
     public var kernelSize = 3
     public var residualChannels = 64
     public var gateChannels = 128
+    public var skipChannels = 64
+    /// Each flow's log-scale is clamped to [log_scale_min, log_scale_max].
+    public var logScaleMin = -7.0
+    public var logScaleMax = 2.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels", gateChannels = "gate_channels"
+        case skipChannels = "skip_channels", logScaleMin = "log_scale_min", logScaleMax = "log_scale_max"
     }
 
     public init() {}
@@ -171,9 +176,15 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.update(&kernelSize, .kernelSize)
         try c.update(&residualChannels, .residualChannels)
         try c.update(&gateChannels, .gateChannels)
+        try c.update(&skipChannels, .skipChannels)
+        try c.update(&logScaleMin, .logScaleMin)
+        try c.update(&logScaleMax, .logScaleMax)
     }
 
     func check(_ v: inout RecipeValidator) {
+        v.require(skipChannels, in: 1...4096, "skip_channels")
+        v.require(logScaleMin, in: -20...0, "log_scale_min")
+        v.require(logScaleMax, in: 0...10, "log_scale_max")
         if flows.isEmpty || flows.count > 16 { v.fail("flows", "must list 1 to 16 flows, got \(flows.count)") }
         for (i, layers) in flows.enumerated() where !(1...128).contains(layers) {
             v.fail("flows", "flow \(i) has \(layers) layers; each must have 1...128")
@@ -234,7 +245,13 @@ public struct TrainSection: Codable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         self.init()
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try decode(from: decoder)
+    }
+
+    /// Reads the keys present in `decoder`'s mapping; `also` names other keys allowed there
+    /// (the distill section shares these keys beside its own).
+    mutating func decode(from decoder: Decoder, also: [String] = []) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: also)
         try c.update(&steps, .steps)
         try c.update(&batchSize, .batchSize)
         try c.update(&crop, .crop)
@@ -307,40 +324,61 @@ public struct SpectralLossSection: Codable, Equatable, Sendable {
     }
 }
 
-/// `distill:` probability density distillation of the student (DESIGN.md section 5).
+/// `distill:` probability density distillation of the student (DESIGN.md section 5). Besides
+/// its own keys it takes every key of `train:` (steps, batch_size, crop, learning_rate,
+/// schedule, ema_decay, clip_norm, checkpoint_every, ...) for the distillation run, with
+/// defaults of its own.
 public struct DistillSection: Codable, Equatable, Sendable {
-    public var steps = 20000
-    public var batchSize = 2
-    public var crop = 8000
-    public var learningRate = 0.0005
+    /// The run's optimisation and bookkeeping, the keys of `train:`.
+    public var run: TrainSection = {
+        var t = TrainSection()
+        t.steps = 20000
+        t.batchSize = 2
+        t.crop = 8000
+        t.learningRate = 0.0005
+        return t
+    }()
     /// Samples per time step in the Monte-Carlo cross-entropy.
     public var mcSamples = 16
     public var spectralLoss = SpectralLossSection()
     public var contrastiveWeight = 0.0
+    /// The untrained student's output scale s_tot.
+    public var initialScale = 0.05
+
+    public var steps: Int { get { run.steps } set { run.steps = newValue } }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case steps, batchSize = "batch_size", crop, learningRate = "learning_rate", mcSamples = "mc_samples"
-        case spectralLoss = "spectral_loss", contrastiveWeight = "contrastive_weight"
+        case mcSamples = "mc_samples", spectralLoss = "spectral_loss", contrastiveWeight = "contrastive_weight", initialScale = "initial_scale"
     }
 
     public init() {}
 
     public init(from decoder: Decoder) throws {
         self.init()
-        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        try c.update(&steps, .steps)
-        try c.update(&batchSize, .batchSize)
-        try c.update(&crop, .crop)
-        try c.update(&learningRate, .learningRate)
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: TrainSection.CodingKeys.allCases.map(\.stringValue))
         try c.update(&mcSamples, .mcSamples)
         try c.update(&spectralLoss, .spectralLoss)
         try c.update(&contrastiveWeight, .contrastiveWeight)
+        try c.update(&initialScale, .initialScale)
+        try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
+    }
+
+    /// One flat mapping: the train keys, then the distill keys.
+    public func encode(to encoder: Encoder) throws {
+        try run.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mcSamples, forKey: .mcSamples)
+        try c.encode(spectralLoss, forKey: .spectralLoss)
+        try c.encode(contrastiveWeight, forKey: .contrastiveWeight)
+        try c.encode(initialScale, forKey: .initialScale)
     }
 
     func check(_ v: inout RecipeValidator) {
-        v.requireRun(steps: steps, batchSize: batchSize, crop: crop, learningRate: learningRate)
+        run.check(&v)
         v.require(mcSamples, in: 1...1000, "mc_samples")
         v.require(spectralLoss.weight, in: 0...1e6, "spectral_loss.weight")
         v.require(contrastiveWeight, in: 0...10, "contrastive_weight")
+        v.require(initialScale, in: 1e-4...1, "initial_scale")
+        if contrastiveWeight > 0 && run.batchSize < 2 { v.fail("contrastive_weight", "needs batch_size of at least 2 (it pairs each mel with another)") }
     }
 }

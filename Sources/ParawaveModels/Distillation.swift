@@ -1,0 +1,203 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+
+/// Probability density distillation (DESIGN.md section 5): the loss of a student against a
+/// frozen teacher on one batch, and its gradient with respect to the student's parameters.
+///
+/// With the student's sample x = z s_tot + mu_tot and the teacher run once on x (its input
+/// shifted by one), p_T(. | x_<t) is known at every t, so
+///
+///   H(P_S, P_T) ~ mean_t mean_n -log p_T(mu_tot_t + s_tot_t eps_n | x_<t)   (N fresh eps_n ~ Logistic(0, 1))
+///   H(P_S)      = mean_t log s_tot_t + 2
+///   KL          = H(P_S, P_T) - H(P_S)
+///
+/// scored with the teacher's continuous logistic-mixture density. The loss is
+/// `KL + w_spec * spectral(x, y) - gamma * KL(P_S(c) || P_T(c'))` where y is the real audio of
+/// the same mels and c' is another utterance's mel (the next in the batch). Gradients reach
+/// the student through x (back through the frozen teacher to its input), through the samples
+/// x_t^n (to mu_tot and log s_tot) and through log s_tot. Means are over the samples where
+/// the mask is nonzero.
+public final class Distillation {
+    public struct Settings: Sendable {
+        /// N, samples per time step of the cross-entropy estimate.
+        public var mcSamples: Int
+        /// The spectral term (nil: none) and its weight.
+        public var spectral: SpectralLoss?
+        public var spectralWeight: Float
+        /// gamma of the contrastive term (0: none; it needs a batch of at least 2).
+        public var contrastiveWeight: Float
+        /// Weights of the cross-entropy and the entropy in the loss; 1 and 1 make the KL.
+        /// (Tests set them to isolate one term.)
+        public var crossEntropyWeight: Float = 1
+        public var entropyWeight: Float = 1
+
+        public init(mcSamples: Int = 16, spectral: SpectralLoss? = nil, spectralWeight: Float = 0, contrastiveWeight: Float = 0) {
+            self.mcSamples = mcSamples
+            self.spectral = spectral
+            self.spectralWeight = spectralWeight
+            self.contrastiveWeight = contrastiveWeight
+        }
+    }
+
+    /// Per-sample averages (nats) of one batch.
+    public struct Terms: Sendable {
+        public var crossEntropy = 0.0, entropy = 0.0, spectral = 0.0, contrastive = 0.0, loss = 0.0
+        public var kl: Double { crossEntropy - entropy }
+        public init() {}
+    }
+
+    public let student: Student, teacher: Teacher
+    public let settings: Settings
+    public let batch: Int, frames: Int, length: Int
+    let density: LogisticMixture
+    let studentActivations: Student.Activations, teacherActivations: Teacher.Activations
+    /// (B, T): samples x_t^n, their log-density and its gradient, their gradient, the
+    /// gradients with respect to x, mu_tot, log s_tot and the teacher's shifted input.
+    var samples: [Float], logDensity: [Float], dLogDensity: [Float], dSamples: [Float]
+    var dOutput: [Float], dMean: [Float], dLogScale: [Float], dTeacherInput: [Float]
+    /// The student's output as (B, T) and masked copies for the spectral term.
+    var output: [Float], maskedOutput: [Float], maskedAudio: [Float], dSpectral: [Float]
+    /// Teacher mixture-parameter gradient (B, 3M, T); the other utterances' mels.
+    var dParams: [Float], otherMel: [Float]
+
+    public init(student: Student, teacher: Teacher, batch: Int, frames: Int, settings: Settings) {
+        self.student = student
+        self.teacher = teacher
+        self.settings = settings
+        self.batch = batch
+        self.frames = frames
+        length = frames * teacher.config.stack.hop
+        density = LogisticMixture(mixtures: teacher.config.mixtures, logScaleMin: teacher.config.logScaleMin)
+        studentActivations = student.makeActivations(batch: batch, frames: frames)
+        teacherActivations = teacher.makeActivations(batch: batch, frames: frames)
+        let n = batch * length
+        samples = [Float](repeating: 0, count: n)
+        logDensity = samples; dLogDensity = samples; dSamples = samples
+        dOutput = samples; dMean = samples; dLogScale = samples; dTeacherInput = samples
+        output = samples; maskedOutput = samples; maskedAudio = samples; dSpectral = samples
+        dParams = [Float](repeating: 0, count: n * 3 * teacher.config.mixtures)
+        otherMel = [Float](repeating: 0, count: batch * teacher.config.stack.conditionChannels * frames)
+    }
+
+    /// The loss on one batch: mel (B, Cc, F) raw log-mel, audio (B, T) the real audio, mask
+    /// (B, T) (nil: all), noise z (B, T) and eps (N, B, T) logistic noise. With `gradients`,
+    /// the student's parameter gradients are added into its store.
+    public func evaluate(mel: UnsafePointer<Float>, audio: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                         noise z: UnsafePointer<Float>, samples eps: UnsafePointer<Float>, gradients: Bool) -> Terms {
+        let B = batch, T = length, n = B * T
+        let count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
+        let weight = { (i: Int) -> Float in (mask?[i] ?? 1) != 0 ? 1 : 0 }
+        var terms = Terms()
+        student.forward(studentActivations, noise: z, mel: mel)
+        output.withUnsafeMutableBufferPointer { o in
+            studentActivations.output.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress!, count: n) }
+        }
+        if gradients {
+            for buffer in [\Distillation.dOutput, \.dMean, \.dLogScale] { self[keyPath: buffer].withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        }
+
+        // Entropy: mean log s_tot + 2.
+        var entropy = 0.0
+        for i in 0..<n where weight(i) != 0 { entropy += Double(studentActivations.logScale[i]) + 2 }
+        terms.entropy = entropy / Double(count)
+        let entropyGradient = (-settings.entropyWeight + settings.contrastiveWeight) / Float(count)
+        if gradients { for i in 0..<n { dLogScale[i] += entropyGradient * weight(i) } }
+
+        // Cross-entropy against the teacher on this batch's mels, and the contrastive pass on
+        // the next utterance's.
+        terms.crossEntropy = crossEntropy(mel: mel, eps: eps, mask: mask, count: count, scale: settings.crossEntropyWeight, gradients: gradients)
+        if settings.contrastiveWeight != 0 {
+            precondition(B >= 2, "the contrastive term needs a batch of at least 2")
+            let C = teacher.config.stack.conditionChannels, size = C * frames
+            for b in 0..<B { for i in 0..<size { otherMel[b * size + i] = mel[((b + 1) % B) * size + i] } }
+            let other = otherMel
+            let contrastiveCE = other.withUnsafeBufferPointer {
+                crossEntropy(mel: $0.baseAddress!, eps: eps, mask: mask, count: count, scale: -settings.contrastiveWeight, gradients: gradients)
+            }
+            terms.contrastive = contrastiveCE - terms.entropy
+        }
+
+        // Spectral distance of the masked sample from the masked real audio.
+        if let spectral = settings.spectral, settings.spectralWeight != 0 {
+            for i in 0..<n { maskedOutput[i] = output[i] * weight(i); maskedAudio[i] = audio[i] * weight(i) }
+            dSpectral.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            terms.spectral = maskedOutput.withUnsafeBufferPointer { x in
+                maskedAudio.withUnsafeBufferPointer { y in
+                    dSpectral.withUnsafeMutableBufferPointer { d in
+                        spectral.evaluate(x: x.baseAddress!, y: y.baseAddress!, batch: B, length: T, dX: gradients ? d.baseAddress! : nil,
+                                          weight: settings.spectralWeight)
+                    }
+                }
+            }
+            if gradients { for i in 0..<n { dOutput[i] += dSpectral[i] * weight(i) } }
+        }
+        terms.loss = Double(settings.crossEntropyWeight) * terms.crossEntropy - Double(settings.entropyWeight) * terms.entropy
+            + Double(settings.spectralWeight) * terms.spectral - Double(settings.contrastiveWeight) * terms.contrastive
+        if gradients {
+            dOutput.withUnsafeBufferPointer { dx in
+                dMean.withUnsafeBufferPointer { dm in
+                    dLogScale.withUnsafeBufferPointer { dl in
+                        student.backward(studentActivations, dOutput: dx.baseAddress!, dMean: dm.baseAddress!, dLogScale: dl.baseAddress!)
+                    }
+                }
+            }
+        }
+        return terms
+    }
+
+    /// mean -log p_T(x_t^n | x_<t, mel) over t and n, the teacher run on the student's output;
+    /// with `gradients`, scale times its gradient is added into dOutput, dMean and dLogScale.
+    func crossEntropy(mel: UnsafePointer<Float>, eps: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int, scale: Float,
+                      gradients: Bool) -> Double {
+        let B = batch, T = length, n = B * T, N = settings.mcSamples
+        let ta = teacherActivations
+        output.withUnsafeBufferPointer { teacher.forward(ta, audio: $0.baseAddress!, mel: mel) }
+        if gradients { dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        let mean = studentActivations.mean, logScale = studentActivations.logScale
+        var total = 0.0
+        let perSample = -scale / Float(N * count)
+        for k in 0..<N {
+            let e = eps + k * n
+            for i in 0..<n { samples[i] = mean[mean.startIndex + i] + exp(logScale[i]) * e[i] }
+            ta.params.withUnsafeBufferPointer { p in
+                samples.withUnsafeBufferPointer { x in
+                    logDensity.withUnsafeMutableBufferPointer { lp in
+                        density.forward(logDensity: lp.baseAddress!, params: p.baseAddress!, x: x.baseAddress!, batch: B, length: T)
+                    }
+                }
+            }
+            for i in 0..<n where (mask?[i] ?? 1) != 0 { total -= Double(logDensity[i]) }
+            guard gradients else { continue }
+            for i in 0..<n { dLogDensity[i] = (mask?[i] ?? 1) != 0 ? perSample : 0 }
+            dSamples.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            ta.params.withUnsafeBufferPointer { p in
+                samples.withUnsafeBufferPointer { x in
+                    dSamples.withUnsafeMutableBufferPointer { dx in
+                        dParams.withUnsafeMutableBufferPointer { dp in
+                            density.backward(dParams: dp.baseAddress!, dX: dx.baseAddress!, dLogDensity: dLogDensity, params: p.baseAddress!,
+                                             x: x.baseAddress!, batch: B, length: T)
+                        }
+                    }
+                }
+            }
+            // x_t^n = mu_tot + exp(log s_tot) eps.
+            for i in 0..<n {
+                dMean[i] += dSamples[i]
+                dLogScale[i] += dSamples[i] * exp(logScale[i]) * e[i]
+            }
+        }
+        if gradients {
+            dTeacherInput.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            dParams.withUnsafeBufferPointer { dp in
+                dTeacherInput.withUnsafeMutableBufferPointer { di in
+                    teacher.backward(ta, dParams: dp.baseAddress!, dInput: di.baseAddress!, weights: false)
+                }
+            }
+            // The teacher's input at t is x_(t-1).
+            for b in 0..<B { for t in 0..<(T - 1) { dOutput[b * T + t] += dTeacherInput[b * T + t + 1] } }
+        }
+        return total / Double(N * count)
+    }
+}
