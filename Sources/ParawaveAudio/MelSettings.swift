@@ -44,6 +44,12 @@ public struct MelSettings: Codable, Equatable, Hashable, Sendable {
         center ? 1 + samples / hopLength : (samples >= nFFT ? 1 + (samples - nFFT) / hopLength : 0)
     }
 
+    /// One line naming every setting, for messages.
+    public var summary: String {
+        "sample_rate \(sampleRate), n_fft \(nFFT), hop_length \(hopLength), win_length \(winLength), n_mels \(nMels), "
+            + "fmin \(fMin), fmax \(fMax)" + (htk ? ", htk" : "") + (power == 2 ? ", power 2" : "")
+    }
+
     /// Problems with the settings, each naming the field; empty when they are usable.
     public func problems() -> [String] {
         var out: [String] = []

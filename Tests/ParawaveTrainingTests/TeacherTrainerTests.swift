@@ -35,7 +35,7 @@ struct TeacherTrainerTests {
         let run = RunDirectory(Fixtures.temporaryDirectory() + "/run")
         let trainer = try TeacherTrainer(recipe: try Self.recipe(["train.learning_rate=0.01", "train.ema_decay=0.95"]), data: data, run: run, resume: false)
         trainer.showProgress = false
-        let before = try #require(trainer.validate())
+        let before = try #require(trainer.validationLoss())
         let outcome = try trainer.train(shouldStop: { false })
         let after = try #require(outcome.validationLoss)
         #expect(before > 11, "initial NLL \(before)")

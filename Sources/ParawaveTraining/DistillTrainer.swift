@@ -1,0 +1,140 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+import ParawaveModels
+
+extension Recipe {
+    /// The student this recipe describes, with the mel front end `mel` (its teacher's).
+    public func studentConfig(mel: MelSettings) -> StudentConfig {
+        let s = student
+        let flows = s.flows.map {
+            WaveNetStackConfig(layers: $0, cycle: s.cycle, kernelSize: s.kernelSize, residualChannels: s.residualChannels,
+                               gatedChannels: s.gateChannels / 2, skipChannels: s.skipChannels, conditionChannels: mel.nMels, hop: mel.hopLength)
+        }
+        return StudentConfig(flows: flows, logScaleMin: Float(s.logScaleMin), logScaleMax: Float(s.logScaleMax), mel: mel)
+    }
+
+    /// The spectral loss of `distill.spectral_loss`, nil for kind `none` or weight 0.
+    public var spectralLoss: SpectralLoss? {
+        let section = distill.spectralLoss
+        let kind: SpectralLoss.Kind
+        switch section.kind {
+        case .none: return nil
+        case .power: kind = .power
+        case .magnitude: kind = .magnitude
+        case .multiResolution: kind = .multiResolution
+        }
+        if section.weight == 0 { return nil }
+        return SpectralLoss(kind: kind, resolutions: SpectralLoss.defaultResolutions(kind: kind))
+    }
+}
+
+/// Probability density distillation of a student from a frozen teacher (`distill`): each
+/// step draws the student's noise z and the cross-entropy's N samples per time step from the
+/// run's generator, so a resumed run is bit-identical. Validation reports the KL and its
+/// terms on the validation crops with fixed noise. The loop is `RunTrainer`'s.
+public final class DistillTrainer: RunTrainer {
+    public static let stateKind = "parawave.student.train-state"
+
+    public let student: Student
+    public let teacher: Teacher
+    let distillation: Distillation
+    let mcSamples: Int
+
+    /// Sets up a new run in `run` distilling `teacher`, or with `resume` continues the one
+    /// there. The recipe's audio settings must be the teacher's.
+    public init(recipe: Recipe, data: TrainingData, teacher: Teacher, teacherName: String, run: RunDirectory, resume: Bool) throws {
+        if recipe.audio.mel != teacher.config.mel {
+            throw ParawaveError(teacherName, "the recipe's audio section (\(recipe.audio.mel.summary)) disagrees with the teacher's "
+                                + "(\(teacher.config.mel.summary)); distill with the teacher's recipe settings")
+        }
+        if recipe.audio.bits != teacher.config.bits {
+            throw ParawaveError(teacherName, "the recipe's audio.bits (\(recipe.audio.bits)) disagrees with the teacher's (\(teacher.config.bits))")
+        }
+        let settings = recipe.distill.run
+        self.teacher = teacher
+        student = Student(config: recipe.studentConfig(mel: teacher.config.mel))
+        student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
+        student.melMean = teacher.melMean
+        student.melStd = teacher.melStd
+        mcSamples = recipe.distill.mcSamples
+        let frames = max(settings.crop / recipe.audio.hopLength, 1)
+        distillation = Distillation(student: student, teacher: teacher, batch: settings.batchSize, frames: frames,
+                                    settings: Distillation.Settings(mcSamples: recipe.distill.mcSamples, spectral: recipe.spectralLoss,
+                                                                    spectralWeight: Float(recipe.distill.spectralLoss.weight),
+                                                                    contrastiveWeight: Float(recipe.distill.contrastiveWeight)))
+        try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
+                       label: "distill", stateKind: Self.stateKind)
+        try start(resume: resume)
+    }
+
+    /// The terms as metric values; the loss first.
+    func values(_ t: Distillation.Terms) -> [(String, Double)] {
+        var v = [("loss", t.loss), ("kl", t.kl), ("cross_entropy", t.crossEntropy), ("entropy", t.entropy)]
+        if distillation.settings.spectral != nil { v.append(("spectral", t.spectral)) }
+        if distillation.settings.contrastiveWeight != 0 { v.append(("contrastive_kl", t.contrastive)) }
+        return v
+    }
+
+    func evaluate(_ batch: CropBatch, generator: inout SeededGenerator, gradients: Bool) -> Distillation.Terms {
+        let n = batch.batch * batch.length
+        let z = Student.noise(count: n, generator: &generator)
+        let eps = Student.noise(count: mcSamples * n, generator: &generator)
+        return distillation.evaluate(mel: batch.mel, audio: batch.audio, mask: batch.mask, noise: z, samples: eps, gradients: gradients)
+    }
+
+    override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
+        values(evaluate(batch, generator: &generator, gradients: true))
+    }
+
+    override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
+        var sums: [(String, Double)] = [], weights = 0.0
+        for (i, batch) in batches.enumerated() {
+            var fixed = SeededGenerator(seed: 0x5EED_0000 &+ UInt64(i))
+            let w = Double(batch.mask.filter { $0 != 0 }.count)
+            let v = values(evaluate(batch, generator: &fixed, gradients: false)).dropFirst()
+            sums = sums.isEmpty ? v.map { ($0.0, $0.1 * w) } : zip(sums, v).map { ($0.0, $0.1 + $1.1 * w) }
+            weights += w
+        }
+        return sums.map { ($0.0, $0.1 / max(weights, 1)) }
+    }
+
+    override func modelCheckpoint(values: [Float]) -> SafeTensors { student.checkpoint(values: values, step: step) }
+
+    override func stateTensors() -> [String: SafeTensors.Tensor] {
+        let C = student.melMean.count
+        return ["student.mel_mean": .init(shape: [C], values: student.melMean), "student.mel_std": .init(shape: [C], values: student.melStd)]
+    }
+
+    override func stateMetadata() -> [String: String] {
+        var m = student.metadata(step: step)
+        m["teacher_config"] = teacher.metadata(step: 0)["config"]
+        return m
+    }
+
+    override func restoreModelState(from file: SafeTensors, path: String) throws {
+        guard let json = file.metadata["config"], let saved = try? JSONDecoder().decode(StudentConfig.self, from: Data(json.utf8)) else {
+            throw ParawaveError(path, "has no readable student config")
+        }
+        if saved != student.config {
+            throw ParawaveError(path, "was distilled with a different student or audio configuration than the recipe's; "
+                                + "resume with the run's own recipe.yaml (the default) or start a new run")
+        }
+        if file.metadata["teacher_config"] != teacher.metadata(step: 0)["config"] {
+            throw ParawaveError(path, "was distilled from a teacher of a different shape than --teacher's; resume with the same teacher")
+        }
+        let C = student.melMean.count
+        student.melMean = try file.tensor("student.mel_mean", shape: [C], file: path)
+        student.melStd = try file.tensor("student.mel_std", shape: [C], file: path)
+    }
+
+    override func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String {
+        let named = Dictionary(values, uniquingKeysWith: { a, _ in a })
+        var detail = String(format: "KL %.3f nats (H(S,T) %.3f, H(S) %.3f)", named["kl"] ?? .nan, named["cross_entropy"] ?? .nan,
+                            named["entropy"] ?? .nan)
+        if let s = named["spectral"] { detail += String(format: ", spectral %.4g", s) }
+        if let v = validation?.first?.1 { detail += String(format: ", validation KL %.3f", v) }
+        return detail
+    }
+}

@@ -1,0 +1,245 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+import ParawaveModels
+
+/// The training loop shared by `train-teacher` and `distill`, in a run directory and
+/// resumable bit-exactly.
+///
+/// Every step: a batch of random frame-aligned crops, the subclass's forward and backward
+/// (`trainingStep`), a guard against non-finite values (the step is skipped, counted and
+/// logged; too many in a row stop the run with the last checkpoint intact), Adam with
+/// clipping, the schedule and the EMA. Validation (EMA weights) at `validate_every`,
+/// checkpoints at `checkpoint_every`, at the end and when a stop is requested (Ctrl-C).
+/// Subclasses supply the model's step, validation, checkpoint and saved state.
+public class RunTrainer {
+    public let recipe: Recipe
+    public let run: RunDirectory
+    /// The optimisation and bookkeeping keys of the run (`train:` or `distill:`).
+    public let settings: TrainSection
+    public let store: ParameterStore
+    public let adam: Adam
+    let sampler: CropSampler
+    let validationBatches: [CropBatch]
+    let label: String, stateKind: String
+    public internal(set) var generator: SeededGenerator
+    public private(set) var step = 0
+    public private(set) var skippedSteps = 0
+    public private(set) var consecutiveSkipped = 0
+    /// Training time of earlier sessions of this run, seconds.
+    var previousSeconds = 0.0
+    /// Called after the backward pass and before the update (tests inject faults here).
+    public var beforeUpdate: ((Int, ParameterStore) -> Void)?
+    /// Where progress and notices go.
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    public var showProgress = true
+
+    public struct Outcome: Sendable {
+        public var step: Int
+        /// The main training loss of the last step (NaN when no step ran).
+        public var trainLoss: Double
+        /// The main validation value at the end, if validated.
+        public var validationLoss: Double?
+        public var skippedSteps: Int
+        public var interrupted: Bool
+        public var seconds: Double
+    }
+
+    /// `model` must hold freshly initialised weights (a new run); with `resume` they are
+    /// replaced by the run's saved state.
+    init(recipe: Recipe, settings: TrainSection, data: TrainingData, run: RunDirectory, resume: Bool, store: ParameterStore,
+         label: String, stateKind: String) throws {
+        self.recipe = recipe
+        self.run = run
+        self.settings = settings
+        self.store = store
+        self.label = label
+        self.stateKind = stateKind
+        let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor
+        sampler = CropSampler(data.train, cropSamples: settings.crop, hop: hop, logFloor: logFloor)
+        let validation = Array(data.validation.prefix(settings.validationUtterances))
+        validationBatches = validation.isEmpty ? [] :
+            CropSampler(validation, cropSamples: settings.crop, hop: hop, logFloor: logFloor).fixedBatches(batch: settings.batchSize)
+        adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay))
+        generator = SeededGenerator(seed: UInt64(settings.seed) &* 0x9E37_79B9 &+ 0x5EED)
+        try run.checkStart(resume: resume)
+    }
+
+    /// After the subclass is set up: restores the saved state, or creates the run.
+    func start(resume: Bool) throws {
+        if resume {
+            try restore()
+            try run.truncateMetrics(after: step)
+        } else {
+            try run.create()
+            try? FileManager.default.removeItem(atPath: run.metrics)
+        }
+        try AtomicFile.write(Data(try recipe.yaml().utf8), to: run.recipe)
+    }
+
+    // MARK: what subclasses provide
+
+    /// Forward and backward on one batch; parameter gradients are added into `store` (zeroed
+    /// before). Returns the loss (the first value, which the guard checks) and other values
+    /// to average into the metrics, all per sample.
+    func trainingStep(_ batch: CropBatch) -> [(String, Double)] { fatalError("subclass") }
+
+    /// Validation values over `validationBatches` with the weights in the store (the EMA
+    /// weights when called by the loop); the first is the main one.
+    func validationValues(_ batches: [CropBatch]) -> [(String, Double)] { fatalError("subclass") }
+
+    /// The model file for `values` (the EMA weights).
+    func modelCheckpoint(values: [Float]) -> SafeTensors { fatalError("subclass") }
+
+    /// Tensors besides the optimiser's kept in the training state, and the state's metadata.
+    func stateTensors() -> [String: SafeTensors.Tensor] { [:] }
+    func stateMetadata() -> [String: String] { [:] }
+
+    /// Checks a saved state belongs to this model and restores the subclass's part of it.
+    func restoreModelState(from file: SafeTensors, path: String) throws {}
+
+    /// The progress line's description of the last step's values.
+    func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String { "" }
+
+    // MARK: checkpoints
+
+    /// Writes `model.safetensors` (EMA weights) and `train-state.safetensors`, each atomically;
+    /// the state goes last, so a kill between the two resumes from the older state.
+    public func checkpoint(seconds: Double) throws {
+        try modelCheckpoint(values: adam.ema).write(to: run.model)
+        let n = store.count
+        var tensors = stateTensors()
+        tensors["values"] = .init(shape: [n], values: store.valueArray)
+        tensors["adam.m"] = .init(shape: [n], values: adam.m)
+        tensors["adam.v"] = .init(shape: [n], values: adam.v)
+        tensors["adam.ema"] = .init(shape: [n], values: adam.ema)
+        var state = SafeTensors(tensors: tensors, metadata: stateMetadata())
+        state.metadata["kind"] = stateKind
+        state.metadata["step"] = String(step)
+        state.metadata["adam_step"] = String(adam.step)
+        state.metadata["rng"] = String(generator.state)
+        state.metadata["skipped_steps"] = String(skippedSteps)
+        state.metadata["consecutive_skipped"] = String(consecutiveSkipped)
+        state.metadata["training_seconds"] = String(format: "%.3f", seconds)
+        try state.write(to: run.trainState)
+    }
+
+    func restore() throws {
+        let path = run.trainState
+        let file = try SafeTensors.read(path)
+        guard file.metadata["kind"] == stateKind else {
+            throw ParawaveError(path, "is not a \(label) training state (kind '\(file.metadata["kind"] ?? "none")')")
+        }
+        try restoreModelState(from: file, path: path)
+        func meta(_ key: String) throws -> String {
+            guard let v = file.metadata[key] else { throw ParawaveError(path, "is missing '\(key)'; the state is damaged") }
+            return v
+        }
+        let n = store.count
+        let values = try file.tensor("values", shape: [n], file: path)
+        let m = try file.tensor("adam.m", shape: [n], file: path), v = try file.tensor("adam.v", shape: [n], file: path)
+        let ema = try file.tensor("adam.ema", shape: [n], file: path)
+        for array in [values, m, v, ema] where array.contains(where: { !$0.isFinite }) {
+            throw ParawaveError(path, "holds non-finite values; the state is damaged")
+        }
+        guard let savedStep = Int(try meta("step")), let adamStep = Int(try meta("adam_step")), let rng = UInt64(try meta("rng")),
+              let skipped = Int(try meta("skipped_steps")), let consecutive = Int(try meta("consecutive_skipped")) else {
+            throw ParawaveError(path, "has unreadable step counters; the state is damaged")
+        }
+        store.setValues(values)
+        adam.restore(m: m, v: v, ema: ema, step: adamStep)
+        step = savedStep
+        generator = SeededGenerator(seed: rng)
+        skippedSteps = skipped
+        consecutiveSkipped = consecutive
+        previousSeconds = Double(file.metadata["training_seconds"] ?? "0") ?? 0
+    }
+
+    // MARK: training
+
+    /// Validation values under the EMA weights (nil without validation utterances).
+    public func validate() -> [(String, Double)]? {
+        guard !validationBatches.isEmpty else { return nil }
+        let saved = store.valueArray
+        store.setValues(adam.ema)
+        defer { store.setValues(saved) }
+        return validationValues(validationBatches)
+    }
+
+    /// Trains up to `settings.steps`, or until `shouldStop` says so (then checkpoints).
+    public func train(shouldStop: () -> Bool = { StopSignal.requested }) throws -> Outcome {
+        let total = settings.steps
+        let schedule = settings.learningRateSchedule
+        let start = Date()
+        let startStep = step
+        let samplesPerStep = settings.batchSize * sampler.frames * recipe.audio.hopLength
+        let progress = showProgress ? ProgressReporter(label, total: max(total - startStep, 0), unit: "steps") : nil
+        var last: [(String, Double)] = [], lastValidation: [(String, Double)]?
+        var window: [(String, Double)] = [], windowSteps = 0
+        var interrupted = false
+        func seconds() -> Double { previousSeconds + Date().timeIntervalSince(start) }
+        func validationFields(_ values: [(String, Double)]) -> [(String, MetricValue)] { values.map { ("validation_" + $0.0, .double($0.1)) } }
+        if step == 0, let v = validate() {
+            lastValidation = v
+            try run.appendMetrics([("step", .int(0))] + validationFields(v))
+        }
+        while step < total {
+            if shouldStop() { interrupted = true; break }
+            let batch = sampler.next(batch: settings.batchSize, generator: &generator)
+            store.zeroGradients()
+            let values = trainingStep(batch)
+            beforeUpdate?(step + 1, store)
+            step += 1
+            let rate = schedule.rate(base: settings.learningRate, step: step)
+            var fields: [(String, MetricValue)] = []
+            let loss = values.first?.1 ?? .nan
+            if loss.isFinite && store.gradientsAreFinite {
+                let norm = adam.update(store, learningRate: rate)
+                consecutiveSkipped = 0
+                last = values
+                window = window.isEmpty ? values : zip(window, values).map { ($0.0, $0.1 + $1.1) }
+                windowSteps += 1
+                if step % settings.logEvery == 0 || step == total {
+                    let elapsed = Date().timeIntervalSince(start)
+                    fields = window.map { ($0.0, .double($0.1 / Double(windowSteps))) }
+                    fields += [("learning_rate", .double(rate)), ("grad_norm", .double(norm)),
+                               ("samples_per_second", .double(Double((step - startStep) * samplesPerStep) / max(elapsed, 1e-9))),
+                               ("seconds", .double(seconds()))]
+                    window = []
+                    windowSteps = 0
+                }
+            } else {
+                skippedSteps += 1
+                consecutiveSkipped += 1
+                let what = loss.isFinite ? "gradient" : "loss"
+                log("step \(step): non-finite \(what); the step is skipped (\(consecutiveSkipped) in a row, \(skippedSteps) in all)")
+                try run.appendMetrics([("step", .int(step)), ("skipped", .bool(true)), ("reason", .string("non-finite \(what)"))])
+                if consecutiveSkipped >= settings.maxSkippedSteps {
+                    progress?.finish()
+                    throw ParawaveError(run.path, "training stopped at step \(step): \(consecutiveSkipped) steps in a row had a non-finite "
+                                        + "loss or gradient. The last checkpoint is intact; lower the learning rate or clip_norm "
+                                        + "and continue with --resume")
+                }
+            }
+            if step % settings.validateEvery == 0 || step == total, let v = validate() {
+                lastValidation = v
+                fields += validationFields(v)
+            }
+            if !fields.isEmpty { try run.appendMetrics([("step", .int(step))] + fields) }
+            if consecutiveSkipped == 0 && (step % settings.checkpointEvery == 0 || step == total) { try checkpoint(seconds: seconds()) }
+            let elapsed = max(Date().timeIntervalSince(start), 1e-9)
+            progress?.advance(detail: describe(last, validation: lastValidation)
+                              + String(format: ", %.0f samples/s", Double((step - startStep) * samplesPerStep) / elapsed))
+        }
+        if interrupted {
+            if consecutiveSkipped == 0 { try checkpoint(seconds: seconds()) }
+            progress?.finish()
+            log("stopped at step \(step); checkpoint written to \(run.path). Continue with --resume.")
+        } else {
+            progress?.finish()
+        }
+        return Outcome(step: step, trainLoss: last.first?.1 ?? .nan, validationLoss: lastValidation?.first?.1, skippedSteps: skippedSteps,
+                       interrupted: interrupted, seconds: seconds())
+    }
+}
