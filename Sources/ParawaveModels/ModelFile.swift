@@ -5,6 +5,7 @@ import ParawaveEngine
 /// A trained model found from a run directory or a checkpoint file, by its `kind`.
 public enum TrainedModel {
     case teacher(Teacher)
+    case student(Student)
 
     /// Loads `path`: a run directory (its `model.safetensors`) or a checkpoint file.
     public static func load(_ path: String) throws -> TrainedModel {
@@ -20,6 +21,8 @@ public enum TrainedModel {
         switch checkpoint.metadata["kind"] {
         case Teacher.kind?:
             return .teacher(try Teacher.load(checkpoint, name: file))
+        case Student.kind?:
+            return .student(try Student.load(checkpoint, name: file))
         case let kind?:
             throw ParawaveError(file, "holds a '\(kind)', not a model `render` can use (a teacher or a student)")
         case nil:

@@ -9,8 +9,10 @@ struct RenderCommand: ParsableCommand {
         commandName: "render",
         abstract: "Synthesise a WAV from a log-mel spectrogram (or from the mel of a WAV) with a trained model.",
         discussion: """
-            --model takes a run directory or a checkpoint. A teacher generates sample by \
-            sample (Fast WaveNet, per-layer queues). --mel takes a natural-log Slaney mel \
+            --model takes a run directory or a checkpoint of a teacher or a student. A \
+            teacher generates sample by sample (Fast WaveNet, per-layer queues); a student \
+            in one parallel pass per flow, in chunks of --chunk-frames frames so memory \
+            stays bounded. --mel takes a natural-log Slaney mel \
             .npy of shape (n_mels, frames) made with the model's audio settings (see \
             `parawave mel`, or Tacotron 2 / WaveGlow / HiFi-GAN mels of the same \
             settings); --wav computes it from audio (copy synthesis). The real-time factor \
@@ -32,8 +34,11 @@ struct RenderCommand: ParsableCommand {
     @Flag(name: .long, help: "The .npy is (frames, n_mels) rather than (n_mels, frames).")
     var framesFirst = false
 
-    @Option(name: .long, help: "Sampling temperature: scales the logistic's scale (1 samples the model as trained).")
+    @Option(name: .long, help: "Sampling temperature: scales a teacher's logistic scales, or a student's input noise (1 samples the model as trained).")
     var temperature: Float = 1
+
+    @Option(name: .long, help: "A student renders in chunks of this many frames (with enough overlap that the output equals one pass).")
+    var chunkFrames: Int = 128
 
     @Option(name: .long, help: "Random seed for sampling.")
     var seed: Int = 1
@@ -45,37 +50,54 @@ struct RenderCommand: ParsableCommand {
         if (mel == nil) == (wav == nil) { throw ValidationError("give exactly one of --mel and --wav") }
         if !(temperature > 0 && temperature <= 2) { throw ValidationError("--temperature must be in (0, 2], got \(temperature)") }
         if seed < 0 { throw ValidationError("--seed must be non-negative") }
+        if chunkFrames < 1 { throw ValidationError("--chunk-frames must be at least 1") }
     }
 
     func run() throws {
         let loaded = try TrainedModel.load(model)
+        let settings: MelSettings, mean: [Float], what: String
+        switch loaded {
+        case .teacher(let t): (settings, mean, what) = (t.config.mel, t.melMean, "teacher, autoregressive")
+        case .student(let s): (settings, mean, what) = (s.config.mel, s.melMean, "student, parallel")
+        }
+        let (input, reference) = try inputMel(settings: settings)
+        if input.values.contains(where: { !$0.isFinite }) {
+            throw ParawaveError(mel ?? wav!, "the mel holds NaN or infinite values")
+        }
+        warnIfUnusual(input, mean: mean)
+        let samples = input.columns * settings.hopLength
+        let seconds = Double(samples) / Double(settings.sampleRate)
+        let progress = ProgressReporter("render", total: samples, unit: "samples")
+        let start = Date()
+        var last = 0
+        let report = { (done: Int) in
+            progress.advance(by: done - last)
+            last = done
+        }
+        let audio: [Float]
         switch loaded {
         case .teacher(let teacher):
-            let settings = teacher.config.mel
-            let (input, reference) = try inputMel(settings: settings)
-            warnIfUnusual(input, mean: teacher.melMean)
-            let seconds = Double(input.columns * settings.hopLength) / Double(settings.sampleRate)
             let generator = TeacherGenerator(teacher: teacher, batch: 1)
-            let progress = ProgressReporter("render", total: input.columns * settings.hopLength, unit: "samples")
-            let start = Date()
-            var last = 0
-            let audio = generator.generate(mels: [input], temperature: temperature, seed: UInt64(seed)) { done, _ in
-                progress.advance(by: done - last)
-                last = done
-            }[0]
-            let elapsed = Date().timeIntervalSince(start)
-            progress.finish()
-            try AudioFile.write(Audio(samples: audio, sampleRate: settings.sampleRate), to: out)
-            print(String(format: "wrote %@: %.2f s at %d Hz in %.2f s (real-time factor %.3f, %.0f samples/s; teacher, autoregressive)",
-                         out, seconds, settings.sampleRate, elapsed, elapsed / max(seconds, 1e-9), Double(audio.count) / max(elapsed, 1e-9)))
-            if let png {
-                let rendered = try MelSpectrogram(settings: settings).logMel(audio)
-                var panels = [SpectrogramImage.Panel(title: (wav != nil ? "real: " : "input: ") + ((wav ?? mel!) as NSString).lastPathComponent,
-                                                     logMel: reference ?? input)]
-                panels.append(SpectrogramImage.Panel(title: "rendered (teacher): " + (out as NSString).lastPathComponent, logMel: rendered))
-                try SpectrogramImage.write(panels, settings: settings, to: png)
-                print("wrote \(png)")
-            }
+            audio = generator.generate(mels: [input], temperature: temperature, seed: UInt64(seed)) { done, _ in report(done) }[0]
+        case .student(let student):
+            var generator = SeededGenerator(seed: UInt64(seed))
+            let noise = Student.noise(count: samples, generator: &generator).map { $0 * temperature }
+            audio = student.synthesize(mel: input, noise: noise, chunkFrames: chunkFrames, progress: report)
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        progress.finish()
+        let clipped = audio.map { max(-1, min(1, $0)) }
+        try AudioFile.write(Audio(samples: clipped, sampleRate: settings.sampleRate), to: out)
+        print(String(format: "wrote %@: %.2f s at %d Hz in %.2f s (real-time factor %.3f, %.0f samples/s; %@)",
+                     out, seconds, settings.sampleRate, elapsed, elapsed / max(seconds, 1e-9), Double(audio.count) / max(elapsed, 1e-9), what))
+        if let png {
+            let rendered = try MelSpectrogram(settings: settings).logMel(clipped)
+            var panels = [SpectrogramImage.Panel(title: (wav != nil ? "real: " : "input: ") + ((wav ?? mel!) as NSString).lastPathComponent,
+                                                 logMel: reference ?? input)]
+            panels.append(SpectrogramImage.Panel(title: "rendered (\(what.prefix { $0 != "," })): " + (out as NSString).lastPathComponent,
+                                                 logMel: rendered))
+            try SpectrogramImage.write(panels, settings: settings, to: png)
+            print("wrote \(png)")
         }
     }
 

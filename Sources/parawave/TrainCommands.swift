@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ParawaveCore
 import ParawaveEngine
+import ParawaveModels
 import ParawaveTraining
 
 /// `--steps`, `--seed` and `--threads`, shared by the training commands.
@@ -40,19 +41,7 @@ struct TrainTeacherCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runPath)
-        var sets = recipeOptions.overrides
-        if let steps = overrides.steps { sets.append("train.steps=\(steps)") }
-        if let seed = overrides.seed { sets.append("train.seed=\(seed)") }
-        let recipe: Recipe
-        if let path = recipeOptions.recipe {
-            recipe = try Recipe.load(path, overrides: sets)
-        } else if resume && FileManager.default.fileExists(atPath: runDirectory.recipe) {
-            recipe = try Recipe.load(runDirectory.recipe, overrides: sets)
-        } else {
-            throw ValidationError("--recipe is required (with --resume it defaults to RUN/recipe.yaml)")
-        }
-        // Before loading the corpus: a wrong start fails at once, in one line.
-        try runDirectory.checkStart(resume: resume)
+        let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: resume)
         let corpus = try TrainingData(data, audio: recipe.audio.mel)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: resume)
         let t = recipe.teacherConfig
@@ -68,6 +57,83 @@ struct TrainTeacherCommand: ParsableCommand {
             var line = String(format: "step %d: training loss %.4f nats (%.4f bits) per sample", outcome.step, outcome.trainLoss,
                               outcome.trainLoss / M_LN2)
             if let v = outcome.validationLoss { line += String(format: ", validation %.4f nats (%.4f bits)", v, v / M_LN2) }
+            if outcome.skippedSteps > 0 { line += ", \(outcome.skippedSteps) non-finite steps skipped" }
+            print(line)
+        }
+        print("run: \(runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
+              + "training time \(ProgressReporter.clock(outcome.seconds))")
+        if outcome.interrupted { throw ExitCode(130) }
+    }
+}
+
+extension TrainingOverrides {
+    /// The run's recipe: --recipe, or with --resume the run's own recipe.yaml; --steps and
+    /// --seed become `section.steps` / `section.seed` overrides after --set's. Also checks the
+    /// run directory can be started (or resumed) before anything slow happens.
+    func recipe(_ options: RecipeOptions, section: String, run: RunDirectory, resume: Bool) throws -> Recipe {
+        var sets = options.overrides
+        if let steps { sets.append("\(section).steps=\(steps)") }
+        if let seed { sets.append("\(section).seed=\(seed)") }
+        let recipe: Recipe
+        if let path = options.recipe {
+            recipe = try Recipe.load(path, overrides: sets)
+        } else if resume && FileManager.default.fileExists(atPath: run.recipe) {
+            recipe = try Recipe.load(run.recipe, overrides: sets)
+        } else {
+            throw ValidationError("--recipe is required (with --resume it defaults to RUN/recipe.yaml)")
+        }
+        try run.checkStart(resume: resume)
+        return recipe
+    }
+}
+
+struct DistillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distill",
+        abstract: "Distill an IAF student from a trained teacher (probability density distillation).",
+        discussion: """
+            The loss per sample is KL(student || teacher) = H(student, teacher) - H(student),             the cross-entropy estimated with distill.mc_samples draws per time step through             the frozen teacher, plus the spectral term of distill.spectral_loss against the             real audio (and the contrastive term when distill.contrastive_weight > 0). The run             directory, checkpoints, --resume, --steps, --seed and --set work as for             train-teacher (the keys are distill.*). --teacher takes the teacher's run             directory or checkpoint; the recipe's audio settings must be the teacher's.
+            """)
+
+    @OptionGroup var recipeOptions: RecipeOptions
+    @OptionGroup var overrides: TrainingOverrides
+
+    @Option(name: .long, help: ArgumentHelp("Prepared data directory (from `parawave prepare`).", valueName: "DATA"))
+    var data: String
+
+    @Option(name: .long, help: ArgumentHelp("The teacher: its run directory or checkpoint.", valueName: "TEACHER_RUN"))
+    var teacher: String
+
+    @Option(name: .customLong("run"), help: ArgumentHelp("Run directory to create or resume.", valueName: "RUN"))
+    var runPath: String
+
+    @Flag(name: .long, help: "Continue the run in RUN from its last checkpoint.")
+    var resume = false
+
+    func run() throws {
+        let runDirectory = RunDirectory(runPath)
+        let recipe = try overrides.recipe(recipeOptions, section: "distill", run: runDirectory, resume: resume)
+        guard case .teacher(let teacherModel) = try TrainedModel.load(teacher) else {
+            throw ParawaveError(teacher, "is not a teacher; --teacher takes a train-teacher run directory or its model.safetensors")
+        }
+        let corpus = try TrainingData(data, audio: recipe.audio.mel)
+        let trainer = try DistillTrainer(recipe: recipe, data: corpus, teacher: teacherModel, teacherName: teacher, run: runDirectory,
+                                         resume: resume)
+        let c = trainer.student.config, d = recipe.distill
+        print("student: \(c.flows.count) flows of \(c.flows.map { String($0.layers) }.joined(separator: ", ")) layers, "
+              + "R \(c.flows[0].residualChannels), G \(c.flows[0].gatedChannels), \(trainer.student.store.count) parameters; "
+              + "teacher \(teacher) (\(teacherModel.config.stack.layers) layers, M \(teacherModel.config.mixtures))")
+        print("distillation: \(d.mcSamples) samples per step of time, spectral loss \(d.spectralLoss.kind.rawValue) "
+              + "(weight \(d.spectralLoss.weight))" + (d.contrastiveWeight > 0 ? ", contrastive \(d.contrastiveWeight)" : "")
+              + "; \(corpus.train.count) training utterances; " + (resume ? "resuming at step \(trainer.step)" : "starting")
+              + " toward \(d.steps) steps")
+        StopSignal.install()
+        let outcome = try trainer.train()
+        if outcome.trainLoss.isNaN {
+            print("step \(outcome.step): the run is already at distill.steps; nothing to train (extend it with --steps)")
+        } else {
+            var line = String(format: "step %d: training loss %.4f", outcome.step, outcome.trainLoss)
+            if let v = outcome.validationLoss { line += String(format: ", validation KL %.4f nats per sample", v) }
             if outcome.skippedSteps > 0 { line += ", \(outcome.skippedSteps) non-finite steps skipped" }
             print(line)
         }
