@@ -45,13 +45,7 @@ public final class DistillTrainer: RunTrainer {
     /// Sets up a new run in `run` distilling `teacher`, or with `resume` continues the one
     /// there. The recipe's audio settings must be the teacher's.
     public init(recipe: Recipe, data: TrainingData, teacher: Teacher, teacherName: String, run: RunDirectory, resume: Bool) throws {
-        if recipe.audio.mel != teacher.config.mel {
-            throw ParawaveError(teacherName, "the recipe's audio section (\(recipe.audio.mel.summary)) disagrees with the teacher's "
-                                + "(\(teacher.config.mel.summary)); distill with the teacher's recipe settings")
-        }
-        if recipe.audio.bits != teacher.config.bits {
-            throw ParawaveError(teacherName, "the recipe's audio.bits (\(recipe.audio.bits)) disagrees with the teacher's (\(teacher.config.bits))")
-        }
+        try Self.check(recipe, teacher: teacher, teacherName: teacherName)
         let settings = recipe.distill.run
         self.teacher = teacher
         student = Student(config: recipe.studentConfig(mel: teacher.config.mel))
@@ -67,6 +61,17 @@ public final class DistillTrainer: RunTrainer {
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
                        label: "distill", stateKind: Self.stateKind)
         try start(resume: resume)
+    }
+
+    /// The recipe's audio settings must be the teacher's.
+    public static func check(_ recipe: Recipe, teacher: Teacher, teacherName: String) throws {
+        if recipe.audio.mel != teacher.config.mel {
+            throw ParawaveError(teacherName, "the recipe's audio section (\(recipe.audio.mel.summary)) disagrees with the teacher's "
+                                + "(\(teacher.config.mel.summary)); distill with the teacher's recipe settings")
+        }
+        if recipe.audio.bits != teacher.config.bits {
+            throw ParawaveError(teacherName, "the recipe's audio.bits (\(recipe.audio.bits)) disagrees with the teacher's (\(teacher.config.bits))")
+        }
     }
 
     /// The terms as metric values; the loss first.

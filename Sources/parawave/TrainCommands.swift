@@ -116,6 +116,7 @@ struct DistillCommand: ParsableCommand {
         guard case .teacher(let teacherModel) = try TrainedModel.load(teacher) else {
             throw ParawaveError(teacher, "is not a teacher; --teacher takes a train-teacher run directory or its model.safetensors")
         }
+        try DistillTrainer.check(recipe, teacher: teacherModel, teacherName: teacher)
         let corpus = try TrainingData(data, audio: recipe.audio.mel)
         let trainer = try DistillTrainer(recipe: recipe, data: corpus, teacher: teacherModel, teacherName: teacher, run: runDirectory,
                                          resume: resume)

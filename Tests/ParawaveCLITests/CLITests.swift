@@ -200,4 +200,33 @@ struct CLITests {
         try expectClearFailure(["render", "--model", dir + "/cut.safetensors", "--mel", dir + "/u1.npy", "--out", dir + "/x.wav"],
                                subject: dir + "/cut.safetensors", problem: "truncated", output: dir + "/x.wav")
     }
+
+    /// distill from a teacher run, then render with the student (run directory or its
+    /// checkpoint); a teacher that is not one, or a recipe that disagrees with it, is a clear error.
+    @Test func distillAndRenderWithAStudent() throws {
+        let dir = try tinyCorpus()
+        let teacher = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/teacher",
+                                                  "--steps", "20", "--set", "train.checkpoint_every=20"])
+        #expect(teacher.status == 0, "\(teacher.stderr)")
+        let student = ["--set", "student.flows=[2, 2]", "--set", "student.residual_channels=8", "--set", "student.gate_channels=16",
+                       "--set", "student.skip_channels=8", "--set", "distill.crop=1024", "--set", "distill.mc_samples=2",
+                       "--set", "distill.validation_utterances=1", "--set", "distill.spectral_loss={kind: magnitude, weight: 0.1}"]
+        let distill = try CommandRunner.parawave(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
+                                                  "--run", dir + "/student", "--steps", "6"] + student)
+        #expect(distill.status == 0, "\(distill.stderr)")
+        #expect(distill.stdout.contains("step 6: training loss") && distill.stdout.contains("validation KL"), "\(distill.stdout)")
+        let wav = dir + "/corpus/u1.wav"
+        for model in [dir + "/student", dir + "/student/model.safetensors"] {
+            let render = try CommandRunner.parawave(["render", "--model", model, "--wav", wav, "--out", dir + "/s.wav", "--png", dir + "/s.png",
+                                                     "--chunk-frames", "7"])
+            #expect(render.status == 0 && render.stdout.contains("student, parallel"), "\(render.stderr)")
+            let out = try AudioFile.read(dir + "/s.wav")
+            #expect(out.sampleRate == 8000 && out.samples.count == (1 + 4000 / 64) * 64 && out.samples.allSatisfy { $0.isFinite })
+        }
+        try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/student",
+                                "--run", dir + "/s2"] + student, subject: dir + "/student", problem: "is not a teacher", output: dir + "/s2/model.safetensors")
+        try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
+                                "--run", dir + "/s3", "--set", "audio.fmax=3000"] + student, subject: dir + "/teacher", problem: "disagrees with the teacher",
+                               output: dir + "/s3/model.safetensors")
+    }
 }
