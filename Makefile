@@ -39,15 +39,23 @@ demo: demo-deps build
 	else \
 	  $(BIN) train-teacher --recipe $(RECIPE) --data $(DATA) --run $(RUNS)/teacher; \
 	fi
+	@if [ -f $(RUNS)/student/train-state.safetensors ]; then \
+	  $(BIN) distill --recipe $(RECIPE) --data $(DATA) --teacher $(RUNS)/teacher --run $(RUNS)/student --resume; \
+	else \
+	  $(BIN) distill --recipe $(RECIPE) --data $(DATA) --teacher $(RUNS)/teacher --run $(RUNS)/student; \
+	fi
 	@mkdir -p $(RUNS)/samples; id=$$(grep '"split":"validation"' $(DATA)/manifest.jsonl | sed 's/.*"id":"\([^"]*\)".*"seconds":\([0-9.]*\).*/\2 \1/' | sort -rn | head -1 | cut -d' ' -f2); \
 	  $(BIN) render --model $(RUNS)/teacher --wav $(DATA)/audio/$$id.wav --out $(RUNS)/samples/teacher-$$id.wav \
 	    --png $(RUNS)/samples/teacher-$$id.png && \
+	  $(BIN) render --model $(RUNS)/student --wav $(DATA)/audio/$$id.wav --out $(RUNS)/samples/student-$$id.wav \
+	    --png $(RUNS)/samples/student-$$id.png && \
 	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
 	@echo
 	@echo "demo outputs:"
 	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json, png/)"
 	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml)"
-	@echo "  rendered validation utterance (teacher, copy synthesis) and the real one:"
+	@echo "  student run:           $(RUNS)/student (model.safetensors, metrics.jsonl, recipe.yaml)"
+	@echo "  a validation utterance rendered by the teacher (autoregressive) and the student (parallel), and the real one:"
 	@ls $(RUNS)/samples/*.wav $(RUNS)/samples/*.png | sed 's/^/    /'
 
 ## bench: speed figures for BENCHMARKS.md.

@@ -10,7 +10,8 @@ import ParawaveModels
 struct Bench {
     static func main() throws {
         let selected = Set(CommandLine.arguments.dropFirst())
-        let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate)]
+        let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate),
+                                                    ("synthesize", synthesize), ("distill", distill), ("spectral", spectral)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -129,6 +130,77 @@ struct Bench {
             let gflops = 2 * macs * samples / seconds / 1e9
             print(String(format: "generate T-small batch %d  threads %d  %9.0f samples/s  (%.2fx real time at 16 kHz)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
                          batch, threads, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
+        }
+    }
+
+    /// The S-small student (DESIGN.md section 9: 4 flows x 10 layers, dilations 1..512, K 3,
+    /// R 64, G 64, S 64, 80 mels).
+    static func sSmall() -> Student {
+        let flow = WaveNetStackConfig(layers: 10, cycle: 10, kernelSize: 3, residualChannels: 64, gatedChannels: 64, skipChannels: 64,
+                                      conditionChannels: 80, hop: 256)
+        let student = Student(config: StudentConfig(flows: Array(repeating: flow, count: 4), mel: MelSettings(sampleRate: 16000)))
+        student.initialise(seed: 1)
+        return student
+    }
+
+    /// Parallel synthesis of 10 s of 16 kHz audio with S-small at batch 1, in the chunks
+    /// `render` uses (the overlap is counted as work done, not as output) and in one pass.
+    static func synthesize() {
+        if peak == 0 { sgemm() }
+        let student = sSmall()
+        var rng = SeededGenerator(seed: 4)
+        let frames = 625, samples = Double(frames * 256)
+        let mel = Matrix(rows: 80, columns: frames, values: (0..<(80 * frames)).map { _ in rng.normal() - 4 })
+        let noise = Student.noise(count: frames * 256, generator: &rng)
+        let macs = Double(student.config.multiplyAddsPerSample)
+        for chunk in [128, frames] {
+            let seconds = time(runs: 3) { _ = student.synthesize(mel: mel, noise: noise, chunkFrames: chunk) }
+            let gflops = 2 * macs * samples / seconds / 1e9
+            print(String(format: "synthesize S-small 10 s batch 1 chunks of %3d frames  %9.0f samples/s  (%.2fx real time)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
+                         chunk, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
+        }
+        print(String(format: "synthesize S-small: %.3f M multiply-adds per sample, receptive field %d samples", macs / 1e6,
+                     student.config.receptiveField))
+    }
+
+    /// One distillation step of S-small from T-small on 2 x 7,936 samples with 16 samples per
+    /// time step and the magnitude spectral loss: student forward and backward, teacher forward
+    /// and backward to its input, Adam.
+    static func distill() {
+        if peak == 0 { sgemm() }
+        let student = sSmall(), teacher = tSmall()
+        var rng = SeededGenerator(seed: 5)
+        let B = 2, frames = 31, T = frames * 256, N = 16
+        let mel = (0..<(B * 80 * frames)).map { _ in rng.normal() - 4 }
+        let audio = (0..<(B * T)).map { _ in 0.1 * rng.normal() }
+        let settings = Distillation.Settings(mcSamples: N, spectral: SpectralLoss(kind: .magnitude, resolutions: SpectralLoss.defaultResolutions(kind: .magnitude)),
+                                             spectralWeight: 1)
+        let distillation = Distillation(student: student, teacher: teacher, batch: B, frames: frames, settings: settings)
+        let adam = Adam(store: student.store, clipNorm: 10, emaDecay: 0.999)
+        let z = Student.noise(count: B * T, generator: &rng), eps = Student.noise(count: N * B * T, generator: &rng)
+        let seconds = time(runs: 3) {
+            student.store.zeroGradients()
+            _ = distillation.evaluate(mel: mel, audio: audio, mask: nil, noise: z, samples: eps, gradients: true)
+            adam.update(student.store, learningRate: 1e-4)
+        }
+        let samples = Double(B * T)
+        // Student: forward + two backward products; teacher: forward + the input-gradient product.
+        let macs = 3 * Double(student.config.multiplyAddsPerSample) + 2 * Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
+        let gflops = 2 * macs * samples / seconds / 1e9
+        print(String(format: "distill S-small from T-small  B 2 x %d  N %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (%.0f ms/step)",
+                     T, N, samples / seconds, gflops, 100 * gflops / peak, seconds * 1000))
+    }
+
+    /// The spectral losses with their gradients on 2 x 8,000 samples.
+    static func spectral() {
+        var rng = SeededGenerator(seed: 6)
+        let n = 2 * 8000
+        let x = (0..<n).map { _ in 0.1 * rng.normal() }, y = (0..<n).map { _ in 0.1 * rng.normal() }
+        var dX = [Float](repeating: 0, count: n)
+        for kind in SpectralLoss.Kind.allCases {
+            let loss = SpectralLoss(kind: kind, resolutions: SpectralLoss.defaultResolutions(kind: kind))
+            let seconds = time(runs: 11) { _ = loss.evaluate(x: x, y: y, batch: 2, length: 8000, dX: &dX, weight: 1) }
+            print(String(format: "spectral %@ loss + gradient  B 2 x 8000  %7.2f ms", kind.rawValue, seconds * 1000))
         }
     }
 

@@ -17,8 +17,9 @@ struct RecipeTests {
         #expect(recipe.data.sources.count == 3)
         #expect(recipe.teacher.layers == 16 && recipe.teacher.gateChannels == 64 && recipe.teacher.mixtures == 10)
         #expect(recipe.train.schedule == .cosine && recipe.train.warmupSteps == 50)
-        #expect(recipe.student.flows == [10, 10, 10, 10])
-        #expect(recipe.distill.spectralLoss.kind == .power && recipe.distill.mcSamples == 16)
+        #expect(recipe.student.flows == [6, 6, 6, 6] && recipe.student.residualChannels == 32)
+        #expect(recipe.distill.spectralLoss.kind == .magnitude && recipe.distill.mcSamples == 16 && recipe.distill.steps == 600)
+        #expect(recipe.distill.run.schedule == .cosine && recipe.distill.run.batchSize == 2)
     }
 
     /// Every shipped recipe loads and validates; demo-long and ljspeech use T-small.
@@ -39,6 +40,19 @@ struct RecipeTests {
         let cosine = try? Recipe.parse("train: {schedule: cosine, warmup_steps: 10, steps: 110, lr_floor: 0.1, learning_rate: 1}")
         #expect(cosine?.train.learningRateSchedule.rate(base: 1, step: 5) == 0.5)
         #expect(abs((cosine?.train.learningRateSchedule.rate(base: 1, step: 110) ?? 0) - 0.1) < 1e-12)
+    }
+
+    /// The distill section takes train's keys with its own defaults, is strict about both, and
+    /// writes back as one flat mapping.
+    @Test func distillKeysAreChecked() throws {
+        #expect(message("distill: {mc_sample: 3}").contains("did you mean 'mc_samples'"))
+        #expect(message("distill: {schedule: cosin}").contains("distill.schedule"))
+        #expect(message("distill: {contrastive_weight: 0.3, batch_size: 1}").contains("distill.contrastive_weight"))
+        let recipe = try Recipe.parse("distill: {steps: 7, ema_decay: 0.99, mc_samples: 4, spectral_loss: {kind: multi_resolution}}")
+        #expect(recipe.distill.steps == 7 && recipe.distill.run.emaDecay == 0.99 && recipe.distill.run.crop == 8000)
+        #expect(recipe.distill.mcSamples == 4 && recipe.spectralLoss?.kind == .multiResolution)
+        let again = try Recipe.parse(try recipe.yaml())
+        #expect(again == recipe)
     }
 
     @Test func emptyRecipeTakesDefaults() throws {
