@@ -95,7 +95,9 @@ public final class Distillation {
             studentActivations.output.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress!, count: n) }
         }
         if gradients {
-            for buffer in [\Distillation.dOutput, \.dMean, \.dLogScale] { self[keyPath: buffer].withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+            dOutput.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            dMean.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            dLogScale.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         }
 
         // Entropy: mean log s_tot + 2.
@@ -155,12 +157,12 @@ public final class Distillation {
         let ta = teacherActivations
         output.withUnsafeBufferPointer { teacher.forward(ta, audio: $0.baseAddress!, mel: mel) }
         if gradients { dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
-        let mean = studentActivations.mean, logScale = studentActivations.logScale
+        let mean = studentActivations.mean, scales = studentActivations.logScale.map { exp($0) }
         var total = 0.0
         let perSample = -scale / Float(N * count)
         for k in 0..<N {
             let e = eps + k * n
-            for i in 0..<n { samples[i] = mean[mean.startIndex + i] + exp(logScale[i]) * e[i] }
+            for i in 0..<n { samples[i] = mean[mean.startIndex + i] + scales[i] * e[i] }
             ta.params.withUnsafeBufferPointer { p in
                 samples.withUnsafeBufferPointer { x in
                     logDensity.withUnsafeMutableBufferPointer { lp in
@@ -185,7 +187,7 @@ public final class Distillation {
             // x_t^n = mu_tot + exp(log s_tot) eps.
             for i in 0..<n {
                 dMean[i] += dSamples[i]
-                dLogScale[i] += dSamples[i] * exp(logScale[i]) * e[i]
+                dLogScale[i] += dSamples[i] * scales[i] * e[i]
             }
         }
         if gradients {

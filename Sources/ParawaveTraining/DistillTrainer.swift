@@ -108,8 +108,7 @@ public final class DistillTrainer: RunTrainer {
     override func modelCheckpoint(values: [Float]) -> SafeTensors { student.checkpoint(values: values, step: step) }
 
     override func stateTensors() -> [String: SafeTensors.Tensor] {
-        let C = student.melMean.count
-        return ["student.mel_mean": .init(shape: [C], values: student.melMean), "student.mel_std": .init(shape: [C], values: student.melStd)]
+        Self.normalisationTensors(prefix: "student", mean: student.melMean, std: student.melStd)
     }
 
     override func stateMetadata() -> [String: String] {
@@ -119,19 +118,11 @@ public final class DistillTrainer: RunTrainer {
     }
 
     override func restoreModelState(from file: SafeTensors, path: String) throws {
-        guard let json = file.metadata["config"], let saved = try? JSONDecoder().decode(StudentConfig.self, from: Data(json.utf8)) else {
-            throw ParawaveError(path, "has no readable student config")
-        }
-        if saved != student.config {
-            throw ParawaveError(path, "was distilled with a different student or audio configuration than the recipe's; "
-                                + "resume with the run's own recipe.yaml (the default) or start a new run")
-        }
+        try checkSavedConfig(student.config, what: "student", in: file, path: path)
         if file.metadata["teacher_config"] != teacher.metadata(step: 0)["config"] {
             throw ParawaveError(path, "was distilled from a teacher of a different shape than --teacher's; resume with the same teacher")
         }
-        let C = student.melMean.count
-        student.melMean = try file.tensor("student.mel_mean", shape: [C], file: path)
-        student.melStd = try file.tensor("student.mel_std", shape: [C], file: path)
+        (student.melMean, student.melStd) = try Self.normalisation(prefix: "student", bands: student.melMean.count, in: file, path: path)
     }
 
     override func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String {

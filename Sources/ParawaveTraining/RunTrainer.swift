@@ -99,6 +99,26 @@ public class RunTrainer {
     /// Checks a saved state belongs to this model and restores the subclass's part of it.
     func restoreModelState(from file: SafeTensors, path: String) throws {}
 
+    /// A saved state's model config, which must equal `expected` (the recipe's).
+    func checkSavedConfig<C: Decodable & Equatable>(_ expected: C, what: String, in file: SafeTensors, path: String) throws {
+        guard let json = file.metadata["config"], let saved = try? JSONDecoder().decode(C.self, from: Data(json.utf8)) else {
+            throw ParawaveError(path, "has no readable \(what) config")
+        }
+        if saved != expected {
+            throw ParawaveError(path, "was trained with a different \(what) or audio configuration than the recipe's; "
+                                + "resume with the run's own recipe.yaml (the default) or start a new run")
+        }
+    }
+
+    /// The mel normalisation kept in the state as `PREFIX.mel_mean` / `PREFIX.mel_std`.
+    static func normalisationTensors(prefix: String, mean: [Float], std: [Float]) -> [String: SafeTensors.Tensor] {
+        [prefix + ".mel_mean": .init(shape: [mean.count], values: mean), prefix + ".mel_std": .init(shape: [std.count], values: std)]
+    }
+
+    static func normalisation(prefix: String, bands: Int, in file: SafeTensors, path: String) throws -> ([Float], [Float]) {
+        (try file.tensor(prefix + ".mel_mean", shape: [bands], file: path), try file.tensor(prefix + ".mel_std", shape: [bands], file: path))
+    }
+
     /// The progress line's description of the last step's values.
     func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String { "" }
 

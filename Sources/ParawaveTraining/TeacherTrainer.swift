@@ -63,23 +63,14 @@ public final class TeacherTrainer: RunTrainer {
     override func modelCheckpoint(values: [Float]) -> SafeTensors { teacher.checkpoint(values: values, step: step) }
 
     override func stateTensors() -> [String: SafeTensors.Tensor] {
-        let C = teacher.config.stack.conditionChannels
-        return ["teacher.mel_mean": .init(shape: [C], values: teacher.melMean), "teacher.mel_std": .init(shape: [C], values: teacher.melStd)]
+        Self.normalisationTensors(prefix: "teacher", mean: teacher.melMean, std: teacher.melStd)
     }
 
     override func stateMetadata() -> [String: String] { teacher.metadata(step: step) }
 
     override func restoreModelState(from file: SafeTensors, path: String) throws {
-        guard let json = file.metadata["config"], let saved = try? JSONDecoder().decode(TeacherConfig.self, from: Data(json.utf8)) else {
-            throw ParawaveError(path, "has no readable teacher config")
-        }
-        if saved != teacher.config {
-            throw ParawaveError(path, "was trained with a different teacher or audio configuration than the recipe's; "
-                                + "resume with the run's own recipe.yaml (the default) or start a new run")
-        }
-        let C = teacher.config.stack.conditionChannels
-        teacher.melMean = try file.tensor("teacher.mel_mean", shape: [C], file: path)
-        teacher.melStd = try file.tensor("teacher.mel_std", shape: [C], file: path)
+        try checkSavedConfig(teacher.config, what: "teacher", in: file, path: path)
+        (teacher.melMean, teacher.melStd) = try Self.normalisation(prefix: "teacher", bands: teacher.config.stack.conditionChannels, in: file, path: path)
     }
 
     override func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String {

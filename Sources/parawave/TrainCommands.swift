@@ -5,7 +5,19 @@ import ParawaveEngine
 import ParawaveModels
 import ParawaveTraining
 
-/// `--steps`, `--seed` and `--threads`, shared by the training commands.
+/// `--data`, `--run` and `--resume`, shared by the training commands.
+struct RunOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Prepared data directory (from `parawave prepare`).", valueName: "DATA"))
+    var data: String
+
+    @Option(name: .customLong("run"), help: ArgumentHelp("Run directory to create or resume.", valueName: "RUN"))
+    var runPath: String
+
+    @Flag(name: .long, help: "Continue the run in RUN from its last checkpoint.")
+    var resume = false
+}
+
+/// `--steps` and `--seed`, shared by the training commands.
 struct TrainingOverrides: ParsableArguments {
     @Option(name: .long, help: "Train to this many steps in all (overrides the recipe).")
     var steps: Int?
@@ -29,26 +41,18 @@ struct TrainTeacherCommand: ParsableCommand {
 
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var overrides: TrainingOverrides
-
-    @Option(name: .long, help: ArgumentHelp("Prepared data directory (from `parawave prepare`).", valueName: "DATA"))
-    var data: String
-
-    @Option(name: .customLong("run"), help: ArgumentHelp("Run directory to create or resume.", valueName: "RUN"))
-    var runPath: String
-
-    @Flag(name: .long, help: "Continue the run in RUN from its last checkpoint.")
-    var resume = false
+    @OptionGroup var runOptions: RunOptions
 
     func run() throws {
-        let runDirectory = RunDirectory(runPath)
-        let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: resume)
-        let corpus = try TrainingData(data, audio: recipe.audio.mel)
-        let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: resume)
+        let runDirectory = RunDirectory(runOptions.runPath)
+        let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: runOptions.resume)
+        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
+        let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume)
         let t = recipe.teacherConfig
         print("teacher: \(t.stack.layers) layers, R \(t.stack.residualChannels), G \(t.stack.gatedChannels), S \(t.stack.skipChannels), "
               + "M \(t.mixtures), \(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples")
         print("data: \(corpus.train.count) training and \(corpus.validation.count) validation utterances; "
-              + (resume ? "resuming at step \(trainer.step)" : "starting") + " toward \(recipe.train.steps) steps")
+              + (runOptions.resume ? "resuming at step \(trainer.step)" : "starting") + " toward \(recipe.train.steps) steps")
         StopSignal.install()
         let outcome = try trainer.train()
         if outcome.trainLoss.isNaN {
@@ -60,7 +64,7 @@ struct TrainTeacherCommand: ParsableCommand {
             if outcome.skippedSteps > 0 { line += ", \(outcome.skippedSteps) non-finite steps skipped" }
             print(line)
         }
-        print("run: \(runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
+        print("run: \(runOptions.runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
               + "training time \(ProgressReporter.clock(outcome.seconds))")
         if outcome.interrupted { throw ExitCode(130) }
     }
@@ -92,41 +96,40 @@ struct DistillCommand: ParsableCommand {
         commandName: "distill",
         abstract: "Distill an IAF student from a trained teacher (probability density distillation).",
         discussion: """
-            The loss per sample is KL(student || teacher) = H(student, teacher) - H(student),             the cross-entropy estimated with distill.mc_samples draws per time step through             the frozen teacher, plus the spectral term of distill.spectral_loss against the             real audio (and the contrastive term when distill.contrastive_weight > 0). The run             directory, checkpoints, --resume, --steps, --seed and --set work as for             train-teacher (the keys are distill.*). --teacher takes the teacher's run             directory or checkpoint; the recipe's audio settings must be the teacher's.
+            The loss per sample is KL(student || teacher) = H(student, teacher) - H(student), \
+            the cross-entropy estimated with distill.mc_samples draws per time step through \
+            the frozen teacher, plus the spectral term of distill.spectral_loss against the \
+            real audio (and the contrastive term when distill.contrastive_weight > 0). The run \
+            directory, checkpoints, --resume, --steps, --seed and --set work as for \
+            train-teacher (the keys are distill.*). --teacher takes the teacher's run \
+            directory or checkpoint; the recipe's audio settings must be the teacher's.
             """)
 
     @OptionGroup var recipeOptions: RecipeOptions
     @OptionGroup var overrides: TrainingOverrides
 
-    @Option(name: .long, help: ArgumentHelp("Prepared data directory (from `parawave prepare`).", valueName: "DATA"))
-    var data: String
+    @OptionGroup var runOptions: RunOptions
 
     @Option(name: .long, help: ArgumentHelp("The teacher: its run directory or checkpoint.", valueName: "TEACHER_RUN"))
     var teacher: String
 
-    @Option(name: .customLong("run"), help: ArgumentHelp("Run directory to create or resume.", valueName: "RUN"))
-    var runPath: String
-
-    @Flag(name: .long, help: "Continue the run in RUN from its last checkpoint.")
-    var resume = false
-
     func run() throws {
-        let runDirectory = RunDirectory(runPath)
-        let recipe = try overrides.recipe(recipeOptions, section: "distill", run: runDirectory, resume: resume)
+        let runDirectory = RunDirectory(runOptions.runPath)
+        let recipe = try overrides.recipe(recipeOptions, section: "distill", run: runDirectory, resume: runOptions.resume)
         guard case .teacher(let teacherModel) = try TrainedModel.load(teacher) else {
             throw ParawaveError(teacher, "is not a teacher; --teacher takes a train-teacher run directory or its model.safetensors")
         }
         try DistillTrainer.check(recipe, teacher: teacherModel, teacherName: teacher)
-        let corpus = try TrainingData(data, audio: recipe.audio.mel)
+        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
         let trainer = try DistillTrainer(recipe: recipe, data: corpus, teacher: teacherModel, teacherName: teacher, run: runDirectory,
-                                         resume: resume)
+                                         resume: runOptions.resume)
         let c = trainer.student.config, d = recipe.distill
         print("student: \(c.flows.count) flows of \(c.flows.map { String($0.layers) }.joined(separator: ", ")) layers, "
               + "R \(c.flows[0].residualChannels), G \(c.flows[0].gatedChannels), \(trainer.student.store.count) parameters; "
               + "teacher \(teacher) (\(teacherModel.config.stack.layers) layers, M \(teacherModel.config.mixtures))")
         print("distillation: \(d.mcSamples) samples per step of time, spectral loss \(d.spectralLoss.kind.rawValue) "
               + "(weight \(d.spectralLoss.weight))" + (d.contrastiveWeight > 0 ? ", contrastive \(d.contrastiveWeight)" : "")
-              + "; \(corpus.train.count) training utterances; " + (resume ? "resuming at step \(trainer.step)" : "starting")
+              + "; \(corpus.train.count) training utterances; " + (runOptions.resume ? "resuming at step \(trainer.step)" : "starting")
               + " toward \(d.steps) steps")
         StopSignal.install()
         let outcome = try trainer.train()
@@ -138,7 +141,7 @@ struct DistillCommand: ParsableCommand {
             if outcome.skippedSteps > 0 { line += ", \(outcome.skippedSteps) non-finite steps skipped" }
             print(line)
         }
-        print("run: \(runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
+        print("run: \(runOptions.runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
               + "training time \(ProgressReporter.clock(outcome.seconds))")
         if outcome.interrupted { throw ExitCode(130) }
     }
