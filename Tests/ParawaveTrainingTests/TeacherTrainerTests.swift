@@ -25,21 +25,23 @@ struct TeacherTrainerTests {
         return TrainingData.Utterance(id: "clip", audio: audio, mel: try MelSpectrogram(settings: settings).logMel(audio))
     }
 
-    /// A tiny teacher trained for 300 steps on one 0.25 s clip: the NLL (EMA weights) falls from
-    /// 12.05 nats per sample (worse than uniform over the 65,536 levels, 11.09) to 8.29
-    /// (asserted: below 9), and its teacher-forced mean prediction follows the clip with less
-    /// than half the squared error of predicting the previous sample (measured: 0.31x).
+    /// A tiny teacher trained for 600 steps on one 0.25 s clip: the NLL (EMA weights) falls from
+    /// 12.05 nats per sample (worse than uniform over the 65,536 levels, 11.09) to 7.15
+    /// (asserted: below 8.5), and its teacher-forced mean prediction follows the clip with less
+    /// than half the squared error of predicting the previous sample (measured: 0.024x).
+    /// Across seeds 1-8 the NLL ends at 7.07-7.85 and the error ratio at 0.006-0.16, so the
+    /// bounds hold on any machine whose BLAS rounds differently.
     @Test func overfitsOneClip() throws {
         let clip = try Self.clip()
         let data = TrainingData(train: [clip], validation: [clip], audio: Self.settings)
         let run = RunDirectory(Fixtures.temporaryDirectory() + "/run")
-        let trainer = try TeacherTrainer(recipe: try Self.recipe(["train.learning_rate=0.01", "train.ema_decay=0.95"]), data: data, run: run, resume: false)
+        let trainer = try TeacherTrainer(recipe: try Self.recipe(["train.steps=600", "train.learning_rate=0.01", "train.ema_decay=0.95"]), data: data, run: run, resume: false)
         trainer.showProgress = false
         let before = try #require(trainer.validationLoss())
         let outcome = try trainer.train(shouldStop: { false })
         let after = try #require(outcome.validationLoss)
         #expect(before > 11, "initial NLL \(before)")
-        #expect(after < 9, "NLL after 300 steps \(after) (from \(before))")
+        #expect(after < 8.5, "NLL after 600 steps \(after) (from \(before))")
 
         // Teacher-forced prediction E[x_t] = sum_m softmax(pi)_m mu_m with the EMA weights.
         let teacher = try Teacher.load(try SafeTensors.read(run.model), name: run.model)
