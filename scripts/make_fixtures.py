@@ -519,6 +519,59 @@ def spectral_fixture():
         json.dump(cases, f, indent=1, sort_keys=True)
 
 
+# ---------------------------------------------------------------- evaluation metrics
+
+def quality_reference(r, g, p):
+    """The metrics of `parawave evaluate` (QualityMetrics in Swift) by librosa and scipy in
+    float64: log-mel dB RMSE, multi-resolution STFT distance (512/1024/2048, hop N/4),
+    mel-cepstral distortion over c1..c24 of the orthonormal DCT-II of the natural-log mel."""
+    import scipy.fft
+    n = min(len(r), len(g))
+    r, g = r[:n].astype(np.float64), g[:n].astype(np.float64)
+    kw = dict(sr=p["sr"], n_fft=p["n_fft"], hop_length=p["hop_length"], win_length=p["win_length"], window="hann",
+              center=True, pad_mode="reflect", power=1.0, n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"],
+              htk=p["htk"], norm="slaney")
+    mr, mg = librosa.feature.melspectrogram(y=r, **kw), librosa.feature.melspectrogram(y=g, **kw)
+    log_mel_db = np.sqrt(np.mean((20 * np.log10(np.maximum(mr, 1e-5)) - 20 * np.log10(np.maximum(mg, 1e-5))) ** 2))
+    sc, lm = [], []
+    for size in (512, 1024, 2048):
+        def mag(y):
+            power = np.abs(librosa.stft(y, n_fft=size, hop_length=size // 4, win_length=size, window="hann",
+                                        center=True, pad_mode="reflect")) ** 2
+            return np.sqrt(np.maximum(power, 1e-7))
+        sr_, sg = mag(r), mag(g)
+        sc.append(np.linalg.norm(sr_ - sg) / np.linalg.norm(sr_))
+        lm.append(np.mean(np.abs(np.log(sr_) - np.log(sg))))
+    cr = scipy.fft.dct(np.log(np.maximum(mr, 1e-5)), type=2, norm="ortho", axis=0)[1:25]
+    cg = scipy.fft.dct(np.log(np.maximum(mg, 1e-5)), type=2, norm="ortho", axis=0)[1:25]
+    mcd = np.mean(10 / np.log(10) * np.sqrt(2 * np.sum((cr - cg) ** 2, axis=0)))
+    return {"log_mel_db": float(log_mel_db), "spectral_convergence": float(np.mean(sc)),
+            "log_magnitude": float(np.mean(lm)), "mcd_db": float(mcd)}
+
+
+def quality_fixture():
+    """A speech-like reference and four renderings of it: with noise at 26 dB SNR, low-passed
+    at 3 kHz and quieter, longer than the reference (only the common length counts), and silent
+    (every floor). Written as quality/*.npy and quality/metrics.json (16 kHz, 1024/256/80)."""
+    from scipy.signal import butter, lfilter
+    rng = np.random.RandomState(61)
+    r = speech_like(16000, 1.3, 5)
+    cases = {
+        "noisy": r + 0.01 * rng.randn(len(r)),
+        "lowpassed": 0.7 * lfilter(*butter(6, 3000, fs=16000), r),
+        "longer": np.concatenate([0.9 * r, 0.1 * rng.randn(700)]),
+        "silent": np.zeros(len(r)),
+    }
+    np.save(out("quality", "reference.npy"), r)
+    results = {}
+    for name, g in cases.items():
+        g = g.astype(np.float32)
+        np.save(out("quality", f"generated_{name}.npy"), g)
+        results[name] = quality_reference(r, g, PARAMS["sr16k"])
+    with open(out("quality", "metrics.json"), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+
+
 GENERATORS = {
     "mel": mel_fixtures,
     "griffinlim": griffinlim_fixture,
@@ -530,6 +583,7 @@ GENERATORS = {
     "transposed_conv": transposed_conv_fixture,
     "teacher": teacher_fixture,
     "spectral": spectral_fixture,
+    "quality": quality_fixture,
 }
 
 

@@ -24,7 +24,8 @@ public final class RealFFT: @unchecked Sendable {
     private let forwardPlan: fftw_plan
     private let inversePlan: fftw_plan
 
-    private static let planLock = NSLock()
+    /// FFTW's planner is not thread-safe: every plan in the package is made under this lock.
+    static let planLock = NSLock()
 
     public init(size: Int) {
         precondition(size >= 2, "FFT size must be at least 2")
