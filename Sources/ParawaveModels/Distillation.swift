@@ -51,6 +51,8 @@ public final class Distillation {
     public let student: Student, teacher: Teacher
     public let settings: Settings
     public let batch: Int, frames: Int, length: Int
+    /// Whether the buffers for gradients exist.
+    public let training: Bool
     let density: LogisticMixture
     let studentActivations: Student.Activations, teacherActivations: Teacher.Activations
     /// (B, T): samples x_t^n, their log-density and its gradient, their gradient, the
@@ -62,22 +64,27 @@ public final class Distillation {
     /// Teacher mixture-parameter gradient (B, 3M, T); the other utterances' mels.
     var dParams: [Float], otherMel: [Float]
 
-    public init(student: Student, teacher: Teacher, batch: Int, frames: Int, settings: Settings) {
+    /// Buffers for `batch` crops of `frames` frames. Without `training`, only what `evaluate`
+    /// needs without gradients (forward-only buffers, about a layer's worth per model), so
+    /// whole utterances can be scored.
+    public init(student: Student, teacher: Teacher, batch: Int, frames: Int, settings: Settings, training: Bool = true) {
         self.student = student
         self.teacher = teacher
         self.settings = settings
         self.batch = batch
         self.frames = frames
+        self.training = training
         length = frames * teacher.config.stack.hop
         density = LogisticMixture(mixtures: teacher.config.mixtures, logScaleMin: teacher.config.logScaleMin)
-        studentActivations = student.makeActivations(batch: batch, frames: frames)
-        teacherActivations = teacher.makeActivations(batch: batch, frames: frames)
+        studentActivations = student.makeActivations(batch: batch, frames: frames, training: training)
+        teacherActivations = teacher.makeActivations(batch: batch, frames: frames, training: training)
         let n = batch * length
         samples = [Float](repeating: 0, count: n)
-        logDensity = samples; dLogDensity = samples; dSamples = samples
-        dOutput = samples; dMean = samples; dLogScale = samples; dTeacherInput = samples
-        output = samples; maskedOutput = samples; maskedAudio = samples; dSpectral = samples
-        dParams = [Float](repeating: 0, count: n * 3 * teacher.config.mixtures)
+        logDensity = samples; output = samples; maskedOutput = samples; maskedAudio = samples; dSpectral = samples
+        let gradientBuffer = training ? samples : []
+        dLogDensity = gradientBuffer; dSamples = gradientBuffer
+        dOutput = gradientBuffer; dMean = gradientBuffer; dLogScale = gradientBuffer; dTeacherInput = gradientBuffer
+        dParams = [Float](repeating: 0, count: training ? n * 3 * teacher.config.mixtures : 0)
         otherMel = [Float](repeating: 0, count: batch * teacher.config.stack.conditionChannels * frames)
     }
 
@@ -86,6 +93,7 @@ public final class Distillation {
     /// the student's parameter gradients are added into its store.
     public func evaluate(mel: UnsafePointer<Float>, audio: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
                          noise z: UnsafePointer<Float>, samples eps: UnsafePointer<Float>, gradients: Bool) -> Terms {
+        precondition(training || !gradients, "gradients need a Distillation made with training: true")
         let B = batch, T = length, n = B * T
         let count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
         let weight = { (i: Int) -> Float in (mask?[i] ?? 1) != 0 ? 1 : 0 }
@@ -124,7 +132,7 @@ public final class Distillation {
         // Spectral distance of the masked sample from the masked real audio.
         if let spectral = settings.spectral, settings.spectralWeight != 0 {
             for i in 0..<n { maskedOutput[i] = output[i] * weight(i); maskedAudio[i] = audio[i] * weight(i) }
-            dSpectral.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            if gradients { dSpectral.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
             terms.spectral = maskedOutput.withUnsafeBufferPointer { x in
                 maskedAudio.withUnsafeBufferPointer { y in
                     dSpectral.withUnsafeMutableBufferPointer { d in

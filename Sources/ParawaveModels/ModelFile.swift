@@ -1,4 +1,5 @@
 import Foundation
+import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 
@@ -9,6 +10,27 @@ public enum TrainedModel {
 
     /// Loads `path`: a run directory (its `model.safetensors`) or a checkpoint file.
     public static func load(_ path: String) throws -> TrainedModel {
+        try loadWithMetadata(path).model
+    }
+
+    /// As `load`, also handing back the checkpoint's metadata.
+    public static func loadWithMetadata(_ path: String) throws -> (model: TrainedModel, metadata: [String: String]) {
+        let file = try checkpointFile(path)
+        let checkpoint = try SafeTensors.read(file)
+        switch checkpoint.metadata["kind"] {
+        case Teacher.kind?:
+            return (.teacher(try Teacher.load(checkpoint, name: file)), checkpoint.metadata)
+        case Student.kind?:
+            return (.student(try Student.load(checkpoint, name: file)), checkpoint.metadata)
+        case let kind?:
+            throw ParawaveError(file, "holds a '\(kind)', not a model `render` can use (a teacher or a student)")
+        case nil:
+            throw ParawaveError(file, "has no model kind in its metadata; it was not written by Parawave")
+        }
+    }
+
+    /// The checkpoint file of `path`: the file itself, or a run directory's `model.safetensors`.
+    public static func checkpointFile(_ path: String) throws -> String {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ParawaveError(path, "no such model: give a run directory or a .safetensors checkpoint")
@@ -17,16 +39,22 @@ public enum TrainedModel {
         if isDirectory.boolValue && !FileManager.default.fileExists(atPath: file) {
             throw ParawaveError(path, "is not a run directory with a model (no model.safetensors); has its training written a checkpoint yet?")
         }
-        let checkpoint = try SafeTensors.read(file)
-        switch checkpoint.metadata["kind"] {
-        case Teacher.kind?:
-            return .teacher(try Teacher.load(checkpoint, name: file))
-        case Student.kind?:
-            return .student(try Student.load(checkpoint, name: file))
-        case let kind?:
-            throw ParawaveError(file, "holds a '\(kind)', not a model `render` can use (a teacher or a student)")
-        case nil:
-            throw ParawaveError(file, "has no model kind in its metadata; it was not written by Parawave")
+        return file
+    }
+
+    /// The model's mel front end.
+    public var mel: MelSettings {
+        switch self {
+        case .teacher(let t): t.config.mel
+        case .student(let s): s.config.mel
+        }
+    }
+
+    /// "teacher" or "student".
+    public var role: String {
+        switch self {
+        case .teacher: "teacher"
+        case .student: "student"
         }
     }
 }

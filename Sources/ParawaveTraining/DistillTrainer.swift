@@ -41,6 +41,9 @@ public final class DistillTrainer: RunTrainer {
     public let teacher: Teacher
     let distillation: Distillation
     let mcSamples: Int
+    /// The teacher as given (run directory or checkpoint), recorded in the student's checkpoint
+    /// so `evaluate` can score the student against it.
+    let teacherName: String
 
     /// Sets up a new run in `run` distilling `teacher`, or with `resume` continues the one
     /// there. The recipe's audio settings must be the teacher's.
@@ -48,6 +51,7 @@ public final class DistillTrainer: RunTrainer {
         try Self.check(recipe, teacher: teacher, teacherName: teacherName)
         let settings = recipe.distill.run
         self.teacher = teacher
+        self.teacherName = teacherName
         student = Student(config: recipe.studentConfig(mel: teacher.config.mel))
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
         student.melMean = teacher.melMean
@@ -105,7 +109,11 @@ public final class DistillTrainer: RunTrainer {
         return sums.map { ($0.0, $0.1 / max(weights, 1)) }
     }
 
-    override func modelCheckpoint(values: [Float]) -> SafeTensors { student.checkpoint(values: values, step: step) }
+    override func modelCheckpoint(values: [Float]) -> SafeTensors {
+        var file = student.checkpoint(values: values, step: step)
+        file.metadata["teacher"] = teacherName
+        return file
+    }
 
     override func stateTensors() -> [String: SafeTensors.Tensor] {
         Self.normalisationTensors(prefix: "student", mean: student.melMean, std: student.melStd)

@@ -1,4 +1,5 @@
 import Foundation
+import ParawaveAudio
 import ParawaveCore
 
 /// One utterance of a prepared data directory: a line of `manifest.jsonl`.
@@ -44,6 +45,15 @@ public struct DataDirectory: Sendable {
     }
 
     public func entries(_ split: ManifestEntry.Split) -> [ManifestEntry] { entries.filter { $0.split == split } }
+
+    /// The mel settings the data was prepared with (`prepare.json`), or nil when that file is
+    /// missing or unreadable.
+    public var preparedSettings: MelSettings? {
+        guard let data = FileManager.default.contents(atPath: path + "/prepare.json"),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let melObject = object["mel"], let melData = try? JSONSerialization.data(withJSONObject: melObject) else { return nil }
+        return try? JSONDecoder().decode(MelSettings.self, from: melData)
+    }
 
     /// Absolute path of a file named in the manifest.
     public func file(_ relative: String) -> String { path + "/" + relative }

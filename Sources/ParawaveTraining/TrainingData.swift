@@ -45,10 +45,7 @@ public struct TrainingData: Sendable {
         let directory = try DataDirectory(path)
         self.directory = directory
         settings = audio
-        if let data = FileManager.default.contents(atPath: path + "/prepare.json"),
-           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let melObject = object["mel"], let melData = try? JSONSerialization.data(withJSONObject: melObject),
-           let prepared = try? JSONDecoder().decode(MelSettings.self, from: melData), prepared != audio {
+        if let prepared = directory.preparedSettings, prepared != audio {
             throw ParawaveError(path, "was prepared with different audio settings than the recipe's "
                                 + Self.difference(prepared, audio) + "; prepare it again with this recipe")
         }

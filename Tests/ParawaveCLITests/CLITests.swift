@@ -11,7 +11,7 @@ struct CLITests {
     @Test func versionAndHelpForEveryCommand() throws {
         let version = try CommandRunner.parawave(["--version"])
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
-        for command in ["prepare", "train-teacher", "render", "mel", "spectrogram", "griffin-lim", "info"] {
+        for command in ["prepare", "train-teacher", "distill", "render", "evaluate", "plot-metrics", "mel", "spectrogram", "griffin-lim", "info"] {
             let help = try CommandRunner.parawave([command, "--help"])
             #expect(help.status == 0, "\(command) --help")
             #expect(help.stdout.contains("USAGE: parawave \(command)"), "\(command) --help")
@@ -223,10 +223,64 @@ struct CLITests {
             let out = try AudioFile.read(dir + "/s.wav")
             #expect(out.sampleRate == 8000 && out.samples.count == (1 + 4000 / 64) * 64 && out.samples.allSatisfy { $0.isFinite })
         }
+        try evaluateAndPlot(dir)
         try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/student",
                                 "--run", dir + "/s2"] + student, subject: dir + "/student", problem: "is not a teacher", output: dir + "/s2/model.safetensors")
         try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
                                 "--run", dir + "/s3", "--set", "audio.fmax=3000"] + student, subject: dir + "/teacher", problem: "disagrees with the teacher",
                                output: dir + "/s3/model.safetensors")
+    }
+
+    /// evaluate scores Griffin-Lim, the teacher and the student on the validation split, with
+    /// the student's KL measured against the teacher its checkpoint records; plot-metrics draws
+    /// both runs' curves. Bad paths, a data directory without a manifest and data prepared with
+    /// other audio settings are one-line errors.
+    func evaluateAndPlot(_ dir: String) throws {
+        let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data",
+                                                   "--report", dir + "/report", "--chunk-frames", "5"])
+        #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        for row in ["griffin-lim", "teacher", "student", "log-mel dB", "MCD dB", "KL nats"] {
+            #expect(evaluate.stdout.contains(row), "\(evaluate.stdout)")
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/report.json"))) as! [String: Any]
+        let systems = json["systems"] as! [[String: Any]]
+        #expect(systems.map { $0["name"] as! String } == ["griffin-lim", "teacher", "student"])
+        let utterances = json["utterances"] as! [[String: Any]]
+        #expect(!utterances.isEmpty)
+        for system in systems {
+            let mean = system["mean"] as! [String: Any]
+            for key in ["log_mel_db", "spectral_convergence", "log_magnitude", "stft_distance", "mcd_db", "rtf"] {
+                let value = (mean[key] as? NSNumber)?.doubleValue ?? .nan
+                #expect(value.isFinite && value >= 0, "\(system["name"]!) \(key) = \(value)")
+            }
+        }
+        #expect(((systems[1]["mean"] as! [String: Any])["nll_bits"] as? NSNumber) != nil, "the teacher's NLL is missing")
+        #expect(((systems[2]["mean"] as! [String: Any])["kl_nats"] as? NSNumber) != nil, "the student's KL is missing")
+        #expect(systems[2]["teacher"] as? String == dir + "/teacher")
+        let id = utterances[0]["id"] as! String
+        for name in ["real", "griffin-lim", "teacher", "student"] {
+            let audio = try AudioFile.read(dir + "/report/\(id)/\(name).wav")
+            #expect(audio.sampleRate == 8000 && !audio.samples.isEmpty)
+        }
+        #expect(try RGBImage.readPNG(dir + "/report/\(id)/spectrograms.png").height > 300)
+
+        for run in ["teacher", "student"] {
+            let plot = try CommandRunner.parawave(["plot-metrics", dir + "/" + run, "--png", dir + "/\(run)-curves.png"])
+            #expect(plot.status == 0, "\(plot.stderr)")
+            #expect(try RGBImage.readPNG(dir + "/\(run)-curves.png").height > 300)
+        }
+
+        try FileManager.default.createDirectory(atPath: dir + "/nodata", withIntermediateDirectories: true)
+        try expectClearFailure(["evaluate", "--model", dir + "/missing", "--data", dir + "/data", "--report", dir + "/r1"],
+                               subject: dir + "/missing", problem: "no such model", output: dir + "/r1")
+        try expectClearFailure(["evaluate", "--model", dir + "/teacher", "--data", dir + "/nodata", "--report", dir + "/r2"],
+                               subject: dir + "/nodata", problem: "no manifest.jsonl", output: dir + "/r2")
+        let other = try CommandRunner.parawave(["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data3k",
+                                                "--set", "audio.fmax=3000"])
+        #expect(other.status == 0, "\(other.stderr)")
+        try expectClearFailure(["evaluate", "--model", dir + "/teacher", "--data", dir + "/data3k", "--report", dir + "/r3"],
+                               subject: dir + "/teacher", problem: "differ from the data's", output: dir + "/r3")
+        try expectClearFailure(["plot-metrics", dir + "/nodata", "--png", dir + "/none.png"], subject: dir + "/nodata",
+                               problem: "no metrics.jsonl", output: dir + "/none.png")
     }
 }

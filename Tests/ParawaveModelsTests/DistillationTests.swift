@@ -53,6 +53,19 @@ struct DistillationTests {
         #expect(worst.value < 0.1, "\(label): relative error \(worst.value) in \(worst.key)")
     }
 
+    /// Forward-only buffers (for scoring whole utterances) give the same terms, bit for bit,
+    /// as the training buffers.
+    @Test func forwardOnlyTermsEqualTraining() throws {
+        let spectral = SpectralLoss(kind: .magnitude, resolutions: [.init(nFFT: 16, hop: 4, winLength: 16)])
+        let settings = Distillation.Settings(mcSamples: 3, spectral: spectral, spectralWeight: 2)
+        let (d, mel, audio, mask, z, eps) = Self.setup(settings)
+        let light = Distillation(student: d.student, teacher: d.teacher, batch: Self.B, frames: Self.frames, settings: settings, training: false)
+        let a = d.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false)
+        let b = light.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false)
+        #expect(a.loss.isFinite && a.crossEntropy != 0 && a.spectral != 0)
+        #expect(a.crossEntropy == b.crossEntropy && a.entropy == b.entropy && a.spectral == b.spectral && a.loss == b.loss)
+    }
+
     @Test func crossEntropyGradient() {
         var s = Distillation.Settings(mcSamples: 4)
         s.entropyWeight = 0

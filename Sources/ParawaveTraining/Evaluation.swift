@@ -1,0 +1,360 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+import ParawaveModels
+
+/// `parawave evaluate`: every utterance of a split rendered from its mel by each system (the
+/// Griffin-Lim baseline and the given teachers and students) and compared with the real
+/// recording by `QualityMetrics`, plus each system's real-time factor, a teacher's negative
+/// log-likelihood of the real audio (bits per sample) and a student's KL to its teacher
+/// (nats per sample, Monte-Carlo with fixed noise).
+///
+/// Means over utterances weight each utterance equally for the spectral measures, and each
+/// sample equally for the NLL and the KL; the real-time factor is total render time over total
+/// audio time.
+public final class Evaluator {
+    public struct Options: Sendable {
+        public var split: ManifestEntry.Split = .validation
+        /// At most this many utterances of the split, in manifest order.
+        public var limit: Int?
+        /// Seeds the teacher's sampling and the student's noise (utterance i uses seed + i).
+        public var seed: UInt64 = 1
+        /// A student renders in chunks of this many frames.
+        public var chunkFrames = 128
+        public var griffinLimIterations = 32
+        /// Sampling temperature: scales a teacher's logistic scales and a student's noise.
+        public var temperature: Float = 1
+        /// Monte-Carlo draws per time step for a student's cross-entropy.
+        public var mcSamples = 16
+        /// Writes WAVs, spectrogram PNGs and the report here.
+        public var reportDirectory: String?
+        /// The teacher a student's KL is measured against (default: its checkpoint's record).
+        public var teacher: String?
+        public var showProgress = true
+        public init() {}
+    }
+
+    /// One system's scores on one utterance, or their means.
+    public struct Score: Codable, Sendable {
+        public var quality: QualityMetrics
+        public var rtf: Double
+        public var nllBits: Double?
+        public var klNats: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case logMelDB = "log_mel_db", spectralConvergence = "spectral_convergence", logMagnitude = "log_magnitude"
+            case stftDistance = "stft_distance", mcd = "mcd_db", rtf, nllBits = "nll_bits", klNats = "kl_nats"
+        }
+
+        public init(quality: QualityMetrics, rtf: Double, nllBits: Double? = nil, klNats: Double? = nil) {
+            self.quality = quality
+            self.rtf = rtf
+            self.nllBits = nllBits
+            self.klNats = klNats
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            quality = QualityMetrics(logMelDB: try c.decode(Double.self, forKey: .logMelDB),
+                                     spectralConvergence: try c.decode(Double.self, forKey: .spectralConvergence),
+                                     logMagnitude: try c.decode(Double.self, forKey: .logMagnitude), mcd: try c.decode(Double.self, forKey: .mcd))
+            rtf = try c.decode(Double.self, forKey: .rtf)
+            nllBits = try c.decodeIfPresent(Double.self, forKey: .nllBits)
+            klNats = try c.decodeIfPresent(Double.self, forKey: .klNats)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(quality.logMelDB, forKey: .logMelDB)
+            try c.encode(quality.spectralConvergence, forKey: .spectralConvergence)
+            try c.encode(quality.logMagnitude, forKey: .logMagnitude)
+            try c.encode(quality.stftDistance, forKey: .stftDistance)
+            try c.encode(quality.mcd, forKey: .mcd)
+            try c.encode(rtf, forKey: .rtf)
+            try c.encodeIfPresent(nllBits, forKey: .nllBits)
+            try c.encodeIfPresent(klNats, forKey: .klNats)
+        }
+    }
+
+    public struct SystemSummary: Codable, Sendable {
+        public var name: String
+        /// "griffin-lim", "teacher" or "student".
+        public var kind: String
+        public var model: String?
+        /// For a student: the teacher its KL was measured against.
+        public var teacher: String?
+        public var utterances: Int
+        public var seconds: Double
+        public var mean: Score
+    }
+
+    public struct UtteranceScores: Codable, Sendable {
+        public var id: String
+        public var seconds: Double
+        public var scores: [String: Score]
+    }
+
+    public struct Report: Codable, Sendable {
+        public var date: String
+        public var version: String
+        public var data: String
+        public var split: String
+        public var mel: String
+        public var systems: [SystemSummary]
+        public var utterances: [UtteranceScores]
+    }
+
+    enum Renderer {
+        case griffinLim(GriffinLim)
+        case teacher(Teacher, TeacherGenerator)
+        case student(Student, klTeacher: Teacher?)
+    }
+
+    struct System {
+        var name: String, kind: String, path: String?, teacherPath: String?
+        var renderer: Renderer
+    }
+
+    public let data: DataDirectory
+    public let settings: MelSettings
+    public let options: Options
+    let systems: [System]
+    let meter: QualityMeter
+    let entries: [ManifestEntry]
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    /// Opens the data and the models; every model's audio settings must be the data's.
+    public init(models: [String], data path: String, options: Options = Options()) throws {
+        data = try DataDirectory(path)
+        guard let prepared = data.preparedSettings else {
+            throw ParawaveError(path, "has no readable prepare.json, so its audio settings are unknown; prepare it again with `parawave prepare`")
+        }
+        settings = prepared
+        self.options = options
+        var entries = data.entries(options.split)
+        if let limit = options.limit { entries = Array(entries.prefix(limit)) }
+        if entries.isEmpty { throw ParawaveError(path, "has no \(options.split.rawValue) utterances to evaluate") }
+        self.entries = entries
+
+        var systems = [System(name: "griffin-lim", kind: "griffin-lim", path: nil, teacherPath: nil,
+                              renderer: .griffinLim(GriffinLim(settings: prepared, iterations: options.griffinLimIterations, seed: 0)))]
+        var pendingKL: [String] = []
+        for modelPath in models {
+            let (model, metadata) = try TrainedModel.loadWithMetadata(modelPath)
+            try Self.checkSettings(model.mel, data: prepared, model: modelPath, dataPath: path)
+            var name = model.role
+            var suffix = 2
+            while systems.contains(where: { $0.name == name }) { name = "\(model.role)-\(suffix)"; suffix += 1 }
+            switch model {
+            case .teacher(let teacher):
+                systems.append(System(name: name, kind: "teacher", path: modelPath, teacherPath: nil,
+                                      renderer: .teacher(teacher, TeacherGenerator(teacher: teacher, batch: 1))))
+            case .student(let student):
+                let (teacher, teacherPath) = try Self.teacherForKL(of: student, studentPath: modelPath, recorded: metadata["teacher"],
+                                                                   override: options.teacher)
+                if teacher == nil { pendingKL.append(name) }
+                systems.append(System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath,
+                                      renderer: .student(student, klTeacher: teacher)))
+            }
+        }
+        self.systems = systems
+        meter = try QualityMeter(settings: prepared)
+        for name in pendingKL {
+            log("warning: \(name): its teacher was not found (give --teacher), so its KL is not reported")
+        }
+    }
+
+    static func checkSettings(_ model: MelSettings, data: MelSettings, model modelPath: String, dataPath: String) throws {
+        if model != data {
+            throw ParawaveError(modelPath, "the model's audio settings (\(model.summary)) differ from the data's (\(data.summary), "
+                                + "\(dataPath)); evaluate on data prepared with the model's recipe")
+        }
+    }
+
+    /// The teacher a student is scored against: `override`, else the path recorded at
+    /// distillation, as given or relative to the student's directory.
+    static func teacherForKL(of student: Student, studentPath: String, recorded: String?,
+                             override: String?) throws -> (Teacher?, String?) {
+        var candidates: [String] = []
+        if let override {
+            candidates = [override]
+        } else if let recorded {
+            let file = (try? TrainedModel.checkpointFile(studentPath)) ?? studentPath
+            let base = (file as NSString).deletingLastPathComponent
+            candidates = [recorded, (base as NSString).appendingPathComponent(recorded)]
+            if !(recorded as NSString).isAbsolutePath {
+                candidates.append(((base as NSString).appendingPathComponent("..") as NSString).appendingPathComponent(recorded))
+            }
+        }
+        for candidate in candidates where FileManager.default.fileExists(atPath: candidate) || override != nil {
+            guard case .teacher(let teacher) = try TrainedModel.load(candidate) else {
+                throw ParawaveError(candidate, "is not a teacher; --teacher takes the student's teacher run or checkpoint")
+            }
+            if teacher.config.mel != student.config.mel {
+                throw ParawaveError(candidate, "the teacher's audio settings (\(teacher.config.mel.summary)) differ from the student's")
+            }
+            return (teacher, candidate)
+        }
+        return (nil, nil)
+    }
+
+    /// Renders and scores every utterance with every system; writes the report directory when
+    /// asked to.
+    public func run() throws -> Report {
+        if let dir = options.reportDirectory {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        let totalSamples = entries.map(\.samples).reduce(0, +) * systems.count
+        let progress = options.showProgress ? ProgressReporter("evaluate", total: totalSamples, unit: "samples") : nil
+        let mels = try MelSpectrogram(settings: settings)
+        var results: [UtteranceScores] = []
+        var renderSeconds = [Double](repeating: 0, count: systems.count)
+        var nll = [(sum: Double, count: Int)](repeating: (0, 0), count: systems.count)
+        var kl = nll
+        for (index, entry) in entries.enumerated() {
+            let audioFile = try AudioFile.read(data.file(entry.audio))
+            if audioFile.sampleRate != settings.sampleRate {
+                throw ParawaveError(data.file(entry.audio), "is at \(audioFile.sampleRate) Hz, the data's settings at \(settings.sampleRate) Hz")
+            }
+            let real = audioFile.samples
+            if real.isEmpty { throw ParawaveError(data.file(entry.audio), "holds no audio") }
+            let mel = try MelFile.read(data.file(entry.mel), nMels: settings.nMels)
+            let seconds = Double(real.count) / Double(settings.sampleRate)
+            var scores: [String: Score] = [:]
+            var rendered: [(String, [Float])] = []
+            for (s, system) in systems.enumerated() {
+                let seed = options.seed &+ UInt64(index)
+                let start = Date()
+                let audio = try render(system.renderer, mel: mel, length: real.count, seed: seed)
+                    .map { max(-1, min(1, $0)) }
+                let elapsed = Date().timeIntervalSince(start)
+                renderSeconds[s] += elapsed
+                var score = Score(quality: try meter.compare(reference: real, generated: audio), rtf: elapsed / seconds)
+                switch system.renderer {
+                case .teacher(let teacher, _):
+                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel)
+                    score.nllBits = value / M_LN2
+                    nll[s].sum += value * Double(count)
+                    nll[s].count += count
+                case .student(let student, let teacher?):
+                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, mcSamples: options.mcSamples, seed: seed)
+                    score.klNats = value
+                    kl[s].sum += value * Double(count)
+                    kl[s].count += count
+                default:
+                    break
+                }
+                scores[system.name] = score
+                rendered.append((system.name, audio))
+                progress?.advance(by: entry.samples)
+            }
+            results.append(UtteranceScores(id: entry.id, seconds: seconds, scores: scores))
+            if let dir = options.reportDirectory {
+                try writeExamples(entry: entry, real: real, rendered: rendered, mels: mels, in: dir)
+            }
+        }
+        progress?.finish()
+
+        let totalSeconds = results.map(\.seconds).reduce(0, +)
+        let summaries = systems.enumerated().map { s, system in
+            let scores = results.compactMap { $0.scores[system.name] }
+            var mean = Score(quality: QualityMetrics.mean(scores.map(\.quality)), rtf: renderSeconds[s] / max(totalSeconds, 1e-9))
+            if nll[s].count > 0 { mean.nllBits = nll[s].sum / Double(nll[s].count) / M_LN2 }
+            if kl[s].count > 0 { mean.klNats = kl[s].sum / Double(kl[s].count) }
+            return SystemSummary(name: system.name, kind: system.kind, model: system.path, teacher: system.teacherPath,
+                                 utterances: results.count, seconds: totalSeconds, mean: mean)
+        }
+        let report = Report(date: ISO8601DateFormatter().string(from: Date()), version: ParawaveVersion.string, data: data.path,
+                            split: options.split.rawValue, mel: settings.summary, systems: summaries, utterances: results)
+        if let dir = options.reportDirectory {
+            try Self.writeJSON(report, to: dir + "/report.json")
+            try AtomicFile.write(Data(Self.table(report).utf8), to: dir + "/report.txt")
+        }
+        return report
+    }
+
+    func render(_ renderer: Renderer, mel: Matrix, length: Int, seed: UInt64) throws -> [Float] {
+        switch renderer {
+        case .griffinLim(let griffinLim):
+            return try griffinLim.audio(fromLogMel: mel, length: length)
+        case .teacher(_, let generator):
+            return generator.generate(mels: [mel], temperature: options.temperature, seed: seed)[0]
+        case .student(let student, _):
+            var generator = SeededGenerator(seed: seed)
+            let noise = Student.noise(count: mel.columns * settings.hopLength, generator: &generator).map { $0 * options.temperature }
+            return student.synthesize(mel: mel, noise: noise, chunkFrames: options.chunkFrames)
+        }
+    }
+
+    /// The real audio padded to the mel's frames, and the mask of its real samples.
+    static func padded(_ audio: [Float], frames: Int, hop: Int) -> (audio: [Float], mask: [Float]) {
+        let T = frames * hop, n = min(audio.count, T)
+        var x = [Float](repeating: 0, count: T), mask = x
+        for t in 0..<n { x[t] = audio[t]; mask[t] = 1 }
+        return (x, mask)
+    }
+
+    /// The teacher's mean NLL (nats per sample) of the real audio, teacher-forced, in one pass.
+    static func negativeLogLikelihood(_ teacher: Teacher, audio: [Float], mel: Matrix) -> (Double, Int) {
+        let (x, mask) = padded(audio, frames: mel.columns, hop: teacher.config.stack.hop)
+        let a = teacher.makeActivations(batch: 1, frames: mel.columns, training: false)
+        teacher.forward(a, audio: x, mel: mel.values)
+        let (value, count) = teacher.loss(a, audio: x, mask: mask)
+        return (value, count)
+    }
+
+    /// KL(student || teacher) per sample on one utterance's mel, with fixed noise.
+    static func kl(_ student: Student, teacher: Teacher, audio: [Float], mel: Matrix, mcSamples: Int, seed: UInt64) -> (Double, Int) {
+        let (x, mask) = padded(audio, frames: mel.columns, hop: teacher.config.stack.hop)
+        let d = Distillation(student: student, teacher: teacher, batch: 1, frames: mel.columns,
+                             settings: Distillation.Settings(mcSamples: mcSamples), training: false)
+        var generator = SeededGenerator(seed: 0x4B4C_0000 &+ seed)
+        let z = Student.noise(count: x.count, generator: &generator)
+        let eps = Student.noise(count: mcSamples * x.count, generator: &generator)
+        let terms = d.evaluate(mel: mel.values, audio: x, mask: mask, noise: z, samples: eps, gradients: false)
+        return (terms.kl, mask.filter { $0 != 0 }.count)
+    }
+
+    /// DIR/ID/real.wav, one WAV per system, and DIR/ID/spectrograms.png stacking them all.
+    func writeExamples(entry: ManifestEntry, real: [Float], rendered: [(String, [Float])], mels: MelSpectrogram, in dir: String) throws {
+        let folder = dir + "/" + entry.id
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try AudioFile.write(Audio(samples: real, sampleRate: settings.sampleRate), to: folder + "/real.wav")
+        var panels = [SpectrogramImage.Panel(title: "real: \(entry.id)", logMel: mels.logMel(real))]
+        for (name, audio) in rendered {
+            try AudioFile.write(Audio(samples: audio, sampleRate: settings.sampleRate), to: folder + "/\(name).wav")
+            panels.append(SpectrogramImage.Panel(title: name, logMel: mels.logMel(audio)))
+        }
+        try SpectrogramImage.write(panels, settings: settings, to: folder + "/spectrograms.png")
+    }
+
+    public static func writeJSON(_ report: Report, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(report), to: path)
+    }
+
+    /// The summary as a text table, one row per system.
+    public static func table(_ report: Report) -> String {
+        let header = ["system", "log-mel dB", "SC", "log-mag", "MR-STFT", "MCD dB", "NLL bits", "KL nats", "RTF"]
+        var rows = [header]
+        for s in report.systems {
+            let m = s.mean, q = m.quality
+            rows.append([s.name, String(format: "%.2f", q.logMelDB), String(format: "%.3f", q.spectralConvergence),
+                         String(format: "%.3f", q.logMagnitude), String(format: "%.3f", q.stftDistance), String(format: "%.2f", q.mcd),
+                         m.nllBits.map { String(format: "%.3f", $0) } ?? "-", m.klNats.map { String(format: "%.4f", $0) } ?? "-",
+                         String(format: "%.3f", m.rtf)])
+        }
+        let widths = header.indices.map { c in rows.map { $0[c].count }.max()! }
+        let lines = rows.map { row in
+            row.enumerated().map { c, cell in
+                let pad = String(repeating: " ", count: widths[c] - cell.count)
+                return c == 0 ? cell + pad : pad + cell
+            }.joined(separator: "  ")
+        }
+        let seconds = report.systems.first?.seconds ?? 0
+        let title = "\(report.utterances.count) \(report.split) utterances (\(String(format: "%.1f", seconds)) s) of \(report.data); \(report.mel)"
+        return ([title] + lines).joined(separator: "\n") + "\n"
+    }
+}
