@@ -50,11 +50,15 @@ demo: demo-deps build
 	  $(BIN) render --model $(RUNS)/student --wav $(DATA)/audio/$$id.wav --out $(RUNS)/samples/student-$$id.wav \
 	    --png $(RUNS)/samples/student-$$id.png && \
 	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
+	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --teacher $(RUNS)/teacher --data $(DATA) --report $(RUNS)/report
+	$(BIN) plot-metrics $(RUNS)/teacher --png $(RUNS)/teacher/curves.png
+	$(BIN) plot-metrics $(RUNS)/student --png $(RUNS)/student/curves.png
 	@echo
 	@echo "demo outputs:"
 	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json, png/)"
-	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml)"
-	@echo "  student run:           $(RUNS)/student (model.safetensors, metrics.jsonl, recipe.yaml)"
+	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
+	@echo "  student run:           $(RUNS)/student (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
+	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student WAVs + spectrograms.png)"
 	@echo "  a validation utterance rendered by the teacher (autoregressive) and the student (parallel), and the real one:"
 	@ls $(RUNS)/samples/*.wav $(RUNS)/samples/*.png | sed 's/^/    /'
 

@@ -118,7 +118,7 @@ public enum LineChart {
     }
 
     /// Round values (1, 2 or 5 times a power of ten apart) covering [lo, hi], about `count` of them.
-    static func niceTicks(_ lo: Double, _ hi: Double, count: Int) -> [Double] {
+    public static func niceTicks(_ lo: Double, _ hi: Double, count: Int) -> [Double] {
         let raw = (hi - lo) / Double(max(count, 1))
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
@@ -132,7 +132,7 @@ public enum LineChart {
     }
 
     /// Decades (log10 values) in [lo, hi]; with fewer than two, the 2 and 5 between them too.
-    static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
+    public static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
         var ticks: [Double] = Array(stride(from: ceil(lo), through: floor(hi), by: 1.0))
         if ticks.count < 2 {
             let two = log10(2.0), five = log10(5.0)
@@ -146,7 +146,7 @@ public enum LineChart {
     }
 
     /// Short labels: 12000 -> 12K, 0.0005 -> 5E-4, 2.5 -> 2.5.
-    static func format(_ v: Double) -> String {
+    public static func format(_ v: Double) -> String {
         let a = abs(v)
         if a == 0 { return "0" }
         if a >= 1e4 && a < 1e7 && (v / 1000).rounded() == v / 1000 { return String(format: "%gK", v / 1000) }
