@@ -124,9 +124,9 @@ public struct WaveNetStack: Sendable {
         var repeated: [Float], conditioned: [Float]
         /// x_res entering each layer and after the last: (L + 1, B, R, T) (2 slots without training).
         var residual: [Float]
-        /// h of each layer: (L, B, 2G, T) (1 slot without training).
+        /// h of each layer: (L, B, 2G, T) (one time tile, (2G, tile), without training).
         var preGate: [Float]
-        /// Scratch: z (B, G, T), and gradients.
+        /// Scratch: z (B, G, T) ((G, tile) without training), and gradients.
         var gated: [Float], dGated: [Float], dPreGate: [Float], dResidual: [Float], dConditioned: [Float]
         /// The skip sum, (B, S, T).
         public var skip: [Float]
@@ -140,8 +140,10 @@ public struct WaveNetStack: Sendable {
             repeated = [Float](repeating: 0, count: batch * c.conditionChannels * T)
             conditioned = repeated
             residual = [Float](repeating: 0, count: (training ? c.layers + 1 : 2) * batch * R * T)
-            preGate = [Float](repeating: 0, count: (training ? c.layers : 1) * batch * 2 * G * T)
-            gated = [Float](repeating: 0, count: batch * G * T)
+            // Without training, h and z are only held for one time tile of one utterance.
+            let tile = min(T, WaveNetStack.forwardTile)
+            preGate = [Float](repeating: 0, count: training ? c.layers * batch * 2 * G * T : 2 * G * tile)
+            gated = [Float](repeating: 0, count: training ? batch * G * T : G * tile)
             dGated = training ? gated : []
             dPreGate = training ? [Float](repeating: 0, count: batch * 2 * G * T) : []
             dResidual = training ? [Float](repeating: 0, count: 2 * batch * R * T) : []
@@ -160,6 +162,10 @@ public struct WaveNetStack: Sendable {
 
     /// Forward: x (B, 1, T), mel (B, Cc, F) with T = F * hop; the skip sum lands in `a.skip` (B, S, T).
     public func forward(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
+        if !a.training {
+            forwardTiled(a, x: x, mel: mel, store: store)
+            return
+        }
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
@@ -181,6 +187,79 @@ public struct WaveNetStack: Sendable {
                     layer.skip.forward(out: &a.skip, inp: a.gated, weight: w(layer.skipWeight), bias: w(layer.skipBias), batch: B, length: T, accumulate: true)
                     layer.residual.forward(out: xOut, inp: a.gated, weight: w(layer.residualWeight), bias: w(layer.residualBias), batch: B, length: T)
                     for i in 0..<stride { xOut[i] = (xIn[i] + xOut[i]) * scale }
+                }
+            }
+        }
+    }
+
+    /// Samples per time tile of the forward-only pass.
+    nonisolated(unsafe) public static var forwardTile = 1024
+
+    /// The forward pass without training activations, layer by layer and, within a layer, in
+    /// time tiles of `forwardTile` samples: each tile's h, z, skip and residual products run
+    /// while its activations are in cache, where full-length passes would stream h (2G x T)
+    /// through memory once per product. Every value is computed by the same operations in
+    /// the same order as the training pass, so the two agree bit for bit.
+    func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
+        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels
+        let C = c.conditionChannels, K = c.kernelSize
+        let scale = Float(0.5.squareRoot())
+        let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
+        let tile = min(T, Self.forwardTile)
+        a.repeated.withUnsafeMutableBufferPointer { rep in
+            RepeatUpsample.forward(out: rep.baseAddress!, inp: mel, rows: B * C, frames: a.frames, hop: c.hop)
+        }
+        upsample.forward(out: &a.conditioned, inp: a.repeated, weight: w(upsampleWeight), bias: w(upsampleBias), batch: B, length: T)
+        let stride = B * R * T
+        a.residual.withUnsafeMutableBufferPointer { res in
+            a.preGate.withUnsafeMutableBufferPointer { hBuffer in
+                a.gated.withUnsafeMutableBufferPointer { zBuffer in
+                    a.skip.withUnsafeMutableBufferPointer { skip in
+                        a.conditioned.withUnsafeBufferPointer { cond in
+                            let h = hBuffer.baseAddress!, z = zBuffer.baseAddress!
+                            input.forward(out: res.baseAddress!, inp: x, weight: w(inputWeight), bias: w(inputBias), batch: B, length: T)
+                            skip.update(repeating: 0)
+                            for (l, layer) in layers.enumerated() {
+                                let dilation = c.dilation(l)
+                                let dilatedW = w(layer.dilatedWeight), dilatedB = w(layer.dilatedBias), conditionW = w(layer.conditionWeight)
+                                let skipW = w(layer.skipWeight), skipB = w(layer.skipBias)
+                                let residualW = w(layer.residualWeight), residualB = w(layer.residualBias)
+                                for b in 0..<B {
+                                    let xIn = res.baseAddress! + a.residualSlot(l) * stride + b * R * T
+                                    let xOut = res.baseAddress! + a.residualSlot(l + 1) * stride + b * R * T
+                                    let cb = cond.baseAddress! + b * C * T, sb = skip.baseAddress! + b * S * T
+                                    var t0 = 0
+                                    while t0 < T {
+                                        let n = min(tile, T - t0)
+                                        for o in 0..<(2 * G) { (h + o * n).update(repeating: dilatedB[o], count: n) }
+                                        for k in 0..<K {
+                                            // Tap k reads x[t - (K - 1 - k) d]; outputs before the shift see zeros.
+                                            let shift = (K - 1 - k) * dilation
+                                            let start = max(t0, shift), end = t0 + n
+                                            guard start < end else { continue }
+                                            BLAS.sgemm(m: 2 * G, n: end - start, k: R, a: dilatedW + k * 2 * G * R, lda: R,
+                                                       b: xIn + (start - shift), ldb: T, beta: 1, c: h + (start - t0), ldc: n)
+                                        }
+                                        BLAS.sgemm(m: 2 * G, n: n, k: C, a: conditionW, lda: C, b: cb + t0, ldb: T, beta: 1, c: h, ldc: n)
+                                        GatedUnit.forward(out: z, inp: h, batch: 1, channels: G, length: n)
+                                        for o in 0..<S {
+                                            let row = sb + o * T + t0, bias = skipB[o]
+                                            for t in 0..<n { row[t] += bias }
+                                        }
+                                        BLAS.sgemm(m: S, n: n, k: G, a: skipW, lda: G, b: z, ldb: n, beta: 1, c: sb + t0, ldc: T)
+                                        // x_out = (x_in + (b_r + W_r z)) * sqrt(0.5)
+                                        for o in 0..<R { (xOut + o * T + t0).update(repeating: residualB[o], count: n) }
+                                        BLAS.sgemm(m: R, n: n, k: G, a: residualW, lda: G, b: z, ldb: n, beta: 1, c: xOut + t0, ldc: T)
+                                        for o in 0..<R {
+                                            let src = xIn + o * T + t0, dst = xOut + o * T + t0
+                                            for t in 0..<n { dst[t] = (src[t] + dst[t]) * scale }
+                                        }
+                                        t0 += n
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
