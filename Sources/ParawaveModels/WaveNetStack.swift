@@ -120,6 +120,8 @@ public struct WaveNetStack: Sendable {
     /// there are no gradient buffers: enough for the forward pass.
     public final class Activations: @unchecked Sendable {
         public let batch: Int, length: Int, frames: Int, training: Bool
+        /// Samples per time tile of the forward-only pass.
+        let tile: Int
         /// repeat(c): (B, Cc, T); c_up: (B, Cc, T).
         var repeated: [Float], conditioned: [Float]
         /// x_res entering each layer and after the last: (L + 1, B, R, T) (2 slots without training).
@@ -141,7 +143,7 @@ public struct WaveNetStack: Sendable {
             conditioned = repeated
             residual = [Float](repeating: 0, count: (training ? c.layers + 1 : 2) * batch * R * T)
             // Without training, h and z are only held for one time tile of one utterance.
-            let tile = min(T, WaveNetStack.forwardTile)
+            tile = max(1, min(T, WaveNetStack.forwardTile))
             preGate = [Float](repeating: 0, count: training ? c.layers * batch * 2 * G * T : 2 * G * tile)
             gated = [Float](repeating: 0, count: training ? batch * G * T : G * tile)
             dGated = training ? gated : []
@@ -192,7 +194,7 @@ public struct WaveNetStack: Sendable {
         }
     }
 
-    /// Samples per time tile of the forward-only pass.
+    /// Samples per time tile of forward-only activations made from now on.
     nonisolated(unsafe) public static var forwardTile = 1024
 
     /// The forward pass without training activations, layer by layer and, within a layer, in
@@ -205,7 +207,7 @@ public struct WaveNetStack: Sendable {
         let C = c.conditionChannels, K = c.kernelSize
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
-        let tile = min(T, Self.forwardTile)
+        let tile = a.tile
         a.repeated.withUnsafeMutableBufferPointer { rep in
             RepeatUpsample.forward(out: rep.baseAddress!, inp: mel, rows: B * C, frames: a.frames, hop: c.hop)
         }
