@@ -11,7 +11,8 @@ struct Bench {
     static func main() throws {
         let selected = Set(CommandLine.arguments.dropFirst())
         let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate),
-                                                    ("synthesize", synthesize), ("distill", distill), ("spectral", spectral)]
+                                                    ("synthesize", synthesize), ("distill", distill), ("spectral", spectral),
+                                                    ("threads", threads)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -193,6 +194,40 @@ struct Bench {
         let gflops = 2 * macs * samples / seconds / 1e9
         print(String(format: "distill S-small from T-small  B 2 x %d  N %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (%.0f ms/step)",
                      T, N, samples / seconds, gflops, 100 * gflops / peak, seconds * 1000))
+    }
+
+    /// The thread policy: OpenBLAS's pool and the toolkit's own loops (`Parallel`) each at 1 or
+    /// 2 threads, on a T-small training step (B 4 x 7,936) and S-small synthesis of 5 s in one
+    /// pass. The two are never run at the same moment, so both may use every core.
+    static func threads() {
+        if peak == 0 { sgemm() }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let teacher = tSmall(), student = sSmall()
+        var generator = SeededGenerator(seed: 7)
+        let B = 4, frames = 31, T = frames * 256
+        let x = (0..<(B * T)).map { _ in max(-1, min(1, 0.1 * generator.normal())) }
+        let mel = (0..<(B * 80 * frames)).map { _ in generator.normal() - 4 }
+        let a = teacher.makeActivations(batch: B, frames: frames)
+        let adam = Adam(store: teacher.store, clipNorm: 10, emaDecay: 0.9999)
+        let synthFrames = 313
+        let synthMel = Matrix(rows: 80, columns: synthFrames, values: (0..<(80 * synthFrames)).map { _ in generator.normal() - 4 })
+        let noise = Student.noise(count: synthFrames * 256, generator: &generator)
+        for (blas, own) in [(cores, cores), (1, cores), (cores, 1), (1, 1)] {
+            BLAS.setThreads(blas)
+            Parallel.threads = own
+            let step = time(runs: 3) {
+                teacher.store.zeroGradients()
+                teacher.forward(a, audio: x, mel: mel)
+                let (_, count) = teacher.loss(a, audio: x)
+                teacher.backward(a, audio: x, count: count)
+                adam.update(teacher.store, learningRate: 1e-4)
+            }
+            let synthesis = time(runs: 3) { _ = student.synthesize(mel: synthMel, noise: noise, chunkFrames: synthFrames) }
+            print(String(format: "threads BLAS %d own %d  T-small train step %8.0f samples/s  S-small synthesis %8.0f samples/s",
+                         blas, own, Double(B * T) / step, Double(synthFrames * 256) / synthesis))
+        }
+        BLAS.setThreads(cores)
+        Parallel.threads = cores
     }
 
     /// The spectral losses with their gradients on 2 x 8,000 samples.
