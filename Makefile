@@ -5,6 +5,12 @@ SWIFT ?= swift
 BUILD_PACKAGES := libsndfile1-dev libfftw3-dev libopenblas-dev libsoxr-dev libpng-dev pkg-config
 DEMO_PACKAGES := klettres-data pocketsphinx-testdata codec2-examples
 BIN := .build/release/parawave
+# Swift compiles for baseline x86-64 (SSE2) unless told otherwise. On CPUs with AVX2 and FMA
+# (Haswell and later) the toolkit's own vector loops (the gated unit's tanh and sigmoid, the
+# sums, the matrix-vector products of generation) run about twice as fast compiled for them;
+# OpenBLAS and FFTW pick their kernels at run time either way.
+CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell")
+BUILD_FLAGS := -c release $(CPU_FLAGS)
 RECIPE := recipes/demo/recipe.yaml
 DATA := data/demo
 RUNS := runs/demo
@@ -20,11 +26,11 @@ demo-deps: deps
 	@scripts/install-deps.sh $(DEMO_PACKAGES)
 
 build: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build $(BUILD_FLAGS)
 
 ## test: every test, against the release build.
 test: build
-	$(SWIFT) test -c release
+	$(SWIFT) test $(BUILD_FLAGS)
 
 ## demo: the whole flow on real speech from Debian's packages. Each step is skipped when
 ## its output is complete, and a killed training run continues where it stopped.

@@ -12,7 +12,7 @@ struct Bench {
         let selected = Set(CommandLine.arguments.dropFirst())
         let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate),
                                                     ("synthesize", synthesize), ("distill", distill), ("spectral", spectral),
-                                                    ("threads", threads)]
+                                                    ("threads", threads), ("gate", gate)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -228,6 +228,25 @@ struct Bench {
         }
         BLAS.setThreads(cores)
         Parallel.threads = cores
+    }
+
+    /// The gated unit tanh(a) * sigmoid(b) on one 1,024-sample tile of G = 64 channels (the
+    /// shape of the forward-only pass), one thread: nanoseconds per output element.
+    static func gate() {
+        var rng = SeededGenerator(seed: 8)
+        let G = 64, n = 1024, reps = 2000
+        let h = (0..<(2 * G * n)).map { _ in 2 * rng.normal() }
+        var z = [Float](repeating: 0, count: G * n)
+        Parallel.threads = 1
+        let seconds = time(runs: 5) {
+            h.withUnsafeBufferPointer { hp in
+                z.withUnsafeMutableBufferPointer { zp in
+                    for _ in 0..<reps { GatedUnit.forward(out: zp.baseAddress!, inp: hp.baseAddress!, batch: 1, channels: G, length: n) }
+                }
+            }
+        }
+        Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+        print(String(format: "gate   tanh(a) * sigmoid(b), G %d x %d, 1 thread  %6.2f ns per element", G, n, seconds / Double(reps * G * n) * 1e9))
     }
 
     /// The spectral losses with their gradients on 2 x 8,000 samples.
