@@ -87,7 +87,25 @@ extension TrainingOverrides {
             throw ValidationError("--recipe is required (with --resume it defaults to RUN/recipe.yaml)")
         }
         try run.checkStart(resume: resume)
+        if resume, options.recipe != nil, FileManager.default.fileExists(atPath: run.recipe), let saved = try? Recipe.load(run.recipe) {
+            warnIfSettingsChanged(recipe, saved: saved, section: section, run: run)
+        }
         return recipe
+    }
+
+    /// Resuming with a --recipe whose training settings differ from the run's own changes the
+    /// run (the learning-rate schedule follows `steps`): said on stderr, once.
+    func warnIfSettingsChanged(_ recipe: Recipe, saved: Recipe, section: String, run: RunDirectory) {
+        let given = section == "train" ? recipe.train : recipe.distill.run
+        var before = section == "train" ? saved.train : saved.distill.run
+        if steps != nil { before.steps = given.steps }
+        if seed != nil { before.seed = given.seed }
+        guard given != before else { return }
+        let detail = given.steps != before.steps
+            ? " (\(section).steps \(given.steps), the run's \(before.steps); the learning-rate schedule follows it)" : ""
+        let message = "warning: --recipe's \(section) settings differ from the run's own \(run.recipe)\(detail); "
+            + "the run continues with --recipe's. Leave out --recipe to continue with the run's own.\n"
+        FileHandle.standardError.write(Data(message.utf8))
     }
 }
 

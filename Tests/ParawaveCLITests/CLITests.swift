@@ -162,6 +162,12 @@ struct CLITests {
         let finished = try CommandRunner.parawave(common + ["--run", dir + "/b", "--resume"])
         #expect(finished.status == 0 && finished.stdout.contains("nothing to train"), "\(finished.stdout)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/b/model.safetensors")) == b)
+        // Resuming with a --recipe whose training settings differ from the run's is said.
+        let other = try CommandRunner.parawave(common + ["--recipe", dir + "/r.yaml", "--run", dir + "/b", "--resume", "--set", "train.steps=500"])
+        #expect(other.status == 0 && other.stderr.contains("warning: --recipe's train settings differ") && other.stderr.contains("train.steps 500, the run's 600"),
+                "\(other.stderr)")
+        let same = try CommandRunner.parawave(common + ["--recipe", dir + "/r.yaml", "--run", dir + "/b", "--resume", "--steps", "610"])
+        #expect(same.status == 0 && !same.stderr.contains("warning"), "\(same.stderr)")
 
         // A second start in the same run directory is refused rather than overwriting it.
         try expectClearFailure(common + ["--recipe", dir + "/r.yaml", "--run", dir + "/b"], subject: dir + "/b", problem: "--resume",
