@@ -153,9 +153,8 @@ public struct WaveNetStack: Sendable {
             skip = [Float](repeating: 0, count: batch * c.skipChannels * T)
         }
 
-        /// Slots of layer l's input residual and pre-gate activations.
+        /// Slot of layer l's input residual.
         @inline(__always) func residualSlot(_ l: Int) -> Int { training ? l : l % 2 }
-        @inline(__always) func preGateSlot(_ l: Int) -> Int { training ? l : 0 }
     }
 
     public func makeActivations(batch: Int, frames: Int, training: Bool = true) -> Activations {
@@ -182,7 +181,7 @@ public struct WaveNetStack: Sendable {
                 a.skip.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
                 for (l, layer) in layers.enumerated() {
                     let xIn = res.baseAddress! + a.residualSlot(l) * stride, xOut = res.baseAddress! + a.residualSlot(l + 1) * stride
-                    let h = pre.baseAddress! + a.preGateSlot(l) * hStride
+                    let h = pre.baseAddress! + l * hStride
                     layer.dilated.forward(out: h, inp: xIn, weight: w(layer.dilatedWeight), bias: w(layer.dilatedBias), batch: B, length: T)
                     layer.condition.forward(out: h, inp: a.conditioned, weight: w(layer.conditionWeight), bias: nil, batch: B, length: T, accumulate: true)
                     GatedUnit.forward(out: &a.gated, inp: h, batch: B, channels: G, length: T)

@@ -122,7 +122,6 @@ public final class Evaluator {
     let systems: [System]
     let meter: QualityMeter
     let entries: [ManifestEntry]
-    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
     /// Opens the data and the models; every model's audio settings must be the data's.
     public init(models: [String], data path: String, options: Options = Options()) throws {
@@ -139,7 +138,6 @@ public final class Evaluator {
 
         var systems = [System(name: "griffin-lim", kind: "griffin-lim", path: nil, teacherPath: nil,
                               renderer: .griffinLim(GriffinLim(settings: prepared, iterations: options.griffinLimIterations, seed: 0)))]
-        var pendingKL: [String] = []
         for modelPath in models {
             let (model, metadata) = try TrainedModel.loadWithMetadata(modelPath)
             try Self.checkSettings(model.mel, data: prepared, model: modelPath, dataPath: path)
@@ -153,16 +151,15 @@ public final class Evaluator {
             case .student(let student):
                 let (teacher, teacherPath) = try Self.teacherForKL(of: student, studentPath: modelPath, recorded: metadata["teacher"],
                                                                    override: options.teacher)
-                if teacher == nil { pendingKL.append(name) }
+                if teacher == nil {
+                    FileHandle.standardError.write(Data("warning: \(name): its teacher was not found (give --teacher), so its KL is not reported\n".utf8))
+                }
                 systems.append(System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath,
                                       renderer: .student(student, klTeacher: teacher)))
             }
         }
         self.systems = systems
         meter = try QualityMeter(settings: prepared)
-        for name in pendingKL {
-            log("warning: \(name): its teacher was not found (give --teacher), so its KL is not reported")
-        }
     }
 
     static func checkSettings(_ model: MelSettings, data: MelSettings, model modelPath: String, dataPath: String) throws {
@@ -173,30 +170,30 @@ public final class Evaluator {
     }
 
     /// The teacher a student is scored against: `override`, else the path recorded at
-    /// distillation, as given or relative to the student's directory.
+    /// distillation, as given or relative to the student's directory (or its parent). Nil
+    /// when nothing is recorded or found.
     static func teacherForKL(of student: Student, studentPath: String, recorded: String?,
                              override: String?) throws -> (Teacher?, String?) {
-        var candidates: [String] = []
+        let path: String
         if let override {
-            candidates = [override]
+            path = override
         } else if let recorded {
-            let file = (try? TrainedModel.checkpointFile(studentPath)) ?? studentPath
-            let base = (file as NSString).deletingLastPathComponent
-            candidates = [recorded, (base as NSString).appendingPathComponent(recorded)]
-            if !(recorded as NSString).isAbsolutePath {
-                candidates.append(((base as NSString).appendingPathComponent("..") as NSString).appendingPathComponent(recorded))
-            }
+            let base = ((try? TrainedModel.checkpointFile(studentPath)) ?? studentPath) as NSString
+            let directory = base.deletingLastPathComponent as NSString
+            let candidates = [recorded, directory.appendingPathComponent(recorded),
+                              (directory.appendingPathComponent("..") as NSString).appendingPathComponent(recorded)]
+            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else { return (nil, nil) }
+            path = found
+        } else {
+            return (nil, nil)
         }
-        for candidate in candidates where FileManager.default.fileExists(atPath: candidate) || override != nil {
-            guard case .teacher(let teacher) = try TrainedModel.load(candidate) else {
-                throw ParawaveError(candidate, "is not a teacher; --teacher takes the student's teacher run or checkpoint")
-            }
-            if teacher.config.mel != student.config.mel {
-                throw ParawaveError(candidate, "the teacher's audio settings (\(teacher.config.mel.summary)) differ from the student's")
-            }
-            return (teacher, candidate)
+        guard case .teacher(let teacher) = try TrainedModel.load(path) else {
+            throw ParawaveError(path, "is not a teacher; --teacher takes the student's teacher run or checkpoint")
         }
-        return (nil, nil)
+        if teacher.config.mel != student.config.mel {
+            throw ParawaveError(path, "the teacher's audio settings (\(teacher.config.mel.summary)) differ from the student's")
+        }
+        return (teacher, path)
     }
 
     /// Renders and scores every utterance with every system; writes the report directory when

@@ -96,24 +96,31 @@ struct Bench {
     static func teacher() {
         if peak == 0 { sgemm() }
         let teacher = tSmall()
-        var generator = SeededGenerator(seed: 2)
+        let (step, samples) = trainingStep(teacher, seed: 2)
+        let seconds = time(runs: 5, step)
+        let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
+        let gflops = 2 * macs * 3 * samples / seconds / 1e9
+        print(String(format: "teacher T-small train step  B 4 x %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (%.0f ms/step)",
+                     31 * 256, samples / seconds, gflops, 100 * gflops / peak, seconds * 1000))
+    }
+
+    /// One training step of `teacher` on a fixed random batch of 4 x 7,936 samples, and its
+    /// sample count.
+    static func trainingStep(_ teacher: Teacher, seed: UInt64) -> (() -> Void, Double) {
+        var generator = SeededGenerator(seed: seed)
         let B = 4, frames = 31, T = frames * 256
         let x = (0..<(B * T)).map { _ in max(-1, min(1, 0.1 * generator.normal())) }
         let mel = (0..<(B * 80 * frames)).map { _ in generator.normal() - 4 }
         let a = teacher.makeActivations(batch: B, frames: frames)
         let adam = Adam(store: teacher.store, clipNorm: 10, emaDecay: 0.9999)
-        let seconds = time(runs: 5) {
+        let step = {
             teacher.store.zeroGradients()
             teacher.forward(a, audio: x, mel: mel)
             let (_, count) = teacher.loss(a, audio: x)
             teacher.backward(a, audio: x, count: count)
             adam.update(teacher.store, learningRate: 1e-4)
         }
-        let samples = Double(B * T)
-        let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
-        let gflops = 2 * macs * 3 * samples / seconds / 1e9
-        print(String(format: "teacher T-small train step  B 4 x %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (%.0f ms/step)",
-                     T, samples / seconds, gflops, 100 * gflops / peak, seconds * 1000))
+        return (step, Double(B * T))
     }
 
     /// Fast WaveNet sampling with a T-small teacher, 2 s of audio per utterance, batch 1 and 8.
@@ -203,28 +210,18 @@ struct Bench {
         if peak == 0 { sgemm() }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let teacher = tSmall(), student = sSmall()
-        var generator = SeededGenerator(seed: 7)
-        let B = 4, frames = 31, T = frames * 256
-        let x = (0..<(B * T)).map { _ in max(-1, min(1, 0.1 * generator.normal())) }
-        let mel = (0..<(B * 80 * frames)).map { _ in generator.normal() - 4 }
-        let a = teacher.makeActivations(batch: B, frames: frames)
-        let adam = Adam(store: teacher.store, clipNorm: 10, emaDecay: 0.9999)
+        let (trainingStep, trainingSamples) = trainingStep(teacher, seed: 7)
+        var generator = SeededGenerator(seed: 8)
         let synthFrames = 313
         let synthMel = Matrix(rows: 80, columns: synthFrames, values: (0..<(80 * synthFrames)).map { _ in generator.normal() - 4 })
         let noise = Student.noise(count: synthFrames * 256, generator: &generator)
         for (blas, own) in [(cores, cores), (1, cores), (cores, 1), (1, 1)] {
             BLAS.setThreads(blas)
             Parallel.threads = own
-            let step = time(runs: 3) {
-                teacher.store.zeroGradients()
-                teacher.forward(a, audio: x, mel: mel)
-                let (_, count) = teacher.loss(a, audio: x)
-                teacher.backward(a, audio: x, count: count)
-                adam.update(teacher.store, learningRate: 1e-4)
-            }
+            let step = time(runs: 3, trainingStep)
             let synthesis = time(runs: 3) { _ = student.synthesize(mel: synthMel, noise: noise, chunkFrames: synthFrames) }
             print(String(format: "threads BLAS %d own %d  T-small train step %8.0f samples/s  S-small synthesis %8.0f samples/s",
-                         blas, own, Double(B * T) / step, Double(synthFrames * 256) / synthesis))
+                         blas, own, trainingSamples / step, Double(synthFrames * 256) / synthesis))
         }
         BLAS.setThreads(cores)
         Parallel.threads = cores

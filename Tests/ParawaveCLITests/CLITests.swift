@@ -276,6 +276,8 @@ struct CLITests {
             #expect(try RGBImage.readPNG(dir + "/\(run)-curves.png").height > 300)
         }
 
+        try expectClearFailure(["evaluate", "--model", dir + "/student", "--teacher", dir + "/student", "--data", dir + "/data",
+                                "--report", dir + "/r0"], subject: dir + "/student", problem: "is not a teacher", output: dir + "/r0")
         try FileManager.default.createDirectory(atPath: dir + "/nodata", withIntermediateDirectories: true)
         try expectClearFailure(["evaluate", "--model", dir + "/missing", "--data", dir + "/data", "--report", dir + "/r1"],
                                subject: dir + "/missing", problem: "no such model", output: dir + "/r1")
