@@ -248,8 +248,9 @@ def safetensors_fixtures():
 
 # ---------------------------------------------------------------- WaveNet residual stack
 
-def add_stack_parameters(add, prefix, L, K, R, G, S, C, Ku):
-    """The residual stack's parameters, named as Parawave names them, in a fixed draw order."""
+def add_stack_parameters(add, prefix, L, K, R, G, S, C, Ku, E=0):
+    """The residual stack's parameters, named as Parawave names them, in a fixed draw order
+    (with E > 0, each layer's (2G x E) projection of the speaker embedding too)."""
     add(f"{prefix}.input.weight", (1, R, 1), 1); add(f"{prefix}.input.bias", (R,), 1)
     add(f"{prefix}.upsample.weight", (Ku, C, C), Ku * C); add(f"{prefix}.upsample.bias", (C,), Ku * C)
     for l in range(L):
@@ -258,6 +259,8 @@ def add_stack_parameters(add, prefix, L, K, R, G, S, C, Ku):
         add(f"{n}.condition.weight", (1, 2 * G, C), C)
         add(f"{n}.skip.weight", (1, S, G), G); add(f"{n}.skip.bias", (S,), G)
         add(f"{n}.residual.weight", (1, R, G), G); add(f"{n}.residual.bias", (R,), G)
+        if E:
+            add(f"{n}.speaker.weight", (1, 2 * G, E), E)
 
 
 def stack_conv(t, inp, name, dilation=1, causal=True, bias=True):
@@ -270,8 +273,9 @@ def stack_conv(t, inp, name, dilation=1, causal=True, bias=True):
     return F.conv1d(inp, w.permute(1, 2, 0), t[name + ".bias"] if bias else None, dilation=dilation)
 
 
-def stack_forward(t, prefix, x, mel, L, G, hop):
-    """DESIGN.md section 3's residual stack on x (B, 1, T) and mel (B, C, F): the skip sum."""
+def stack_forward(t, prefix, x, mel, L, G, hop, speaker=None):
+    """DESIGN.md section 3's residual stack on x (B, 1, T) and mel (B, C, F): the skip sum.
+    With `speaker` (B, E), every layer adds W_g e_b to h, constant over time."""
     import torch
     c_up = stack_conv(t, mel.repeat_interleave(hop, dim=2), f"{prefix}.upsample", causal=False)
     res = stack_conv(t, x, f"{prefix}.input")
@@ -279,6 +283,8 @@ def stack_forward(t, prefix, x, mel, L, G, hop):
     for l in range(L):
         n = f"{prefix}.layers.{l}"
         h = stack_conv(t, res, f"{n}.dilated", dilation=2 ** l) + stack_conv(t, c_up, f"{n}.condition", bias=False)
+        if speaker is not None:
+            h = h + torch.einsum("oe,be->bo", t[f"{n}.speaker.weight"][0], speaker)[:, :, None]
         z = torch.tanh(h[:, :G]) * torch.sigmoid(h[:, G:])
         skip = skip + stack_conv(t, z, f"{n}.skip")
         res = (res + stack_conv(t, z, f"{n}.residual")) * np.sqrt(0.5)
@@ -324,25 +330,32 @@ def stack_fixture():
                         "mels": str(C), "hop": str(hop), "upsample_kernel": str(Ku), "batch": str(B), "frames": str(Fr)})
 
 
-def teacher_fixture():
+def teacher_fixture(speakers=False):
     """A tiny teacher (3 layers, kernel 2, R = G = S = 6, M = 3, 4 mel bands, hop 4) in
     PyTorch float64 from DESIGN.md section 3: per-band mel normalisation, the residual
     stack on x shifted right by one, the head relu -> 1x1 -> relu -> 1x1 -> 3M, and the
     16-bit discretised-mixture NLL averaged over a mask. Inputs hit x = -1 and x = 1.
     Saved: parameters, inputs, mixture parameters, loss, every gradient and the gradient
-    with respect to the stack's (shifted) input."""
+    with respect to the stack's (shifted) input.
+
+    With `speakers`: the same teacher conditioned on 3 speakers through a 4-wide embedding
+    table (teacher.speaker_embedding) and a (2G x E) projection per layer added to h; the
+    batch's utterances are by speakers 2 and 0 (teacher_speakers.safetensors)."""
     import torch
     import torch.nn.functional as F
     from safetensors.numpy import save_file
-    rng = np.random.RandomState(23)
+    rng = np.random.RandomState(29 if speakers else 23)
     L, K, R, G, S, M, C, hop, Ku, B, Fr, bits = 3, 2, 6, 6, 6, 3, 4, 4, 3, 2, 5, 16
+    N, E = (3, 4) if speakers else (0, 0)
     T = Fr * hop
     P = {}
 
     def add(name, shape, fan):
         P[name] = (rng.uniform(-1, 1, size=shape) / np.sqrt(fan)).astype(np.float32)
 
-    add_stack_parameters(add, "teacher", L, K, R, G, S, C, Ku)
+    add_stack_parameters(add, "teacher", L, K, R, G, S, C, Ku, E)
+    if speakers:
+        add("teacher.speaker_embedding", (N, E), 1 / 3)   # uniform on +-sqrt(3): unit variance
     add("teacher.head.0.weight", (1, S, S), S); add("teacher.head.0.bias", (S,), S)
     add("teacher.head.1.weight", (1, 3 * M, S), S); add("teacher.head.1.bias", (3 * M,), S)
     mel_mean = (rng.uniform(-1, 1, C) - 5).astype(np.float32)
@@ -359,7 +372,9 @@ def teacher_fixture():
 
     normalised = (torch.tensor(mel, dtype=torch.float64) - torch.tensor(mel_mean, dtype=torch.float64)[None, :, None]) \
         / torch.tensor(mel_std, dtype=torch.float64)[None, :, None]
-    skip = stack_forward(t, "teacher", tin, normalised, L, G, hop)
+    who = np.array([2, 0][:B]) if speakers else None
+    embedding = t["teacher.speaker_embedding"][torch.tensor(who)] if speakers else None
+    skip = stack_forward(t, "teacher", tin, normalised, L, G, hop, speaker=embedding)
     params = stack_conv(t, F.relu(stack_conv(t, F.relu(skip), "teacher.head.0")), "teacher.head.1")
     tx = torch.tensor(x, dtype=torch.float64)
     logp = torch.stack([dmol_reference(params[b], tx[b], M, bits, -7.0) for b in range(B)])
@@ -371,11 +386,14 @@ def teacher_fixture():
                     "output.params": params.detach().numpy().astype(np.float32),
                     "output.loss": np.array([loss.item()], dtype=np.float32),
                     "grad.input": tin.grad.numpy()[:, 0].astype(np.float32)})
+    if speakers:
+        tensors["input.speakers"] = who.astype(np.float32)
     for k, v in t.items():
         tensors["grad." + k] = np.zeros_like(P[k]) if v.grad is None else v.grad.numpy().astype(np.float32)
-    save_file(tensors, out("models", "teacher.safetensors"),
+    save_file(tensors, out("models", "teacher_speakers.safetensors" if speakers else "teacher.safetensors"),
               metadata={"layers": str(L), "kernel": str(K), "channels": str(R), "mixtures": str(M), "mels": str(C),
-                        "hop": str(hop), "batch": str(B), "frames": str(Fr), "bits": str(bits)})
+                        "hop": str(hop), "batch": str(B), "frames": str(Fr), "bits": str(bits),
+                        **({"speakers": str(N), "speaker_channels": str(E)} if speakers else {})})
 
 # ---------------------------------------------------------------- transposed convolution (upsampler)
 
@@ -584,6 +602,7 @@ GENERATORS = {
     "teacher": teacher_fixture,
     "spectral": spectral_fixture,
     "quality": quality_fixture,
+    "teacher_speakers": lambda: teacher_fixture(speakers=True),
 }
 
 

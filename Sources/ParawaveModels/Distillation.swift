@@ -15,7 +15,7 @@ import ParawaveEngine
 ///
 /// scored with the teacher's continuous logistic-mixture density. The loss is
 /// `KL + w_spec * spectral(x, y) - gamma * KL(P_S(c) || P_T(c'))` where y is the real audio of
-/// the same mels and c' is another utterance's mel (the next in the batch). Gradients reach
+/// the same mels and c' is another utterance's mel and speaker (the next in the batch). Gradients reach
 /// the student through x (back through the frozen teacher to its input), through the samples
 /// x_t^n (to mu_tot and log s_tot) and through log s_tot. Means are over the samples where
 /// the mask is nonzero.
@@ -89,16 +89,18 @@ public final class Distillation {
     }
 
     /// The loss on one batch: mel (B, Cc, F) raw log-mel, audio (B, T) the real audio, mask
-    /// (B, T) (nil: all), noise z (B, T) and eps (N, B, T) logistic noise. With `gradients`,
-    /// the student's parameter gradients are added into its store.
+    /// (B, T) (nil: all), noise z (B, T) and eps (N, B, T) logistic noise, and for
+    /// speaker-conditioned models the utterances' speakers (rows of both models' tables, which
+    /// list the same speakers). With `gradients`, the student's parameter gradients are added
+    /// into its store.
     public func evaluate(mel: UnsafePointer<Float>, audio: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
-                         noise z: UnsafePointer<Float>, samples eps: UnsafePointer<Float>, gradients: Bool) -> Terms {
+                         noise z: UnsafePointer<Float>, samples eps: UnsafePointer<Float>, speakers: [Int]? = nil, gradients: Bool) -> Terms {
         precondition(training || !gradients, "gradients need a Distillation made with training: true")
         let B = batch, T = length, n = B * T
         let count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
         let weight = { (i: Int) -> Float in (mask?[i] ?? 1) != 0 ? 1 : 0 }
         var terms = Terms()
-        student.forward(studentActivations, noise: z, mel: mel)
+        student.forward(studentActivations, noise: z, mel: mel, speakers: speakers)
         output.withUnsafeMutableBufferPointer { o in
             studentActivations.output.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress!, count: n) }
         }
@@ -117,14 +119,16 @@ public final class Distillation {
 
         // Cross-entropy against the teacher on this batch's mels, and the contrastive pass on
         // the next utterance's.
-        terms.crossEntropy = crossEntropy(mel: mel, eps: eps, mask: mask, count: count, scale: settings.crossEntropyWeight, gradients: gradients)
+        terms.crossEntropy = crossEntropy(mel: mel, speakers: speakers, eps: eps, mask: mask, count: count, scale: settings.crossEntropyWeight,
+                                          gradients: gradients)
         if settings.contrastiveWeight != 0 {
             precondition(B >= 2, "the contrastive term needs a batch of at least 2")
             let C = teacher.config.stack.conditionChannels, size = C * frames
             for b in 0..<B { for i in 0..<size { otherMel[b * size + i] = mel[((b + 1) % B) * size + i] } }
-            let other = otherMel
+            let other = otherMel, otherSpeakers = speakers.map { s in (0..<B).map { s[($0 + 1) % B] } }
             let contrastiveCE = other.withUnsafeBufferPointer {
-                crossEntropy(mel: $0.baseAddress!, eps: eps, mask: mask, count: count, scale: -settings.contrastiveWeight, gradients: gradients)
+                crossEntropy(mel: $0.baseAddress!, speakers: otherSpeakers, eps: eps, mask: mask, count: count, scale: -settings.contrastiveWeight,
+                             gradients: gradients)
             }
             terms.contrastive = contrastiveCE - terms.entropy
         }
@@ -159,11 +163,11 @@ public final class Distillation {
 
     /// mean -log p_T(x_t^n | x_<t, mel) over t and n, the teacher run on the student's output;
     /// with `gradients`, scale times its gradient is added into dOutput, dMean and dLogScale.
-    func crossEntropy(mel: UnsafePointer<Float>, eps: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int, scale: Float,
+    func crossEntropy(mel: UnsafePointer<Float>, speakers: [Int]?, eps: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int, scale: Float,
                       gradients: Bool) -> Double {
         let B = batch, T = length, n = B * T, N = settings.mcSamples
         let ta = teacherActivations
-        output.withUnsafeBufferPointer { teacher.forward(ta, audio: $0.baseAddress!, mel: mel) }
+        output.withUnsafeBufferPointer { teacher.forward(ta, audio: $0.baseAddress!, mel: mel, speakers: speakers) }
         if gradients { dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
         let mean = studentActivations.mean, scales = studentActivations.logScale.map { exp($0) }
         var total = 0.0

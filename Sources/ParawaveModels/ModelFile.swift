@@ -50,12 +50,44 @@ public enum TrainedModel {
         }
     }
 
+    /// The speakers the model is conditioned on (empty: none).
+    public var speakers: [String] {
+        switch self {
+        case .teacher(let t): t.config.speakers
+        case .student(let s): s.config.speakers
+        }
+    }
+
     /// "teacher" or "student".
     public var role: String {
         switch self {
         case .teacher: "teacher"
         case .student: "student"
         }
+    }
+}
+
+/// Speaker names as a model's table knows them.
+public enum SpeakerNames {
+    /// The row of `name` in `speakers`, or a clear error naming the ones there are.
+    public static func index(of name: String, in speakers: [String], model: String) throws -> Int {
+        guard !speakers.isEmpty else {
+            throw ParawaveError("speaker '\(name)'", "the \(model) is not speaker-conditioned; leave the speaker out")
+        }
+        if let i = speakers.firstIndex(of: name) { return i }
+        let shown = speakers.prefix(12).joined(separator: ", ") + (speakers.count > 12 ? ", ... (\(speakers.count) in all)" : "")
+        throw ParawaveError("speaker '\(name)'", "not one of the \(model)'s speakers: \(shown)")
+    }
+
+    /// The speakers to render with: `name` looked up when given; a speaker-conditioned model
+    /// without a name is an error that lists its speakers; nil for a model without speakers.
+    public static func choose(_ name: String?, in speakers: [String], model: String) throws -> Int? {
+        if let name { return try index(of: name, in: speakers, model: model) }
+        guard speakers.isEmpty else {
+            let shown = speakers.prefix(12).joined(separator: ", ") + (speakers.count > 12 ? ", ..." : "")
+            throw ParawaveError("--speaker", "the \(model) is speaker-conditioned; name one of its \(speakers.count) speakers (\(shown))")
+        }
+        return nil
     }
 }
 

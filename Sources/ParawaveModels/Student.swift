@@ -12,13 +12,43 @@ public struct StudentConfig: Codable, Equatable, Sendable {
     public var logScaleMax: Float
     /// The mel front end (the teacher's).
     public var mel: MelSettings
+    /// The speakers it is conditioned on (the teacher's), one embedding table shared by the
+    /// flows; empty when it is not speaker-conditioned (every flow's `speakerChannels` is 0).
+    public var speakers: [String]
 
-    public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings) {
+    public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = []) {
         precondition(!flows.isEmpty, "a student needs a flow")
+        precondition(flows.allSatisfy { $0.speakerChannels == flows[0].speakerChannels } && speakers.isEmpty == (flows[0].speakerChannels == 0),
+                     "speakers and one speaker width for every flow go together")
         self.flows = flows
         self.logScaleMin = logScaleMin
         self.logScaleMax = logScaleMax
         self.mel = mel
+        self.speakers = speakers
+    }
+
+    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        flows = try c.decode([WaveNetStackConfig].self, forKey: .flows)
+        logScaleMin = try c.decode(Float.self, forKey: .logScaleMin)
+        logScaleMax = try c.decode(Float.self, forKey: .logScaleMax)
+        mel = try c.decode(MelSettings.self, forKey: .mel)
+        speakers = try c.decodeIfPresent([String].self, forKey: .speakers) ?? []
+        if flows.isEmpty || !flows.allSatisfy({ $0.speakerChannels == flows[0].speakerChannels })
+            || speakers.isEmpty != (flows[0].speakerChannels == 0) {
+            throw DecodingError.dataCorruptedError(forKey: .flows, in: c, debugDescription: "flows and speakers disagree")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(flows, forKey: .flows)
+        try c.encode(logScaleMin, forKey: .logScaleMin)
+        try c.encode(logScaleMax, forKey: .logScaleMax)
+        try c.encode(mel, forKey: .mel)
+        if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
     }
 
     /// Samples of the past (of the noise) an output sample depends on besides its own:
@@ -49,6 +79,8 @@ public final class Student: @unchecked Sendable {
     public let store = ParameterStore()
     public let flows: [WaveNetStack]
     public let heads: [WaveNetHead]
+    /// The speaker embeddings, with speaker conditioning.
+    let speakerTable: SpeakerTable?
     /// Per-band normalisation of the log-mel (the teacher's, copied at the start of distillation).
     public var melMean: [Float]
     public var melStd: [Float]
@@ -63,6 +95,8 @@ public final class Student: @unchecked Sendable {
         }
         self.flows = flows
         self.heads = heads
+        speakerTable = config.speakers.isEmpty ? nil
+            : SpeakerTable(prefix: "student", speakers: config.speakers.count, channels: config.flows[0].speakerChannels, store: store)
         melMean = [Float](repeating: 0, count: config.flows[0].conditionChannels)
         melStd = [Float](repeating: 1, count: config.flows[0].conditionChannels)
     }
@@ -81,6 +115,7 @@ public final class Student: @unchecked Sendable {
             bias[0] = 0
             bias[1] = logScale
         }
+        speakerTable?.initialise(store, generator: &generator)
     }
 
     /// Buffers for one batch shape. With `training`, everything the backward pass needs for
@@ -99,6 +134,8 @@ public final class Student: @unchecked Sendable {
         public internal(set) var logScale: [Float]
         /// Gradient scratch: running dx and dmu_tot (B, T), head output (B, 2, T), skip (B, S, T), input (B, T).
         var dState: [Float], dMean: [Float], dOutput: [Float], dSkip: [Float], dInput: [Float]
+        /// The batch's speakers (rows of the table), their embeddings (B, E) and gradient.
+        var speakers: [Int] = [], speakerVectors: [Float], dSpeakerVectors: [Float]
 
         init(student: Student, batch: Int, frames: Int, training: Bool) {
             let configs = student.config.flows, K = configs.count
@@ -126,6 +163,8 @@ public final class Student: @unchecked Sendable {
             dInput = dState
             dOutput = training ? [Float](repeating: 0, count: 2 * n) : []
             dSkip = training ? [Float](repeating: 0, count: batch * configs[0].skipChannels * length) : []
+            speakerVectors = [Float](repeating: 0, count: batch * configs[0].speakerChannels)
+            dSpeakerVectors = training ? speakerVectors : []
         }
 
         @inline(__always) func stateSlot(_ k: Int) -> Int { training ? k : k % 2 }
@@ -150,9 +189,17 @@ public final class Student: @unchecked Sendable {
     }
 
     /// Forward on noise z (B, T), T = F * hop, conditioned on the raw log-mel (B, Cc, F).
-    /// Afterwards `a.output` is x, `a.mean` is mu_tot and `a.logScale` is log s_tot.
-    public func forward(_ a: Activations, noise z: UnsafePointer<Float>, mel: UnsafePointer<Float>) {
+    /// Afterwards `a.output` is x, `a.mean` is mu_tot and `a.logScale` is log s_tot. A
+    /// speaker-conditioned student needs `speakers`, one row of its table per utterance.
+    public func forward(_ a: Activations, noise z: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil) {
         let B = a.batch, T = a.length, n = B * T
+        if let speakerTable {
+            guard let speakers, speakers.count == B else { preconditionFailure("a speaker-conditioned student needs one speaker per utterance") }
+            a.speakers = speakers
+            speakerTable.gather(speakers, store: store, into: &a.speakerVectors)
+        } else {
+            precondition(speakers == nil, "this student is not speaker-conditioned")
+        }
         let low = config.logScaleMin, high = config.logScaleMax
         a.mel.withUnsafeMutableBufferPointer {
             MelNormalisation.apply(mel, into: $0.baseAddress!, mean: melMean, std: melStd, batch: B, frames: a.frames)
@@ -176,7 +223,10 @@ public final class Student: @unchecked Sendable {
                         }
                         a.input.withUnsafeBufferPointer { inp in
                             a.mel.withUnsafeBufferPointer { m in
-                                flows[k].forward(stackActivations, x: inp.baseAddress!, mel: m.baseAddress!, store: store)
+                                a.speakerVectors.withUnsafeBufferPointer { e in
+                                    flows[k].forward(stackActivations, x: inp.baseAddress!, mel: m.baseAddress!,
+                                                     speaker: speakerTable == nil ? nil : e.baseAddress!, store: store)
+                                }
                             }
                         }
                         stackActivations.skip.withUnsafeBufferPointer { skip in
@@ -214,6 +264,7 @@ public final class Student: @unchecked Sendable {
         a.dMean.withUnsafeMutableBufferPointer { d in
             if let dMu { d.baseAddress!.update(from: dMu, count: n) } else { d.update(repeating: 0) }
         }
+        a.dSpeakerVectors.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         for k in flows.indices.reversed() {
             a.states.withUnsafeBufferPointer { states in
                 a.means.withUnsafeBufferPointer { means in
@@ -266,8 +317,13 @@ public final class Student: @unchecked Sendable {
                 a.mel.withUnsafeBufferPointer { m in
                     a.dSkip.withUnsafeBufferPointer { ds in
                         a.dInput.withUnsafeMutableBufferPointer { di in
-                            flows[k].backward(a.flows[k], dSkip: ds.baseAddress!, dX: di.baseAddress!, x: inp.baseAddress!,
-                                              mel: m.baseAddress!, store: store)
+                            a.speakerVectors.withUnsafeBufferPointer { e in
+                                a.dSpeakerVectors.withUnsafeMutableBufferPointer { de in
+                                    flows[k].backward(a.flows[k], dSkip: ds.baseAddress!, dX: di.baseAddress!, x: inp.baseAddress!,
+                                                      mel: m.baseAddress!, speaker: speakerTable == nil ? nil : e.baseAddress!,
+                                                      dSpeaker: speakerTable == nil ? nil : de.baseAddress!, store: store)
+                                }
+                            }
                         }
                     }
                 }
@@ -280,6 +336,7 @@ public final class Student: @unchecked Sendable {
                 }
             }
         }
+        speakerTable?.scatter(a.dSpeakerVectors, speakers: a.speakers, store: store)
     }
 
     // MARK: synthesis
@@ -294,9 +351,10 @@ public final class Student: @unchecked Sendable {
 
     /// Renders one utterance from its raw log-mel (Cc, F) and noise z (F * hop) in chunks of
     /// `chunkFrames` frames with the context of `chunkContext`, so memory stays bounded by
-    /// the chunk size and the result equals the unchunked pass. `progress` gets the samples
-    /// done so far.
-    public func synthesize(mel: Matrix, noise: [Float], chunkFrames: Int = 128, progress: ((Int) -> Void)? = nil) -> [Float] {
+    /// the chunk size and the result equals the unchunked pass. `speaker` is a row of the
+    /// speaker table (for a speaker-conditioned student). `progress` gets the samples done so far.
+    public func synthesize(mel: Matrix, noise: [Float], speaker: Int? = nil, chunkFrames: Int = 128,
+                           progress: ((Int) -> Void)? = nil) -> [Float] {
         let C = config.flows[0].conditionChannels, hop = config.flows[0].hop, F = mel.columns
         precondition(mel.rows == C && noise.count == F * hop, "mel and noise shapes disagree")
         let (left, right) = chunkContext
@@ -311,7 +369,7 @@ public final class Student: @unchecked Sendable {
             var chunkMel = [Float](repeating: 0, count: C * frames)
             for c in 0..<C { for f in 0..<frames { chunkMel[c * frames + f] = mel.values[c * F + from + f] } }
             noise.withUnsafeBufferPointer { z in
-                forward(a, noise: z.baseAddress! + from * hop, mel: chunkMel)
+                forward(a, noise: z.baseAddress! + from * hop, mel: chunkMel, speakers: speaker.map { [$0] })
             }
             let kept = a.output
             let offset = kept.startIndex + (start - from) * hop

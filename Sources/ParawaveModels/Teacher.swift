@@ -14,13 +14,79 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
     public var logScaleMin: Float
     /// The mel front end the teacher was trained with.
     public var mel: MelSettings
+    /// The speakers it is conditioned on (rows of its embedding table, in order); empty when
+    /// it is not speaker-conditioned (then `stack.speakerChannels` is 0).
+    public var speakers: [String]
 
-    public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings) {
+    public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings,
+                speakers: [String] = []) {
+        precondition(speakers.isEmpty == (stack.speakerChannels == 0), "speakers and speaker channels go together")
         self.stack = stack
         self.mixtures = mixtures
         self.bits = bits
         self.logScaleMin = logScaleMin
         self.mel = mel
+        self.speakers = speakers
+    }
+
+    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stack = try c.decode(WaveNetStackConfig.self, forKey: .stack)
+        mixtures = try c.decode(Int.self, forKey: .mixtures)
+        bits = try c.decode(Int.self, forKey: .bits)
+        logScaleMin = try c.decode(Float.self, forKey: .logScaleMin)
+        mel = try c.decode(MelSettings.self, forKey: .mel)
+        speakers = try c.decodeIfPresent([String].self, forKey: .speakers) ?? []
+        if speakers.isEmpty != (stack.speakerChannels == 0) {
+            throw DecodingError.dataCorruptedError(forKey: .speakers, in: c, debugDescription: "speakers without speaker channels or the reverse")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(stack, forKey: .stack)
+        try c.encode(mixtures, forKey: .mixtures)
+        try c.encode(bits, forKey: .bits)
+        try c.encode(logScaleMin, forKey: .logScaleMin)
+        try c.encode(mel, forKey: .mel)
+        if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
+    }
+}
+
+/// A model's table of speaker embeddings, (N, E) under `PREFIX.speaker_embedding`: gathers the
+/// rows of a batch's speakers and scatters their gradients back.
+struct SpeakerTable: Sendable {
+    let entry: ParameterStore.Entry
+    let count: Int, channels: Int
+
+    init(prefix: String, speakers: Int, channels: Int, store: ParameterStore) {
+        count = speakers
+        self.channels = channels
+        entry = store.add("\(prefix).speaker_embedding", shape: [speakers, channels])
+    }
+
+    /// Unit-variance uniform entries (as an embedding's N(0, 1) start, bounded).
+    func initialise(_ store: ParameterStore, generator: inout SeededGenerator) {
+        store.initUniform(entry, bound: Float(3).squareRoot(), generator: &generator)
+    }
+
+    /// Rows of `speakers` into `out` (B, E).
+    func gather(_ speakers: [Int], store: ParameterStore, into out: inout [Float]) {
+        let table = store.value(entry)
+        for (b, s) in speakers.enumerated() {
+            precondition(s >= 0 && s < count, "speaker \(s) is not in the model's table of \(count)")
+            for i in 0..<channels { out[b * channels + i] = table[s * channels + i] }
+        }
+    }
+
+    /// Adds each row of `gradient` (B, E) into its speaker's row of the table's gradient.
+    func scatter(_ gradient: [Float], speakers: [Int], store: ParameterStore) {
+        let table = store.gradient(entry)
+        for (b, s) in speakers.enumerated() {
+            for i in 0..<channels { table[s * channels + i] += gradient[b * channels + i] }
+        }
     }
 }
 
@@ -40,6 +106,8 @@ public final class Teacher: @unchecked Sendable {
     public let stack: WaveNetStack
     public let mixture: DiscretizedMixture
     let head: WaveNetHead
+    /// The speaker embeddings, with speaker conditioning.
+    let speakerTable: SpeakerTable?
     /// Per-band normalisation of the log-mel, (n_mels) each.
     public var melMean: [Float]
     public var melStd: [Float]
@@ -49,6 +117,8 @@ public final class Teacher: @unchecked Sendable {
         let S = config.stack.skipChannels, M = config.mixtures
         stack = WaveNetStack(config: config.stack, prefix: "teacher", store: store)
         head = WaveNetHead(prefix: "teacher.head", inputChannels: S, outputChannels: 3 * M, store: store)
+        speakerTable = config.speakers.isEmpty ? nil
+            : SpeakerTable(prefix: "teacher", speakers: config.speakers.count, channels: config.stack.speakerChannels, store: store)
         mixture = DiscretizedMixture(mixtures: M, bits: config.bits, logScaleMin: config.logScaleMin)
         melMean = [Float](repeating: 0, count: config.stack.conditionChannels)
         melStd = [Float](repeating: 1, count: config.stack.conditionChannels)
@@ -59,7 +129,10 @@ public final class Teacher: @unchecked Sendable {
         var generator = SeededGenerator(seed: seed)
         stack.initialise(store, generator: &generator)
         head.initialise(store, generator: &generator)
+        speakerTable?.initialise(store, generator: &generator)
     }
+
+
 
     /// Buffers for one batch shape.
     public final class Activations: @unchecked Sendable {
@@ -75,6 +148,8 @@ public final class Teacher: @unchecked Sendable {
         public internal(set) var logProb: [Float]
         var dLogProb: [Float]
         var dSkip: [Float]
+        /// The batch's speakers (rows of the table), their embeddings (B, E) and gradient.
+        var speakers: [Int] = [], speakerVectors: [Float], dSpeakerVectors: [Float]
 
         init(teacher: Teacher, batch: Int, frames: Int, training: Bool) {
             let c = teacher.config, S = c.stack.skipChannels
@@ -90,6 +165,8 @@ public final class Teacher: @unchecked Sendable {
             dParams = training ? params : []
             logProb = [Float](repeating: 0, count: batch * length)
             dLogProb = training ? logProb : []
+            speakerVectors = [Float](repeating: 0, count: batch * c.stack.speakerChannels)
+            dSpeakerVectors = training ? speakerVectors : []
         }
     }
 
@@ -106,9 +183,11 @@ public final class Teacher: @unchecked Sendable {
 
     /// Forward on audio x (B, T), T = F * hop, conditioned on the raw log-mel (B, Cc, F):
     /// the stack sees x shifted right by one sample (zero first), so `a.params[t]` is the
-    /// distribution of x_t given x_<t.
-    public func forward(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>) {
+    /// distribution of x_t given x_<t. A speaker-conditioned teacher needs `speakers`, one row
+    /// of its table per utterance.
+    public func forward(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil) {
         let B = a.batch, T = a.length
+        setSpeakers(a, speakers)
         a.input.withUnsafeMutableBufferPointer { inp in
             for b in 0..<B {
                 inp[b * T] = 0
@@ -118,10 +197,24 @@ public final class Teacher: @unchecked Sendable {
         a.mel.withUnsafeMutableBufferPointer { normalise(mel, into: $0.baseAddress!, batch: B, frames: a.frames) }
         a.input.withUnsafeBufferPointer { inp in
             a.mel.withUnsafeBufferPointer { m in
-                stack.forward(a.stack, x: inp.baseAddress!, mel: m.baseAddress!, store: store)
+                a.speakerVectors.withUnsafeBufferPointer { e in
+                    stack.forward(a.stack, x: inp.baseAddress!, mel: m.baseAddress!, speaker: speakerTable == nil ? nil : e.baseAddress!,
+                                  store: store)
+                }
             }
         }
         forwardHead(a)
+    }
+
+    /// Keeps the batch's speakers and gathers their embeddings.
+    func setSpeakers(_ a: Activations, _ speakers: [Int]?) {
+        guard let speakerTable else {
+            precondition(speakers == nil, "this teacher is not speaker-conditioned")
+            return
+        }
+        guard let speakers, speakers.count == a.batch else { preconditionFailure("a speaker-conditioned teacher needs one speaker per utterance") }
+        a.speakers = speakers
+        speakerTable.gather(speakers, store: store, into: &a.speakerVectors)
     }
 
     func forwardHead(_ a: Activations) {
@@ -184,14 +277,21 @@ public final class Teacher: @unchecked Sendable {
                               batch: a.batch, length: a.length, weights: weights)
             }
         }
+        if speakerTable != nil { a.dSpeakerVectors.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
         a.input.withUnsafeBufferPointer { inp in
             a.mel.withUnsafeBufferPointer { m in
                 a.dSkip.withUnsafeBufferPointer { ds in
-                    stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!, store: store,
-                                   weights: weights)
+                    a.speakerVectors.withUnsafeBufferPointer { e in
+                        a.dSpeakerVectors.withUnsafeMutableBufferPointer { de in
+                            stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!,
+                                           speaker: speakerTable == nil ? nil : e.baseAddress!,
+                                           dSpeaker: speakerTable == nil ? nil : de.baseAddress!, store: store, weights: weights)
+                        }
+                    }
                 }
             }
         }
+        if weights, let speakerTable { speakerTable.scatter(a.dSpeakerVectors, speakers: a.speakers, store: store) }
     }
 
     // MARK: checkpoints

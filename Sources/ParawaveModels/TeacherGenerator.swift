@@ -24,7 +24,8 @@ public final class TeacherGenerator: @unchecked Sendable {
     let inputWeight, inputBias: UnsafeMutablePointer<Float>
     /// (L, 2G, K*R): tap k's (2G x R) matrix in columns [kR, (k+1)R).
     let dilated: UnsafeMutablePointer<Float>
-    /// (L*2G, Cc) every layer's conditioning weights stacked, and (L*2G) the dilated biases.
+    /// (L*2G, Cc) every layer's conditioning weights stacked, and per utterance (B, L*2G) the
+    /// layers' biases of h (the dilated convolutions' biases, plus the speaker's term).
     let condition, conditionBias: UnsafeMutablePointer<Float>
     /// (L, S+R, G) skip then residual weights, and (L, S+R) biases.
     let skipResidual, skipResidualBias: UnsafeMutablePointer<Float>
@@ -70,7 +71,7 @@ public final class TeacherGenerator: @unchecked Sendable {
         let H = 2 * G, SR = S + R
         dilated = buffer(L * H * K * R)
         condition = buffer(L * H * C)
-        conditionBias = buffer(L * H)
+        conditionBias = buffer(batch * L * H)
         skipResidual = buffer(L * SR * G)
         skipResidualBias = buffer(L * SR)
         for (l, layer) in stack.layers.enumerated() {
@@ -81,7 +82,6 @@ public final class TeacherGenerator: @unchecked Sendable {
                 }
             }
             (condition + l * H * C).update(from: store.value(layer.conditionWeight), count: H * C)
-            (conditionBias + l * H).update(from: store.value(layer.dilatedBias), count: H)
             (skipResidual + l * SR * G).update(from: store.value(layer.skipWeight), count: S * G)
             (skipResidual + l * SR * G + S * G).update(from: store.value(layer.residualWeight), count: R * G)
             (skipResidualBias + l * SR).update(from: store.value(layer.skipBias), count: S)
@@ -107,25 +107,28 @@ public final class TeacherGenerator: @unchecked Sendable {
 
     /// Samples audio for up to `batch` utterances from their raw log-mels (Cc, F_i); each
     /// result has F_i * hop samples. `temperature` scales the logistic's scale.
-    public func generate(mels: [Matrix], temperature: Float = 1, seed: UInt64,
+    /// A speaker-conditioned teacher needs `speakers`, one row of its table per utterance.
+    public func generate(mels: [Matrix], speakers: [Int]? = nil, temperature: Float = 1, seed: UInt64,
                          progress: ((Int, Int) -> Void)? = nil) -> [[Float]] {
         var generator = SeededGenerator(seed: seed)
-        return run(mels: mels, forced: nil, temperature: temperature, generator: &generator, record: nil, progress: progress)
+        return run(mels: mels, speakers: speakers, forced: nil, temperature: temperature, generator: &generator, record: nil, progress: progress)
     }
 
     /// Teacher forcing: feeds `audio` (the previous true sample at every step) and hands the
     /// mixture parameters (3M values, pi then mu then log s) of every utterance and time to
     /// `record(utterance, t, params)`. This is what the parallel pass computes.
-    public func teacherForced(mels: [Matrix], audio: [[Float]], record: @escaping (Int, Int, UnsafePointer<Float>) -> Void) {
+    public func teacherForced(mels: [Matrix], audio: [[Float]], speakers: [Int]? = nil,
+                              record: @escaping (Int, Int, UnsafePointer<Float>) -> Void) {
         var generator = SeededGenerator(seed: 0)
-        _ = run(mels: mels, forced: audio, temperature: 1, generator: &generator, record: record, progress: nil)
+        _ = run(mels: mels, speakers: speakers, forced: audio, temperature: 1, generator: &generator, record: record, progress: nil)
     }
 
-    func run(mels: [Matrix], forced: [[Float]]?, temperature: Float, generator: inout SeededGenerator,
+    func run(mels: [Matrix], speakers: [Int]?, forced: [[Float]]?, temperature: Float, generator: inout SeededGenerator,
              record: ((Int, Int, UnsafePointer<Float>) -> Void)?, progress: ((Int, Int) -> Void)?) -> [[Float]] {
         precondition(!mels.isEmpty && mels.count <= batch, "between 1 and \(batch) utterances")
         for mel in mels { precondition(mel.rows == C, "mel has \(mel.rows) bands, the teacher \(C)") }
         let B = mels.count
+        setBiases(utterances: B, speakers: speakers)
         let frames = mels.map(\.columns)
         let T = (frames.max() ?? 0) * hop
         var outputs = frames.map { [Float](repeating: 0, count: $0 * hop) }
@@ -270,6 +273,28 @@ public final class TeacherGenerator: @unchecked Sendable {
         return outputs
     }
 
+    /// Every layer's bias of h per utterance, from the stack (with the speakers' terms).
+    func setBiases(utterances B: Int, speakers: [Int]?) {
+        let H = 2 * G, LH = L * H
+        var embeddings: [Float] = []
+        if let table = teacher.speakerTable {
+            guard let speakers, speakers.count == B else { preconditionFailure("a speaker-conditioned teacher needs one speaker per utterance") }
+            embeddings = [Float](repeating: 0, count: B * table.channels)
+            table.gather(speakers, store: teacher.store, into: &embeddings)
+        } else {
+            precondition(speakers == nil, "this teacher is not speaker-conditioned")
+        }
+        var layerBias = [Float](repeating: 0, count: B * H)
+        embeddings.withUnsafeBufferPointer { e in
+            layerBias.withUnsafeMutableBufferPointer { bias in
+                for l in 0..<L {
+                    teacher.stack.gateBias(l, speaker: e.isEmpty ? nil : e.baseAddress!, batch: B, store: teacher.store, into: bias.baseAddress!)
+                    for b in 0..<B { (conditionBias + b * LH + l * H).update(from: bias.baseAddress! + b * H, count: H) }
+                }
+            }
+        }
+    }
+
     /// Fills `conditionBlock` for samples [start, start + blockLength) from the normalised mels.
     func prepareConditioning(normalised: [Float], utterances B: Int, frames F: Int, start: Int) {
         conditionRows(0..<upsampleBlock(normalised: normalised, utterances: B, frames: F, start: start), utterances: B)
@@ -313,7 +338,7 @@ public final class TeacherGenerator: @unchecked Sendable {
         let LH = L * 2 * G
         for b in 0..<B {
             let out = conditionBlock + (b * blockLength + times.lowerBound) * LH
-            for t in 0..<times.count { (out + t * LH).update(from: conditionBias, count: LH) }
+            for t in 0..<times.count { (out + t * LH).update(from: conditionBias + b * LH, count: LH) }
             BLAS.sgemm(transposeA: true, transposeB: true, m: times.count, n: LH, k: C,
                        a: upsampledBlock + b * C * blockLength + times.lowerBound, lda: blockLength,
                        b: condition, ldb: C, beta: 1, c: out, ldc: LH)

@@ -20,9 +20,11 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
     public var hop: Int
     /// Kernel of the centred convolution after the nearest-neighbour upsampling.
     public var upsampleKernel: Int = 3
+    /// E: width of the speaker embedding each layer projects into its gate input (0: none).
+    public var speakerChannels: Int = 0
 
     public init(layers: Int, cycle: Int, kernelSize: Int, residualChannels: Int, gatedChannels: Int, skipChannels: Int,
-                conditionChannels: Int, hop: Int, upsampleKernel: Int = 3) {
+                conditionChannels: Int, hop: Int, upsampleKernel: Int = 3, speakerChannels: Int = 0) {
         self.layers = layers
         self.cycle = cycle
         self.kernelSize = kernelSize
@@ -32,6 +34,43 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         self.conditionChannels = conditionChannels
         self.hop = hop
         self.upsampleKernel = upsampleKernel
+        self.speakerChannels = speakerChannels
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case layers, cycle, kernelSize, residualChannels, gatedChannels, skipChannels, conditionChannels, hop, upsampleKernel
+        case speakerChannels
+    }
+
+    /// Decodes a stored config; `speakerChannels` is absent from checkpoints of models without
+    /// speaker conditioning written before it existed.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layers = try c.decode(Int.self, forKey: .layers)
+        cycle = try c.decode(Int.self, forKey: .cycle)
+        kernelSize = try c.decode(Int.self, forKey: .kernelSize)
+        residualChannels = try c.decode(Int.self, forKey: .residualChannels)
+        gatedChannels = try c.decode(Int.self, forKey: .gatedChannels)
+        skipChannels = try c.decode(Int.self, forKey: .skipChannels)
+        conditionChannels = try c.decode(Int.self, forKey: .conditionChannels)
+        hop = try c.decode(Int.self, forKey: .hop)
+        upsampleKernel = try c.decode(Int.self, forKey: .upsampleKernel)
+        speakerChannels = try c.decodeIfPresent(Int.self, forKey: .speakerChannels) ?? 0
+    }
+
+    /// Encodes the config; `speakerChannels` only when there is speaker conditioning.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(cycle, forKey: .cycle)
+        try c.encode(kernelSize, forKey: .kernelSize)
+        try c.encode(residualChannels, forKey: .residualChannels)
+        try c.encode(gatedChannels, forKey: .gatedChannels)
+        try c.encode(skipChannels, forKey: .skipChannels)
+        try c.encode(conditionChannels, forKey: .conditionChannels)
+        try c.encode(hop, forKey: .hop)
+        try c.encode(upsampleKernel, forKey: .upsampleKernel)
+        if speakerChannels > 0 { try c.encode(speakerChannels, forKey: .speakerChannels) }
     }
 
     public func dilation(_ layer: Int) -> Int { 1 << (layer % cycle) }
@@ -50,10 +89,14 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
 ///
 ///   c_up = Conv_u(repeat(c, hop))                          (B, Cc, T)
 ///   x_res = Conv1x1_in(x)                                   (B, R, T)
-///   per layer: h = DilatedCausalConv_K(x_res; d) + Conv1x1_c(c_up)   (B, 2G, T)
+///   per layer: h = DilatedCausalConv_K(x_res; d) + Conv1x1_c(c_up) [+ W_g e]   (B, 2G, T)
 ///              z = tanh(h[:G]) * sigmoid(h[G:])              (B, G, T)
 ///              skip += Conv1x1_skip(z)                       (B, S, T)
 ///              x_res = (x_res + Conv1x1_res(z)) * sqrt(0.5)
+///
+/// With speaker conditioning (`speakerChannels` E > 0) every layer adds `W_g e` to h, where
+/// e (B, E) is the utterance's speaker embedding (the model owns the embedding table) and W_g
+/// a (2G x E) matrix per layer: a per-utterance bias, constant over time.
 ///
 /// Parameters live in a `ParameterStore` under `prefix`; activations needed by the backward
 /// pass are kept in `Activations`, which the caller owns and reuses between steps.
@@ -66,6 +109,8 @@ public struct WaveNetStack: Sendable {
         var dilatedWeight: ParameterStore.Entry, dilatedBias: ParameterStore.Entry, conditionWeight: ParameterStore.Entry
         var skipWeight: ParameterStore.Entry, skipBias: ParameterStore.Entry
         var residualWeight: ParameterStore.Entry, residualBias: ParameterStore.Entry
+        /// W_g (1, 2G, E), with speaker conditioning.
+        var speakerWeight: ParameterStore.Entry?
     }
 
     let input: Conv1d, upsample: Conv1d
@@ -97,7 +142,8 @@ public struct WaveNetStack: Sendable {
                 skipWeight: store.add("\(name).skip.weight", shape: [1, S, G]),
                 skipBias: store.add("\(name).skip.bias", shape: [S]),
                 residualWeight: store.add("\(name).residual.weight", shape: [1, R, G]),
-                residualBias: store.add("\(name).residual.bias", shape: [R]))
+                residualBias: store.add("\(name).residual.bias", shape: [R]),
+                speakerWeight: c.speakerChannels > 0 ? store.add("\(name).speaker.weight", shape: [1, 2 * G, c.speakerChannels]) : nil)
         }
     }
 
@@ -112,6 +158,7 @@ public struct WaveNetStack: Sendable {
             uniform(layer.conditionWeight, fanIn: c.conditionChannels)
             uniform(layer.skipWeight, fanIn: c.gatedChannels); uniform(layer.skipBias, fanIn: c.gatedChannels)
             uniform(layer.residualWeight, fanIn: c.gatedChannels); uniform(layer.residualBias, fanIn: c.gatedChannels)
+            if let speakerWeight = layer.speakerWeight { uniform(speakerWeight, fanIn: c.speakerChannels) }
         }
     }
 
@@ -132,6 +179,8 @@ public struct WaveNetStack: Sendable {
         var gated: [Float], dGated: [Float], dPreGate: [Float], dResidual: [Float], dConditioned: [Float]
         /// The skip sum, (B, S, T).
         public var skip: [Float]
+        /// The current layer's bias of h per utterance (B, 2G), and scratch for its gradient.
+        var gateBias: [Float], dGateBias: [Float]
 
         init(config c: WaveNetStackConfig, batch: Int, frames: Int, training: Bool) {
             self.batch = batch
@@ -151,6 +200,8 @@ public struct WaveNetStack: Sendable {
             dResidual = training ? [Float](repeating: 0, count: 2 * batch * R * T) : []
             dConditioned = training ? repeated : []
             skip = [Float](repeating: 0, count: batch * c.skipChannels * T)
+            gateBias = [Float](repeating: 0, count: batch * 2 * G)
+            dGateBias = training ? gateBias : []
         }
 
         /// Slot of layer l's input residual.
@@ -161,10 +212,31 @@ public struct WaveNetStack: Sendable {
         Activations(config: config, batch: batch, frames: frames, training: training)
     }
 
-    /// Forward: x (B, 1, T), mel (B, Cc, F) with T = F * hop; the skip sum lands in `a.skip` (B, S, T).
-    public func forward(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
+    /// Layer `layer`'s bias of h for each of `batch` utterances into `out` (B, 2G): the dilated
+    /// convolution's bias, plus `W_g e_b` with speaker conditioning (`speaker`: (B, E)). Every
+    /// pass (training, tiled, incremental) takes the bias from here, so they agree.
+    func gateBias(_ layer: Int, speaker: UnsafePointer<Float>?, batch B: Int, store: ParameterStore, into out: UnsafeMutablePointer<Float>) {
+        let H = 2 * config.gatedChannels, E = config.speakerChannels
+        let bias = store.value(layers[layer].dilatedBias)
+        for b in 0..<B { (out + b * H).update(from: bias, count: H) }
+        guard let weight = layers[layer].speakerWeight.map({ store.value($0) }) else { return }
+        precondition(speaker != nil, "a speaker-conditioned stack needs speaker embeddings")
+        for b in 0..<B {
+            let e = speaker! + b * E, y = out + b * H
+            for o in 0..<H {
+                var sum: Float = 0
+                for i in 0..<E { sum += weight[o * E + i] * e[i] }
+                y[o] += sum
+            }
+        }
+    }
+
+    /// Forward: x (B, 1, T), mel (B, Cc, F) with T = F * hop, and with speaker conditioning the
+    /// utterances' speaker embeddings (B, E); the skip sum lands in `a.skip` (B, S, T).
+    public func forward(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>? = nil,
+                        store: ParameterStore) {
         if !a.training {
-            forwardTiled(a, x: x, mel: mel, store: store)
+            forwardTiled(a, x: x, mel: mel, speaker: speaker, store: store)
             return
         }
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
@@ -182,7 +254,13 @@ public struct WaveNetStack: Sendable {
                 for (l, layer) in layers.enumerated() {
                     let xIn = res.baseAddress! + a.residualSlot(l) * stride, xOut = res.baseAddress! + a.residualSlot(l + 1) * stride
                     let h = pre.baseAddress! + l * hStride
-                    layer.dilated.forward(out: h, inp: xIn, weight: w(layer.dilatedWeight), bias: w(layer.dilatedBias), batch: B, length: T)
+                    a.gateBias.withUnsafeMutableBufferPointer { bias in
+                        gateBias(l, speaker: speaker, batch: B, store: store, into: bias.baseAddress!)
+                        for b in 0..<B {
+                            layer.dilated.forward(out: h + b * 2 * G * T, inp: xIn + b * R * T, weight: w(layer.dilatedWeight),
+                                                  bias: bias.baseAddress! + b * 2 * G, batch: 1, length: T)
+                        }
+                    }
                     layer.condition.forward(out: h, inp: a.conditioned, weight: w(layer.conditionWeight), bias: nil, batch: B, length: T, accumulate: true)
                     GatedUnit.forward(out: &a.gated, inp: h, batch: B, channels: G, length: T)
                     layer.skip.forward(out: &a.skip, inp: a.gated, weight: w(layer.skipWeight), bias: w(layer.skipBias), batch: B, length: T, accumulate: true)
@@ -201,7 +279,7 @@ public struct WaveNetStack: Sendable {
     /// while its activations are in cache, where full-length passes would stream h (2G x T)
     /// through memory once per product. Every value is computed by the same operations in
     /// the same order as the training pass, so the two agree bit for bit.
-    func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore) {
+    func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>?, store: ParameterStore) {
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels
         let C = c.conditionChannels, K = c.kernelSize
         let scale = Float(0.5.squareRoot())
@@ -217,18 +295,21 @@ public struct WaveNetStack: Sendable {
                 a.gated.withUnsafeMutableBufferPointer { zBuffer in
                     a.skip.withUnsafeMutableBufferPointer { skip in
                         a.conditioned.withUnsafeBufferPointer { cond in
+                          a.gateBias.withUnsafeMutableBufferPointer { gateBiases in
                             let h = hBuffer.baseAddress!, z = zBuffer.baseAddress!
                             input.forward(out: res.baseAddress!, inp: x, weight: w(inputWeight), bias: w(inputBias), batch: B, length: T)
                             skip.update(repeating: 0)
                             for (l, layer) in layers.enumerated() {
                                 let dilation = c.dilation(l)
-                                let dilatedW = w(layer.dilatedWeight), dilatedB = w(layer.dilatedBias), conditionW = w(layer.conditionWeight)
+                                let dilatedW = w(layer.dilatedWeight), conditionW = w(layer.conditionWeight)
+                                gateBias(l, speaker: speaker, batch: B, store: store, into: gateBiases.baseAddress!)
                                 let skipW = w(layer.skipWeight), skipB = w(layer.skipBias)
                                 let residualW = w(layer.residualWeight), residualB = w(layer.residualBias)
                                 for b in 0..<B {
                                     let xIn = res.baseAddress! + a.residualSlot(l) * stride + b * R * T
                                     let xOut = res.baseAddress! + a.residualSlot(l + 1) * stride + b * R * T
                                     let cb = cond.baseAddress! + b * C * T, sb = skip.baseAddress! + b * S * T
+                                    let dilatedB = gateBiases.baseAddress! + b * 2 * G
                                     var t0 = 0
                                     while t0 < T {
                                         let n = min(tile, T - t0)
@@ -259,7 +340,36 @@ public struct WaveNetStack: Sendable {
                                     }
                                 }
                             }
+                          }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The speaker term of one layer from `a.dPreGate`: with r_b = sum_t dh[b, :, t],
+    /// dW_g += sum_b r_b e_b^T and de_b += W_g^T r_b.
+    func backwardSpeaker(_ a: Activations, weight entry: ParameterStore.Entry, speaker: UnsafePointer<Float>?,
+                         dSpeaker: UnsafeMutablePointer<Float>?, store: ParameterStore) {
+        guard let speaker else { preconditionFailure("a speaker-conditioned stack needs speaker embeddings") }
+        let B = a.batch, T = a.length, H = 2 * config.gatedChannels, E = config.speakerChannels
+        let weight = store.value(entry), dWeight = store.gradient(entry)
+        a.dPreGate.withUnsafeBufferPointer { dh in
+            a.dGateBias.withUnsafeMutableBufferPointer { r in
+                for b in 0..<B {
+                    for o in 0..<H { r[b * H + o] = VectorMath.sum(dh.baseAddress! + (b * H + o) * T, count: T) }
+                }
+                for b in 0..<B {
+                    let e = speaker + b * E, rb = r.baseAddress! + b * H
+                    for o in 0..<H {
+                        for i in 0..<E { dWeight[o * E + i] += rb[o] * e[i] }
+                    }
+                    guard let dSpeaker else { continue }
+                    for i in 0..<E {
+                        var sum: Float = 0
+                        for o in 0..<H { sum += weight[o * E + i] * rb[o] }
+                        dSpeaker[b * E + i] += sum
                     }
                 }
             }
@@ -268,9 +378,12 @@ public struct WaveNetStack: Sendable {
 
     /// Backward from dSkip (B, S, T): parameter gradients are added into the store (only when
     /// `weights`; a frozen stack, such as the teacher in distillation, skips them); the
-    /// gradient with respect to x (B, 1, T) is added into `dX` when given.
+    /// gradient with respect to x (B, 1, T) is added into `dX` when given. With speaker
+    /// conditioning, `speaker` is the forward pass's (B, E) and the gradient with respect to it
+    /// is added into `dSpeaker` (only when `weights`: a frozen model's embedding is frozen too).
     public func backward(_ a: Activations, dSkip: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
-                         x: UnsafePointer<Float>, mel: UnsafePointer<Float>, store: ParameterStore, weights: Bool = true) {
+                         x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>? = nil,
+                         dSpeaker: UnsafeMutablePointer<Float>? = nil, store: ParameterStore, weights: Bool = true) {
         precondition(a.training, "the backward pass needs training activations")
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
         let scale = Float(0.5.squareRoot())
@@ -297,6 +410,9 @@ public struct WaveNetStack: Sendable {
                                             dOut: dSkip, inp: a.gated, weight: w(layer.skipWeight), batch: B, length: T)
                         a.dPreGate.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
                         GatedUnit.backward(dInp: &a.dPreGate, dOut: a.dGated, inp: h, batch: B, channels: G, length: T)
+                        if weights, let speakerWeight = layer.speakerWeight {
+                            backwardSpeaker(a, weight: speakerWeight, speaker: speaker, dSpeaker: dSpeaker, store: store)
+                        }
                         if weights {
                             layer.condition.backward(dInp: &a.dConditioned, dWeight: g(layer.conditionWeight), dBias: nil, dOut: a.dPreGate,
                                                      inp: a.conditioned, weight: w(layer.conditionWeight), batch: B, length: T)

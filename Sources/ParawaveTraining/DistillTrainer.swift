@@ -15,6 +15,16 @@ extension Recipe {
         return StudentConfig(flows: flows, logScaleMin: Float(s.logScaleMin), logScaleMax: Float(s.logScaleMax), mel: mel)
     }
 
+    /// The student this recipe describes for a teacher conditioned on `speakers` (none: not
+    /// speaker-conditioned); the student then knows the same speakers.
+    public func studentConfig(mel: MelSettings, speakers: [String]) -> StudentConfig {
+        var config = studentConfig(mel: mel)
+        guard !speakers.isEmpty else { return config }
+        for k in config.flows.indices { config.flows[k].speakerChannels = student.speakerChannels }
+        config.speakers = speakers
+        return config
+    }
+
     /// The spectral loss of `distill.spectral_loss`, nil for kind `none` or weight 0.
     public var spectralLoss: SpectralLoss? {
         let section = distill.spectralLoss
@@ -52,7 +62,8 @@ public final class DistillTrainer: RunTrainer {
         let settings = recipe.distill.run
         self.teacher = teacher
         self.teacherName = teacherName
-        student = Student(config: recipe.studentConfig(mel: teacher.config.mel))
+        student = Student(config: recipe.studentConfig(mel: teacher.config.mel, speakers: teacher.config.speakers))
+        if !teacher.config.speakers.isEmpty { try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher") }
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
         student.melMean = teacher.melMean
         student.melStd = teacher.melStd
@@ -76,6 +87,10 @@ public final class DistillTrainer: RunTrainer {
         if recipe.audio.bits != teacher.config.bits {
             throw ParawaveError(teacherName, "the recipe's audio.bits (\(recipe.audio.bits)) disagrees with the teacher's (\(teacher.config.bits))")
         }
+        if !teacher.config.speakers.isEmpty && recipe.student.speakerChannels == 0 {
+            throw ParawaveError(teacherName, "the teacher is conditioned on \(teacher.config.speakers.count) speakers; "
+                                + "a student of it needs student.speaker_channels > 0")
+        }
     }
 
     /// The terms as metric values; the loss first.
@@ -90,7 +105,8 @@ public final class DistillTrainer: RunTrainer {
         let n = batch.batch * batch.length
         let z = Student.noise(count: n, generator: &generator)
         let eps = Student.noise(count: mcSamples * n, generator: &generator)
-        return distillation.evaluate(mel: batch.mel, audio: batch.audio, mask: batch.mask, noise: z, samples: eps, gradients: gradients)
+        return distillation.evaluate(mel: batch.mel, audio: batch.audio, mask: batch.mask, noise: z, samples: eps,
+                                     speakers: Self.speakerRows(batch, table: teacher.config.speakers), gradients: gradients)
     }
 
     override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {

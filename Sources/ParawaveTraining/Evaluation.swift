@@ -193,6 +193,9 @@ public final class Evaluator {
         if teacher.config.mel != student.config.mel {
             throw ParawaveError(path, "the teacher's audio settings (\(teacher.config.mel.summary)) differ from the student's")
         }
+        if teacher.config.speakers != student.config.speakers {
+            throw ParawaveError(path, "the teacher's speakers differ from the student's; give the teacher it was distilled from")
+        }
         return (teacher, path)
     }
 
@@ -223,19 +226,22 @@ public final class Evaluator {
             for (s, system) in systems.enumerated() {
                 let seed = options.seed &+ UInt64(index)
                 let start = Date()
-                let audio = try render(system.renderer, mel: mel, length: real.count, seed: seed)
+                let audio = try render(system.renderer, mel: mel, length: real.count, seed: seed, entry: entry)
                     .map { max(-1, min(1, $0)) }
                 let elapsed = Date().timeIntervalSince(start)
                 renderSeconds[s] += elapsed
                 var score = Score(quality: try meter.compare(reference: real, generated: audio), rtf: elapsed / seconds)
                 switch system.renderer {
                 case .teacher(let teacher, _):
-                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel)
+                    let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
+                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker)
                     score.nllBits = value / M_LN2
                     nll[s].sum += value * Double(count)
                     nll[s].count += count
                 case .student(let student, let teacher?):
-                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, mcSamples: options.mcSamples, seed: seed)
+                    let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
+                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker,
+                                                 mcSamples: options.mcSamples, seed: seed)
                     score.klNats = value
                     kl[s].sum += value * Double(count)
                     kl[s].count += count
@@ -271,17 +277,29 @@ public final class Evaluator {
         return report
     }
 
-    func render(_ renderer: Renderer, mel: Matrix, length: Int, seed: UInt64) throws -> [Float] {
+    func render(_ renderer: Renderer, mel: Matrix, length: Int, seed: UInt64, entry: ManifestEntry) throws -> [Float] {
         switch renderer {
         case .griffinLim(let griffinLim):
             return try griffinLim.audio(fromLogMel: mel, length: length)
-        case .teacher(_, let generator):
-            return generator.generate(mels: [mel], temperature: options.temperature, seed: seed)[0]
+        case .teacher(let teacher, let generator):
+            let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: "teacher")
+            return generator.generate(mels: [mel], speakers: speaker.map { [$0] }, temperature: options.temperature, seed: seed)[0]
         case .student(let student, _):
+            let speaker = try Self.speakerRow(entry, speakers: student.config.speakers, model: "student")
             var generator = SeededGenerator(seed: seed)
             let noise = Student.noise(count: mel.columns * settings.hopLength, generator: &generator).map { $0 * options.temperature }
-            return student.synthesize(mel: mel, noise: noise, chunkFrames: options.chunkFrames)
+            return student.synthesize(mel: mel, noise: noise, speaker: speaker, chunkFrames: options.chunkFrames)
         }
+    }
+
+    /// The row of an utterance's speaker in a model's table; nil for a model without speakers
+    /// (which renders every utterance alike), an error when the model needs one it lacks.
+    static func speakerRow(_ entry: ManifestEntry, speakers: [String], model: String) throws -> Int? {
+        guard !speakers.isEmpty else { return nil }
+        guard let name = entry.speaker else {
+            throw ParawaveError(entry.id, "names no speaker, but the \(model) is speaker-conditioned; evaluate on data prepared with its recipe's data.speaker_pattern")
+        }
+        return try SpeakerNames.index(of: name, in: speakers, model: model)
     }
 
     /// The real audio padded to the mel's frames, and the mask of its real samples.
@@ -293,23 +311,24 @@ public final class Evaluator {
     }
 
     /// The teacher's mean NLL (nats per sample) of the real audio, teacher-forced, in one pass.
-    static func negativeLogLikelihood(_ teacher: Teacher, audio: [Float], mel: Matrix) -> (Double, Int) {
+    static func negativeLogLikelihood(_ teacher: Teacher, audio: [Float], mel: Matrix, speaker: Int? = nil) -> (Double, Int) {
         let (x, mask) = padded(audio, frames: mel.columns, hop: teacher.config.stack.hop)
         let a = teacher.makeActivations(batch: 1, frames: mel.columns, training: false)
-        teacher.forward(a, audio: x, mel: mel.values)
+        teacher.forward(a, audio: x, mel: mel.values, speakers: speaker.map { [$0] })
         let (value, count) = teacher.loss(a, audio: x, mask: mask)
         return (value, count)
     }
 
     /// KL(student || teacher) per sample on one utterance's mel, with fixed noise.
-    static func kl(_ student: Student, teacher: Teacher, audio: [Float], mel: Matrix, mcSamples: Int, seed: UInt64) -> (Double, Int) {
+    static func kl(_ student: Student, teacher: Teacher, audio: [Float], mel: Matrix, speaker: Int? = nil, mcSamples: Int,
+                   seed: UInt64) -> (Double, Int) {
         let (x, mask) = padded(audio, frames: mel.columns, hop: teacher.config.stack.hop)
         let d = Distillation(student: student, teacher: teacher, batch: 1, frames: mel.columns,
                              settings: Distillation.Settings(mcSamples: mcSamples), training: false)
         var generator = SeededGenerator(seed: 0x4B4C_0000 &+ seed)
         let z = Student.noise(count: x.count, generator: &generator)
         let eps = Student.noise(count: mcSamples * x.count, generator: &generator)
-        let terms = d.evaluate(mel: mel.values, audio: x, mask: mask, noise: z, samples: eps, gradients: false)
+        let terms = d.evaluate(mel: mel.values, audio: x, mask: mask, noise: z, samples: eps, speakers: speaker.map { [$0] }, gradients: false)
         return (terms.kl, mask.filter { $0 != 0 }.count)
     }
 

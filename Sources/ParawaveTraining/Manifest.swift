@@ -17,6 +17,8 @@ public struct ManifestEntry: Codable, Equatable, Sendable {
     public var samples: Int
     public var frames: Int
     public var split: Split
+    /// The speaker, when the corpus was prepared with `data.speaker_pattern`.
+    public var speaker: String? = nil
 }
 
 /// A prepared data directory: `manifest.jsonl`, `audio/`, `mel/`, `stats.json`, `prepare.json`.
@@ -45,6 +47,9 @@ public struct DataDirectory: Sendable {
     }
 
     public func entries(_ split: ManifestEntry.Split) -> [ManifestEntry] { entries.filter { $0.split == split } }
+
+    /// The speakers named in the manifest, sorted (empty when it names none).
+    public var speakers: [String] { Array(Set(entries.compactMap(\.speaker))).sorted() }
 
     /// The mel settings the data was prepared with (`prepare.json`), or nil when that file is
     /// missing or unreadable.

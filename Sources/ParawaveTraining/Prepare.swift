@@ -33,16 +33,19 @@ public struct Prepare {
         public var skipped: [Skipped] = []
         public var sources: [String] = []
         public var mel = MelSettings()
+        /// Distinct speakers named (with `data.speaker_pattern`; 0 without).
+        public var speakers = 0
 
         enum CodingKeys: String, CodingKey {
             case utterances, train, validation, seconds, sourceFiles = "source_files", rescaledFiles = "rescaled_files"
-            case skipped, sources, mel
+            case skipped, sources, mel, speakers
         }
 
         /// The one-paragraph summary printed at the end.
         public var summary: String {
             var text = String(format: "prepared %d utterances from %d files (%.2f h of audio; %d train, %d validation)",
                               utterances, sourceFiles, seconds / 3600, train, validation)
+            if speakers > 0 { text += "; \(speakers) speakers" }
             if skipped.isEmpty {
                 text += "; nothing skipped"
             } else {
@@ -108,8 +111,17 @@ public struct Prepare {
                                         logInterval: showProgress ? 10 : .infinity)
         var entries: [ManifestEntry] = []
         var statistics = MelStatistics.Accumulator()
+        let speakerExpression = try data.speakerExpression()
         for file in files {
             defer { progress.advance() }
+            var speaker: String?
+            if let speakerExpression {
+                speaker = DataSection.speaker(in: file.path, expression: speakerExpression)
+                if speaker == nil {
+                    skip(file.path, "no speaker: data.speaker_pattern '\(data.speakerPattern)' does not match its path", &report)
+                    continue
+                }
+            }
             var samples: [Float]
             do {
                 let source = try AudioFile.read(file.path)
@@ -154,7 +166,7 @@ public struct Prepare {
                 try NPY.write(mel, to: "\(directory)/mel/\(id).npy")
                 entries.append(ManifestEntry(id: id, source: file.path, audio: "audio/\(id).wav", mel: "mel/\(id).npy",
                                              seconds: Double(segment.count) / Double(audio.sampleRate),
-                                             samples: segment.count, frames: mel.columns, split: split))
+                                             samples: segment.count, frames: mel.columns, split: split, speaker: speaker))
                 if split == .train { statistics.add(mel) }
             }
         }
@@ -172,6 +184,7 @@ public struct Prepare {
         report.train = entries.filter { $0.split == .train }.count
         report.validation = entries.count - report.train
         report.seconds = entries.map(\.seconds).reduce(0, +)
+        report.speakers = Set(entries.compactMap(\.speaker)).count
         try DataDirectory.writeManifest(entries, in: directory)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -204,13 +217,14 @@ public struct Prepare {
     /// and listed in prepare.json, so a large corpus does not flood the terminal.
     private func skip(_ path: String, _ reason: String, _ report: inout Report) {
         report.skipped.append(Skipped(path: path, reason: reason))
-        if !["too short", "clipped"].contains(Self.reasonKind(reason)) { log("skipped \(path): \(reason)") }
+        if !["too short", "clipped", "no speaker"].contains(Self.reasonKind(reason)) { log("skipped \(path): \(reason)") }
     }
 
     /// A short name for a skip reason, for the summary's tally.
     static func reasonKind(_ reason: String) -> String {
         if reason.hasPrefix("too short") { return "too short" }
         if reason.hasPrefix("clipped") { return "clipped" }
+        if reason.hasPrefix("no speaker") { return "no speaker" }
         if reason.contains("truncated") { return "truncated" }
         if reason.contains("missing") { return "missing" }
         if reason.contains("empty") || reason.contains("no audio") { return "empty" }

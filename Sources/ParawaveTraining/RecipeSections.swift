@@ -1,4 +1,6 @@
+import Foundation
 import ParawaveAudio
+import ParawaveCore
 import ParawaveEngine
 
 /// `audio:` the signal conventions every model and data directory of a recipe shares.
@@ -68,11 +70,15 @@ public struct DataSection: Codable, Equatable, Sendable {
     /// Files with more than this fraction of samples at full scale (|x| >= 0.999) are
     /// saturated recordings and are skipped: a vocoder trained on them learns distortion.
     public var maxClippedFraction = 0.001
+    /// A regular expression searched in each source file's path; its first capture group (or
+    /// the whole match without one) names the utterance's speaker, for speaker-conditioned
+    /// models. Empty: the corpus is not split by speaker.
+    public var speakerPattern = ""
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case sources, validationFraction = "validation_fraction", trimSilence = "trim_silence", trimDB = "trim_db"
         case minSeconds = "min_seconds", maxSeconds = "max_seconds", previewImages = "preview_images"
-        case maxClippedFraction = "max_clipped_fraction"
+        case maxClippedFraction = "max_clipped_fraction", speakerPattern = "speaker_pattern"
     }
 
     public init() {}
@@ -88,6 +94,26 @@ public struct DataSection: Codable, Equatable, Sendable {
         try c.update(&maxSeconds, .maxSeconds)
         try c.update(&previewImages, .previewImages)
         try c.update(&maxClippedFraction, .maxClippedFraction)
+        try c.update(&speakerPattern, .speakerPattern)
+    }
+
+    /// The compiled `speakerPattern`, nil when it is empty.
+    public func speakerExpression() throws -> NSRegularExpression? {
+        guard !speakerPattern.isEmpty else { return nil }
+        do {
+            return try NSRegularExpression(pattern: speakerPattern)
+        } catch {
+            throw ParawaveError("data.speaker_pattern", "'\(speakerPattern)' is not a valid regular expression")
+        }
+    }
+
+    /// The speaker `expression` finds in `path`: its first capture group, or the whole match.
+    public static func speaker(in path: String, expression: NSRegularExpression) -> String? {
+        let range = NSRange(path.startIndex..., in: path)
+        guard let match = expression.firstMatch(in: path, range: range) else { return nil }
+        let group = match.numberOfRanges > 1 && match.range(at: 1).location != NSNotFound ? match.range(at: 1) : match.range
+        guard let found = Range(group, in: path), !found.isEmpty else { return nil }
+        return String(path[found])
     }
 
     func check(_ v: inout RecipeValidator) {
@@ -98,6 +124,7 @@ public struct DataSection: Codable, Equatable, Sendable {
         if maxSeconds <= minSeconds { v.fail("max_seconds", "must exceed min_seconds (\(minSeconds))") }
         v.require(previewImages, in: 0...1000, "preview_images")
         v.require(maxClippedFraction, in: 0...1, "max_clipped_fraction")
+        if (try? speakerExpression()) == nil { v.fail("speaker_pattern", "'\(speakerPattern)' is not a valid regular expression") }
     }
 }
 
@@ -113,10 +140,14 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     public var skipChannels = 64
     public var mixtures = 10
     public var logScaleMin = -7.0
+    /// Width of the speaker embedding when the data names speakers (`data.speaker_pattern`);
+    /// 0 trains without speaker conditioning even then.
+    public var speakerChannels = 16
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case layers, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels"
         case gateChannels = "gate_channels", skipChannels = "skip_channels", mixtures, logScaleMin = "log_scale_min"
+        case speakerChannels = "speaker_channels"
     }
 
     public init() {}
@@ -132,9 +163,11 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.update(&skipChannels, .skipChannels)
         try c.update(&mixtures, .mixtures)
         try c.update(&logScaleMin, .logScaleMin)
+        try c.update(&speakerChannels, .speakerChannels)
     }
 
     func check(_ v: inout RecipeValidator) {
+        v.require(speakerChannels, in: 0...1024, "speaker_channels")
         v.require(layers, in: 1...256, "layers")
         v.require(cycle, in: 1...20, "cycle")
         v.require(kernelSize, in: 2...16, "kernel_size")
@@ -160,10 +193,14 @@ public struct StudentSection: Codable, Equatable, Sendable {
     /// Each flow's log-scale is clamped to [log_scale_min, log_scale_max].
     public var logScaleMin = -7.0
     public var logScaleMax = 2.0
+    /// Width of the speaker embedding (shared by the flows) when the teacher is
+    /// speaker-conditioned; it must then be positive.
+    public var speakerChannels = 16
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels", gateChannels = "gate_channels"
         case skipChannels = "skip_channels", logScaleMin = "log_scale_min", logScaleMax = "log_scale_max"
+        case speakerChannels = "speaker_channels"
     }
 
     public init() {}
@@ -179,9 +216,11 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.update(&skipChannels, .skipChannels)
         try c.update(&logScaleMin, .logScaleMin)
         try c.update(&logScaleMax, .logScaleMax)
+        try c.update(&speakerChannels, .speakerChannels)
     }
 
     func check(_ v: inout RecipeValidator) {
+        v.require(speakerChannels, in: 0...1024, "speaker_channels")
         v.require(skipChannels, in: 1...4096, "skip_channels")
         v.require(logScaleMin, in: -20...0, "log_scale_min")
         v.require(logScaleMax, in: 0...10, "log_scale_max")

@@ -110,6 +110,28 @@ public class RunTrainer {
         }
     }
 
+    /// The rows of a batch's speakers in a model's table `table` (nil for a model without
+    /// speakers); rows without a speaker (padding, masked out) take row 0.
+    static func speakerRows(_ batch: CropBatch, table: [String]) -> [Int]? {
+        guard !table.isEmpty else { return nil }
+        let rows = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($1, $0) })
+        return batch.speakers.map { name in name.flatMap { rows[$0] } ?? 0 }
+    }
+
+    /// Every utterance of a speaker-conditioned model's data must name a speaker it knows.
+    static func checkSpeakers(_ data: TrainingData, known: [String], model: String) throws {
+        let place = data.directory?.path ?? "the data"
+        let known = Set(known)
+        for u in data.train + data.validation {
+            guard let speaker = u.speaker else {
+                throw ParawaveError(place, "utterance \(u.id) names no speaker, but the \(model) is speaker-conditioned")
+            }
+            if !known.contains(speaker) {
+                throw ParawaveError(place, "utterance \(u.id) is by speaker '\(speaker)', whom the \(model) does not know")
+            }
+        }
+    }
+
     /// The mel normalisation kept in the state as `PREFIX.mel_mean` / `PREFIX.mel_std`.
     static func normalisationTensors(prefix: String, mean: [Float], std: [Float]) -> [String: SafeTensors.Tensor] {
         [prefix + ".mel_mean": .init(shape: [mean.count], values: mean), prefix + ".mel_std": .init(shape: [std.count], values: std)]

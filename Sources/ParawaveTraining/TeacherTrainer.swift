@@ -5,13 +5,19 @@ import ParawaveEngine
 import ParawaveModels
 
 extension Recipe {
-    /// The teacher this recipe describes.
-    public var teacherConfig: TeacherConfig {
+    /// The teacher this recipe describes, without speaker conditioning.
+    public var teacherConfig: TeacherConfig { teacherConfig(speakers: []) }
+
+    /// The teacher this recipe describes for data naming `speakers`: conditioned on them
+    /// unless there are none or `teacher.speaker_channels` is 0.
+    public func teacherConfig(speakers: [String]) -> TeacherConfig {
         let t = teacher
+        let conditioned = !speakers.isEmpty && t.speakerChannels > 0
         let stack = WaveNetStackConfig(layers: t.layers, cycle: t.cycle, kernelSize: t.kernelSize, residualChannels: t.residualChannels,
                                        gatedChannels: t.gateChannels / 2, skipChannels: t.skipChannels, conditionChannels: audio.nMels,
-                                       hop: audio.hopLength)
-        return TeacherConfig(stack: stack, mixtures: t.mixtures, bits: audio.bits, logScaleMin: Float(t.logScaleMin), mel: audio.mel)
+                                       hop: audio.hopLength, speakerChannels: conditioned ? t.speakerChannels : 0)
+        return TeacherConfig(stack: stack, mixtures: t.mixtures, bits: audio.bits, logScaleMin: Float(t.logScaleMin), mel: audio.mel,
+                             speakers: conditioned ? speakers : [])
     }
 }
 
@@ -26,7 +32,10 @@ public final class TeacherTrainer: RunTrainer {
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
     public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool) throws {
-        teacher = Teacher(config: recipe.teacherConfig)
+        teacher = Teacher(config: recipe.teacherConfig(speakers: data.speakers))
+        if !teacher.config.speakers.isEmpty {
+            try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher")
+        }
         teacher.initialise(seed: UInt64(recipe.train.seed))
         teacher.melMean = data.melMean
         teacher.melStd = data.melStd
@@ -42,7 +51,7 @@ public final class TeacherTrainer: RunTrainer {
     public func validationLoss() -> Double? { validate()?.first?.1 }
 
     override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
-        teacher.forward(activations, audio: batch.audio, mel: batch.mel)
+        teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers))
         let (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
         teacher.backward(activations, audio: batch.audio, mask: batch.mask, count: count)
         return [("loss", nll), ("bits", nll / M_LN2)]
@@ -51,7 +60,7 @@ public final class TeacherTrainer: RunTrainer {
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
         var sum = 0.0, count = 0
         for batch in batches {
-            teacher.forward(activations, audio: batch.audio, mel: batch.mel)
+            teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers))
             let (nll, n) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
             sum += nll * Double(n)
             count += n

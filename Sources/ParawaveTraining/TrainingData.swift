@@ -10,11 +10,14 @@ public struct TrainingData: Sendable {
         public var audio: [Float]
         /// (n_mels, frames).
         public var mel: Matrix
+        /// The speaker named in the manifest, if any.
+        public var speaker: String?
 
-        public init(id: String, audio: [Float], mel: Matrix) {
+        public init(id: String, audio: [Float], mel: Matrix, speaker: String? = nil) {
             self.id = id
             self.audio = audio
             self.mel = mel
+            self.speaker = speaker
         }
     }
 
@@ -26,6 +29,8 @@ public struct TrainingData: Sendable {
     /// Per-band mean and standard deviation of the training mels (from stats.json).
     public let melMean: [Float]
     public let melStd: [Float]
+    /// The speakers the utterances name, sorted; empty when they name none.
+    public var speakers: [String] { Array(Set((train + validation).compactMap(\.speaker))).sorted() }
 
     /// Utterances already in memory (tests, tools); the normalisation comes from their mels.
     public init(train: [Utterance], validation: [Utterance], audio: MelSettings) {
@@ -58,7 +63,7 @@ public struct TrainingData: Sendable {
                 }
                 let mel = try MelFile.read(directory.file(entry.mel), nMels: audio.nMels)
                 reporter?.advance()
-                return Utterance(id: entry.id, audio: audioFile.samples, mel: mel)
+                return Utterance(id: entry.id, audio: audioFile.samples, mel: mel, speaker: entry.speaker)
             }
         }
         let train = try load(directory.entries(.train))
@@ -85,11 +90,13 @@ public struct TrainingData: Sendable {
     }
 }
 
-/// A batch of crops: audio (B, T), mask (B, T) (1 where a real sample is), mel (B, Cc, F).
+/// A batch of crops: audio (B, T), mask (B, T) (1 where a real sample is), mel (B, Cc, F),
+/// and each row's speaker (nil for rows without one, such as padding).
 public struct CropBatch: Sendable {
     public var audio: [Float]
     public var mask: [Float]
     public var mel: [Float]
+    public var speakers: [String?]
     public var batch: Int, frames: Int, hop: Int
     public var length: Int { frames * hop }
 
@@ -100,6 +107,7 @@ public struct CropBatch: Sendable {
         audio = [Float](repeating: 0, count: batch * frames * hop)
         mask = audio
         mel = [Float](repeating: 0, count: batch * bands * frames)
+        speakers = [String?](repeating: nil, count: batch)
     }
 
     /// Copies `frames` frames of `u` from `startFrame` into row `b`; past the end of the
@@ -107,6 +115,7 @@ public struct CropBatch: Sendable {
     mutating func fill(_ b: Int, from u: TrainingData.Utterance, startFrame: Int, floor: Float) {
         let T = length, C = u.mel.rows
         let first = startFrame * hop
+        speakers[b] = u.speaker
         for t in 0..<T {
             let i = first + t
             let real = i < u.audio.count

@@ -15,8 +15,10 @@ struct RenderCommand: ParsableCommand {
             stays bounded. --mel takes a natural-log Slaney mel \
             .npy of shape (n_mels, frames) made with the model's audio settings (see \
             `parawave mel`, or Tacotron 2 / WaveGlow / HiFi-GAN mels of the same \
-            settings); --wav computes it from audio (copy synthesis). The real-time factor \
-            (render time / audio duration) is printed.
+            settings); --wav computes it from audio (copy synthesis). A speaker-conditioned \
+            model (trained on data prepared with data.speaker_pattern) needs --speaker, one of \
+            the speakers `parawave info` lists for it. The real-time factor (render time / \
+            audio duration) is printed.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Run directory or checkpoint.", valueName: "RUN_OR_CHECKPOINT"))
@@ -43,6 +45,9 @@ struct RenderCommand: ParsableCommand {
     @Option(name: .long, help: "Random seed for sampling.")
     var seed: Int = 1
 
+    @Option(name: .long, help: ArgumentHelp("The speaker to render as (speaker-conditioned models only).", valueName: "NAME"))
+    var speaker: String?
+
     @Option(name: .long, help: ArgumentHelp("Also draw the spectrograms (input and rendered) as a PNG.", valueName: "OUT.png"))
     var png: String?
 
@@ -60,6 +65,7 @@ struct RenderCommand: ParsableCommand {
         case .teacher(let t): (settings, mean, what) = (t.config.mel, t.melMean, "teacher, autoregressive")
         case .student(let s): (settings, mean, what) = (s.config.mel, s.melMean, "student, parallel")
         }
+        let speakerRow = try SpeakerNames.choose(speaker, in: loaded.speakers, model: loaded.role)
         let (input, reference) = try inputMel(settings: settings)
         if input.values.contains(where: { !$0.isFinite }) {
             throw ParawaveError(mel ?? wav!, "the mel holds NaN or infinite values")
@@ -78,18 +84,21 @@ struct RenderCommand: ParsableCommand {
         switch loaded {
         case .teacher(let teacher):
             let generator = TeacherGenerator(teacher: teacher, batch: 1)
-            audio = generator.generate(mels: [input], temperature: temperature, seed: UInt64(seed)) { done, _ in report(done) }[0]
+            audio = generator.generate(mels: [input], speakers: speakerRow.map { [$0] }, temperature: temperature,
+                                       seed: UInt64(seed)) { done, _ in report(done) }[0]
         case .student(let student):
             var generator = SeededGenerator(seed: UInt64(seed))
             let noise = Student.noise(count: samples, generator: &generator).map { $0 * temperature }
-            audio = student.synthesize(mel: input, noise: noise, chunkFrames: chunkFrames, progress: report)
+            audio = student.synthesize(mel: input, noise: noise, speaker: speakerRow, chunkFrames: chunkFrames, progress: report)
         }
         let elapsed = Date().timeIntervalSince(start)
         progress.finish()
         let clipped = audio.map { max(-1, min(1, $0)) }
         try AudioFile.write(Audio(samples: clipped, sampleRate: settings.sampleRate), to: out)
-        print(String(format: "wrote %@: %.2f s at %d Hz in %.2f s (real-time factor %.3f, %.0f samples/s; %@)",
-                     out, seconds, settings.sampleRate, elapsed, elapsed / max(seconds, 1e-9), Double(audio.count) / max(elapsed, 1e-9), what))
+        let voice = speaker.map { "; speaker \($0)" } ?? ""
+        print(String(format: "wrote %@: %.2f s at %d Hz in %.2f s (real-time factor %.3f, %.0f samples/s; %@%@)",
+                     out, seconds, settings.sampleRate, elapsed, elapsed / max(seconds, 1e-9), Double(audio.count) / max(elapsed, 1e-9), what,
+                     voice))
         if let png {
             let rendered = try MelSpectrogram(settings: settings).logMel(clipped)
             var panels = [SpectrogramImage.Panel(title: (wav != nil ? "real: " : "input: ") + ((wav ?? mel!) as NSString).lastPathComponent,

@@ -48,9 +48,10 @@ struct TrainTeacherCommand: ParsableCommand {
         let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: runOptions.resume)
         let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume)
-        let t = recipe.teacherConfig
+        let t = trainer.teacher.config
         print("teacher: \(t.stack.layers) layers, R \(t.stack.residualChannels), G \(t.stack.gatedChannels), S \(t.stack.skipChannels), "
-              + "M \(t.mixtures), \(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples")
+              + "M \(t.mixtures), \(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples"
+              + Self.speakerNote(t.speakers, channels: t.stack.speakerChannels, dataSpeakers: corpus.speakers.count))
         print("data: \(corpus.train.count) training and \(corpus.validation.count) validation utterances; "
               + (runOptions.resume ? "resuming at step \(trainer.step)" : "starting") + " toward \(recipe.train.steps) steps")
         StopSignal.install()
@@ -67,6 +68,14 @@ struct TrainTeacherCommand: ParsableCommand {
         print("run: \(runOptions.runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
               + "training time \(ProgressReporter.clock(outcome.seconds))")
         if outcome.interrupted { throw ExitCode(130) }
+    }
+}
+
+extension TrainTeacherCommand {
+    /// How the model uses the data's speakers, for the summary line.
+    static func speakerNote(_ speakers: [String], channels: Int, dataSpeakers: Int) -> String {
+        if !speakers.isEmpty { return "; conditioned on \(speakers.count) speakers (embedding \(channels))" }
+        return dataSpeakers > 0 ? "; not speaker-conditioned (speaker_channels 0) though the data names \(dataSpeakers) speakers" : ""
     }
 }
 
@@ -144,7 +153,8 @@ struct DistillCommand: ParsableCommand {
         let c = trainer.student.config, d = recipe.distill
         print("student: \(c.flows.count) flows of \(c.flows.map { String($0.layers) }.joined(separator: ", ")) layers, "
               + "R \(c.flows[0].residualChannels), G \(c.flows[0].gatedChannels), \(trainer.student.store.count) parameters; "
-              + "teacher \(teacher) (\(teacherModel.config.stack.layers) layers, M \(teacherModel.config.mixtures))")
+              + "teacher \(teacher) (\(teacherModel.config.stack.layers) layers, M \(teacherModel.config.mixtures))"
+              + (c.speakers.isEmpty ? "" : "; conditioned on the teacher's \(c.speakers.count) speakers (embedding \(c.flows[0].speakerChannels))"))
         print("distillation: \(d.mcSamples) samples per step of time, spectral loss \(d.spectralLoss.kind.rawValue) "
               + "(weight \(d.spectralLoss.weight))" + (d.contrastiveWeight > 0 ? ", contrastive \(d.contrastiveWeight)" : "")
               + "; \(corpus.train.count) training utterances; " + (runOptions.resume ? "resuming at step \(trainer.step)" : "starting")

@@ -8,12 +8,14 @@ import Testing
 
 struct StudentTests {
     static func tinyStudent(flows: [Int] = [2, 3], kernel: Int = 2, cycle: Int = 2, channels: Int = 4, mels: Int = 3, hop: Int = 4,
-                            seed: UInt64 = 11, initialScale: Float = 0.5, outputScale: Float = 1) -> Student {
+                            seed: UInt64 = 11, initialScale: Float = 0.5, outputScale: Float = 1, speakers: [String] = [],
+                            speakerChannels: Int = 3) -> Student {
         let stacks = flows.map {
             WaveNetStackConfig(layers: $0, cycle: cycle, kernelSize: kernel, residualChannels: channels, gatedChannels: channels,
-                               skipChannels: channels, conditionChannels: mels, hop: hop)
+                               skipChannels: channels, conditionChannels: mels, hop: hop, speakerChannels: speakers.isEmpty ? 0 : speakerChannels)
         }
-        let student = Student(config: StudentConfig(flows: stacks, mel: MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels)))
+        let student = Student(config: StudentConfig(flows: stacks,
+                                                    mel: MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels), speakers: speakers))
         student.initialise(seed: seed, initialScale: initialScale, outputScale: outputScale)
         var g = SeededGenerator(seed: seed + 1)
         student.melMean = (0..<mels).map { _ in g.uniformOpen() - 5 }
@@ -100,7 +102,9 @@ struct StudentTests {
     /// against a central finite difference along a direction inside that tensor (the forward
     /// runs in Float32, so element-wise differences drown in rounding; step 1e-2, Richardson
     /// extrapolated). Measured worst: 7e-4 relative; a wrong gradient term gives errors of
-    /// order 1.
+    /// order 1. (The heads' ReLUs and the log-scale clamp make the loss piecewise smooth: a
+    /// check point must keep their inputs farther from the kinks than the step; this one does.
+    /// The speaker terms are checked on the stack, where there is no kink.)
     @Test func gradientsMatchFiniteDifferences() {
         let student = Self.tinyStudent()
         let B = 2, frames = 3, T = frames * 4
@@ -127,6 +131,33 @@ struct StudentTests {
         }
         student.store.setValues(point.map(Float.init))
         #expect(errors.values.max()! < 2e-3, "worst relative error \(errors.max { $0.value < $1.value }!)")
+    }
+
+    /// Speaker conditioning: chunked rendering still equals one pass, each speaker's output
+    /// differs from the others' on the same mel and noise, and the checkpoint keeps the
+    /// speakers and round-trips bit-exactly.
+    @Test func speakerConditioning() throws {
+        let student = Self.tinyStudent(flows: [3, 2], kernel: 3, speakers: ["p225", "p226"], speakerChannels: 4)
+        let frames = 23, hop = 4
+        let mel = Matrix(rows: 3, columns: frames, values: TeacherTests.mel(3, frames, seed: 31))
+        let z = Self.noise(frames * hop, seed: 32)
+        let first = student.synthesize(mel: mel, noise: z, speaker: 0, chunkFrames: frames)
+        let second = student.synthesize(mel: mel, noise: z, speaker: 1, chunkFrames: frames)
+        #expect(zip(first, second).map { abs($0 - $1) }.max()! > 1e-3, "the speaker changes nothing")
+        for chunk in [1, 7] {
+            let chunked = student.synthesize(mel: mel, noise: z, speaker: 1, chunkFrames: chunk)
+            #expect(zip(second, chunked).map { abs($0 - $1) }.max()! <= 1e-6, "chunks of \(chunk)")
+        }
+        let a = student.makeActivations(batch: 2, frames: frames)
+        student.forward(a, noise: z + z, mel: mel.values + mel.values, speakers: [0, 1])
+        #expect(Array(a.output.prefix(frames * hop)) == first && Array(a.output.suffix(frames * hop)) == second,
+                "the training pass differs from the forward-only pass")
+
+        let data = student.checkpoint(values: student.store.valueArray, step: 3).encode()
+        let loaded = try Student.load(try SafeTensors.decode(data), name: "s")
+        #expect(loaded.config.speakers == ["p225", "p226"] && loaded.config == student.config)
+        #expect(loaded.store.valueArray.map(\.bitPattern) == student.store.valueArray.map(\.bitPattern))
+        #expect(loaded.checkpoint(values: loaded.store.valueArray, step: 3).encode() == data)
     }
 
     /// Rendering in chunks (with the context of `chunkContext`) equals one pass over the whole
