@@ -124,7 +124,7 @@ public struct DataSection: Codable, Equatable, Sendable {
         if maxSeconds <= minSeconds { v.fail("max_seconds", "must exceed min_seconds (\(minSeconds))") }
         v.require(previewImages, in: 0...1000, "preview_images")
         v.require(maxClippedFraction, in: 0...1, "max_clipped_fraction")
-        if (try? speakerExpression()) == nil { v.fail("speaker_pattern", "'\(speakerPattern)' is not a valid regular expression") }
+        if !speakerPattern.isEmpty && (try? speakerExpression()) == nil { v.fail("speaker_pattern", "'\(speakerPattern)' is not a valid regular expression") }
     }
 }
 

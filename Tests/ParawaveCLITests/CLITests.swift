@@ -207,6 +207,65 @@ struct CLITests {
                                subject: dir + "/cut.safetensors", problem: "truncated", output: dir + "/x.wav")
     }
 
+    /// A corpus in one folder per speaker, prepared with data.speaker_pattern: the teacher and
+    /// the student are conditioned on its speakers; render needs --speaker, one they know;
+    /// evaluate takes each utterance's speaker from the manifest; a model without speakers
+    /// refuses --speaker.
+    @Test func speakersEndToEnd() throws {
+        let dir = Fixtures.temporaryDirectory()
+        for (i, name) in ["alice", "alice", "alice", "bob", "bob", "bob"].enumerated() {
+            TestWAV.write(TestWAV.speechLike(seconds: 0.5, sampleRate: 8000, pitch: name == "alice" ? 220 + 10 * Double(i) : 110 + 10 * Double(i)),
+                          sampleRate: 8000, to: "\(dir)/corpus/\(name)/u\(i).wav")
+        }
+        TestWAV.write(TestWAV.speechLike(seconds: 0.5, sampleRate: 8000), sampleRate: 8000, to: "\(dir)/corpus/stray.wav")
+        try Self.tinyRecipe.replacingOccurrences(of: "trim_silence: false}", with: "trim_silence: false, speaker_pattern: 'corpus/([^/]+)/'}")
+            .write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let prepared = try CommandRunner.parawave(["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data"])
+        #expect(prepared.status == 0 && prepared.stdout.contains("2 speakers") && prepared.stdout.contains("1 no speaker"),
+                "\(prepared.stdout)\(prepared.stderr)")
+        let entries = try String(contentsOfFile: dir + "/data/manifest.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        #expect(entries.count == 6 && entries.allSatisfy { ($0["id"] as! String).contains($0["speaker"] as! String) })
+
+        let teacher = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/teacher",
+                                                  "--steps", "10", "--set", "teacher.speaker_channels=4"])
+        #expect(teacher.status == 0 && teacher.stdout.contains("conditioned on 2 speakers (embedding 4)"), "\(teacher.stdout)\(teacher.stderr)")
+        let info = try CommandRunner.parawave(["info", dir + "/teacher"])
+        #expect(info.stdout.contains("speaker_embedding") && info.stdout.contains("\"speakers\"") && info.stdout.contains("\"bob\""), "\(info.stdout)")
+        let wav = dir + "/data/audio/" + (entries[0]["id"] as! String) + ".wav"
+        try expectClearFailure(["render", "--model", dir + "/teacher", "--wav", wav, "--out", dir + "/x.wav"],
+                               subject: "--speaker", problem: "name one of its 2 speakers (alice, bob)", output: dir + "/x.wav")
+        try expectClearFailure(["render", "--model", dir + "/teacher", "--wav", wav, "--out", dir + "/x.wav", "--speaker", "carol"],
+                               subject: "speaker 'carol'", problem: "not one of the teacher's speakers: alice, bob", output: dir + "/x.wav")
+        let render = try CommandRunner.parawave(["render", "--model", dir + "/teacher", "--wav", wav, "--out", dir + "/t.wav", "--speaker", "bob"])
+        #expect(render.status == 0 && render.stdout.contains("speaker bob"), "\(render.stderr)")
+
+        let distill = try CommandRunner.parawave(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
+                                                  "--run", dir + "/student", "--steps", "3", "--set", "student.flows=[2, 2]",
+                                                  "--set", "student.residual_channels=8", "--set", "student.gate_channels=16",
+                                                  "--set", "student.skip_channels=8", "--set", "distill.crop=1024", "--set", "distill.mc_samples=2",
+                                                  "--set", "distill.validation_utterances=1"])
+        #expect(distill.status == 0 && distill.stdout.contains("conditioned on the teacher's 2 speakers"), "\(distill.stdout)\(distill.stderr)")
+        let synth = try CommandRunner.parawave(["render", "--model", dir + "/student", "--wav", wav, "--out", dir + "/s.wav", "--speaker", "alice"])
+        #expect(synth.status == 0 && synth.stdout.contains("student, parallel; speaker alice"), "\(synth.stderr)")
+        let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data",
+                                                   "--limit", "2", "--json", dir + "/report.json"])
+        #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        let report = try String(contentsOfFile: dir + "/report.json", encoding: .utf8)
+        #expect(report.contains("\"kl_nats\"") && report.contains("\"nll_bits\""))
+        try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
+                                "--run", dir + "/s2", "--set", "student.speaker_channels=0"],
+                               subject: dir + "/teacher", problem: "needs student.speaker_channels > 0", output: dir + "/s2/model.safetensors")
+
+        let plain = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/plain",
+                                                "--steps", "2", "--set", "teacher.speaker_channels=0"])
+        #expect(plain.status == 0 && plain.stdout.contains("not speaker-conditioned (speaker_channels 0) though the data names 2 speakers"),
+                "\(plain.stdout)\(plain.stderr)")
+        try expectClearFailure(["render", "--model", dir + "/plain", "--wav", wav, "--out", dir + "/x.wav", "--speaker", "bob"],
+                               subject: "speaker 'bob'", problem: "the teacher is not speaker-conditioned", output: dir + "/x.wav")
+    }
+
     /// distill from a teacher run, then render with the student (run directory or its
     /// checkpoint); a teacher that is not one, or a recipe that disagrees with it, is a clear error.
     @Test func distillAndRenderWithAStudent() throws {

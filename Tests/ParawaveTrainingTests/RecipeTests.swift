@@ -82,6 +82,18 @@ struct RecipeTests {
         #expect(message("audio: [1, 2]").contains("audio"))
         #expect(message("audio: {sample_rate: 16000\n").contains("invalid YAML"))
         #expect(message("- a\n- b\n").contains("mapping of sections"))
+        #expect(message("data: {speaker_pattern: 'wav48/(p[0-9]+'}").contains("data.speaker_pattern: 'wav48/(p[0-9]+' is not a valid regular expression"))
+        #expect(message("teacher: {speaker_channels: -1}").contains("teacher.speaker_channels"))
+    }
+
+    /// data.speaker_pattern names a speaker by its first capture group, or the whole match.
+    @Test func speakerPatternFindsTheSpeaker() throws {
+        let vctk = try #require(try Recipe.parse("data: {speaker_pattern: 'wav48/([^/]+)/'}").data.speakerExpression())
+        #expect(DataSection.speaker(in: "/corpora/VCTK/wav48/p225/p225_001.wav", expression: vctk) == "p225")
+        #expect(DataSection.speaker(in: "/corpora/other/x.wav", expression: vctk) == nil)
+        let whole = try #require(try Recipe.parse("data: {speaker_pattern: 'spk[0-9]+'}").data.speakerExpression())
+        #expect(DataSection.speaker(in: "/c/spk12_utt3.wav", expression: whole) == "spk12")
+        #expect(try Recipe().data.speakerExpression() == nil)
     }
 
     @Test func overridesSetAnyKeyAndAreChecked() throws {
