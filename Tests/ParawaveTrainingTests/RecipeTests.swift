@@ -22,15 +22,22 @@ struct RecipeTests {
         #expect(recipe.distill.run.schedule == .cosine && recipe.distill.run.batchSize == 2)
     }
 
-    /// Every shipped recipe loads and validates; demo-long and ljspeech use T-small.
-    @Test(arguments: ["demo", "demo-long", "ljspeech"])
+    /// Every shipped recipe loads and validates; demo-long, ljspeech and vctk use T-small;
+    /// vctk names speakers by folder.
+    @Test(arguments: ["demo", "demo-long", "ljspeech", "vctk"])
     func shippedRecipesLoad(name: String) throws {
         let recipe = try Recipe.load(Fixtures.root.appendingPathComponent("recipes/\(name)/recipe.yaml").path)
         #expect(recipe.teacherConfig.stack.receptiveField > 500)
         if name != "demo" {
             #expect(recipe.teacher.layers == 24 && recipe.teacher.residualChannels == 64 && recipe.teacher.gateChannels == 128)
         }
-        if name == "ljspeech" { #expect(recipe.audio.sampleRate == 22050 && recipe.audio.fMax == 8000) }
+        if name == "ljspeech" || name == "vctk" { #expect(recipe.audio.sampleRate == 22050 && recipe.audio.fMax == 8000) }
+        if name == "vctk" {
+            let pattern = try #require(try recipe.data.speakerExpression())
+            #expect(DataSection.speaker(in: "/data/VCTK-Corpus/wav48/p225/p225_001.wav", expression: pattern) == "p225")
+            #expect(DataSection.speaker(in: "/data/VCTK-Corpus-0.92/wav48_silence_trimmed/s5/s5_001_mic1.flac", expression: pattern) == "s5")
+            #expect(recipe.teacher.speakerChannels == 16 && recipe.student.speakerChannels == 16)
+        }
     }
 
     @Test func trainingKeysAreChecked() {
