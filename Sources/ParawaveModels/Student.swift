@@ -183,7 +183,7 @@ public final class Student: @unchecked Sendable {
         precondition(training || config.flows.allSatisfy { f in
             let g = config.flows[0]
             return f.residualChannels == g.residualChannels && f.gatedChannels == g.gatedChannels && f.skipChannels == g.skipChannels
-                && f.upsampleKernel == g.upsampleKernel
+                && f.upsampleKernel == g.upsampleKernel && f.upsampler == g.upsampler
         }, "shared forward buffers need flows of one width")
         return Activations(student: self, batch: batch, frames: frames, training: training)
     }
@@ -345,7 +345,7 @@ public final class Student: @unchecked Sendable {
     /// unchunked pass: the noise receptive field (plus the upsampler's reach) on the left, the
     /// upsampler's reach on the right.
     public var chunkContext: (left: Int, right: Int) {
-        let hop = config.flows[0].hop, reach = (config.flows.map(\.upsampleKernel).max()! - 1) / 2
+        let hop = config.flows[0].hop, reach = config.flows.map(\.upsampleReach).max()!
         return ((config.receptiveField + reach + hop - 1) / hop, (reach + hop - 1) / hop)
     }
 

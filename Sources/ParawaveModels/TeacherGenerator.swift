@@ -304,24 +304,31 @@ public final class TeacherGenerator: @unchecked Sendable {
     /// [start, start + blockLength); returns how many samples of it are inside the mels.
     func upsampleBlock(normalised: [Float], utterances B: Int, frames F: Int, start: Int) -> Int {
         let stack = teacher.stack, store = teacher.store
-        let conv = stack.upsample
-        let halo = (conv.padding + hop - 1) / hop + 1
+        // Frames beyond the block whose conditioning reaches into it: the window around the
+        // block is upsampled whole and its middle kept, equal to the full-length pass there.
+        let halo = (stack.config.upsampleReach + hop - 1) / hop + 1
         let f0 = start / hop, f1 = min(F, (start + blockLength) / hop)
         guard f1 > f0 else { return 0 }
         let lo = max(0, f0 - halo), hi = min(F, f1 + halo), n = hi - lo
         var window = [Float](repeating: 0, count: C * n)
-        var repeated = [Float](repeating: 0, count: C * n * hop)
-        var upsampled = repeated
+        var repeated = [Float](repeating: 0, count: stack.transposedUpsample == nil ? C * n * hop : 0)
+        var upsampled = [Float](repeating: 0, count: C * n * hop)
         let first = (f0 - lo) * hop, count = (f1 - f0) * hop
+        let weight = UnsafePointer(store.value(stack.upsampleWeight)), bias = UnsafePointer(store.value(stack.upsampleBias))
         for b in 0..<B {
             for c in 0..<C {
                 for f in 0..<n { window[c * n + f] = normalised[(b * C + c) * F + lo + f] }
             }
-            window.withUnsafeBufferPointer { w in
-                repeated.withUnsafeMutableBufferPointer { RepeatUpsample.forward(out: $0.baseAddress!, inp: w.baseAddress!, rows: C, frames: n, hop: hop) }
+            if let transposed = stack.transposedUpsample {
+                upsampled.withUnsafeMutableBufferPointer { u in
+                    transposed.forward(out: u.baseAddress!, inp: window, weight: weight, bias: bias, batch: 1, frames: n)
+                }
+            } else {
+                window.withUnsafeBufferPointer { w in
+                    repeated.withUnsafeMutableBufferPointer { RepeatUpsample.forward(out: $0.baseAddress!, inp: w.baseAddress!, rows: C, frames: n, hop: hop) }
+                }
+                stack.upsample.forward(out: &upsampled, inp: repeated, weight: weight, bias: bias, batch: 1, length: n * hop)
             }
-            conv.forward(out: &upsampled, inp: repeated, weight: store.value(stack.upsampleWeight), bias: store.value(stack.upsampleBias),
-                         batch: 1, length: n * hop)
             for c in 0..<C {
                 upsampled.withUnsafeBufferPointer { u in
                     (upsampledBlock + (b * C + c) * blockLength).update(from: u.baseAddress! + c * n * hop + first, count: count)

@@ -4,6 +4,14 @@ import ParawaveEngine
 
 /// The shape of a WaveNet-like stack (teacher, or one flow of the student).
 public struct WaveNetStackConfig: Codable, Equatable, Sendable {
+    /// How mel frames become per-sample conditioning.
+    public enum Upsampler: String, Codable, CaseIterable, Sendable {
+        /// Each frame repeated `hop` times, then a centred convolution of `upsampleKernel` samples.
+        case nearest = "repeat"
+        /// A transposed convolution of stride `hop` and `upsampleKernel` (= 2 hop) taps.
+        case transposed
+    }
+
     public var layers: Int
     /// Dilation of layer l is 2^(l mod cycle).
     public var cycle: Int
@@ -18,13 +26,15 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
     public var conditionChannels: Int
     /// Samples per conditioning frame.
     public var hop: Int
-    /// Kernel of the centred convolution after the nearest-neighbour upsampling.
+    /// Kernel of the centred convolution after the nearest-neighbour upsampling, or of the
+    /// transposed convolution (in samples).
     public var upsampleKernel: Int = 3
+    public var upsampler: Upsampler = .nearest
     /// E: width of the speaker embedding each layer projects into its gate input (0: none).
     public var speakerChannels: Int = 0
 
     public init(layers: Int, cycle: Int, kernelSize: Int, residualChannels: Int, gatedChannels: Int, skipChannels: Int,
-                conditionChannels: Int, hop: Int, upsampleKernel: Int = 3, speakerChannels: Int = 0) {
+                conditionChannels: Int, hop: Int, upsampleKernel: Int? = nil, upsampler: Upsampler = .nearest, speakerChannels: Int = 0) {
         self.layers = layers
         self.cycle = cycle
         self.kernelSize = kernelSize
@@ -33,13 +43,14 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         self.skipChannels = skipChannels
         self.conditionChannels = conditionChannels
         self.hop = hop
-        self.upsampleKernel = upsampleKernel
+        self.upsampleKernel = upsampleKernel ?? (upsampler == .transposed ? 2 * hop : 3)
+        self.upsampler = upsampler
         self.speakerChannels = speakerChannels
     }
 
     enum CodingKeys: String, CodingKey {
         case layers, cycle, kernelSize, residualChannels, gatedChannels, skipChannels, conditionChannels, hop, upsampleKernel
-        case speakerChannels
+        case speakerChannels, upsampler
     }
 
     /// Decodes a stored config; `speakerChannels` is absent from checkpoints of models without
@@ -56,6 +67,7 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         hop = try c.decode(Int.self, forKey: .hop)
         upsampleKernel = try c.decode(Int.self, forKey: .upsampleKernel)
         speakerChannels = try c.decodeIfPresent(Int.self, forKey: .speakerChannels) ?? 0
+        upsampler = try c.decodeIfPresent(Upsampler.self, forKey: .upsampler) ?? .nearest
     }
 
     /// Encodes the config; `speakerChannels` only when there is speaker conditioning.
@@ -71,12 +83,17 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         try c.encode(hop, forKey: .hop)
         try c.encode(upsampleKernel, forKey: .upsampleKernel)
         if speakerChannels > 0 { try c.encode(speakerChannels, forKey: .speakerChannels) }
+        if upsampler != .nearest { try c.encode(upsampler, forKey: .upsampler) }
     }
 
     public func dilation(_ layer: Int) -> Int { 1 << (layer % cycle) }
 
     /// Samples of the past an output sees: 1 + sum_l (K - 1) d_l.
     public var receptiveField: Int { 1 + (0..<layers).map { (kernelSize - 1) * dilation($0) }.reduce(0, +) }
+
+    /// Samples on either side of a sample whose frames its conditioning can depend on beyond
+    /// the frame's own span.
+    public var upsampleReach: Int { upsampler == .transposed ? upsampleKernel : (upsampleKernel - 1) / 2 }
 
     /// Multiply-adds per output sample of the convolutions (the upsampler excluded).
     public var multiplyAddsPerSample: Int {
@@ -88,6 +105,7 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
 /// A mel-conditioned stack of gated, dilated causal convolution layers (DESIGN.md section 3):
 ///
 ///   c_up = Conv_u(repeat(c, hop))                          (B, Cc, T)
+///          (or with `upsampler: transposed`, ConvTranspose_u(c) with stride hop)
 ///   x_res = Conv1x1_in(x)                                   (B, R, T)
 ///   per layer: h = DilatedCausalConv_K(x_res; d) + Conv1x1_c(c_up) [+ W_g e]   (B, 2G, T)
 ///              z = tanh(h[:G]) * sigmoid(h[G:])              (B, G, T)
@@ -114,6 +132,8 @@ public struct WaveNetStack: Sendable {
     }
 
     let input: Conv1d, upsample: Conv1d
+    /// The transposed-convolution upsampler, when the config asks for it (then `upsample` is unused).
+    let transposedUpsample: TransposedConv1d?
     let inputWeight: ParameterStore.Entry, inputBias: ParameterStore.Entry
     let upsampleWeight: ParameterStore.Entry, upsampleBias: ParameterStore.Entry
     let layers: [Layer]
@@ -127,6 +147,8 @@ public struct WaveNetStack: Sendable {
         inputWeight = store.add("\(prefix).input.weight", shape: [1, R, 1])
         inputBias = store.add("\(prefix).input.bias", shape: [R])
         upsample = Conv1d(inputChannels: C, outputChannels: C, kernelSize: c.upsampleKernel, padding: (c.upsampleKernel - 1) / 2)
+        transposedUpsample = c.upsampler == .transposed
+            ? TransposedConv1d(inputChannels: C, outputChannels: C, stride: c.hop, kernelSize: c.upsampleKernel) : nil
         upsampleWeight = store.add("\(prefix).upsample.weight", shape: [c.upsampleKernel, C, C])
         upsampleBias = store.add("\(prefix).upsample.bias", shape: [C])
         layers = (0..<c.layers).map { l in
@@ -188,8 +210,8 @@ public struct WaveNetStack: Sendable {
             self.training = training
             length = frames * c.hop
             let T = length, R = c.residualChannels, G = c.gatedChannels
-            repeated = [Float](repeating: 0, count: batch * c.conditionChannels * T)
-            conditioned = repeated
+            conditioned = [Float](repeating: 0, count: batch * c.conditionChannels * T)
+            repeated = c.upsampler == .nearest ? conditioned : []
             residual = [Float](repeating: 0, count: (training ? c.layers + 1 : 2) * batch * R * T)
             // Without training, h and z are only held for one time tile of one utterance.
             tile = max(1, min(T, WaveNetStack.forwardTile))
@@ -198,7 +220,7 @@ public struct WaveNetStack: Sendable {
             dGated = training ? gated : []
             dPreGate = training ? [Float](repeating: 0, count: batch * 2 * G * T) : []
             dResidual = training ? [Float](repeating: 0, count: 2 * batch * R * T) : []
-            dConditioned = training ? repeated : []
+            dConditioned = training ? conditioned : []
             skip = [Float](repeating: 0, count: batch * c.skipChannels * T)
             gateBias = [Float](repeating: 0, count: batch * 2 * G)
             dGateBias = training ? gateBias : []
@@ -210,6 +232,22 @@ public struct WaveNetStack: Sendable {
 
     public func makeActivations(batch: Int, frames: Int, training: Bool = true) -> Activations {
         Activations(config: config, batch: batch, frames: frames, training: training)
+    }
+
+    /// c_up (B, Cc, T) into `a.conditioned` from the mel (B, Cc, F).
+    func upsampleForward(_ a: Activations, mel: UnsafePointer<Float>, store: ParameterStore) {
+        let c = config, B = a.batch
+        let weight = UnsafePointer(store.value(upsampleWeight)), bias = UnsafePointer(store.value(upsampleBias))
+        if let transposed = transposedUpsample {
+            a.conditioned.withUnsafeMutableBufferPointer {
+                transposed.forward(out: $0.baseAddress!, inp: mel, weight: weight, bias: bias, batch: B, frames: a.frames)
+            }
+            return
+        }
+        a.repeated.withUnsafeMutableBufferPointer { rep in
+            RepeatUpsample.forward(out: rep.baseAddress!, inp: mel, rows: B * c.conditionChannels, frames: a.frames, hop: c.hop)
+        }
+        upsample.forward(out: &a.conditioned, inp: a.repeated, weight: weight, bias: bias, batch: B, length: a.length)
     }
 
     /// Layer `layer`'s bias of h for each of `batch` utterances into `out` (B, 2G): the dilated
@@ -242,10 +280,7 @@ public struct WaveNetStack: Sendable {
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
-        a.repeated.withUnsafeMutableBufferPointer { rep in
-            RepeatUpsample.forward(out: rep.baseAddress!, inp: mel, rows: B * c.conditionChannels, frames: a.frames, hop: c.hop)
-        }
-        upsample.forward(out: &a.conditioned, inp: a.repeated, weight: w(upsampleWeight), bias: w(upsampleBias), batch: B, length: T)
+        upsampleForward(a, mel: mel, store: store)
         let stride = B * R * T, hStride = B * 2 * G * T
         a.residual.withUnsafeMutableBufferPointer { res in
             a.preGate.withUnsafeMutableBufferPointer { pre in
@@ -285,10 +320,7 @@ public struct WaveNetStack: Sendable {
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
         let tile = a.tile
-        a.repeated.withUnsafeMutableBufferPointer { rep in
-            RepeatUpsample.forward(out: rep.baseAddress!, inp: mel, rows: B * C, frames: a.frames, hop: c.hop)
-        }
-        upsample.forward(out: &a.conditioned, inp: a.repeated, weight: w(upsampleWeight), bias: w(upsampleBias), batch: B, length: T)
+        upsampleForward(a, mel: mel, store: store)
         let stride = B * R * T
         a.residual.withUnsafeMutableBufferPointer { res in
             a.preGate.withUnsafeMutableBufferPointer { hBuffer in
@@ -427,8 +459,15 @@ public struct WaveNetStack: Sendable {
             }
         }
         if weights {
-            upsample.backward(dInp: nil, dWeight: g(upsampleWeight), dBias: g(upsampleBias), dOut: a.dConditioned, inp: a.repeated,
-                              weight: w(upsampleWeight), batch: B, length: T)
+            if let transposed = transposedUpsample {
+                a.dConditioned.withUnsafeBufferPointer { d in
+                    transposed.backward(dInp: nil, dWeight: g(upsampleWeight), dBias: g(upsampleBias), dOut: d.baseAddress!, inp: mel,
+                                        weight: w(upsampleWeight), batch: B, frames: a.frames)
+                }
+            } else {
+                upsample.backward(dInp: nil, dWeight: g(upsampleWeight), dBias: g(upsampleBias), dOut: a.dConditioned, inp: a.repeated,
+                                  weight: w(upsampleWeight), batch: B, length: T)
+            }
         }
     }
 }

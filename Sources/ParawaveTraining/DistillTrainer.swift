@@ -10,7 +10,8 @@ extension Recipe {
         let s = student
         let flows = s.flows.map {
             WaveNetStackConfig(layers: $0, cycle: s.cycle, kernelSize: s.kernelSize, residualChannels: s.residualChannels,
-                               gatedChannels: s.gateChannels / 2, skipChannels: s.skipChannels, conditionChannels: mel.nMels, hop: mel.hopLength)
+                               gatedChannels: s.gateChannels / 2, skipChannels: s.skipChannels, conditionChannels: mel.nMels, hop: mel.hopLength,
+                               upsampler: s.upsampler)
         }
         return StudentConfig(flows: flows, logScaleMin: Float(s.logScaleMin), logScaleMax: Float(s.logScaleMax), mel: mel)
     }

@@ -2,6 +2,7 @@ import Foundation
 import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
+import ParawaveModels
 
 /// `audio:` the signal conventions every model and data directory of a recipe shares.
 public struct AudioSection: Codable, Equatable, Sendable {
@@ -143,11 +144,14 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     /// Width of the speaker embedding when the data names speakers (`data.speaker_pattern`);
     /// 0 trains without speaker conditioning even then.
     public var speakerChannels = 16
+    /// `repeat` (nearest-neighbour repetition, then a 3-sample convolution) or `transposed` (a
+    /// transposed convolution of stride hop_length and 2 x hop_length taps).
+    public var upsampler = WaveNetStackConfig.Upsampler.nearest
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case layers, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels"
         case gateChannels = "gate_channels", skipChannels = "skip_channels", mixtures, logScaleMin = "log_scale_min"
-        case speakerChannels = "speaker_channels"
+        case speakerChannels = "speaker_channels", upsampler
     }
 
     public init() {}
@@ -164,6 +168,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.update(&mixtures, .mixtures)
         try c.update(&logScaleMin, .logScaleMin)
         try c.update(&speakerChannels, .speakerChannels)
+        try c.update(&upsampler, .upsampler)
     }
 
     func check(_ v: inout RecipeValidator) {
@@ -196,11 +201,13 @@ public struct StudentSection: Codable, Equatable, Sendable {
     /// Width of the speaker embedding (shared by the flows) when the teacher is
     /// speaker-conditioned; it must then be positive.
     public var speakerChannels = 16
+    /// Every flow's upsampler: `repeat` or `transposed` (as `teacher.upsampler`).
+    public var upsampler = WaveNetStackConfig.Upsampler.nearest
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels", gateChannels = "gate_channels"
         case skipChannels = "skip_channels", logScaleMin = "log_scale_min", logScaleMax = "log_scale_max"
-        case speakerChannels = "speaker_channels"
+        case speakerChannels = "speaker_channels", upsampler
     }
 
     public init() {}
@@ -217,6 +224,7 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.update(&logScaleMin, .logScaleMin)
         try c.update(&logScaleMax, .logScaleMax)
         try c.update(&speakerChannels, .speakerChannels)
+        try c.update(&upsampler, .upsampler)
     }
 
     func check(_ v: inout RecipeValidator) {

@@ -15,7 +15,7 @@ extension Recipe {
         let conditioned = !speakers.isEmpty && t.speakerChannels > 0
         let stack = WaveNetStackConfig(layers: t.layers, cycle: t.cycle, kernelSize: t.kernelSize, residualChannels: t.residualChannels,
                                        gatedChannels: t.gateChannels / 2, skipChannels: t.skipChannels, conditionChannels: audio.nMels,
-                                       hop: audio.hopLength, speakerChannels: conditioned ? t.speakerChannels : 0)
+                                       hop: audio.hopLength, upsampler: t.upsampler, speakerChannels: conditioned ? t.speakerChannels : 0)
         return TeacherConfig(stack: stack, mixtures: t.mixtures, bits: audio.bits, logScaleMin: Float(t.logScaleMin), mel: audio.mel,
                              speakers: conditioned ? speakers : [])
     }

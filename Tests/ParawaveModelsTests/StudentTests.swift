@@ -9,10 +9,11 @@ import Testing
 struct StudentTests {
     static func tinyStudent(flows: [Int] = [2, 3], kernel: Int = 2, cycle: Int = 2, channels: Int = 4, mels: Int = 3, hop: Int = 4,
                             seed: UInt64 = 11, initialScale: Float = 0.5, outputScale: Float = 1, speakers: [String] = [],
-                            speakerChannels: Int = 3) -> Student {
+                            speakerChannels: Int = 3, upsampler: WaveNetStackConfig.Upsampler = .nearest) -> Student {
         let stacks = flows.map {
             WaveNetStackConfig(layers: $0, cycle: cycle, kernelSize: kernel, residualChannels: channels, gatedChannels: channels,
-                               skipChannels: channels, conditionChannels: mels, hop: hop, speakerChannels: speakers.isEmpty ? 0 : speakerChannels)
+                               skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
+                               speakerChannels: speakers.isEmpty ? 0 : speakerChannels)
         }
         let student = Student(config: StudentConfig(flows: stacks,
                                                     mel: MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels), speakers: speakers))
@@ -161,9 +162,10 @@ struct StudentTests {
     }
 
     /// Rendering in chunks (with the context of `chunkContext`) equals one pass over the whole
-    /// utterance, for chunk sizes that do and do not divide the length.
-    @Test func chunkedSynthesisEqualsOnePass() {
-        let student = Self.tinyStudent(flows: [3, 2, 2], kernel: 3)
+    /// utterance, for chunk sizes that do and do not divide the length, with either upsampler.
+    @Test(arguments: [WaveNetStackConfig.Upsampler.nearest, .transposed])
+    func chunkedSynthesisEqualsOnePass(upsampler: WaveNetStackConfig.Upsampler) {
+        let student = Self.tinyStudent(flows: [3, 2, 2], kernel: 3, upsampler: upsampler)
         let frames = 41, hop = 4
         let mel = Matrix(rows: 3, columns: frames, values: TeacherTests.mel(3, frames, seed: 13))
         let z = Self.noise(frames * hop, seed: 14)

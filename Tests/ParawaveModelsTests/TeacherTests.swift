@@ -8,9 +8,11 @@ import Testing
 
 struct TeacherTests {
     static func tinyTeacher(layers: Int = 3, kernel: Int = 3, cycle: Int = 2, channels: Int = 6, mixtures: Int = 3, mels: Int = 5,
-                            hop: Int = 8, bits: Int = 16, seed: UInt64 = 7, speakers: [String] = []) -> Teacher {
+                            hop: Int = 8, bits: Int = 16, seed: UInt64 = 7, speakers: [String] = [],
+                            upsampler: WaveNetStackConfig.Upsampler = .nearest) -> Teacher {
         let stack = WaveNetStackConfig(layers: layers, cycle: cycle, kernelSize: kernel, residualChannels: channels, gatedChannels: channels,
-                                       skipChannels: channels, conditionChannels: mels, hop: hop, speakerChannels: speakers.isEmpty ? 0 : 3)
+                                       skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
+                                       speakerChannels: speakers.isEmpty ? 0 : 3)
         let mel = MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels)
         let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: mixtures, bits: bits, mel: mel, speakers: speakers))
         teacher.initialise(seed: seed)
@@ -79,12 +81,13 @@ struct TeacherTests {
     /// parameters to 1e-5 (relative to max(1, |value|)), for a batch of utterances of different
     /// lengths, across several conditioning blocks, with dilations up to 8 and kernel 3, on one
     /// worker and on two (rows split between them).
-    /// With speaker conditioning the utterances are by different speakers.
-    @Test(arguments: [(1, false), (2, false), (2, true)])
-    func incrementalEqualsParallel(threads: Int, speakers: Bool) {
+    /// With speaker conditioning the utterances are by different speakers; the last case
+    /// upsamples with a transposed convolution (whose reach crosses the blocks).
+    @Test(arguments: [(1, false, false), (2, false, false), (2, true, false), (2, false, true)])
+    func incrementalEqualsParallel(threads: Int, speakers: Bool, transposed: Bool) {
         let hop = 8
         let teacher = Self.tinyTeacher(layers: 4, kernel: 3, cycle: 4, channels: 8, mixtures: 3, mels: 5, hop: hop,
-                                       speakers: speakers ? ["x", "y", "z"] : [])
+                                       speakers: speakers ? ["x", "y", "z"] : [], upsampler: transposed ? .transposed : .nearest)
         let who = speakers ? [2, 1] : nil
         let frameCounts = [9, 6]
         let mels = frameCounts.enumerated().map { i, f in Matrix(rows: 5, columns: f, values: Self.mel(5, f, seed: UInt64(10 + i))) }

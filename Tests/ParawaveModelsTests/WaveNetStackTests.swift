@@ -45,16 +45,23 @@ struct WaveNetStackTests {
         expectClose(dX, file.tensors["grad.x"]!.values, "gradient of x")
     }
 
-    /// Speaker conditioning: every parameter's gradient (the per-layer projections W_g
-    /// included), the gradient with respect to the speaker embeddings and to x, against central
+    /// Speaker conditioning, and the transposed-convolution upsampler: every parameter's
+    /// gradient (the per-layer projections W_g and the upsampler included), the gradient with
+    /// respect to the speaker embeddings and to x, against central
     /// finite differences along a direction per tensor (Float32 forward, step 1e-2, Richardson
     /// extrapolated; L = sum(skip * proj) is smooth). And the forward-only pass (time tiles)
     /// equals the training pass bit for bit.
-    @Test func speakerConditioningGradients() {
+    @Test(arguments: [WaveNetStackConfig.Upsampler.nearest, .transposed])
+    func speakerConditioningGradients(upsampler: WaveNetStackConfig.Upsampler) {
         let config = WaveNetStackConfig(layers: 3, cycle: 3, kernelSize: 3, residualChannels: 5, gatedChannels: 4, skipChannels: 6,
-                                        conditionChannels: 3, hop: 4, speakerChannels: 3)
+                                        conditionChannels: 3, hop: 4, upsampler: upsampler, speakerChannels: 3)
         let store = ParameterStore()
         let stack = WaveNetStack(config: config, prefix: "s", store: store)
+        #expect(store.entry("s.upsample.weight")?.shape == [upsampler == .transposed ? 8 : 3, 3, 3])
+        // The config round-trips through its JSON (checkpoints store it so).
+        let json = try! JSONEncoder().encode(config)
+        #expect(try! JSONDecoder().decode(WaveNetStackConfig.self, from: json) == config)
+        #expect(String(decoding: json, as: UTF8.self).contains("transposed") == (upsampler == .transposed))
         #expect(store.entry("s.layers.2.speaker.weight")?.shape == [1, 8, 3])
         var generator = SeededGenerator(seed: 5)
         stack.initialise(store, generator: &generator)

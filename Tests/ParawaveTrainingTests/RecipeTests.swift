@@ -91,6 +91,7 @@ struct RecipeTests {
         #expect(message("- a\n- b\n").contains("mapping of sections"))
         #expect(message("data: {speaker_pattern: 'wav48/(p[0-9]+'}").contains("data.speaker_pattern: 'wav48/(p[0-9]+' is not a valid regular expression"))
         #expect(message("teacher: {speaker_channels: -1}").contains("teacher.speaker_channels"))
+        #expect(message("student: {upsampler: transpose}").contains("student.upsampler"))
     }
 
     /// data.speaker_pattern names a speaker by its first capture group, or the whole match.
@@ -104,8 +105,11 @@ struct RecipeTests {
     }
 
     @Test func overridesSetAnyKeyAndAreChecked() throws {
-        let recipe = try Recipe.parse("train: {steps: 5}", overrides: ["train.steps=7", "teacher.layers=3", "distill.spectral_loss.kind=magnitude"])
+        let recipe = try Recipe.parse("train: {steps: 5}", overrides: ["train.steps=7", "teacher.layers=3", "distill.spectral_loss.kind=magnitude",
+                                                                     "teacher.upsampler=transposed"])
         #expect(recipe.train.steps == 7 && recipe.teacher.layers == 3 && recipe.distill.spectralLoss.kind == .magnitude)
+        #expect(recipe.teacherConfig.stack.upsampler == .transposed && recipe.teacherConfig.stack.upsampleKernel == 2 * recipe.audio.hopLength)
+        #expect(recipe.studentConfig(mel: recipe.audio.mel).flows[0].upsampler == .nearest)
         #expect(message("", overrides: ["train.stpes=1"]).contains("train.stpes: unknown key"))
         #expect(message("", overrides: ["steps"]).contains("expected section.key=value"))
         #expect(message("", overrides: ["train.steps=-1"]).contains("train.steps"))
