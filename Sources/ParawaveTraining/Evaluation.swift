@@ -21,7 +21,7 @@ public final class Evaluator {
         /// Seeds the teacher's sampling and the student's noise (utterance i uses seed + i).
         public var seed: UInt64 = 1
         /// A student renders in chunks of this many frames.
-        public var chunkFrames = 128
+        public var chunkFrames = Student.defaultChunkFrames
         public var griffinLimIterations = 32
         /// Sampling temperature: scales a teacher's logistic scales and a student's noise.
         public var temperature: Float = 1

@@ -161,16 +161,13 @@ struct Bench {
         let mel = Matrix(rows: 80, columns: frames, values: (0..<(80 * frames)).map { _ in rng.normal() - 4 })
         let noise = Student.noise(count: frames * 256, generator: &rng)
         let macs = Double(student.config.multiplyAddsPerSample)
-        let defaultTile = WaveNetStack.forwardTile
-        // The forward-only pass's time tile: the default, then others for comparison.
-        for (chunk, tile) in [(128, defaultTile), (frames, defaultTile), (128, 1 << 30), (frames, 1 << 30)] {
-            WaveNetStack.forwardTile = tile
+        // render's chunk sizes: each chunk recomputes the flows' receptive field on its left.
+        for chunk in [128, 256, 512, frames] {
             let seconds = time(runs: 3) { _ = student.synthesize(mel: mel, noise: noise, chunkFrames: chunk) }
             let gflops = 2 * macs * samples / seconds / 1e9
-            print(String(format: "synthesize S-small 10 s batch 1 chunks of %3d frames, tile %@  %9.0f samples/s  (%.2fx real time)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
-                         chunk, tile >= 1 << 30 ? "none" : String(tile), samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
+            print(String(format: "synthesize S-small 10 s batch 1 chunks of %3d frames  %9.0f samples/s  (%.2fx real time)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
+                         chunk, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
         }
-        WaveNetStack.forwardTile = defaultTile
         print(String(format: "synthesize S-small: %.3f M multiply-adds per sample, receptive field %d samples", macs / 1e6,
                      student.config.receptiveField))
     }

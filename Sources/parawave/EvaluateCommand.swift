@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParawaveCore
+import ParawaveModels
 import ParawaveTraining
 
 struct EvaluateCommand: ParsableCommand {
@@ -48,7 +49,7 @@ struct EvaluateCommand: ParsableCommand {
     var teacher: String?
 
     @Option(name: .long, help: "A student renders in chunks of this many frames.")
-    var chunkFrames: Int = 128
+    var chunkFrames: Int = Student.defaultChunkFrames
 
     @Option(name: .long, help: "Sampling temperature: scales a teacher's logistic scales, or a student's input noise.")
     var temperature: Float = 1

@@ -40,7 +40,7 @@ struct RenderCommand: ParsableCommand {
     var temperature: Float = 1
 
     @Option(name: .long, help: "A student renders in chunks of this many frames (with enough overlap that the output equals one pass).")
-    var chunkFrames: Int = 128
+    var chunkFrames: Int = Student.defaultChunkFrames
 
     @Option(name: .long, help: "Random seed for sampling.")
     var seed: Int = 1
