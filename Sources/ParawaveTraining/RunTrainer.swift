@@ -105,7 +105,7 @@ public class RunTrainer {
             throw ParawaveError(path, "has no readable \(what) config")
         }
         if saved != expected {
-            throw ParawaveError(path, "was trained with a different \(what) or audio configuration than the recipe's; "
+            throw ParawaveError(path, "was trained with a different \(what), audio or speaker configuration than the recipe and data give; "
                                 + "resume with the run's own recipe.yaml (the default) or start a new run")
         }
     }

@@ -12,7 +12,10 @@ struct PrepareCommand: ParsableCommand {
             computes log-mels and writes OUT/manifest.jsonl, OUT/audio/*.wav, OUT/mel/*.npy, \
             OUT/stats.json, OUT/prepare.json and preview spectrograms in OUT/png/. With no \
             CORPUS_DIR the recipe's data.sources are used. Unreadable files are reported \
-            and skipped.
+            and skipped. With data.speaker_pattern (a regular expression searched in each \
+            file's path; its first group names the speaker, e.g. 'wav48[^/]*/([^/]+)/' for \
+            VCTK) every utterance records its speaker, for speaker-conditioned models; files \
+            it does not match are skipped.
             """)
 
     @Argument(help: ArgumentHelp("Corpus folders or audio files (default: the recipe's data.sources).", valueName: "CORPUS_DIR"))
