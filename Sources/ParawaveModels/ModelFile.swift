@@ -75,8 +75,12 @@ public enum SpeakerNames {
             throw ParawaveError("speaker '\(name)'", "the \(model) is not speaker-conditioned; leave the speaker out")
         }
         if let i = speakers.firstIndex(of: name) { return i }
-        let shown = speakers.prefix(12).joined(separator: ", ") + (speakers.count > 12 ? ", ... (\(speakers.count) in all)" : "")
-        throw ParawaveError("speaker '\(name)'", "not one of the \(model)'s speakers: \(shown)")
+        throw ParawaveError("speaker '\(name)'", "not one of the \(model)'s speakers: \(listing(speakers))")
+    }
+
+    /// Up to 12 names, then how many there are in all.
+    static func listing(_ speakers: [String]) -> String {
+        speakers.prefix(12).joined(separator: ", ") + (speakers.count > 12 ? ", ... (\(speakers.count) in all)" : "")
     }
 
     /// The speakers to render with: `name` looked up when given; a speaker-conditioned model
@@ -84,8 +88,7 @@ public enum SpeakerNames {
     public static func choose(_ name: String?, in speakers: [String], model: String) throws -> Int? {
         if let name { return try index(of: name, in: speakers, model: model) }
         guard speakers.isEmpty else {
-            let shown = speakers.prefix(12).joined(separator: ", ") + (speakers.count > 12 ? ", ..." : "")
-            throw ParawaveError("--speaker", "the \(model) is speaker-conditioned; name one of its \(speakers.count) speakers (\(shown))")
+            throw ParawaveError("--speaker", "the \(model) is speaker-conditioned; name one of its \(speakers.count) speakers (\(listing(speakers)))")
         }
         return nil
     }

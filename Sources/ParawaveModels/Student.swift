@@ -193,13 +193,8 @@ public final class Student: @unchecked Sendable {
     /// speaker-conditioned student needs `speakers`, one row of its table per utterance.
     public func forward(_ a: Activations, noise z: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil) {
         let B = a.batch, T = a.length, n = B * T
-        if let speakerTable {
-            guard let speakers, speakers.count == B else { preconditionFailure("a speaker-conditioned student needs one speaker per utterance") }
-            a.speakers = speakers
-            speakerTable.gather(speakers, store: store, into: &a.speakerVectors)
-        } else {
-            precondition(speakers == nil, "this student is not speaker-conditioned")
-        }
+        SpeakerTable.embed(speakers, table: speakerTable, batch: B, store: store, into: &a.speakerVectors, model: "student")
+        a.speakers = speakers ?? []
         let low = config.logScaleMin, high = config.logScaleMax
         a.mel.withUnsafeMutableBufferPointer {
             MelNormalisation.apply(mel, into: $0.baseAddress!, mean: melMean, std: melStd, batch: B, frames: a.frames)

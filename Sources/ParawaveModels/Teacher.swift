@@ -72,6 +72,17 @@ struct SpeakerTable: Sendable {
         store.initUniform(entry, bound: Float(3).squareRoot(), generator: &generator)
     }
 
+    /// The embeddings (B, E) of a batch's speakers into `out`, for a model whose table is
+    /// `table` (nil: the model is not speaker-conditioned, and `speakers` must be nil too).
+    static func embed(_ speakers: [Int]?, table: SpeakerTable?, batch: Int, store: ParameterStore, into out: inout [Float], model: String) {
+        guard let table else {
+            precondition(speakers == nil, "this \(model) is not speaker-conditioned")
+            return
+        }
+        guard let speakers, speakers.count == batch else { preconditionFailure("a speaker-conditioned \(model) needs one speaker per utterance") }
+        table.gather(speakers, store: store, into: &out)
+    }
+
     /// Rows of `speakers` into `out` (B, E).
     func gather(_ speakers: [Int], store: ParameterStore, into out: inout [Float]) {
         let table = store.value(entry)
@@ -208,13 +219,8 @@ public final class Teacher: @unchecked Sendable {
 
     /// Keeps the batch's speakers and gathers their embeddings.
     func setSpeakers(_ a: Activations, _ speakers: [Int]?) {
-        guard let speakerTable else {
-            precondition(speakers == nil, "this teacher is not speaker-conditioned")
-            return
-        }
-        guard let speakers, speakers.count == a.batch else { preconditionFailure("a speaker-conditioned teacher needs one speaker per utterance") }
-        a.speakers = speakers
-        speakerTable.gather(speakers, store: store, into: &a.speakerVectors)
+        SpeakerTable.embed(speakers, table: speakerTable, batch: a.batch, store: store, into: &a.speakerVectors, model: "teacher")
+        a.speakers = speakers ?? []
     }
 
     func forwardHead(_ a: Activations) {

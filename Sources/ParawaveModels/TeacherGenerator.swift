@@ -276,14 +276,8 @@ public final class TeacherGenerator: @unchecked Sendable {
     /// Every layer's bias of h per utterance, from the stack (with the speakers' terms).
     func setBiases(utterances B: Int, speakers: [Int]?) {
         let H = 2 * G, LH = L * H
-        var embeddings: [Float] = []
-        if let table = teacher.speakerTable {
-            guard let speakers, speakers.count == B else { preconditionFailure("a speaker-conditioned teacher needs one speaker per utterance") }
-            embeddings = [Float](repeating: 0, count: B * table.channels)
-            table.gather(speakers, store: teacher.store, into: &embeddings)
-        } else {
-            precondition(speakers == nil, "this teacher is not speaker-conditioned")
-        }
+        var embeddings = [Float](repeating: 0, count: B * teacher.config.stack.speakerChannels)
+        SpeakerTable.embed(speakers, table: teacher.speakerTable, batch: B, store: teacher.store, into: &embeddings, model: "teacher")
         var layerBias = [Float](repeating: 0, count: B * H)
         embeddings.withUnsafeBufferPointer { e in
             layerBias.withUnsafeMutableBufferPointer { bias in
