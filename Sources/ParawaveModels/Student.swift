@@ -220,7 +220,7 @@ public final class Student: @unchecked Sendable {
                             a.mel.withUnsafeBufferPointer { m in
                                 a.speakerVectors.withUnsafeBufferPointer { e in
                                     flows[k].forward(stackActivations, x: inp.baseAddress!, mel: m.baseAddress!,
-                                                     speaker: speakerTable == nil ? nil : e.baseAddress!, store: store)
+                                                     speaker: e.baseAddress, store: store)
                                 }
                             }
                         }
@@ -315,8 +315,8 @@ public final class Student: @unchecked Sendable {
                             a.speakerVectors.withUnsafeBufferPointer { e in
                                 a.dSpeakerVectors.withUnsafeMutableBufferPointer { de in
                                     flows[k].backward(a.flows[k], dSkip: ds.baseAddress!, dX: di.baseAddress!, x: inp.baseAddress!,
-                                                      mel: m.baseAddress!, speaker: speakerTable == nil ? nil : e.baseAddress!,
-                                                      dSpeaker: speakerTable == nil ? nil : de.baseAddress!, store: store)
+                                                      mel: m.baseAddress!, speaker: e.baseAddress,
+                                                      dSpeaker: de.baseAddress, store: store)
                                 }
                             }
                         }

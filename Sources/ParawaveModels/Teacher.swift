@@ -209,7 +209,7 @@ public final class Teacher: @unchecked Sendable {
         a.input.withUnsafeBufferPointer { inp in
             a.mel.withUnsafeBufferPointer { m in
                 a.speakerVectors.withUnsafeBufferPointer { e in
-                    stack.forward(a.stack, x: inp.baseAddress!, mel: m.baseAddress!, speaker: speakerTable == nil ? nil : e.baseAddress!,
+                    stack.forward(a.stack, x: inp.baseAddress!, mel: m.baseAddress!, speaker: e.baseAddress,
                                   store: store)
                 }
             }
@@ -283,15 +283,15 @@ public final class Teacher: @unchecked Sendable {
                               batch: a.batch, length: a.length, weights: weights)
             }
         }
-        if speakerTable != nil { a.dSpeakerVectors.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        a.dSpeakerVectors.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         a.input.withUnsafeBufferPointer { inp in
             a.mel.withUnsafeBufferPointer { m in
                 a.dSkip.withUnsafeBufferPointer { ds in
                     a.speakerVectors.withUnsafeBufferPointer { e in
                         a.dSpeakerVectors.withUnsafeMutableBufferPointer { de in
                             stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!,
-                                           speaker: speakerTable == nil ? nil : e.baseAddress!,
-                                           dSpeaker: speakerTable == nil ? nil : de.baseAddress!, store: store, weights: weights)
+                                           speaker: e.baseAddress,
+                                           dSpeaker: de.baseAddress, store: store, weights: weights)
                         }
                     }
                 }

@@ -308,20 +308,14 @@ public final class TeacherGenerator: @unchecked Sendable {
         var repeated = [Float](repeating: 0, count: stack.transposedUpsample == nil ? C * n * hop : 0)
         var upsampled = [Float](repeating: 0, count: C * n * hop)
         let first = (f0 - lo) * hop, count = (f1 - f0) * hop
-        let weight = UnsafePointer(store.value(stack.upsampleWeight)), bias = UnsafePointer(store.value(stack.upsampleBias))
         for b in 0..<B {
             for c in 0..<C {
                 for f in 0..<n { window[c * n + f] = normalised[(b * C + c) * F + lo + f] }
             }
-            if let transposed = stack.transposedUpsample {
-                upsampled.withUnsafeMutableBufferPointer { u in
-                    transposed.forward(out: u.baseAddress!, inp: window, weight: weight, bias: bias, batch: 1, frames: n)
+            upsampled.withUnsafeMutableBufferPointer { u in
+                repeated.withUnsafeMutableBufferPointer { r in
+                    stack.upsample(mel: window, batch: 1, frames: n, into: u.baseAddress!, repeated: r.baseAddress, store: store)
                 }
-            } else {
-                window.withUnsafeBufferPointer { w in
-                    repeated.withUnsafeMutableBufferPointer { RepeatUpsample.forward(out: $0.baseAddress!, inp: w.baseAddress!, rows: C, frames: n, hop: hop) }
-                }
-                stack.upsample.forward(out: &upsampled, inp: repeated, weight: weight, bias: bias, batch: 1, length: n * hop)
             }
             for c in 0..<C {
                 upsampled.withUnsafeBufferPointer { u in

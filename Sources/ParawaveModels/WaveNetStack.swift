@@ -53,8 +53,8 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         case speakerChannels, upsampler
     }
 
-    /// Decodes a stored config; `speakerChannels` is absent from checkpoints of models without
-    /// speaker conditioning written before it existed.
+    /// Decodes a stored config; `speakerChannels` and `upsampler` are absent from configs
+    /// that use neither (and from checkpoints written before they existed).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         layers = try c.decode(Int.self, forKey: .layers)
@@ -70,7 +70,9 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         upsampler = try c.decodeIfPresent(Upsampler.self, forKey: .upsampler) ?? .nearest
     }
 
-    /// Encodes the config; `speakerChannels` only when there is speaker conditioning.
+    /// Encodes the config; `speakerChannels` and `upsampler` only when they differ from the
+    /// defaults, so configs without them stay as they were written before (the distillation
+    /// state compares its teacher's config text).
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(layers, forKey: .layers)
@@ -236,18 +238,26 @@ public struct WaveNetStack: Sendable {
 
     /// c_up (B, Cc, T) into `a.conditioned` from the mel (B, Cc, F).
     func upsampleForward(_ a: Activations, mel: UnsafePointer<Float>, store: ParameterStore) {
-        let c = config, B = a.batch
+        a.conditioned.withUnsafeMutableBufferPointer { out in
+            a.repeated.withUnsafeMutableBufferPointer { repeated in
+                upsample(mel: mel, batch: a.batch, frames: a.frames, into: out.baseAddress!, repeated: repeated.baseAddress, store: store)
+            }
+        }
+    }
+
+    /// c_up (B, Cc, F * hop) into `out` from the mel (B, Cc, F). `repeated`, scratch of the
+    /// same size, is needed by the nearest upsampler only.
+    func upsample(mel: UnsafePointer<Float>, batch B: Int, frames F: Int, into out: UnsafeMutablePointer<Float>,
+                  repeated: UnsafeMutablePointer<Float>?, store: ParameterStore) {
+        let c = config
         let weight = UnsafePointer(store.value(upsampleWeight)), bias = UnsafePointer(store.value(upsampleBias))
         if let transposed = transposedUpsample {
-            a.conditioned.withUnsafeMutableBufferPointer {
-                transposed.forward(out: $0.baseAddress!, inp: mel, weight: weight, bias: bias, batch: B, frames: a.frames)
-            }
+            transposed.forward(out: out, inp: mel, weight: weight, bias: bias, batch: B, frames: F)
             return
         }
-        a.repeated.withUnsafeMutableBufferPointer { rep in
-            RepeatUpsample.forward(out: rep.baseAddress!, inp: mel, rows: B * c.conditionChannels, frames: a.frames, hop: c.hop)
-        }
-        upsample.forward(out: &a.conditioned, inp: a.repeated, weight: weight, bias: bias, batch: B, length: a.length)
+        guard let repeated else { preconditionFailure("the nearest upsampler needs scratch") }
+        RepeatUpsample.forward(out: repeated, inp: mel, rows: B * c.conditionChannels, frames: F, hop: c.hop)
+        upsample.forward(out: out, inp: repeated, weight: weight, bias: bias, batch: B, length: F * c.hop)
     }
 
     /// Layer `layer`'s bias of h for each of `batch` utterances into `out` (B, 2G): the dilated

@@ -48,9 +48,6 @@ public struct DataDirectory: Sendable {
 
     public func entries(_ split: ManifestEntry.Split) -> [ManifestEntry] { entries.filter { $0.split == split } }
 
-    /// The speakers named in the manifest, sorted (empty when it names none).
-    public var speakers: [String] { Array(Set(entries.compactMap(\.speaker))).sorted() }
-
     /// The mel settings the data was prepared with (`prepare.json`), or nil when that file is
     /// missing or unreadable.
     public var preparedSettings: MelSettings? {
