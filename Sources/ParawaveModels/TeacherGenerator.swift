@@ -13,96 +13,163 @@ import Synchronization
 /// layer is computed ahead in blocks of samples with one large product (all layers'
 /// conditioning weights stacked), so the per-sample work touches only the recurrent part.
 /// All state is (batch, channels) with an utterance's vector contiguous, allocated once.
+///
+/// Every layer's gate channels are in two groups. A group has its own rows of h, its gate,
+/// and its skip/residual product over its own channels only (a partial sum of every output
+/// row); the two partial sums are added in a fixed order, so the result does not depend on
+/// how many workers run. With two workers each owns one group and its own copy of the
+/// residual stream (to which it adds both partial sums), so they meet L + 1 times per sample.
 public final class TeacherGenerator: @unchecked Sendable {
     public let teacher: Teacher
     public let batch: Int
     let L: Int, K: Int, R: Int, G: Int, S: Int, C: Int, M: Int, hop: Int
     /// Samples per block of precomputed conditioning.
     let blockLength: Int
-
-    // Packed weights, then state: all allocated once, freed in deinit.
-    let inputWeight, inputBias: UnsafeMutablePointer<Float>
-    /// (L, 2G, K*R): tap k's (2G x R) matrix in columns [kR, (k+1)R).
-    let dilated: UnsafeMutablePointer<Float>
-    /// (L*2G, Cc) every layer's conditioning weights stacked, and per utterance (B, L*2G) the
-    /// layers' biases of h (the dilated convolutions' biases, plus the speaker's term).
-    let condition, conditionBias: UnsafeMutablePointer<Float>
-    /// (L, S+R, G) skip then residual weights, and (L, S+R) biases.
-    let skipResidual, skipResidualBias: UnsafeMutablePointer<Float>
-    let head1, head1Bias, head2, head2Bias: UnsafeMutablePointer<Float>
-    /// Per layer a ring of (K-1)d + 1 slots of (B, R).
-    let rings: [UnsafeMutablePointer<Float>]
-    let ringSlots: [Int]
-    let preGate, gated, skipResidualOut, skip, hiddenA, hiddenB, params, current: UnsafeMutablePointer<Float>
-    /// Conditioning of the current block: per utterance (blockLength, L*2G), and the
-    /// upsampled mel it comes from, (B, Cc, blockLength).
-    let conditionBlock, upsampledBlock: UnsafeMutablePointer<Float>
     /// Workers of the per-sample loop (1 or 2).
     public let threads: Int
-    private var allocations: [(UnsafeMutablePointer<Float>, Int)] = []
+    /// How the per-sample weights (taps, skip/residual and head) are stored: as asked, except
+    /// that a teacher with a weight beyond Float16's range (65504) keeps Float32.
+    public let precision: PackedMatrix.Precision
+    /// The groups of gate channels, and the groups each worker owns.
+    let channels: [Range<Int>]
+    let groupsOfWorker: [[Int]]
 
-    deinit { for (p, _) in allocations { p.deallocate() } }
+    // Weights, then state: all allocated once.
+    let inputWeight, inputBias: [Float]
+    /// Per layer and group: the rows of h for the group's channels (tanh rows, then sigmoid
+    /// rows) with tap k's columns in [kR, (k+1)R): (2n x KR).
+    let dilated: [[PackedMatrix]]
+    /// Per layer and group: the skip and residual weights stacked, restricted to the
+    /// group's channels: (S+R x n).
+    let skipResidual: [[PackedMatrix]]
+    /// (L, R) residual biases, and the sum over layers of the skip biases (S).
+    let residualBias, skipBiasSum: UnsafeMutablePointer<Float>
+    /// (L*2G, Cc) every layer's conditioning weights stacked, rows in the order of h's rows
+    /// as the groups hold them (group 0's tanh rows, its sigmoid rows, then group 1's), and
+    /// per utterance (B, L*2G) the layers' biases of h in the same order (the dilated
+    /// convolutions' biases, plus the speaker's term).
+    let condition, conditionBias: UnsafeMutablePointer<Float>
+    /// For each position of that order, the row of h it holds.
+    let rowOrder: [Int]
+    let head1, head2: PackedMatrix
+    let head1Bias, head2Bias: [Float]
+    /// Per worker: per layer a ring of (K-1)d + 1 slots of (B, R), the residual stream
+    /// (B, R) and the inputs of the taps. Per group: h and z for its channels, (B, 2n) and
+    /// (B, n), and the partial skip/residual sums by layer parity, (2, B, S+R).
+    let rings: [[UnsafeMutablePointer<Float>]]
+    let ringSlots: [Int]
+    let currents, preGates, gateds, partials: [UnsafeMutablePointer<Float>]
+    let taps: [UnsafeMutablePointer<UnsafePointer<Float>>]
+    let skip, hiddenA, hiddenB, params: UnsafeMutablePointer<Float>
+    /// Conditioning of a block: per utterance (blockLength, L*2G); two of them when one worker
+    /// runs and a spare core computes the next block meanwhile. And the upsampled mel it
+    /// comes from, (B, Cc, blockLength).
+    let conditionBlocks: [UnsafeMutablePointer<Float>]
+    let upsampledBlock: UnsafeMutablePointer<Float>
+    private let allocations: [UnsafeMutablePointer<Float>]
+    private let tapAllocations: [UnsafeMutablePointer<UnsafePointer<Float>>]
 
-    /// `blockFrames`: mel frames of conditioning computed ahead at a time (default 2048 samples'
-    /// worth); `threads`: workers of the per-sample loop (default: 2 when there are 2 cores).
-    public init(teacher: Teacher, batch: Int, blockFrames: Int? = nil, threads: Int? = nil) {
+    deinit {
+        for p in allocations { p.deallocate() }
+        for p in tapAllocations { p.deallocate() }
+    }
+
+    /// `blockFrames`: mel frames of conditioning computed ahead at a time (default 1024 samples'
+    /// worth); `threads`: workers of the per-sample loop (default: one for a batch of 1, whose
+    /// per-layer work is too small to share, two for larger batches when there are 2 cores);
+    /// `precision`: how the per-sample weights are stored. `.single` reproduces the parallel
+    /// pass's mixture parameters to 1e-5; `.half` halves the bytes every sample streams.
+    public init(teacher: Teacher, batch: Int, blockFrames: Int? = nil, threads: Int? = nil,
+                precision: PackedMatrix.Precision = .single) {
         precondition(batch >= 1, "batch must be at least 1")
         self.teacher = teacher
         self.batch = batch
+        let finite = Float(Float16.greatestFiniteMagnitude)
+        let precision = precision == .half && UnsafeBufferPointer(start: teacher.store.values, count: teacher.store.count).allSatisfy({ abs($0) <= finite }) ? PackedMatrix.Precision.half : .single
+        self.precision = precision
         let c = teacher.config.stack
         L = c.layers; K = c.kernelSize; R = c.residualChannels; G = c.gatedChannels; S = c.skipChannels
         C = c.conditionChannels; M = teacher.config.mixtures; hop = c.hop
-        blockLength = (blockFrames ?? max(1, 2048 / c.hop)) * c.hop
+        blockLength = (blockFrames ?? max(1, 1024 / c.hop)) * c.hop
+        let G = c.gatedChannels
+        // Two groups split at a multiple of 8 where possible, so their rows fill whole panels.
+        let mid = min(G - 1, max(1, (G / 2 + 7) / 8 * 8))
+        let channels = G < 2 ? [0..<G] : [0..<mid, mid..<G]
+        self.channels = channels
+        let workers = max(1, min(threads ?? (batch == 1 ? 1 : Parallel.threads), channels.count))
+        self.threads = workers
+        groupsOfWorker = workers == 1 ? [Array(channels.indices)] : [[0], [1]]
         let store = teacher.store, stack = teacher.stack
-        var allocations: [(UnsafeMutablePointer<Float>, Int)] = []
+        let H = 2 * G, SR = S + R, KR = K * R, L = c.layers, K = c.kernelSize, R = c.residualChannels, S = c.skipChannels, C = c.conditionChannels
+        rowOrder = channels.flatMap { Array($0) + $0.map { G + $0 } }
+
+        var allocations: [UnsafeMutablePointer<Float>] = []
         func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             p.initialize(repeating: 0, count: max(count, 1))
-            allocations.append((p, count))
+            allocations.append(p)
             return p
         }
-        func copy(_ e: ParameterStore.Entry) -> UnsafeMutablePointer<Float> {
-            let p = buffer(e.count)
-            p.update(from: store.value(e), count: e.count)
-            return p
-        }
-        inputWeight = copy(stack.inputWeight)
-        inputBias = copy(stack.inputBias)
-        let H = 2 * G, SR = S + R
-        dilated = buffer(L * H * K * R)
+        inputWeight = Array(UnsafeBufferPointer(start: store.value(stack.inputWeight), count: R))
+        inputBias = Array(UnsafeBufferPointer(start: store.value(stack.inputBias), count: R))
         condition = buffer(L * H * C)
         conditionBias = buffer(batch * L * H)
-        skipResidual = buffer(L * SR * G)
-        skipResidualBias = buffer(L * SR)
+        residualBias = buffer(L * R)
+        skipBiasSum = buffer(S)
+        var dilated: [[PackedMatrix]] = [], skipResidual: [[PackedMatrix]] = []
+        let order = rowOrder
         for (l, layer) in stack.layers.enumerated() {
-            let w = store.value(layer.dilatedWeight)
-            for k in 0..<K {
-                for o in 0..<H {
-                    for i in 0..<R { dilated[((l * H) + o) * K * R + k * R + i] = w[(k * H + o) * R + i] }
+            let w = store.value(layer.dilatedWeight)   // (K, 2G, R)
+            dilated.append(channels.map { range in
+                let n = range.count
+                return PackedMatrix(rows: 2 * n, columns: KR, precision: precision) { o, i in
+                    let row = o < n ? range.lowerBound + o : G + range.lowerBound + o - n
+                    return w[(i / R * H + row) * R + i % R]
                 }
+            })
+            let skipW = store.value(layer.skipWeight), residualW = store.value(layer.residualWeight)
+            skipResidual.append(channels.map { range in
+                PackedMatrix(rows: SR, columns: range.count, precision: precision) { o, i in
+                    o < S ? skipW[o * G + range.lowerBound + i] : residualW[(o - S) * G + range.lowerBound + i]
+                }
+            })
+            let conditionW = store.value(layer.conditionWeight)
+            for (position, row) in order.enumerated() {
+                (condition + (l * H + position) * C).update(from: conditionW + row * C, count: C)
             }
-            (condition + l * H * C).update(from: store.value(layer.conditionWeight), count: H * C)
-            (skipResidual + l * SR * G).update(from: store.value(layer.skipWeight), count: S * G)
-            (skipResidual + l * SR * G + S * G).update(from: store.value(layer.residualWeight), count: R * G)
-            (skipResidualBias + l * SR).update(from: store.value(layer.skipBias), count: S)
-            (skipResidualBias + l * SR + S).update(from: store.value(layer.residualBias), count: R)
+            (residualBias + l * R).update(from: store.value(layer.residualBias), count: R)
+            let skipB = store.value(layer.skipBias)
+            for i in 0..<S { skipBiasSum[i] += skipB[i] }
         }
-        head1 = copy(teacher.head.firstWeight); head1Bias = copy(teacher.head.firstBias)
-        head2 = copy(teacher.head.secondWeight); head2Bias = copy(teacher.head.secondBias)
-        ringSlots = (0..<L).map { (c.kernelSize - 1) * c.dilation($0) + 1 }
-        rings = ringSlots.map { buffer($0 * batch * c.residualChannels) }
-        preGate = buffer(batch * H)
-        gated = buffer(batch * G)
-        skipResidualOut = buffer(batch * SR)
+        self.dilated = dilated
+        self.skipResidual = skipResidual
+        head1 = PackedMatrix(rows: S, columns: S, precision: precision, values: store.value(teacher.head.firstWeight))
+        head2 = PackedMatrix(rows: 3 * M, columns: S, precision: precision, values: store.value(teacher.head.secondWeight))
+        head1Bias = Array(UnsafeBufferPointer(start: store.value(teacher.head.firstBias), count: S))
+        head2Bias = Array(UnsafeBufferPointer(start: store.value(teacher.head.secondBias), count: 3 * M))
+        ringSlots = (0..<L).map { (K - 1) * c.dilation($0) + 1 }
+        let slots = ringSlots
+        rings = (0..<workers).map { _ in slots.map { buffer($0 * batch * R) } }
+        currents = (0..<workers).map { _ in buffer(batch * R) }
+        preGates = channels.map { buffer(batch * 2 * $0.count) }
+        gateds = channels.map { buffer(batch * $0.count) }
+        partials = channels.map { _ in buffer(2 * batch * SR) }
         skip = buffer(batch * S)
         hiddenA = buffer(batch * S)
         hiddenB = buffer(batch * S)
         params = buffer(batch * 3 * M)
-        current = buffer(batch * R)
-        conditionBlock = buffer(batch * blockLength * L * H)
+        let blockValues = batch * blockLength * L * H
+        conditionBlocks = (0..<(workers == 1 && Parallel.threads > 1 ? 2 : 1)).map { _ in buffer(blockValues) }
         upsampledBlock = buffer(batch * C * blockLength)
-        self.threads = max(1, min(threads ?? Parallel.threads, 2))
+        let taps = (0..<workers).map { _ in UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: K) }
+        self.taps = taps
+        tapAllocations = taps
         self.allocations = allocations
+    }
+
+    /// Bytes of weights every sample reads.
+    public var bytesPerSample: Int {
+        (dilated.joined().map(\.bytes) + skipResidual.joined().map(\.bytes)).reduce(0, +) + head1.bytes + head2.bytes
     }
 
     /// Samples audio for up to `batch` utterances from their raw log-mels (Cc, F_i); each
@@ -143,91 +210,70 @@ public final class TeacherGenerator: @unchecked Sendable {
                 }
             }
         }
-        for l in 0..<L { rings[l].update(repeating: 0, count: ringSlots[l] * batch * R) }
-        current.update(repeating: 0, count: batch * R)
+        for ringsOfWorker in rings {
+            for (l, ring) in ringsOfWorker.enumerated() { ring.update(repeating: 0, count: ringSlots[l] * batch * R) }
+        }
         let previous = UnsafeMutablePointer<Float>.allocate(capacity: B)
         previous.initialize(repeating: 0, count: B)
         defer { previous.deallocate() }
         let scale = Float(0.5.squareRoot())
-        let H = 2 * G, LH = L * 2 * G, SR = S + R, KR = K * R
+        let LH = L * 2 * G, SR = S + R
         let dilations = (0..<L).map { teacher.stack.config.dilation($0) }
-        let workers = max(1, min(threads, 2))
+        let workers = threads
         let barrier = SpinBarrier(parties: workers)
-        // Rows split between the workers at multiples of 4 (the matrix kernel's row block),
-        // so every row is summed in the same order whatever the split.
-        func share(_ n: Int, _ j: Int) -> Range<Int> {
-            guard workers > 1 else { return 0..<n }
-            let mid = min(n, (n / 2 + 3) / 4 * 4)
-            return j == 0 ? 0..<mid : mid..<n
-        }
 
         // Worker j runs the same loop over a block's samples in lockstep; worker 0 also does the
-        // per-sample input convolution, the head and the draw. Barriers: after the input (the
-        // layer input is complete), after the gate (z complete), after the skip/residual rows.
-        func work(_ j: Int, block blockStart: Int, _ generator: inout SeededGenerator) {
-            let channels = share(G, j), rows = share(SR, j), inputRows = share(R, j)
+        // head and the draw. They meet at the start of each sample (the previous sample is
+        // drawn) and once per layer (both partial sums of the skip/residual product are done).
+        let groups = channels.count
+        func work(_ j: Int, block blockStart: Int, conditioning conditionBlock: UnsafePointer<Float>, _ generator: inout SeededGenerator) {
+            let current = currents[j], inputs = taps[j]
             for t in blockStart..<min(T, blockStart + blockLength) {
                 let offset = t - blockStart
-                if j == 0 {
-                    for b in 0..<B {
-                        let x = previous[b]
-                        for r in 0..<R { current[b * R + r] = inputWeight[r] * x + inputBias[r] }
-                    }
-                    skip.update(repeating: 0, count: B * S)
-                }
                 barrier.wait()
+                for b in 0..<B {
+                    let x = previous[b]
+                    for r in 0..<R { current[b * R + r] = inputWeight[r] * x + inputBias[r] }
+                }
+                if j == 0 { for b in 0..<B { (skip + b * S).update(from: skipBiasSum, count: S) } }
                 for l in 0..<L {
-                    let slots = ringSlots[l], ring = rings[l], d = dilations[l]
-                    // h rows of this worker's gate channels, tanh half and sigmoid half.
-                    for half in [0, G] {
-                        let r0 = half + channels.lowerBound, n = channels.count
-                        guard n > 0 else { continue }
-                        for b in 0..<B {
-                            (preGate + b * H + r0).update(from: conditionBlock + (b * blockLength + offset) * LH + l * H + r0, count: n)
-                        }
-                        for k in 0..<K {
-                            let back = (K - 1 - k) * d
-                            let x = back == 0 ? current : ring + ((t - back) % slots + slots) % slots * B * R
-                            MatVec.accumulate(y: preGate + r0, ldy: H, w: dilated + (l * H + r0) * KR + k * R, m: n, n: R, ldw: KR,
-                                              x: x, ldx: R, batch: B)
-                        }
+                    let slots = ringSlots[l], ring = rings[j][l], d = dilations[l]
+                    for k in 0..<K {
+                        let back = (K - 1 - k) * d
+                        inputs[k] = UnsafePointer(back == 0 ? current : ring + ((t - back) % slots + slots) % slots * B * R)
                     }
+                    let parity = l & 1
+                    for g in groupsOfWorker[j] {
+                        let n = channels[g].count, preGate = preGates[g], gated = gateds[g]
+                        // The group's rows of h: the conditioning (with the biases) plus the K taps.
+                        dilated[l][g].product(y: preGate, ldy: 2 * n, addend: conditionBlock + offset * LH + l * 2 * G + 2 * channels[g].lowerBound,
+                                              ldAddend: blockLength * LH, segments: inputs, count: K, ldx: R, batch: B)
+                        for b in 0..<B {
+                            GatedUnit.forwardVector(out: gated + b * n, tanhInput: preGate + b * 2 * n, sigmoidInput: preGate + b * 2 * n + n, count: n)
+                        }
+                        skipResidual[l][g].product(y: partials[g] + parity * batch * SR, ldy: SR, x: gated, ldx: n, batch: B)
+                    }
+                    // This layer's input joins the ring (slot t mod slots) for later samples.
+                    (ring + (t % slots) * B * R).update(from: current, count: B * R)
+                    barrier.wait()
+                    // Both partial sums: worker 0 adds the skip rows, every worker its residual stream.
                     for b in 0..<B {
-                        GatedUnit.forwardVector(out: gated + b * G + channels.lowerBound, tanhInput: preGate + b * H + channels.lowerBound,
-                                                sigmoidInput: preGate + b * H + G + channels.lowerBound, count: channels.count)
-                        // This layer's input joins its ring (slot t mod slots) for later samples.
-                        (ring + (t % slots) * B * R + b * R + inputRows.lowerBound)
-                            .update(from: current + b * R + inputRows.lowerBound, count: inputRows.count)
+                        let p0 = partials[0] + parity * batch * SR + b * SR
+                        let p1 = groups > 1 ? partials[1] + parity * batch * SR + b * SR : nil
+                        if j == 0 { PartialSums.add(into: skip + b * S, p0, p1, count: S) }
+                        PartialSums.residual(current + b * R, p0 + S, p1.map { $0 + S }, bias: residualBias + l * R, scale: scale, count: R)
                     }
-                    barrier.wait()
-                    if !rows.isEmpty {
-                        for b in 0..<B {
-                            (skipResidualOut + b * SR + rows.lowerBound).update(from: skipResidualBias + l * SR + rows.lowerBound, count: rows.count)
-                        }
-                        MatVec.accumulate(y: skipResidualOut + rows.lowerBound, ldy: SR, w: skipResidual + (l * SR + rows.lowerBound) * G,
-                                          m: rows.count, n: G, x: gated, ldx: G, batch: B)
-                        for b in 0..<B {
-                            let out = skipResidualOut + b * SR
-                            for row in rows {
-                                if row < S {
-                                    skip[b * S + row] += out[row]
-                                } else {
-                                    current[b * R + row - S] = (current[b * R + row - S] + out[row]) * scale
-                                }
-                            }
-                        }
-                    }
-                    barrier.wait()
                 }
                 guard j == 0 else { continue }
                 // Head: relu -> 1x1 -> relu -> 1x1, then the draw.
                 for i in 0..<(B * S) { hiddenA[i] = max(skip[i], 0) }
-                for b in 0..<B { (hiddenB + b * S).update(from: head1Bias, count: S) }
-                MatVec.accumulate(y: hiddenB, ldy: S, w: head1, m: S, n: S, x: hiddenA, ldx: S, batch: B)
-                for i in 0..<(B * S) { hiddenB[i] = max(hiddenB[i], 0) }
-                for b in 0..<B { (params + b * 3 * M).update(from: head2Bias, count: 3 * M) }
-                MatVec.accumulate(y: params, ldy: 3 * M, w: head2, m: 3 * M, n: S, x: hiddenB, ldx: S, batch: B)
+                head1.product(y: hiddenB, ldy: S, x: hiddenA, ldx: S, batch: B)
                 for b in 0..<B {
+                    for i in 0..<S { hiddenB[b * S + i] = max(hiddenB[b * S + i] + head1Bias[i], 0) }
+                }
+                head2.product(y: params, ldy: 3 * M, x: hiddenB, ldx: S, batch: B)
+                for b in 0..<B {
+                    for i in 0..<(3 * M) { params[b * 3 * M + i] += head2Bias[i] }
                     let theta = UnsafePointer(params + b * 3 * M)
                     if let record, t < outputs[b].count { record(b, t, theta) }
                     let x: Float
@@ -244,30 +290,57 @@ public final class TeacherGenerator: @unchecked Sendable {
             }
         }
 
-        // Per block: the conditioning on this thread with BLAS and the toolkit's own threads
-        // (the helper sleeps meanwhile), then the per-sample loop on both workers.
+        let blocks = Array(stride(from: 0, to: T, by: blockLength))
         if workers > 1 {
+            // Per block: the conditioning on this thread with BLAS and the toolkit's own threads
+            // (the helper sleeps meanwhile), then the per-sample loop on both workers.
             let start = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+            let conditioning = conditionBlocks[0]
             let helper = Thread {
                 var unused = SeededGenerator(seed: 0)
-                for block in stride(from: 0, to: T, by: self.blockLength) {
+                for block in blocks {
                     start.wait()
-                    work(1, block: block, &unused)
+                    work(1, block: block, conditioning: conditioning, &unused)
                     finished.signal()
                 }
             }
             helper.stackSize = 1 << 20
             helper.start()
-            for block in stride(from: 0, to: T, by: blockLength) {
-                prepareConditioning(normalised: normalised, utterances: B, frames: maxFrames, start: block)
+            for block in blocks {
+                prepareConditioning(into: conditioning, normalised: normalised, utterances: B, frames: maxFrames, start: block)
                 start.signal()
-                work(0, block: block, &generator)
+                work(0, block: block, conditioning: conditioning, &generator)
                 finished.wait()
             }
+        } else if conditionBlocks.count == 2 {
+            // One worker: the spare core computes the next block's conditioning (BLAS on one
+            // thread, so it stays off the worker's core) while this one samples the current block.
+            let threadsBefore = BLAS.threads
+            BLAS.setThreads(1)
+            defer { BLAS.setThreads(threadsBefore) }
+            let start = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+            let buffers = conditionBlocks, normalised = normalised
+            let helper = Thread {
+                for (n, block) in blocks.enumerated().dropFirst() {
+                    start.wait()
+                    self.prepareConditioning(into: buffers[n % 2], normalised: normalised, utterances: B, frames: maxFrames, start: block)
+                    finished.signal()
+                }
+            }
+            helper.stackSize = 1 << 20
+            helper.start()
+            if let first = blocks.first {
+                prepareConditioning(into: buffers[0], normalised: normalised, utterances: B, frames: maxFrames, start: first)
+            }
+            for (n, block) in blocks.enumerated() {
+                if n + 1 < blocks.count { start.signal() }
+                work(0, block: block, conditioning: buffers[n % 2], &generator)
+                if n + 1 < blocks.count { finished.wait() }
+            }
         } else {
-            for block in stride(from: 0, to: T, by: blockLength) {
-                prepareConditioning(normalised: normalised, utterances: B, frames: maxFrames, start: block)
-                work(0, block: block, &generator)
+            for block in blocks {
+                prepareConditioning(into: conditionBlocks[0], normalised: normalised, utterances: B, frames: maxFrames, start: block)
+                work(0, block: block, conditioning: conditionBlocks[0], &generator)
             }
         }
         return outputs
@@ -283,15 +356,18 @@ public final class TeacherGenerator: @unchecked Sendable {
             layerBias.withUnsafeMutableBufferPointer { bias in
                 for l in 0..<L {
                     teacher.stack.gateBias(l, speaker: e.isEmpty ? nil : e.baseAddress!, batch: B, store: teacher.store, into: bias.baseAddress!)
-                    for b in 0..<B { (conditionBias + b * LH + l * H).update(from: bias.baseAddress! + b * H, count: H) }
+                    for b in 0..<B {
+                        for (position, row) in rowOrder.enumerated() { conditionBias[b * LH + l * H + position] = bias[b * H + row] }
+                    }
                 }
             }
         }
     }
 
-    /// Fills `conditionBlock` for samples [start, start + blockLength) from the normalised mels.
-    func prepareConditioning(normalised: [Float], utterances B: Int, frames F: Int, start: Int) {
-        conditionRows(0..<upsampleBlock(normalised: normalised, utterances: B, frames: F, start: start), utterances: B)
+    /// Fills a block of conditioning for samples [start, start + blockLength) from the normalised mels.
+    func prepareConditioning(into conditionBlock: UnsafeMutablePointer<Float>, normalised: [Float], utterances B: Int, frames F: Int,
+                             start: Int) {
+        conditionRows(0..<upsampleBlock(normalised: normalised, utterances: B, frames: F, start: start), utterances: B, into: conditionBlock)
     }
 
     /// Upsampled, normalised conditioning (B, Cc, blockLength) for samples
@@ -328,7 +404,7 @@ public final class TeacherGenerator: @unchecked Sendable {
 
     /// Rows `times` of `conditionBlock`: every layer's conditioning product plus its dilated
     /// convolution's bias, per utterance (time, L*2G) = c_up^T (time, Cc) W^T (Cc, L*2G).
-    func conditionRows(_ times: Range<Int>, utterances B: Int) {
+    func conditionRows(_ times: Range<Int>, utterances B: Int, into conditionBlock: UnsafeMutablePointer<Float>) {
         guard !times.isEmpty else { return }
         let LH = L * 2 * G
         for b in 0..<B {
@@ -341,7 +417,45 @@ public final class TeacherGenerator: @unchecked Sendable {
     }
 }
 
-/// A spinning barrier for two threads: per-sample generation meets 2L + 1 times per sample,
+/// The per-layer meeting of the workers' partial skip/residual sums.
+enum PartialSums {
+    /// `y += p0 + p1` (p1 absent with one worker).
+    @inline(__always)
+    static func add(into y: UnsafeMutablePointer<Float>, _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>?, count: Int) {
+        var i = 0
+        if let p1 {
+            while i + 8 <= count { VectorMath.store(VectorMath.load(y + i) + VectorMath.load(p0 + i) + VectorMath.load(p1 + i), y + i); i += 8 }
+            while i < count { y[i] += p0[i] + p1[i]; i += 1 }
+        } else {
+            while i + 8 <= count { VectorMath.store(VectorMath.load(y + i) + VectorMath.load(p0 + i), y + i); i += 8 }
+            while i < count { y[i] += p0[i]; i += 1 }
+        }
+    }
+
+    /// The residual connection: `x = (x + p0 + p1 + bias) * scale`.
+    @inline(__always)
+    static func residual(_ x: UnsafeMutablePointer<Float>, _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>?,
+                         bias: UnsafePointer<Float>, scale: Float, count: Int) {
+        let s = SIMD8<Float>(repeating: scale)
+        var i = 0
+        if let p1 {
+            while i + 8 <= count {
+                let sum = VectorMath.load(x + i) + VectorMath.load(p0 + i) + VectorMath.load(p1 + i) + VectorMath.load(bias + i)
+                VectorMath.store(sum * s, x + i)
+                i += 8
+            }
+            while i < count { x[i] = (x[i] + p0[i] + p1[i] + bias[i]) * scale; i += 1 }
+        } else {
+            while i + 8 <= count {
+                VectorMath.store((VectorMath.load(x + i) + VectorMath.load(p0 + i) + VectorMath.load(bias + i)) * s, x + i)
+                i += 8
+            }
+            while i < count { x[i] = (x[i] + p0[i] + bias[i]) * scale; i += 1 }
+        }
+    }
+}
+
+/// A spinning barrier for two threads: per-sample generation meets L + 1 times per sample,
 /// far too often for a sleeping primitive.
 final class SpinBarrier: @unchecked Sendable {
     let parties: Int

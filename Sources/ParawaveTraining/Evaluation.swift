@@ -31,6 +31,8 @@ public final class Evaluator {
         public var reportDirectory: String?
         /// The teacher a student's KL is measured against (default: its checkpoint's record).
         public var teacher: String?
+        /// How a teacher's generator stores the weights every sample reads.
+        public var precision: PackedMatrix.Precision = .half
         public var showProgress = true
         public init() {}
     }
@@ -147,7 +149,7 @@ public final class Evaluator {
             switch model {
             case .teacher(let teacher):
                 systems.append(System(name: name, kind: "teacher", path: modelPath, teacherPath: nil,
-                                      renderer: .teacher(teacher, TeacherGenerator(teacher: teacher, batch: 1))))
+                                      renderer: .teacher(teacher, TeacherGenerator(teacher: teacher, batch: 1, precision: options.precision))))
             case .student(let student):
                 let (teacher, teacherPath) = try Self.teacherForKL(of: student, studentPath: modelPath, recorded: metadata["teacher"],
                                                                    override: options.teacher)

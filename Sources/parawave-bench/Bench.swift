@@ -129,14 +129,15 @@ struct Bench {
         let teacher = tSmall()
         var rng = SeededGenerator(seed: 3)
         let frames = 125
-        for (batch, threads) in [(1, 1), (1, 2), (8, 1), (8, 2)] {
+        for (batch, threads, precision) in [(1, 1, PackedMatrix.Precision.single), (1, 2, .single), (1, 1, .half), (1, 2, .half),
+                                            (8, 1, .single), (8, 2, .single), (8, 2, .half)] {
             let mels = (0..<batch).map { _ in Matrix(rows: 80, columns: frames, values: (0..<(80 * frames)).map { _ in rng.normal() - 4 }) }
-            let generator = TeacherGenerator(teacher: teacher, batch: batch, threads: threads)
+            let generator = TeacherGenerator(teacher: teacher, batch: batch, threads: threads, precision: precision)
             let seconds = time(runs: 3) { _ = generator.generate(mels: mels, seed: 1) }
             let samples = Double(batch * frames * 256)
             let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
             let gflops = 2 * macs * samples / seconds / 1e9
-            print(String(format: "generate T-small batch %d  threads %d  %9.0f samples/s  (%.2fx real time at 16 kHz)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
+            print(String(format: "generate T-small batch %d  threads %d  \(precision == .half ? "f16" : "f32") weights  %9.0f samples/s  (%.2fx real time at 16 kHz)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak",
                          batch, threads, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak))
         }
     }

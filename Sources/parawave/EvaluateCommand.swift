@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParawaveCore
+import ParawaveEngine
 import ParawaveModels
 import ParawaveTraining
 
@@ -57,6 +58,9 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .long, help: "Random seed for sampling (utterance i uses seed + i).")
     var seed: Int = 1
 
+    @Option(name: .long, help: "How a teacher stores the weights it reads every sample: half (Float16, faster) or single (Float32, equal to the parallel pass to 1e-5).")
+    var precision: PackedMatrix.Precision = .half
+
     func validate() throws {
         if ManifestEntry.Split(rawValue: split) == nil { throw ValidationError("--split must be validation or train, got '\(split)'") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
@@ -74,6 +78,7 @@ struct EvaluateCommand: ParsableCommand {
         options.chunkFrames = chunkFrames
         options.seed = UInt64(seed)
         options.temperature = temperature
+        options.precision = precision
         let evaluator = try Evaluator(models: model, data: data, options: options)
         let result = try evaluator.run()
         print(Evaluator.table(result), terminator: "")
