@@ -63,9 +63,8 @@ public enum AudioFile {
             case .float32: subtype = Int32(SF_FORMAT_FLOAT)
             }
             info.format = Int32(SF_FORMAT_WAV) | subtype
-            guard let handle = sf_open(temporary, Int32(SFM_WRITE), &info) else {
-                throw ParawaveError(path, "cannot write WAV: \(String(cString: sf_strerror(nil)))")
-            }
+            let (opened, failure) = AudioFile.open(temporary, mode: Int32(SFM_WRITE), &info)
+            guard let handle = opened else { throw ParawaveError(path, "cannot write WAV: \(failure)") }
             defer { sf_close(handle) }
             let count = audio.samples.count
             let written: sf_count_t
@@ -113,10 +112,8 @@ private final class OpenFile {
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         if size == 0 { throw ParawaveError(path, "the file is empty") }
         var sfinfo = SF_INFO()
-        guard let handle = sf_open(path, Int32(SFM_READ), &sfinfo) else {
-            let reason = String(cString: sf_strerror(nil)).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ParawaveError(path, "cannot read audio: \(reason) (libsndfile)")
-        }
+        let (opened, failure) = AudioFile.open(path, mode: Int32(SFM_READ), &sfinfo)
+        guard let handle = opened else { throw ParawaveError(path, "cannot read audio: \(failure) (libsndfile)") }
         self.handle = handle
         self.sfinfo = sfinfo
         var format = SF_FORMAT_INFO()
@@ -183,5 +180,20 @@ private final class OpenFile {
             }
         }
         return Audio(samples: mono, sampleRate: info.sampleRate)
+    }
+}
+
+extension AudioFile {
+    /// libsndfile reports a failed `sf_open` through one process-wide error slot that the
+    /// next open, on any thread, overwrites; opens are serialised so each failure keeps
+    /// its own reason.
+    private static let openLock = NSLock()
+
+    static func open(_ path: String, mode: Int32, _ info: inout SF_INFO) -> (OpaquePointer?, String) {
+        openLock.lock()
+        defer { openLock.unlock() }
+        let handle = sf_open(path, mode, &info)
+        let reason = handle == nil ? String(cString: sf_strerror(nil)).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+        return (handle, reason)
     }
 }

@@ -191,16 +191,20 @@ public struct WaveNetStack: Sendable {
     /// there are no gradient buffers: enough for the forward pass.
     public final class Activations: @unchecked Sendable {
         public let batch: Int, length: Int, frames: Int, training: Bool
-        /// Samples per time tile of the forward-only pass.
-        let tile: Int
+        /// Samples per time tile of the forward-only pass, and its workers.
+        let tile: Int, workers: Int
         /// repeat(c): (B, Cc, T); c_up: (B, Cc, T).
         var repeated: [Float], conditioned: [Float]
         /// x_res entering each layer and after the last: (L + 1, B, R, T) (2 slots without training).
         var residual: [Float]
-        /// h of each layer: (L, B, 2G, T) (one time tile, (2G, tile), without training).
+        /// h of each layer: (L, B, 2G, T) (per worker one time tile, (2G, tile), without training).
         var preGate: [Float]
-        /// Scratch: z (B, G, T) ((G, tile) without training), and gradients.
+        /// Scratch: z (B, G, T) (per worker (G, tile) without training), and gradients.
         var gated: [Float], dGated: [Float], dPreGate: [Float], dResidual: [Float], dConditioned: [Float]
+        /// Without training, per worker: a tile's layer input at the K taps' shifts stacked
+        /// over its conditioning, (KR + Cc, tile), and its skip and residual outputs,
+        /// (S + R, tile). And one layer's weights stacked to match: (2G, KR + Cc) and (S + R, G).
+        var stacked: [Float], outputs: [Float], stackedWeight: [Float], skipResidualWeight: [Float]
         /// The skip sum, (B, S, T).
         public var skip: [Float]
         /// The current layer's bias of h per utterance (B, 2G), and scratch for its gradient.
@@ -215,10 +219,16 @@ public struct WaveNetStack: Sendable {
             conditioned = [Float](repeating: 0, count: batch * c.conditionChannels * T)
             repeated = c.upsampler == .nearest ? conditioned : []
             residual = [Float](repeating: 0, count: (training ? c.layers + 1 : 2) * batch * R * T)
-            // Without training, h and z are only held for one time tile of one utterance.
+            // Without training, h and z are only held for one time tile per worker.
             tile = max(1, min(T, WaveNetStack.forwardTile))
-            preGate = [Float](repeating: 0, count: training ? c.layers * batch * 2 * G * T : 2 * G * tile)
-            gated = [Float](repeating: 0, count: training ? batch * G * T : G * tile)
+            workers = training ? 1 : max(1, min(Parallel.threads, (batch * T + tile - 1) / tile))
+            let W = workers, K = c.kernelSize, C = c.conditionChannels, S = c.skipChannels
+            preGate = [Float](repeating: 0, count: training ? c.layers * batch * 2 * G * T : W * 2 * G * tile)
+            gated = [Float](repeating: 0, count: training ? batch * G * T : W * G * tile)
+            stacked = training ? [] : [Float](repeating: 0, count: W * (K * R + C) * tile)
+            outputs = training ? [] : [Float](repeating: 0, count: W * (S + R) * tile)
+            stackedWeight = training ? [] : [Float](repeating: 0, count: 2 * G * (K * R + C))
+            skipResidualWeight = training ? [] : [Float](repeating: 0, count: (S + R) * G)
             dGated = training ? gated : []
             dPreGate = training ? [Float](repeating: 0, count: batch * 2 * G * T) : []
             dResidual = training ? [Float](repeating: 0, count: 2 * batch * R * T) : []
@@ -317,76 +327,104 @@ public struct WaveNetStack: Sendable {
     }
 
     /// Samples per time tile of forward-only activations made from now on.
-    nonisolated(unsafe) public static var forwardTile = 1024
+    nonisolated(unsafe) public static var forwardTile = 512
 
-    /// The forward pass without training activations, layer by layer and, within a layer, in
-    /// time tiles of `forwardTile` samples: each tile's h, z, skip and residual products run
-    /// while its activations are in cache, where full-length passes would stream h (2G x T)
-    /// through memory once per product. Every value is computed by the same operations in
-    /// the same order as the training pass, so the two agree bit for bit.
+    /// The forward pass without training activations: layer by layer, and within a layer in
+    /// time tiles of `forwardTile` samples shared among the workers (`Parallel.threads`),
+    /// each calling single-threaded BLAS on its own tiles, so a layer costs one meeting of the
+    /// workers rather than a thread hand-off per product. Per tile the layer input at the K
+    /// taps' shifts is stacked over the conditioning, so h is one product with k = KR + Cc
+    /// (S-small: 272) instead of K + 1 products with k = 64 or 80, and the skip and residual
+    /// outputs are one product of (S + R) rows; everything stays in cache. The sums run in a
+    /// different order from the training pass, so the two agree to Float32 rounding.
     func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>?, store: ParameterStore) {
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels
-        let C = c.conditionChannels, K = c.kernelSize
+        let C = c.conditionChannels, K = c.kernelSize, KC = K * R + C, SR = S + R
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
-        let tile = a.tile
+        let tile = a.tile, workers = a.workers
+        let tilesPerUtterance = (T + tile - 1) / tile
         upsampleForward(a, mel: mel, store: store)
         let stride = B * R * T
+        let blasThreads = BLAS.threads
+        if workers > 1 { BLAS.setThreads(1) }
+        defer { if workers > 1 { BLAS.setThreads(blasThreads) } }
         a.residual.withUnsafeMutableBufferPointer { res in
-            a.preGate.withUnsafeMutableBufferPointer { hBuffer in
-                a.gated.withUnsafeMutableBufferPointer { zBuffer in
-                    a.skip.withUnsafeMutableBufferPointer { skip in
+          a.preGate.withUnsafeMutableBufferPointer { hBuffer in
+            a.gated.withUnsafeMutableBufferPointer { zBuffer in
+              a.stacked.withUnsafeMutableBufferPointer { xBuffer in
+                a.outputs.withUnsafeMutableBufferPointer { oBuffer in
+                  a.stackedWeight.withUnsafeMutableBufferPointer { stackedW in
+                    a.skipResidualWeight.withUnsafeMutableBufferPointer { skipResidualW in
+                      a.skip.withUnsafeMutableBufferPointer { skip in
                         a.conditioned.withUnsafeBufferPointer { cond in
                           a.gateBias.withUnsafeMutableBufferPointer { gateBiases in
-                            let h = hBuffer.baseAddress!, z = zBuffer.baseAddress!
+                            let hAll = hBuffer.baseAddress!, zAll = zBuffer.baseAddress!, xAll = xBuffer.baseAddress!, oAll = oBuffer.baseAddress!
+                            let wh = stackedW.baseAddress!, wsr = skipResidualW.baseAddress!
                             input.forward(out: res.baseAddress!, inp: x, weight: w(inputWeight), bias: w(inputBias), batch: B, length: T)
                             skip.update(repeating: 0)
                             for (l, layer) in layers.enumerated() {
                                 let dilation = c.dilation(l)
+                                // h = [W_0 .. W_{K-1} W_c] [x(t - (K-1)d); ..; x(t); c_up(t)] + bias.
                                 let dilatedW = w(layer.dilatedWeight), conditionW = w(layer.conditionWeight)
+                                for o in 0..<(2 * G) {
+                                    for k in 0..<K { (wh + o * KC + k * R).update(from: dilatedW + (k * 2 * G + o) * R, count: R) }
+                                    (wh + o * KC + K * R).update(from: conditionW + o * C, count: C)
+                                }
+                                wsr.update(from: w(layer.skipWeight), count: S * G)
+                                (wsr + S * G).update(from: w(layer.residualWeight), count: R * G)
                                 gateBias(l, speaker: speaker, batch: B, store: store, into: gateBiases.baseAddress!)
-                                let skipW = w(layer.skipWeight), skipB = w(layer.skipBias)
-                                let residualW = w(layer.residualWeight), residualB = w(layer.residualBias)
-                                for b in 0..<B {
-                                    let xIn = res.baseAddress! + a.residualSlot(l) * stride + b * R * T
-                                    let xOut = res.baseAddress! + a.residualSlot(l + 1) * stride + b * R * T
-                                    let cb = cond.baseAddress! + b * C * T, sb = skip.baseAddress! + b * S * T
-                                    let dilatedB = gateBiases.baseAddress! + b * 2 * G
-                                    var t0 = 0
-                                    while t0 < T {
-                                        let n = min(tile, T - t0)
-                                        for o in 0..<(2 * G) { (h + o * n).update(repeating: dilatedB[o], count: n) }
+                                let skipB = w(layer.skipBias), residualB = w(layer.residualBias)
+                                let input = res.baseAddress! + a.residualSlot(l) * stride, output = res.baseAddress! + a.residualSlot(l + 1) * stride
+                                let gateBias = UnsafePointer(gateBiases.baseAddress!)
+                                let count = B * tilesPerUtterance
+                                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                    let tiles = (count * worker / workers)..<(count * (worker + 1) / workers)
+                                    let h = hAll + worker * 2 * G * tile, z = zAll + worker * G * tile
+                                    let stackedX = xAll + worker * KC * tile, out = oAll + worker * SR * tile
+                                    for index in tiles {
+                                        let b = index / tilesPerUtterance, t0 = index % tilesPerUtterance * tile, n = min(tile, T - t0)
+                                        let xIn = input + b * R * T, xOut = output + b * R * T
+                                        // Tap k reads x[t - (K - 1 - k) d]; before the start it reads zeros.
                                         for k in 0..<K {
-                                            // Tap k reads x[t - (K - 1 - k) d]; outputs before the shift see zeros.
-                                            let shift = (K - 1 - k) * dilation
-                                            let start = max(t0, shift), end = t0 + n
-                                            guard start < end else { continue }
-                                            BLAS.sgemm(m: 2 * G, n: end - start, k: R, a: dilatedW + k * 2 * G * R, lda: R,
-                                                       b: xIn + (start - shift), ldb: T, beta: 1, c: h + (start - t0), ldc: n)
+                                            let shift = (K - 1 - k) * dilation, zeros = min(n, max(0, shift - t0))
+                                            for r in 0..<R {
+                                                let row = stackedX + (k * R + r) * n
+                                                if zeros > 0 { row.update(repeating: 0, count: zeros) }
+                                                if zeros < n { (row + zeros).update(from: xIn + r * T + t0 + zeros - shift, count: n - zeros) }
+                                            }
                                         }
-                                        BLAS.sgemm(m: 2 * G, n: n, k: C, a: conditionW, lda: C, b: cb + t0, ldb: T, beta: 1, c: h, ldc: n)
-                                        GatedUnit.forward(out: z, inp: h, batch: 1, channels: G, length: n)
+                                        let cb = cond.baseAddress! + b * C * T + t0
+                                        for channel in 0..<C { (stackedX + (K * R + channel) * n).update(from: cb + channel * T, count: n) }
+                                        let bias = gateBias + b * 2 * G
+                                        for o in 0..<(2 * G) { (h + o * n).update(repeating: bias[o], count: n) }
+                                        BLAS.sgemm(m: 2 * G, n: n, k: KC, a: wh, lda: KC, b: stackedX, ldb: n, beta: 1, c: h, ldc: n)
+                                        for channel in 0..<G {
+                                            GatedUnit.forwardVector(out: z + channel * n, tanhInput: h + channel * n, sigmoidInput: h + (G + channel) * n, count: n)
+                                        }
+                                        BLAS.sgemm(m: SR, n: n, k: G, a: wsr, lda: G, b: z, ldb: n, beta: 0, c: out, ldc: n)
+                                        // skip += W_s z + b_s; x_out = (x_in + (W_r z + b_r)) * sqrt(0.5)
+                                        let sb = skip.baseAddress! + b * S * T + t0
                                         for o in 0..<S {
-                                            let row = sb + o * T + t0, bias = skipB[o]
-                                            for t in 0..<n { row[t] += bias }
+                                            let row = sb + o * T, source = out + o * n, bo = skipB[o]
+                                            for t in 0..<n { row[t] += source[t] + bo }
                                         }
-                                        BLAS.sgemm(m: S, n: n, k: G, a: skipW, lda: G, b: z, ldb: n, beta: 1, c: sb + t0, ldc: T)
-                                        // x_out = (x_in + (b_r + W_r z)) * sqrt(0.5)
-                                        for o in 0..<R { (xOut + o * T + t0).update(repeating: residualB[o], count: n) }
-                                        BLAS.sgemm(m: R, n: n, k: G, a: residualW, lda: G, b: z, ldb: n, beta: 1, c: xOut + t0, ldc: T)
                                         for o in 0..<R {
-                                            let src = xIn + o * T + t0, dst = xOut + o * T + t0
-                                            for t in 0..<n { dst[t] = (src[t] + dst[t]) * scale }
+                                            let src = xIn + o * T + t0, dst = xOut + o * T + t0, source = out + (S + o) * n, bo = residualB[o]
+                                            for t in 0..<n { dst[t] = (src[t] + (source[t] + bo)) * scale }
                                         }
-                                        t0 += n
                                     }
                                 }
                             }
                           }
                         }
+                      }
                     }
+                  }
                 }
+              }
             }
+          }
         }
     }
 

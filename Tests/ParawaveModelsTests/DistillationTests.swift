@@ -53,8 +53,8 @@ struct DistillationTests {
         #expect(worst.value < 0.1, "\(label): relative error \(worst.value) in \(worst.key)")
     }
 
-    /// Forward-only buffers (for scoring whole utterances) give the same terms, bit for bit,
-    /// as the training buffers.
+    /// Forward-only buffers (for scoring whole utterances) give the same terms as the training
+    /// buffers, to Float32 rounding (the forward-only pass sums in another order).
     @Test func forwardOnlyTermsEqualTraining() throws {
         let spectral = SpectralLoss(kind: .magnitude, resolutions: [.init(nFFT: 16, hop: 4, winLength: 16)])
         let settings = Distillation.Settings(mcSamples: 3, spectral: spectral, spectralWeight: 2)
@@ -63,7 +63,9 @@ struct DistillationTests {
         let a = d.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false)
         let b = light.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false)
         #expect(a.loss.isFinite && a.crossEntropy != 0 && a.spectral != 0)
-        #expect(a.crossEntropy == b.crossEntropy && a.entropy == b.entropy && a.spectral == b.spectral && a.loss == b.loss)
+        for (x, y) in [(a.crossEntropy, b.crossEntropy), (a.entropy, b.entropy), (a.spectral, b.spectral), (a.loss, b.loss)] {
+            #expect(abs(x - y) <= 1e-5 * max(1, abs(y)), "\(x) vs \(y)")
+        }
     }
 
     @Test func crossEntropyGradient() {

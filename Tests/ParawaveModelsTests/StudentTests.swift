@@ -151,7 +151,9 @@ struct StudentTests {
         }
         let a = student.makeActivations(batch: 2, frames: frames)
         student.forward(a, noise: z + z, mel: mel.values + mel.values, speakers: [0, 1])
-        #expect(Array(a.output.prefix(frames * hop)) == first && Array(a.output.suffix(frames * hop)) == second,
+        // The forward-only pass sums in another order (stacked taps, tiles): Float32 rounding apart.
+        let both = first + second
+        #expect(zip(a.output, both).map { abs($0 - $1) / max(1, abs($1)) }.max()! <= 1e-5,
                 "the training pass differs from the forward-only pass")
 
         let data = student.checkpoint(values: student.store.valueArray, step: 3).encode()
@@ -176,10 +178,11 @@ struct StudentTests {
             let worst = zip(whole, chunked).map { abs($0 - $1) }.max()!
             #expect(chunked.count == whole.count && worst <= 1e-6, "chunks of \(chunk): worst difference \(worst)")
         }
-        // The forward-only pass equals the training pass.
+        // The forward-only pass equals the training pass to Float32 rounding (it sums in
+        // another order).
         let a = student.makeActivations(batch: 1, frames: frames)
         student.forward(a, noise: z, mel: mel.values)
-        #expect(Array(a.output) == whole)
+        #expect(zip(a.output, whole).map { abs($0 - $1) / max(1, abs($1)) }.max()! <= 1e-5)
     }
 
     /// The untrained student outputs small scales and means near zero (DESIGN.md section 4).

@@ -49,8 +49,8 @@ struct WaveNetStackTests {
     /// gradient (the per-layer projections W_g and the upsampler included), the gradient with
     /// respect to the speaker embeddings and to x, against central
     /// finite differences along a direction per tensor (Float32 forward, step 1e-2, Richardson
-    /// extrapolated; L = sum(skip * proj) is smooth). And the forward-only pass (time tiles)
-    /// equals the training pass bit for bit.
+    /// extrapolated; L = sum(skip * proj) is smooth). And the forward-only pass (time tiles,
+    /// stacked taps) equals the training pass to Float32 rounding.
     @Test(arguments: [WaveNetStackConfig.Upsampler.nearest, .transposed])
     func speakerConditioningGradients(upsampler: WaveNetStackConfig.Upsampler) {
         let config = WaveNetStackConfig(layers: 3, cycle: 3, kernelSize: 3, residualChannels: 5, gatedChannels: 4, skipChannels: 6,
@@ -76,7 +76,8 @@ struct WaveNetStackTests {
         _ = loss(embedding)
         let light = stack.makeActivations(batch: B, frames: frames, training: false)
         stack.forward(light, x: x, mel: mel, speaker: embedding, store: store)
-        #expect(light.skip == a.skip, "the forward-only pass differs from the training pass")
+        let worst = zip(light.skip, a.skip).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+        #expect(worst <= 1e-5, "the forward-only pass differs from the training pass by \(worst)")
         store.zeroGradients()
         var dX = [Float](repeating: 0, count: B * T), dE = [Float](repeating: 0, count: B * E)
         stack.backward(a, dSkip: proj, dX: &dX, x: x, mel: mel, speaker: embedding, dSpeaker: &dE, store: store)
