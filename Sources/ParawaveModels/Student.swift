@@ -59,6 +59,12 @@ public struct StudentConfig: Codable, Equatable, Sendable {
     public var multiplyAddsPerSample: Int {
         flows.map { $0.multiplyAddsPerSample + $0.skipChannels * ($0.skipChannels + 2) }.reduce(0, +)
     }
+
+    /// What synthesis computes per sample: `multiplyAddsPerSample` without the conditioning
+    /// products it computes per frame (`WaveNetStackConfig.conditioningMultiplyAddsPerSample`).
+    public var synthesisMultiplyAddsPerSample: Int {
+        multiplyAddsPerSample - flows.map(\.conditioningMultiplyAddsPerSample).reduce(0, +)
+    }
 }
 
 /// The IAF student (DESIGN.md section 4): K WaveNet-like flows on logistic noise z.

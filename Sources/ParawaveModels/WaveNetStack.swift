@@ -102,6 +102,12 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         let R = residualChannels, G = gatedChannels, S = skipChannels, C = conditionChannels
         return residualChannels + layers * (kernelSize * 2 * G * R + 2 * G * C + S * G + R * G)
     }
+
+    /// Of those, the conditioning products W_c c_up, which the forward-only pass computes per
+    /// frame rather than per sample with the nearest upsampler (when hop >= its kernel).
+    public var conditioningMultiplyAddsPerSample: Int {
+        upsampler == .nearest && hop >= upsampleKernel ? layers * 2 * gatedChannels * conditionChannels : 0
+    }
 }
 
 /// A mel-conditioned stack of gated, dilated causal convolution layers (DESIGN.md section 3):
@@ -193,6 +199,13 @@ public struct WaveNetStack: Sendable {
         public let batch: Int, length: Int, frames: Int, training: Bool
         /// Samples per time tile of the forward-only pass, and its workers.
         let tile: Int, workers: Int
+        /// Forward-only with the nearest upsampler (and hop >= its kernel): c_up is constant over
+        /// each frame but for the kernel's reach at its edges, so it is computed at `upsampleKernel`
+        /// positions per frame only, as is each layer's W_c c_up.
+        public let frameRate: Bool
+        /// With `frameRate`: c_up at those positions, (B, Cc, F * kernel), and one layer's
+        /// W_c c_up plus its bias of h there, (B, 2G, F * kernel).
+        var representatives: [Float], conditionTerms: [Float]
         /// repeat(c): (B, Cc, T); c_up: (B, Cc, T).
         var repeated: [Float], conditioned: [Float]
         /// x_res entering each layer and after the last: (L + 1, B, R, T) (2 slots without training).
@@ -216,8 +229,11 @@ public struct WaveNetStack: Sendable {
             self.training = training
             length = frames * c.hop
             let T = length, R = c.residualChannels, G = c.gatedChannels
-            conditioned = [Float](repeating: 0, count: batch * c.conditionChannels * T)
+            frameRate = !training && c.upsampler == .nearest && c.hop >= c.upsampleKernel
+            conditioned = frameRate ? [] : [Float](repeating: 0, count: batch * c.conditionChannels * T)
             repeated = c.upsampler == .nearest ? conditioned : []
+            representatives = frameRate ? [Float](repeating: 0, count: batch * c.conditionChannels * frames * c.upsampleKernel) : []
+            conditionTerms = frameRate ? [Float](repeating: 0, count: batch * 2 * G * frames * c.upsampleKernel) : []
             residual = [Float](repeating: 0, count: (training ? c.layers + 1 : 2) * batch * R * T)
             // Without training, h and z are only held for one time tile per worker.
             tile = max(1, min(T, WaveNetStack.forwardTile))
@@ -225,7 +241,7 @@ public struct WaveNetStack: Sendable {
             let W = workers, K = c.kernelSize, C = c.conditionChannels, S = c.skipChannels
             preGate = [Float](repeating: 0, count: training ? c.layers * batch * 2 * G * T : W * 2 * G * tile)
             gated = [Float](repeating: 0, count: training ? batch * G * T : W * G * tile)
-            stacked = training ? [] : [Float](repeating: 0, count: W * (K * R + C) * tile)
+            stacked = training ? [] : [Float](repeating: 0, count: W * (K * R + (frameRate ? 0 : C)) * tile)
             outputs = training ? [] : [Float](repeating: 0, count: W * (S + R) * tile)
             stackedWeight = training ? [] : [Float](repeating: 0, count: 2 * G * (K * R + C))
             skipResidualWeight = training ? [] : [Float](repeating: 0, count: (S + R) * G)
@@ -268,6 +284,42 @@ public struct WaveNetStack: Sendable {
         guard let repeated else { preconditionFailure("the nearest upsampler needs scratch") }
         RepeatUpsample.forward(out: repeated, inp: mel, rows: B * c.conditionChannels, frames: F, hop: c.hop)
         upsample.forward(out: out, inp: repeated, weight: weight, bias: bias, batch: B, length: F * c.hop)
+    }
+
+    /// The nearest upsampler's c_up at `kernel` positions per frame into `a.representatives`
+    /// (B, Cc, F * kernel): for kernel k and p = (k - 1) / 2, sample offsets 0 ..< p of each
+    /// frame, offset p (which stands for every offset whose window stays inside the frame, up
+    /// to hop - k + p), and hop - k + p + 1 ..< hop. c_up(t) = b + sum_j W_j mel(frame of
+    /// t + j - p), zero outside the utterance, as the full-length convolution computes it.
+    func representativeConditioning(_ a: Activations, mel: UnsafePointer<Float>, store: ParameterStore) {
+        let c = config, B = a.batch, F = a.frames, C = c.conditionChannels, k = c.upsampleKernel, p = (k - 1) / 2, hop = c.hop
+        let T = F * hop
+        let weight = UnsafePointer(store.value(upsampleWeight)), bias = UnsafePointer(store.value(upsampleBias))
+        // W_j mel for each tap j: (k, C, F) per utterance.
+        var tapped = [Float](repeating: 0, count: k * C * F)
+        a.representatives.withUnsafeMutableBufferPointer { out in
+            tapped.withUnsafeMutableBufferPointer { tapped in
+                for b in 0..<B {
+                    for j in 0..<k {
+                        BLAS.sgemm(m: C, n: F, k: C, a: weight + j * C * C, lda: C, b: mel + b * C * F, ldb: F,
+                                   c: tapped.baseAddress! + j * C * F, ldc: F)
+                    }
+                    let rows = out.baseAddress! + b * C * F * k
+                    for f in 0..<F {
+                        for r in 0..<k {
+                            let offset = r < p ? r : (r == p ? p : hop - k + r), t = f * hop + offset
+                            for channel in 0..<C { rows[channel * F * k + f * k + r] = bias[channel] }
+                            for j in 0..<k {
+                                let source = t + j - p
+                                guard source >= 0 && source < T else { continue }
+                                let frame = source / hop
+                                for channel in 0..<C { rows[channel * F * k + f * k + r] += tapped[(j * C + channel) * F + frame] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Layer `layer`'s bias of h for each of `batch` utterances into `out` (B, 2G): the dilated
@@ -333,22 +385,26 @@ public struct WaveNetStack: Sendable {
     /// time tiles of `forwardTile` samples shared among the workers (`Parallel.threads`),
     /// each calling single-threaded BLAS on its own tiles, so a layer costs one meeting of the
     /// workers rather than a thread hand-off per product. Per tile the layer input at the K
-    /// taps' shifts is stacked over the conditioning, so h is one product with k = KR + Cc
-    /// (S-small: 272) instead of K + 1 products with k = 64 or 80, and the skip and residual
-    /// outputs are one product of (S + R) rows; everything stays in cache. The sums run in a
-    /// different order from the training pass, so the two agree to Float32 rounding.
+    /// taps' shifts is stacked, so the taps are one product with k = KR (S-small: 192); the
+    /// skip and residual outputs are one product of (S + R) rows; everything stays in cache.
+    /// The conditioning term W_c c_up joins h from `conditionTerms` when c_up is constant over
+    /// each frame's interior (the nearest upsampler, `Activations.frameRate`), which saves
+    /// the k = Cc part of every layer's product (S-small: 80 of 272); otherwise c_up is
+    /// stacked under the taps (k = KR + Cc). The sums run in a different order from the
+    /// training pass, so the two agree to Float32 rounding.
     func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>?, store: ParameterStore) {
-        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels
-        let C = c.conditionChannels, K = c.kernelSize, KC = K * R + C, SR = S + R
+        let c = config, B = a.batch, T = a.length, F = a.frames, R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels
+        let C = c.conditionChannels, K = c.kernelSize, KC = K * R + C, SR = S + R, hop = c.hop
+        let frameRate = a.frameRate, reps = c.upsampleKernel, p = (reps - 1) / 2, rows = frameRate ? K * R : KC
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
         let tile = a.tile, workers = a.workers
         let tilesPerUtterance = (T + tile - 1) / tile
-        upsampleForward(a, mel: mel, store: store)
-        let stride = B * R * T
         let blasThreads = BLAS.threads
         if workers > 1 { BLAS.setThreads(1) }
         defer { if workers > 1 { BLAS.setThreads(blasThreads) } }
+        if frameRate { representativeConditioning(a, mel: mel, store: store) } else { upsampleForward(a, mel: mel, store: store) }
+        let stride = B * R * T
         a.residual.withUnsafeMutableBufferPointer { res in
           a.preGate.withUnsafeMutableBufferPointer { hBuffer in
             a.gated.withUnsafeMutableBufferPointer { zBuffer in
@@ -358,63 +414,83 @@ public struct WaveNetStack: Sendable {
                     a.skipResidualWeight.withUnsafeMutableBufferPointer { skipResidualW in
                       a.skip.withUnsafeMutableBufferPointer { skip in
                         a.conditioned.withUnsafeBufferPointer { cond in
-                          a.gateBias.withUnsafeMutableBufferPointer { gateBiases in
-                            let hAll = hBuffer.baseAddress!, zAll = zBuffer.baseAddress!, xAll = xBuffer.baseAddress!, oAll = oBuffer.baseAddress!
-                            let wh = stackedW.baseAddress!, wsr = skipResidualW.baseAddress!
-                            input.forward(out: res.baseAddress!, inp: x, weight: w(inputWeight), bias: w(inputBias), batch: B, length: T)
-                            skip.update(repeating: 0)
-                            for (l, layer) in layers.enumerated() {
-                                let dilation = c.dilation(l)
-                                // h = [W_0 .. W_{K-1} W_c] [x(t - (K-1)d); ..; x(t); c_up(t)] + bias.
-                                let dilatedW = w(layer.dilatedWeight), conditionW = w(layer.conditionWeight)
-                                for o in 0..<(2 * G) {
-                                    for k in 0..<K { (wh + o * KC + k * R).update(from: dilatedW + (k * 2 * G + o) * R, count: R) }
-                                    (wh + o * KC + K * R).update(from: conditionW + o * C, count: C)
-                                }
-                                wsr.update(from: w(layer.skipWeight), count: S * G)
-                                (wsr + S * G).update(from: w(layer.residualWeight), count: R * G)
-                                gateBias(l, speaker: speaker, batch: B, store: store, into: gateBiases.baseAddress!)
-                                let skipB = w(layer.skipBias), residualB = w(layer.residualBias)
-                                let input = res.baseAddress! + a.residualSlot(l) * stride, output = res.baseAddress! + a.residualSlot(l + 1) * stride
-                                let gateBias = UnsafePointer(gateBiases.baseAddress!)
-                                let count = B * tilesPerUtterance
-                                DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                                    let tiles = (count * worker / workers)..<(count * (worker + 1) / workers)
-                                    let h = hAll + worker * 2 * G * tile, z = zAll + worker * G * tile
-                                    let stackedX = xAll + worker * KC * tile, out = oAll + worker * SR * tile
-                                    for index in tiles {
-                                        let b = index / tilesPerUtterance, t0 = index % tilesPerUtterance * tile, n = min(tile, T - t0)
-                                        let xIn = input + b * R * T, xOut = output + b * R * T
-                                        // Tap k reads x[t - (K - 1 - k) d]; before the start it reads zeros.
-                                        for k in 0..<K {
-                                            let shift = (K - 1 - k) * dilation, zeros = min(n, max(0, shift - t0))
-                                            for r in 0..<R {
-                                                let row = stackedX + (k * R + r) * n
-                                                if zeros > 0 { row.update(repeating: 0, count: zeros) }
-                                                if zeros < n { (row + zeros).update(from: xIn + r * T + t0 + zeros - shift, count: n - zeros) }
+                          a.representatives.withUnsafeBufferPointer { representatives in
+                            a.conditionTerms.withUnsafeMutableBufferPointer { terms in
+                              a.gateBias.withUnsafeMutableBufferPointer { gateBiases in
+                                let hAll = hBuffer.baseAddress!, zAll = zBuffer.baseAddress!, xAll = xBuffer.baseAddress!, oAll = oBuffer.baseAddress!
+                                let wh = stackedW.baseAddress!, wsr = skipResidualW.baseAddress!
+                                input.forward(out: res.baseAddress!, inp: x, weight: w(inputWeight), bias: w(inputBias), batch: B, length: T)
+                                skip.update(repeating: 0)
+                                for (l, layer) in layers.enumerated() {
+                                    let dilation = c.dilation(l)
+                                    // h = [W_0 .. W_{K-1} (W_c)] [x(t - (K-1)d); ..; x(t); (c_up(t))] + bias.
+                                    let dilatedW = w(layer.dilatedWeight), conditionW = w(layer.conditionWeight)
+                                    for o in 0..<(2 * G) {
+                                        for k in 0..<K { (wh + o * KC + k * R).update(from: dilatedW + (k * 2 * G + o) * R, count: R) }
+                                        (wh + o * KC + K * R).update(from: conditionW + o * C, count: C)
+                                    }
+                                    wsr.update(from: w(layer.skipWeight), count: S * G)
+                                    (wsr + S * G).update(from: w(layer.residualWeight), count: R * G)
+                                    gateBias(l, speaker: speaker, batch: B, store: store, into: gateBiases.baseAddress!)
+                                    if frameRate {
+                                        // W_c c_up + bias of h at each frame's representative positions.
+                                        for b in 0..<B {
+                                            let out = terms.baseAddress! + b * 2 * G * F * reps
+                                            for o in 0..<(2 * G) { (out + o * F * reps).update(repeating: gateBiases[b * 2 * G + o], count: F * reps) }
+                                            BLAS.sgemm(m: 2 * G, n: F * reps, k: C, a: conditionW, lda: C, b: representatives.baseAddress! + b * C * F * reps,
+                                                       ldb: F * reps, beta: 1, c: out, ldc: F * reps)
+                                        }
+                                    }
+                                    let skipB = w(layer.skipBias), residualB = w(layer.residualBias)
+                                    let input = res.baseAddress! + a.residualSlot(l) * stride, output = res.baseAddress! + a.residualSlot(l + 1) * stride
+                                    let gateBias = UnsafePointer(gateBiases.baseAddress!), conditionTerms = frameRate ? UnsafePointer(terms.baseAddress!) : nil
+                                    let count = B * tilesPerUtterance
+                                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                        let h = hAll + worker * 2 * G * tile, z = zAll + worker * G * tile
+                                        let stackedX = xAll + worker * rows * tile, out = oAll + worker * SR * tile
+                                        for index in (count * worker / workers)..<(count * (worker + 1) / workers) {
+                                            let b = index / tilesPerUtterance, t0 = index % tilesPerUtterance * tile, n = min(tile, T - t0)
+                                            let xIn = input + b * R * T, xOut = output + b * R * T
+                                            // Tap k reads x[t - (K - 1 - k) d]; before the start it reads zeros.
+                                            for k in 0..<K {
+                                                let shift = (K - 1 - k) * dilation, zeros = min(n, max(0, shift - t0))
+                                                for r in 0..<R {
+                                                    let row = stackedX + (k * R + r) * n
+                                                    if zeros > 0 { row.update(repeating: 0, count: zeros) }
+                                                    if zeros < n { (row + zeros).update(from: xIn + r * T + t0 + zeros - shift, count: n - zeros) }
+                                                }
                                             }
-                                        }
-                                        let cb = cond.baseAddress! + b * C * T + t0
-                                        for channel in 0..<C { (stackedX + (K * R + channel) * n).update(from: cb + channel * T, count: n) }
-                                        let bias = gateBias + b * 2 * G
-                                        for o in 0..<(2 * G) { (h + o * n).update(repeating: bias[o], count: n) }
-                                        BLAS.sgemm(m: 2 * G, n: n, k: KC, a: wh, lda: KC, b: stackedX, ldb: n, beta: 1, c: h, ldc: n)
-                                        for channel in 0..<G {
-                                            GatedUnit.forwardVector(out: z + channel * n, tanhInput: h + channel * n, sigmoidInput: h + (G + channel) * n, count: n)
-                                        }
-                                        BLAS.sgemm(m: SR, n: n, k: G, a: wsr, lda: G, b: z, ldb: n, beta: 0, c: out, ldc: n)
-                                        // skip += W_s z + b_s; x_out = (x_in + (W_r z + b_r)) * sqrt(0.5)
-                                        let sb = skip.baseAddress! + b * S * T + t0
-                                        for o in 0..<S {
-                                            let row = sb + o * T, source = out + o * n, bo = skipB[o]
-                                            for t in 0..<n { row[t] += source[t] + bo }
-                                        }
-                                        for o in 0..<R {
-                                            let src = xIn + o * T + t0, dst = xOut + o * T + t0, source = out + (S + o) * n, bo = residualB[o]
-                                            for t in 0..<n { dst[t] = (src[t] + (source[t] + bo)) * scale }
+                                            if let conditionTerms {
+                                                let termsOfB = conditionTerms + b * 2 * G * F * reps
+                                                for o in 0..<(2 * G) {
+                                                    WaveNetStack.expandFrames(into: h + o * n, from: termsOfB + o * F * reps, start: t0, count: n, hop: hop,
+                                                                              kernel: reps, reach: p)
+                                                }
+                                            } else {
+                                                let cb = cond.baseAddress! + b * C * T + t0
+                                                for channel in 0..<C { (stackedX + (K * R + channel) * n).update(from: cb + channel * T, count: n) }
+                                                let bias = gateBias + b * 2 * G
+                                                for o in 0..<(2 * G) { (h + o * n).update(repeating: bias[o], count: n) }
+                                            }
+                                            BLAS.sgemm(m: 2 * G, n: n, k: rows, a: wh, lda: KC, b: stackedX, ldb: n, beta: 1, c: h, ldc: n)
+                                            for channel in 0..<G {
+                                                GatedUnit.forwardVector(out: z + channel * n, tanhInput: h + channel * n, sigmoidInput: h + (G + channel) * n, count: n)
+                                            }
+                                            BLAS.sgemm(m: SR, n: n, k: G, a: wsr, lda: G, b: z, ldb: n, beta: 0, c: out, ldc: n)
+                                            // skip += W_s z + b_s; x_out = (x_in + (W_r z + b_r)) * sqrt(0.5)
+                                            let sb = skip.baseAddress! + b * S * T + t0
+                                            for o in 0..<S {
+                                                let row = sb + o * T, source = out + o * n, bo = skipB[o]
+                                                for t in 0..<n { row[t] += source[t] + bo }
+                                            }
+                                            for o in 0..<R {
+                                                let src = xIn + o * T + t0, dst = xOut + o * T + t0, source = out + (S + o) * n, bo = residualB[o]
+                                                for t in 0..<n { dst[t] = (src[t] + (source[t] + bo)) * scale }
+                                            }
                                         }
                                     }
                                 }
+                              }
                             }
                           }
                         }
@@ -425,6 +501,23 @@ public struct WaveNetStack: Sendable {
               }
             }
           }
+        }
+    }
+
+    /// Samples [start, start + count) of one row from its values at `kernel` positions per
+    /// frame (see `representativeConditioning`): offsets below `reach` and from
+    /// hop - kernel + reach + 1 on have their own values; the offsets between share one.
+    @inline(__always)
+    static func expandFrames(into row: UnsafeMutablePointer<Float>, from values: UnsafePointer<Float>, start: Int, count: Int, hop: Int,
+                             kernel: Int, reach: Int) {
+        var t = start
+        let end = start + count
+        while t < end {
+            let f = t / hop, frameStart = f * hop, frameEnd = min(end, frameStart + hop), v = values + f * kernel
+            while t < frameEnd && t - frameStart < reach { row[t - start] = v[t - frameStart]; t += 1 }
+            let interiorEnd = min(frameEnd, frameStart + hop - kernel + reach + 1)
+            if t < interiorEnd { (row + t - start).update(repeating: v[reach], count: interiorEnd - t); t = interiorEnd }
+            while t < frameEnd { row[t - start] = v[t - frameStart - hop + kernel]; t += 1 }
         }
     }
 

@@ -121,4 +121,30 @@ struct WaveNetStackTests {
             #expect(a.skip[c * T + 30] != before[c * T + 30])
         }
     }
+
+    /// The forward-only pass computes the nearest upsampler's c_up, and each layer's W_c c_up,
+    /// at `upsampleKernel` positions per frame when hop >= kernel (and at every sample
+    /// otherwise): it equals the training pass for odd and even kernels, with edges at both
+    /// ends of the utterance and tiles that cut frames.
+    @Test(arguments: [(3, 4), (5, 6), (4, 5), (5, 5), (3, 2)])
+    func frameRateConditioningEqualsTraining(kernel: Int, hop: Int) {
+        let config = WaveNetStackConfig(layers: 3, cycle: 2, kernelSize: 2, residualChannels: 4, gatedChannels: 3, skipChannels: 5,
+                                        conditionChannels: 3, hop: hop, upsampleKernel: kernel)
+        let store = ParameterStore()
+        let stack = WaveNetStack(config: config, prefix: "s", store: store)
+        var generator = SeededGenerator(seed: 12)
+        stack.initialise(store, generator: &generator)
+        let B = 2, frames = 7, T = frames * hop
+        let x = GradientCheck.random(B * T, seed: 13), mel = GradientCheck.random(B * 3 * frames, seed: 14, scale: 2)
+        let full = stack.makeActivations(batch: B, frames: frames)
+        stack.forward(full, x: x, mel: mel, store: store)
+        let before = WaveNetStack.forwardTile
+        WaveNetStack.forwardTile = 7
+        defer { WaveNetStack.forwardTile = before }
+        let light = stack.makeActivations(batch: B, frames: frames, training: false)
+        #expect(light.frameRate == (hop >= kernel))
+        stack.forward(light, x: x, mel: mel, store: store)
+        let worst = zip(light.skip, full.skip).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+        #expect(worst <= 1e-5, "kernel \(kernel), hop \(hop): worst difference \(worst)")
+    }
 }
