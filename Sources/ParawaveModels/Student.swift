@@ -344,8 +344,8 @@ public final class Student: @unchecked Sendable {
 
     /// Frames per chunk of `synthesize` by default. Each chunk also recomputes the flows'
     /// receptive field on its left (32 frames for S-small): 512-frame chunks spend 6% on it
-    /// where 256-frame chunks spent 11%. S-small's buffers take about 2.2 KB per sample of a
-    /// chunk, so `render` peaks near 365 MB on 100 s (220 MB with 256-frame chunks).
+    /// where 256-frame chunks spent 11%. S-small's buffers take about 1.5 KB per sample of a
+    /// chunk, so `render` peaks near 277 MB on 100 s (178 MB with 256-frame chunks).
     public static let defaultChunkFrames = 512
 
     /// Frames of context a chunk needs on each side so that its kept frames equal the
