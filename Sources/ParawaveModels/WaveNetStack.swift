@@ -292,30 +292,41 @@ public struct WaveNetStack: Sendable {
     /// to hop - k + p), and hop - k + p + 1 ..< hop. c_up(t) = b + sum_j W_j mel(frame of
     /// t + j - p), zero outside the utterance, as the full-length convolution computes it.
     func representativeConditioning(_ a: Activations, mel: UnsafePointer<Float>, store: ParameterStore) {
-        let c = config, B = a.batch, F = a.frames, C = c.conditionChannels, k = c.upsampleKernel, p = (k - 1) / 2, hop = c.hop
+        a.representatives.withUnsafeMutableBufferPointer { out in
+            representatives(mel: mel, batch: a.batch, frames: a.frames, into: out.baseAddress!, store: store)
+        }
+    }
+
+    /// Position (0 ..< upsampleKernel) standing for each sample offset (0 ..< hop) of a frame
+    /// in `representatives`.
+    var representativeOfOffset: [Int] {
+        let k = config.upsampleKernel, p = (k - 1) / 2, hop = config.hop
+        return (0..<hop).map { o in o < p ? o : (o <= hop - k + p ? p : o - hop + k) }
+    }
+
+    /// c_up at `upsampleKernel` positions per frame, (B, Cc, F * kernel), from the
+    /// normalised mel (B, Cc, F); see `representativeConditioning`.
+    func representatives(mel: UnsafePointer<Float>, batch B: Int, frames F: Int, into out: UnsafeMutablePointer<Float>, store: ParameterStore) {
+        let c = config, C = c.conditionChannels, k = c.upsampleKernel, p = (k - 1) / 2, hop = c.hop
         let T = F * hop
         let weight = UnsafePointer(store.value(upsampleWeight)), bias = UnsafePointer(store.value(upsampleBias))
         // W_j mel for each tap j: (k, C, F) per utterance.
-        var tapped = [Float](repeating: 0, count: k * C * F)
-        a.representatives.withUnsafeMutableBufferPointer { out in
-            tapped.withUnsafeMutableBufferPointer { tapped in
-                for b in 0..<B {
+        let tapped = UnsafeMutablePointer<Float>.allocate(capacity: max(1, k * C * F))
+        defer { tapped.deallocate() }
+        for b in 0..<B {
+            for j in 0..<k {
+                BLAS.sgemm(m: C, n: F, k: C, a: weight + j * C * C, lda: C, b: mel + b * C * F, ldb: F, c: tapped + j * C * F, ldc: F)
+            }
+            let rows = out + b * C * F * k
+            for f in 0..<F {
+                for r in 0..<k {
+                    let offset = r < p ? r : (r == p ? p : hop - k + r), t = f * hop + offset
+                    for channel in 0..<C { rows[channel * F * k + f * k + r] = bias[channel] }
                     for j in 0..<k {
-                        BLAS.sgemm(m: C, n: F, k: C, a: weight + j * C * C, lda: C, b: mel + b * C * F, ldb: F,
-                                   c: tapped.baseAddress! + j * C * F, ldc: F)
-                    }
-                    let rows = out.baseAddress! + b * C * F * k
-                    for f in 0..<F {
-                        for r in 0..<k {
-                            let offset = r < p ? r : (r == p ? p : hop - k + r), t = f * hop + offset
-                            for channel in 0..<C { rows[channel * F * k + f * k + r] = bias[channel] }
-                            for j in 0..<k {
-                                let source = t + j - p
-                                guard source >= 0 && source < T else { continue }
-                                let frame = source / hop
-                                for channel in 0..<C { rows[channel * F * k + f * k + r] += tapped[(j * C + channel) * F + frame] }
-                            }
-                        }
+                        let source = t + j - p
+                        guard source >= 0 && source < T else { continue }
+                        let frame = source / hop
+                        for channel in 0..<C { rows[channel * F * k + f * k + r] += tapped[(j * C + channel) * F + frame] }
                     }
                 }
             }
