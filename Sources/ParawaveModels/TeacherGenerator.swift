@@ -25,6 +25,15 @@ public final class TeacherGenerator: @unchecked Sendable {
     let L: Int, K: Int, R: Int, G: Int, S: Int, C: Int, M: Int, hop: Int
     /// Samples per block of precomputed conditioning.
     let blockLength: Int
+    /// Positions of conditioning per frame: with the nearest upsampler (and hop >= its kernel)
+    /// c_up is constant inside a frame but for the kernel's reach at its edges, so only
+    /// `upsampleKernel` positions per frame are computed (see
+    /// `WaveNetStack.representatives`); otherwise every sample. And the position each sample
+    /// offset of a frame reads.
+    let positions: Int
+    let positionOfOffset: [Int]
+    /// Positions per block: blockLength / hop * positions.
+    var blockPositions: Int { blockLength / hop * positions }
     /// Workers of the per-sample loop (1 or 2).
     public let threads: Int
     /// How the per-sample weights (taps, skip/residual and head) are stored: as asked, except
@@ -61,9 +70,9 @@ public final class TeacherGenerator: @unchecked Sendable {
     let currents, preGates, gateds, partials: [UnsafeMutablePointer<Float>]
     let taps: [UnsafeMutablePointer<UnsafePointer<Float>>]
     let skip, hiddenA, hiddenB, params: UnsafeMutablePointer<Float>
-    /// Conditioning of a block: per utterance (blockLength, L*2G); two of them when one worker
-    /// runs and a spare core computes the next block meanwhile. And the upsampled mel it
-    /// comes from, (B, Cc, blockLength).
+    /// Conditioning of a block: per utterance (blockPositions, L*2G); two of them when one
+    /// worker runs and a spare core computes the next block meanwhile. And the upsampled mel
+    /// it comes from, (B, Cc, blockPositions).
     let conditionBlocks: [UnsafeMutablePointer<Float>]
     let upsampledBlock: UnsafeMutablePointer<Float>
     private let allocations: [UnsafeMutablePointer<Float>]
@@ -75,8 +84,8 @@ public final class TeacherGenerator: @unchecked Sendable {
     }
 
     /// `blockFrames`: mel frames of conditioning computed ahead at a time (default 1024 samples'
-    /// worth); `threads`: workers of the per-sample loop (default: one for a batch of 1, whose
-    /// per-layer work is too small to share, two for larger batches when there are 2 cores);
+    /// worth); `threads`: workers of the per-sample loop (default: 2 when there are 2 cores; one
+    /// worker leaves the other core to compute the next block's conditioning);
     /// `precision`: how the per-sample weights are stored. `.single` reproduces the parallel
     /// pass's mixture parameters to 1e-5; `.half` halves the bytes every sample streams.
     public init(teacher: Teacher, batch: Int, blockFrames: Int? = nil, threads: Int? = nil,
@@ -91,12 +100,16 @@ public final class TeacherGenerator: @unchecked Sendable {
         L = c.layers; K = c.kernelSize; R = c.residualChannels; G = c.gatedChannels; S = c.skipChannels
         C = c.conditionChannels; M = teacher.config.mixtures; hop = c.hop
         blockLength = (blockFrames ?? max(1, 1024 / c.hop)) * c.hop
+        let frameRate = c.upsampler == .nearest && c.hop >= c.upsampleKernel
+        positions = frameRate ? c.upsampleKernel : c.hop
+        positionOfOffset = frameRate ? teacher.stack.representativeOfOffset : Array(0..<c.hop)
+        let blockPositions = blockLength / c.hop * positions
         let G = c.gatedChannels
         // Two groups split at a multiple of 8 where possible, so their rows fill whole panels.
         let mid = min(G - 1, max(1, (G / 2 + 7) / 8 * 8))
         let channels = G < 2 ? [0..<G] : [0..<mid, mid..<G]
         self.channels = channels
-        let workers = max(1, min(threads ?? (batch == 1 ? 1 : Parallel.threads), channels.count))
+        let workers = max(1, min(threads ?? Parallel.threads, channels.count))
         self.threads = workers
         groupsOfWorker = workers == 1 ? [Array(channels.indices)] : [[0], [1]]
         let store = teacher.store, stack = teacher.stack
@@ -158,9 +171,9 @@ public final class TeacherGenerator: @unchecked Sendable {
         hiddenA = buffer(batch * S)
         hiddenB = buffer(batch * S)
         params = buffer(batch * 3 * M)
-        let blockValues = batch * blockLength * L * H
+        let blockValues = batch * blockPositions * L * H
         conditionBlocks = (0..<(workers == 1 && Parallel.threads > 1 ? 2 : 1)).map { _ in buffer(blockValues) }
-        upsampledBlock = buffer(batch * C * blockLength)
+        upsampledBlock = buffer(batch * C * blockPositions)
         let taps = (0..<workers).map { _ in UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: K) }
         self.taps = taps
         tapAllocations = taps
@@ -227,9 +240,9 @@ public final class TeacherGenerator: @unchecked Sendable {
         // drawn) and once per layer (both partial sums of the skip/residual product are done).
         let groups = channels.count
         func work(_ j: Int, block blockStart: Int, conditioning conditionBlock: UnsafePointer<Float>, _ generator: inout SeededGenerator) {
-            let current = currents[j], inputs = taps[j]
+            let current = currents[j], inputs = taps[j], blockPositions = blockPositions
             for t in blockStart..<min(T, blockStart + blockLength) {
-                let offset = t - blockStart
+                let offset = t - blockStart, position = offset / hop * positions + positionOfOffset[offset % hop]
                 barrier.wait()
                 for b in 0..<B {
                     let x = previous[b]
@@ -246,8 +259,8 @@ public final class TeacherGenerator: @unchecked Sendable {
                     for g in groupsOfWorker[j] {
                         let n = channels[g].count, preGate = preGates[g], gated = gateds[g]
                         // The group's rows of h: the conditioning (with the biases) plus the K taps.
-                        dilated[l][g].product(y: preGate, ldy: 2 * n, addend: conditionBlock + offset * LH + l * 2 * G + 2 * channels[g].lowerBound,
-                                              ldAddend: blockLength * LH, segments: inputs, count: K, ldx: R, batch: B)
+                        dilated[l][g].product(y: preGate, ldy: 2 * n, addend: conditionBlock + position * LH + l * 2 * G + 2 * channels[g].lowerBound,
+                                              ldAddend: blockPositions * LH, segments: inputs, count: K, ldx: R, batch: B)
                         for b in 0..<B {
                             GatedUnit.forwardVector(out: gated + b * n, tanhInput: preGate + b * 2 * n, sigmoidInput: preGate + b * 2 * n + n, count: n)
                         }
@@ -370,8 +383,8 @@ public final class TeacherGenerator: @unchecked Sendable {
         conditionRows(0..<upsampleBlock(normalised: normalised, utterances: B, frames: F, start: start), utterances: B, into: conditionBlock)
     }
 
-    /// Upsampled, normalised conditioning (B, Cc, blockLength) for samples
-    /// [start, start + blockLength); returns how many samples of it are inside the mels.
+    /// Upsampled, normalised conditioning (B, Cc, blockPositions) at the block's positions for
+    /// samples [start, start + blockLength); returns how many positions are inside the mels.
     func upsampleBlock(normalised: [Float], utterances B: Int, frames F: Int, start: Int) -> Int {
         let stack = teacher.stack, store = teacher.store
         // Frames beyond the block whose conditioning reaches into it: the window around the
@@ -380,38 +393,43 @@ public final class TeacherGenerator: @unchecked Sendable {
         let f0 = start / hop, f1 = min(F, (start + blockLength) / hop)
         guard f1 > f0 else { return 0 }
         let lo = max(0, f0 - halo), hi = min(F, f1 + halo), n = hi - lo
+        let P = positions, blockPositions = blockPositions
         var window = [Float](repeating: 0, count: C * n)
-        var repeated = [Float](repeating: 0, count: stack.transposedUpsample == nil ? C * n * hop : 0)
-        var upsampled = [Float](repeating: 0, count: C * n * hop)
-        let first = (f0 - lo) * hop, count = (f1 - f0) * hop
+        var repeated = [Float](repeating: 0, count: stack.transposedUpsample == nil && P == hop ? C * n * hop : 0)
+        var upsampled = [Float](repeating: 0, count: C * n * P)
+        let first = (f0 - lo) * P, count = (f1 - f0) * P
         for b in 0..<B {
             for c in 0..<C {
                 for f in 0..<n { window[c * n + f] = normalised[(b * C + c) * F + lo + f] }
             }
             upsampled.withUnsafeMutableBufferPointer { u in
-                repeated.withUnsafeMutableBufferPointer { r in
-                    stack.upsample(mel: window, batch: 1, frames: n, into: u.baseAddress!, repeated: r.baseAddress, store: store)
+                if P == hop {
+                    repeated.withUnsafeMutableBufferPointer { r in
+                        stack.upsample(mel: window, batch: 1, frames: n, into: u.baseAddress!, repeated: r.baseAddress, store: store)
+                    }
+                } else {
+                    stack.representatives(mel: window, batch: 1, frames: n, into: u.baseAddress!, store: store)
                 }
             }
             for c in 0..<C {
                 upsampled.withUnsafeBufferPointer { u in
-                    (upsampledBlock + (b * C + c) * blockLength).update(from: u.baseAddress! + c * n * hop + first, count: count)
+                    (upsampledBlock + (b * C + c) * blockPositions).update(from: u.baseAddress! + c * n * P + first, count: count)
                 }
             }
         }
         return count
     }
 
-    /// Rows `times` of `conditionBlock`: every layer's conditioning product plus its dilated
-    /// convolution's bias, per utterance (time, L*2G) = c_up^T (time, Cc) W^T (Cc, L*2G).
-    func conditionRows(_ times: Range<Int>, utterances B: Int, into conditionBlock: UnsafeMutablePointer<Float>) {
-        guard !times.isEmpty else { return }
-        let LH = L * 2 * G
+    /// Rows `rows` of `conditionBlock`: every layer's conditioning product plus its dilated
+    /// convolution's bias, per utterance (position, L*2G) = c_up^T (position, Cc) W^T (Cc, L*2G).
+    func conditionRows(_ rows: Range<Int>, utterances B: Int, into conditionBlock: UnsafeMutablePointer<Float>) {
+        guard !rows.isEmpty else { return }
+        let LH = L * 2 * G, blockPositions = blockPositions
         for b in 0..<B {
-            let out = conditionBlock + (b * blockLength + times.lowerBound) * LH
-            for t in 0..<times.count { (out + t * LH).update(from: conditionBias + b * LH, count: LH) }
-            BLAS.sgemm(transposeA: true, transposeB: true, m: times.count, n: LH, k: C,
-                       a: upsampledBlock + b * C * blockLength + times.lowerBound, lda: blockLength,
+            let out = conditionBlock + (b * blockPositions + rows.lowerBound) * LH
+            for t in 0..<rows.count { (out + t * LH).update(from: conditionBias + b * LH, count: LH) }
+            BLAS.sgemm(transposeA: true, transposeB: true, m: rows.count, n: LH, k: C,
+                       a: upsampledBlock + b * C * blockPositions + rows.lowerBound, lda: blockPositions,
                        b: condition, ldb: C, beta: 1, c: out, ldc: LH)
         }
     }
