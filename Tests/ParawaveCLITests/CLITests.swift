@@ -191,7 +191,15 @@ struct CLITests {
         _ = try CommandRunner.parawave(["mel", wav, "--recipe", dir + "/r.yaml", "--out", dir + "/u1.npy"])
         let fromMel = try CommandRunner.parawave(["render", "--model", dir + "/run/model.safetensors", "--mel", dir + "/u1.npy",
                                                   "--out", dir + "/mel.wav", "--temperature", "0.7"])
-        #expect(fromMel.status == 0, "\(fromMel.stderr)")
+        #expect(fromMel.status == 0 && fromMel.stdout.contains("half precision"), "\(fromMel.stderr)")
+        // Float32 weights on request; an unknown precision is a usage error.
+        let single = try CommandRunner.parawave(["render", "--model", dir + "/run", "--mel", dir + "/u1.npy", "--out", dir + "/single.wav",
+                                                 "--precision", "single"])
+        #expect(single.status == 0 && single.stdout.contains("single precision"), "\(single.stderr)")
+        #expect(try AudioFile.read(dir + "/single.wav").samples.count == (1 + 4000 / 64) * 64)
+        let typo = try CommandRunner.parawave(["render", "--model", dir + "/run", "--mel", dir + "/u1.npy", "--out", dir + "/t.wav",
+                                               "--precision", "double"])
+        #expect(typo.status != 0 && typo.stderr.contains("--precision"), "\(typo.stderr)")
 
         try expectClearFailure(["render", "--model", dir + "/nothing", "--mel", dir + "/u1.npy", "--out", dir + "/x.wav"],
                                subject: dir + "/nothing", problem: "no such model", output: dir + "/x.wav")
@@ -288,6 +296,9 @@ struct CLITests {
             let out = try AudioFile.read(dir + "/s.wav")
             #expect(out.sampleRate == 8000 && out.samples.count == (1 + 4000 / 64) * 64 && out.samples.allSatisfy { $0.isFinite })
         }
+        // --precision is for teachers: with a student it is an error, and nothing is written.
+        try expectClearFailure(["render", "--model", dir + "/student", "--wav", wav, "--out", dir + "/p.wav", "--precision", "half"],
+                               subject: dir + "/student", problem: "applies to teachers", output: dir + "/p.wav")
         try evaluateAndPlot(dir)
         try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/student",
                                 "--run", dir + "/s2"] + student, subject: dir + "/student", problem: "is not a teacher", output: dir + "/s2/model.safetensors")
