@@ -65,8 +65,32 @@ public struct Recipe: Codable, Equatable, Sendable {
         return recipe
     }
 
-    /// The recipe as YAML, every value resolved (defaults written out).
-    public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+    /// The recipe as YAML, every value resolved (defaults written out), with numbers written
+    /// as people write them (0.9999, 10.0, 8000.0 rather than Yams's 9.999e-1, 1e+1, 8e+3).
+    public func yaml() throws -> String {
+        let text = try YAMLEncoder().encode(self)
+        guard let node = try Yams.compose(yaml: text) else { return text }
+        return try Yams.serialize(node: Self.decimalNumbers(node))
+    }
+
+    /// `node` with every plain scalar in exponent notation that is a number from 1e-4 up
+    /// rewritten in decimal notation.
+    static func decimalNumbers(_ node: Node) -> Node {
+        switch node {
+        case .scalar(var scalar):
+            if scalar.style == .plain || scalar.style == .any, scalar.string.lowercased().contains("e"),
+               let value = Double(scalar.string), value.isFinite, value == 0 || abs(value) >= 1e-4 {
+                scalar.string = "\(value)"
+            }
+            return .scalar(scalar)
+        case .mapping(let mapping):
+            return .mapping(Node.Mapping(mapping.map { ($0.key, decimalNumbers($0.value)) }, mapping.tag, mapping.style))
+        case .sequence(let sequence):
+            return .sequence(Node.Sequence(sequence.map(decimalNumbers), sequence.tag, sequence.style))
+        case .alias:
+            return node
+        }
+    }
 
     func validate(_ v: inout RecipeValidator) {
         v.section("audio") { audio.check(&$0) }

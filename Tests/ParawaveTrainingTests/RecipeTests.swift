@@ -123,6 +123,13 @@ struct RecipeTests {
         let text = try recipe.yaml()
         #expect(text.contains("hop_length: 256") && text.contains("multi_resolution"))
         #expect(try Recipe.parse(text) == recipe)
+        // Numbers in decimal notation, as people write them; tiny ones keep an exponent.
+        for line in ["ema_decay: 0.9999", "clip_norm: 10.0", "fmax: 8000.0", "learning_rate: 0.001", "- /a"] {
+            #expect(text.contains(line), "\(line)")
+        }
+        #expect(!text.contains("e+") && !text.contains("e-1"), "\(text)")
+        recipe.distill.run.learningRate = 3e-5
+        #expect(try Recipe.parse(try recipe.yaml()) == recipe)
     }
 
     @Test func missingFileIsClear() {
