@@ -14,6 +14,8 @@ BUILD_FLAGS := -c release $(CPU_FLAGS)
 RECIPE := recipes/demo/recipe.yaml
 DATA := data/demo
 RUNS := runs/demo
+# The models trained with recipes/demo-long that ship with the repository.
+PRETRAINED := audio/pretrained
 
 .PHONY: all deps demo-deps build test demo bench clean fixtures
 
@@ -57,6 +59,7 @@ demo: demo-deps build
 	    --png $(RUNS)/samples/student-$$id.png && \
 	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
 	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --teacher $(RUNS)/teacher --data $(DATA) --report $(RUNS)/report
+	$(BIN) evaluate --model $(PRETRAINED)/teacher --model $(PRETRAINED)/student --data $(DATA) --report $(RUNS)/report-pretrained
 	$(BIN) plot-metrics $(RUNS)/teacher --png $(RUNS)/teacher/curves.png
 	$(BIN) plot-metrics $(RUNS)/student --png $(RUNS)/student/curves.png
 	@echo
@@ -65,6 +68,7 @@ demo: demo-deps build
 	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
 	@echo "  student run:           $(RUNS)/student (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
 	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student WAVs + spectrograms.png)"
+	@echo "  the shipped models:    $(RUNS)/report-pretrained (the same for $(PRETRAINED)/teacher and $(PRETRAINED)/student)"
 	@echo "  a validation utterance rendered by the teacher (autoregressive) and the student (parallel), and the real one:"
 	@ls $(RUNS)/samples/*.wav $(RUNS)/samples/*.png | sed 's/^/    /'
 

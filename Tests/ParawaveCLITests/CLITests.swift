@@ -307,6 +307,45 @@ struct CLITests {
                                output: dir + "/s3/model.safetensors")
     }
 
+    /// The models in audio/pretrained work right after the build, as the README says: each
+    /// renders a committed example mel to audio that resembles the real recording, and
+    /// `evaluate` finds the student's teacher beside it (the checkpoint records "teacher") and
+    /// reports the student's KL.
+    @Test func shippedModelsRenderTheExamples() throws {
+        let root = Fixtures.root.path
+        let example = root + "/audio/examples/klettres_en_GB_syllab_key"
+        let dir = Fixtures.temporaryDirectory()
+        let frames = try NPY.read(example + ".npy").shape[1]
+        let real = try AudioFile.read(example + ".real.wav").samples
+        let meter = try QualityMeter(settings: MelSettings())
+        // About 1.5 times what the models measure on this utterance (8.5 and 25.2 dB in
+        // audio/pretrained/report.txt).
+        let bounds = ["student": 13.0, "teacher": 38.0]
+        for model in ["student", "teacher"] {
+            let out = "\(dir)/\(model).wav"
+            let run = try CommandRunner.parawave(["render", "--model", root + "/audio/pretrained/" + model, "--mel", example + ".npy", "--out", out])
+            #expect(run.status == 0, "\(run.stderr)")
+            let audio = try AudioFile.read(out)
+            #expect(audio.sampleRate == 16000 && audio.samples.count == frames * 256 && audio.samples.allSatisfy { $0.isFinite })
+            let distance = try meter.compare(reference: real, generated: audio.samples).logMelDB
+            #expect(distance < bounds[model]!, "\(model): log-mel distance \(distance) dB")
+        }
+
+        try FileManager.default.createDirectory(atPath: dir + "/corpus", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: example + ".real.wav", toPath: dir + "/corpus/key.wav")
+        let prepare = try CommandRunner.parawave(["prepare", dir + "/corpus", "--recipe", root + "/recipes/demo-long/recipe.yaml",
+                                                  "--out", dir + "/data", "--set", "data.validation_fraction=0", "--set", "data.preview_images=0"])
+        #expect(prepare.status == 0, "\(prepare.stderr)")
+        let evaluate = try CommandRunner.parawave(["evaluate", "--model", root + "/audio/pretrained/student", "--data", dir + "/data",
+                                                   "--split", "train", "--json", dir + "/report.json"])
+        #expect(evaluate.status == 0 && !evaluate.stderr.contains("warning"), "\(evaluate.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report.json"))) as! [String: Any]
+        let student = (json["systems"] as! [[String: Any]])[1]
+        #expect((student["teacher"] as? String)?.hasSuffix("audio/pretrained/student/../teacher") == true, "\(student)")
+        let kl = ((student["mean"] as! [String: Any])["kl_nats"] as? NSNumber)?.doubleValue ?? .nan
+        #expect(kl.isFinite && kl < 0.3, "KL \(kl)")
+    }
+
     /// evaluate scores Griffin-Lim, the teacher and the student on the validation split, with
     /// the student's KL measured against the teacher its checkpoint records; plot-metrics draws
     /// both runs' curves. Bad paths, a data directory without a manifest and data prepared with
