@@ -17,7 +17,7 @@ RUNS := runs/demo
 # The models trained with recipes/demo-long that ship with the repository.
 PRETRAINED := audio/pretrained
 
-.PHONY: all deps demo-deps build test demo bench clean fixtures
+.PHONY: all deps demo-deps build test test-kernels demo bench clean fixtures
 
 all: build
 
@@ -33,6 +33,11 @@ build: deps
 ## test: every test, against the release build.
 test: build
 	$(SWIFT) test $(BUILD_FLAGS)
+
+## test-kernels: the suite once under each OpenBLAS kernel the CPU runs (OPENBLAS_CORETYPE),
+## so that no verdict depends on the kernel's rounding (about 5 minutes per kernel).
+test-kernels: build
+	BUILD_FLAGS="$(BUILD_FLAGS)" scripts/test-kernels.sh
 
 ## demo: the whole flow on real speech from Debian's packages. Each step is skipped when
 ## its output is complete, and a killed training run continues where it stopped.

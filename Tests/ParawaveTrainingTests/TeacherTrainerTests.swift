@@ -65,20 +65,29 @@ struct TeacherTrainerTests {
     }
 
     /// Speaker conditioning end to end: a teacher trained on two speakers' clips (with one
-    /// mel, so only the speaker tells them apart) records the speakers in its checkpoint and
-    /// has learned to use them: each clip's NLL is lower given its own speaker than given the
-    /// other's. With teacher.speaker_channels 0 the same data trains an unconditioned
-    /// teacher; a speaker-conditioned one refuses data with an utterance naming no speaker.
+    /// mel, so only the speaker tells them apart; bob speaks an octave higher and 20 dB more
+    /// quietly) records the speakers in its checkpoint and has learned to use them: the clips'
+    /// NLL is lower given their own speakers than given each other's. With
+    /// teacher.speaker_channels 0 the same data trains an unconditioned teacher; a
+    /// speaker-conditioned one refuses data with an utterance naming no speaker.
+    ///
+    /// The speakers differ in loudness because that is what a small teacher learns from a
+    /// speaker within a few hundred steps: it sets the mixture's scale. A difference in pitch
+    /// alone moved the NLL by 0.01-0.3 nats, and by how much depended on the rounding of the
+    /// BLAS kernel that OpenBLAS picks for the CPU at run time (a few hundred steps of
+    /// training amplify a one-ulp difference into a different trajectory), so a bound on it
+    /// failed on some CPUs and passed on others.
     @Test func speakerConditionedTraining() throws {
         // The two clips are given the same mel, so only the speaker tells them apart.
         var low = try Self.clip(pitch: 120), high = try Self.clip(pitch: 240)
         low.id = "low"; low.speaker = "alice"
         high.id = "high"; high.speaker = "bob"
         high.mel = low.mel
+        high.audio = high.audio.map { $0 * 0.1 }
         let data = TrainingData(train: [low, high], validation: [low, high], audio: Self.settings)
         #expect(data.speakers == ["alice", "bob"])
         let run = RunDirectory(Fixtures.temporaryDirectory() + "/run")
-        let recipe = try Self.recipe(["train.steps=300", "train.learning_rate=0.01", "train.ema_decay=0.95", "teacher.speaker_channels=4"])
+        let recipe = try Self.recipe(["train.steps=300", "train.ema_decay=0.95", "teacher.speaker_channels=4"])
         let trainer = try TeacherTrainer(recipe: recipe, data: data, run: run, resume: false)
         trainer.showProgress = false
         _ = try trainer.train(shouldStop: { false })
@@ -93,9 +102,12 @@ struct TeacherTrainerTests {
             return teacher.loss(a, audio: audio, mask: mask).nll
         }
         let own = (nll(low, speaker: 0), nll(high, speaker: 1)), swapped = (nll(low, speaker: 1), nll(high, speaker: 0))
-        // Measured at seed 3: 8.22 vs 8.39 and 8.35 vs 8.46 nats; across seeds 1-5 the own
-        // speaker wins by 0.12-0.61 nats per sample.
-        #expect(own.0 < swapped.0 - 0.05 && own.1 < swapped.1 - 0.05, "own speaker \(own), swapped \(swapped)")
+        // Measured at seed 3 (OpenBLAS's Haswell kernel): own 8.52 and 7.61, swapped 13.21 and
+        // 8.15 nats, a mean margin of 2.6. Over seeds 1-8 and the Prescott, Nehalem,
+        // SandyBridge, Haswell and Zen kernels (OPENBLAS_CORETYPE) the mean margin was
+        // 0.84-3.32 nats, so 0.25 holds whatever the kernel's rounding.
+        let margin = ((swapped.0 - own.0) + (swapped.1 - own.1)) / 2
+        #expect(margin > 0.25, "own speaker \(own), swapped \(swapped)")
 
         let plain = try TeacherTrainer(recipe: try Self.recipe(["teacher.speaker_channels=0"]), data: data,
                                        run: RunDirectory(Fixtures.temporaryDirectory() + "/plain"), resume: false)
