@@ -7,17 +7,22 @@ import Foundation
 /// largest value down 80 dB (9.21 in natural-log units) or to the log floor, mapped
 /// through the magma colour map; band 0 is at the bottom of its panel.
 public enum SpectrogramImage {
-    /// One spectrogram and its title.
+    /// One spectrogram and its title, optionally with an F0 track drawn over it.
     public struct Panel {
         public var title: String
         /// Log-mel feature, (nMels, F).
         public var logMel: Matrix
+        /// F0 in Hz per frame on the mel's grid (0 where unvoiced), drawn as a cyan line.
+        public var f0: [Float]?
 
-        public init(title: String, logMel: Matrix) {
+        public init(title: String, logMel: Matrix, f0: [Float]? = nil) {
             self.title = title
             self.logMel = logMel
+            self.f0 = f0
         }
     }
+
+    static let trackColour: (UInt8, UInt8, UInt8) = (0, 230, 255)
 
     static let left = 34, right = 10, top = 4, titleHeight = 12, gap = 6, axisHeight = 26
     static let ink: (UInt8, UInt8, UInt8) = (30, 30, 30)
@@ -53,6 +58,7 @@ public enum SpectrogramImage {
                     image.set(left + px, y0 + py, color)
                 }
             }
+            if let track = panel.f0 { drawTrack(track, on: &image, y0: y0, plotWidth: plotWidth, plotHeight: plotHeight, frames: frames, settings: settings) }
             drawFrequencyTicks(&image, y0: y0, plotHeight: plotHeight, settings: settings)
         }
         drawTimeAxis(&image, y: top + panels.count * panelHeight - gap, plotWidth: plotWidth, frames: frames, settings: settings)
@@ -62,6 +68,24 @@ public enum SpectrogramImage {
     /// Writes the panels as a PNG.
     public static func write(_ panels: [Panel], settings: MelSettings, to path: String) throws {
         try render(panels, settings: settings).writePNG(to: path)
+    }
+
+    /// The F0 track over a panel: per pixel column the mean F0 of its voiced frames, at that
+    /// frequency's height on the panel's mel axis, two pixels thick; nothing where unvoiced.
+    static func drawTrack(_ track: [Float], on image: inout RGBImage, y0: Int, plotWidth: Int, plotHeight: Int, frames: Int,
+                          settings: MelSettings) {
+        let melLo = MelFilterbank.hzToMel(settings.fMin, htk: settings.htk)
+        let melHi = MelFilterbank.hzToMel(settings.fMax, htk: settings.htk)
+        for px in 0..<plotWidth {
+            let f0 = px * frames / plotWidth, f1 = max(f0 + 1, (px + 1) * frames / plotWidth)
+            let voiced = (f0..<min(f1, track.count)).map { track[$0] }.filter { $0.isFinite && $0 > 0 }
+            guard !voiced.isEmpty else { continue }
+            let hz = Double(voiced.reduce(0, +)) / Double(voiced.count)
+            let position = (MelFilterbank.hzToMel(hz, htk: settings.htk) - melLo) / (melHi - melLo)
+            guard position >= 0 && position <= 1 else { continue }
+            let y = y0 + plotHeight - 1 - Int(position * Double(plotHeight - 1))
+            image.fill(x: left + px, y: max(y0, y - 1), width: 1, height: 2, trackColour)
+        }
     }
 
     static func drawFrequencyTicks(_ image: inout RGBImage, y0: Int, plotHeight: Int, settings: MelSettings) {

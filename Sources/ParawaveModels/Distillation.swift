@@ -62,7 +62,7 @@ public final class Distillation {
     /// The student's output as (B, T) and masked copies for the spectral term.
     var output: [Float], maskedOutput: [Float], maskedAudio: [Float], dSpectral: [Float]
     /// Teacher mixture-parameter gradient (B, 3M, T); the other utterances' mels.
-    var dParams: [Float], otherMel: [Float]
+    var dParams: [Float], otherMel: [Float], otherSource: [Float]
 
     /// Buffers for `batch` crops of `frames` frames. Without `training`, only what `evaluate`
     /// needs without gradients (forward-only buffers, about a layer's worth per model), so
@@ -86,21 +86,24 @@ public final class Distillation {
         dOutput = gradientBuffer; dMean = gradientBuffer; dLogScale = gradientBuffer; dTeacherInput = gradientBuffer
         dParams = [Float](repeating: 0, count: training ? n * 3 * teacher.config.mixtures : 0)
         otherMel = [Float](repeating: 0, count: batch * teacher.config.stack.conditionChannels * frames)
+        otherSource = [Float](repeating: 0, count: teacher.config.source == nil ? 0 : n)
     }
 
     /// The loss on one batch: mel (B, Cc, F) raw log-mel, audio (B, T) the real audio, mask
     /// (B, T) (nil: all), noise z (B, T) and eps (N, B, T) logistic noise, and for
     /// speaker-conditioned models the utterances' speakers (rows of both models' tables, which
-    /// list the same speakers). With `gradients`, the student's parameter gradients are added
-    /// into its store.
+    /// list the same speakers), and for source-conditioned models (both are, with the same
+    /// source) the utterances' sources (B, T). With `gradients`, the student's parameter
+    /// gradients are added into its store.
     public func evaluate(mel: UnsafePointer<Float>, audio: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
-                         noise z: UnsafePointer<Float>, samples eps: UnsafePointer<Float>, speakers: [Int]? = nil, gradients: Bool) -> Terms {
+                         noise z: UnsafePointer<Float>, samples eps: UnsafePointer<Float>, speakers: [Int]? = nil,
+                         source: UnsafePointer<Float>? = nil, gradients: Bool) -> Terms {
         precondition(training || !gradients, "gradients need a Distillation made with training: true")
         let B = batch, T = length, n = B * T
         let count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
         let weight = { (i: Int) -> Float in (mask?[i] ?? 1) != 0 ? 1 : 0 }
         var terms = Terms()
-        student.forward(studentActivations, noise: z, mel: mel, speakers: speakers)
+        student.forward(studentActivations, noise: z, mel: mel, speakers: speakers, source: source)
         output.withUnsafeMutableBufferPointer { o in
             studentActivations.output.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress!, count: n) }
         }
@@ -119,16 +122,19 @@ public final class Distillation {
 
         // Cross-entropy against the teacher on this batch's mels, and the contrastive pass on
         // the next utterance's.
-        terms.crossEntropy = crossEntropy(mel: mel, speakers: speakers, eps: eps, mask: mask, count: count, scale: settings.crossEntropyWeight,
-                                          gradients: gradients)
+        terms.crossEntropy = crossEntropy(mel: mel, speakers: speakers, source: source, eps: eps, mask: mask, count: count,
+                                          scale: settings.crossEntropyWeight, gradients: gradients)
         if settings.contrastiveWeight != 0 {
             precondition(B >= 2, "the contrastive term needs a batch of at least 2")
             let C = teacher.config.stack.conditionChannels, size = C * frames
             for b in 0..<B { for i in 0..<size { otherMel[b * size + i] = mel[((b + 1) % B) * size + i] } }
+            if let source { for b in 0..<B { for t in 0..<T { otherSource[b * T + t] = source[((b + 1) % B) * T + t] } } }
             let other = otherMel, otherSpeakers = speakers.map { s in (0..<B).map { s[($0 + 1) % B] } }
-            let contrastiveCE = other.withUnsafeBufferPointer {
-                crossEntropy(mel: $0.baseAddress!, speakers: otherSpeakers, eps: eps, mask: mask, count: count, scale: -settings.contrastiveWeight,
-                             gradients: gradients)
+            let contrastiveCE = other.withUnsafeBufferPointer { m in
+                otherSource.withUnsafeBufferPointer { s in
+                    crossEntropy(mel: m.baseAddress!, speakers: otherSpeakers, source: source == nil ? nil : s.baseAddress, eps: eps, mask: mask,
+                                 count: count, scale: -settings.contrastiveWeight, gradients: gradients)
+                }
             }
             terms.contrastive = contrastiveCE - terms.entropy
         }
@@ -163,11 +169,11 @@ public final class Distillation {
 
     /// mean -log p_T(x_t^n | x_<t, mel) over t and n, the teacher run on the student's output;
     /// with `gradients`, scale times its gradient is added into dOutput, dMean and dLogScale.
-    func crossEntropy(mel: UnsafePointer<Float>, speakers: [Int]?, eps: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int, scale: Float,
-                      gradients: Bool) -> Double {
+    func crossEntropy(mel: UnsafePointer<Float>, speakers: [Int]?, source: UnsafePointer<Float>?, eps: UnsafePointer<Float>,
+                      mask: UnsafePointer<Float>?, count: Int, scale: Float, gradients: Bool) -> Double {
         let B = batch, T = length, n = B * T, N = settings.mcSamples
         let ta = teacherActivations
-        output.withUnsafeBufferPointer { teacher.forward(ta, audio: $0.baseAddress!, mel: mel, speakers: speakers) }
+        output.withUnsafeBufferPointer { teacher.forward(ta, audio: $0.baseAddress!, mel: mel, speakers: speakers, source: source) }
         if gradients { dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
         let mean = studentActivations.mean, scales = studentActivations.logScale.map { exp($0) }
         var total = 0.0

@@ -58,6 +58,14 @@ public enum TrainedModel {
         }
     }
 
+    /// The source excitation the model is conditioned on (nil: none).
+    public var source: SineSource? {
+        switch self {
+        case .teacher(let t): t.config.source
+        case .student(let s): s.config.source
+        }
+    }
+
     /// "teacher" or "student".
     public var role: String {
         switch self {

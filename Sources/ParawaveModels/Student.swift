@@ -15,19 +15,25 @@ public struct StudentConfig: Codable, Equatable, Sendable {
     /// The speakers it is conditioned on (the teacher's), one embedding table shared by the
     /// flows; empty when it is not speaker-conditioned (every flow's `speakerChannels` is 0).
     public var speakers: [String]
+    /// The sine excitation every flow's layers see (the teacher's; nil: none, then every
+    /// flow's `sourceChannels` is 0, else 1).
+    public var source: SineSource?
 
-    public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = []) {
+    public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = [],
+                source: SineSource? = nil) {
         precondition(!flows.isEmpty, "a student needs a flow")
         precondition(flows.allSatisfy { $0.speakerChannels == flows[0].speakerChannels } && speakers.isEmpty == (flows[0].speakerChannels == 0),
                      "speakers and one speaker width for every flow go together")
+        precondition(flows.allSatisfy { $0.sourceChannels == (source == nil ? 0 : 1) }, "a source and one source channel in every flow go together")
         self.flows = flows
         self.logScaleMin = logScaleMin
         self.logScaleMax = logScaleMax
         self.mel = mel
         self.speakers = speakers
+        self.source = source
     }
 
-    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers }
+    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers, source }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -40,6 +46,10 @@ public struct StudentConfig: Codable, Equatable, Sendable {
             || speakers.isEmpty != (flows[0].speakerChannels == 0) {
             throw DecodingError.dataCorruptedError(forKey: .flows, in: c, debugDescription: "flows and speakers disagree")
         }
+        source = try c.decodeIfPresent(SineSource.self, forKey: .source)
+        if !flows.allSatisfy({ $0.sourceChannels == (source == nil ? 0 : 1) }) || !(source?.problems().isEmpty ?? true) {
+            throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "flows and source disagree")
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -49,6 +59,7 @@ public struct StudentConfig: Codable, Equatable, Sendable {
         try c.encode(logScaleMax, forKey: .logScaleMax)
         try c.encode(mel, forKey: .mel)
         if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
+        try c.encodeIfPresent(source, forKey: .source)
     }
 
     /// Samples of the past (of the noise) an output sample depends on besides its own:
@@ -142,6 +153,8 @@ public final class Student: @unchecked Sendable {
         var dState: [Float], dMean: [Float], dOutput: [Float], dSkip: [Float], dInput: [Float]
         /// The batch's speakers (rows of the table), their embeddings (B, E) and gradient.
         var speakers: [Int] = [], speakerVectors: [Float], dSpeakerVectors: [Float]
+        /// The batch's sources (B, 1, T), with source conditioning.
+        var source: [Float]
 
         init(student: Student, batch: Int, frames: Int, training: Bool) {
             let configs = student.config.flows, K = configs.count
@@ -171,6 +184,7 @@ public final class Student: @unchecked Sendable {
             dSkip = training ? [Float](repeating: 0, count: batch * configs[0].skipChannels * length) : []
             speakerVectors = [Float](repeating: 0, count: batch * configs[0].speakerChannels)
             dSpeakerVectors = training ? speakerVectors : []
+            source = [Float](repeating: 0, count: student.config.source == nil ? 0 : n)
         }
 
         @inline(__always) func stateSlot(_ k: Int) -> Int { training ? k : k % 2 }
@@ -196,9 +210,13 @@ public final class Student: @unchecked Sendable {
 
     /// Forward on noise z (B, T), T = F * hop, conditioned on the raw log-mel (B, Cc, F).
     /// Afterwards `a.output` is x, `a.mean` is mu_tot and `a.logScale` is log s_tot. A
-    /// speaker-conditioned student needs `speakers`, one row of its table per utterance.
-    public func forward(_ a: Activations, noise z: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil) {
+    /// speaker-conditioned student needs `speakers`, one row of its table per utterance, and
+    /// a source-conditioned one `source` (B, T), each row the utterance's `sourceSignal`.
+    public func forward(_ a: Activations, noise z: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil,
+                        source: UnsafePointer<Float>? = nil) {
         let B = a.batch, T = a.length, n = B * T
+        precondition((source != nil) == (config.source != nil), "a source-conditioned student needs a source, and only it takes one")
+        if let source { a.source.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: source, count: n) } }
         SpeakerTable.embed(speakers, table: speakerTable, batch: B, store: store, into: &a.speakerVectors, model: "student")
         a.speakers = speakers ?? []
         let low = config.logScaleMin, high = config.logScaleMax
@@ -225,8 +243,10 @@ public final class Student: @unchecked Sendable {
                         a.input.withUnsafeBufferPointer { inp in
                             a.mel.withUnsafeBufferPointer { m in
                                 a.speakerVectors.withUnsafeBufferPointer { e in
-                                    flows[k].forward(stackActivations, x: inp.baseAddress!, mel: m.baseAddress!,
-                                                     speaker: e.baseAddress, store: store)
+                                    a.source.withUnsafeBufferPointer { s in
+                                        flows[k].forward(stackActivations, x: inp.baseAddress!, mel: m.baseAddress!,
+                                                         speaker: e.baseAddress, source: config.source == nil ? nil : s.baseAddress, store: store)
+                                    }
                                 }
                             }
                         }
@@ -320,9 +340,11 @@ public final class Student: @unchecked Sendable {
                         a.dInput.withUnsafeMutableBufferPointer { di in
                             a.speakerVectors.withUnsafeBufferPointer { e in
                                 a.dSpeakerVectors.withUnsafeMutableBufferPointer { de in
-                                    flows[k].backward(a.flows[k], dSkip: ds.baseAddress!, dX: di.baseAddress!, x: inp.baseAddress!,
-                                                      mel: m.baseAddress!, speaker: e.baseAddress,
-                                                      dSpeaker: de.baseAddress, store: store)
+                                    a.source.withUnsafeBufferPointer { s in
+                                        flows[k].backward(a.flows[k], dSkip: ds.baseAddress!, dX: di.baseAddress!, x: inp.baseAddress!,
+                                                          mel: m.baseAddress!, speaker: e.baseAddress, dSpeaker: de.baseAddress,
+                                                          source: config.source == nil ? nil : s.baseAddress, store: store)
+                                    }
                                 }
                             }
                         }
@@ -359,11 +381,12 @@ public final class Student: @unchecked Sendable {
     /// Renders one utterance from its raw log-mel (Cc, F) and noise z (F * hop) in chunks of
     /// `chunkFrames` frames with the context of `chunkContext`, so memory stays bounded by
     /// the chunk size and the result equals the unchunked pass. `speaker` is a row of the
-    /// speaker table (for a speaker-conditioned student). `progress` gets the samples done so far.
-    public func synthesize(mel: Matrix, noise: [Float], speaker: Int? = nil, chunkFrames: Int = Student.defaultChunkFrames,
+    /// speaker table (for a speaker-conditioned student); `source` (F * hop) the utterance's
+    /// `sourceSignal` (for a source-conditioned one). `progress` gets the samples done so far.
+    public func synthesize(mel: Matrix, noise: [Float], speaker: Int? = nil, source: [Float]? = nil, chunkFrames: Int = Student.defaultChunkFrames,
                            progress: ((Int) -> Void)? = nil) -> [Float] {
         let C = config.flows[0].conditionChannels, hop = config.flows[0].hop, F = mel.columns
-        precondition(mel.rows == C && noise.count == F * hop, "mel and noise shapes disagree")
+        precondition(mel.rows == C && noise.count == F * hop && (source?.count ?? F * hop) == F * hop, "mel, noise and source shapes disagree")
         let (left, right) = chunkContext
         var output = [Float](repeating: 0, count: F * hop)
         var activations: Activations?
@@ -376,7 +399,10 @@ public final class Student: @unchecked Sendable {
             var chunkMel = [Float](repeating: 0, count: C * frames)
             for c in 0..<C { for f in 0..<frames { chunkMel[c * frames + f] = mel.values[c * F + from + f] } }
             noise.withUnsafeBufferPointer { z in
-                forward(a, noise: z.baseAddress! + from * hop, mel: chunkMel, speakers: speaker.map { [$0] })
+                (source ?? []).withUnsafeBufferPointer { s in
+                    forward(a, noise: z.baseAddress! + from * hop, mel: chunkMel, speakers: speaker.map { [$0] },
+                            source: source == nil ? nil : s.baseAddress! + from * hop)
+                }
             }
             let kept = a.output
             let offset = kept.startIndex + (start - from) * hop
@@ -385,6 +411,12 @@ public final class Student: @unchecked Sendable {
             progress?(end * hop)
         }
         return output
+    }
+
+    /// The source of an utterance of `samples` samples from its F0 track on the mel's frames
+    /// (Hz, 0 where unvoiced); nil for a student without source conditioning.
+    public func sourceSignal(f0: [Float], samples: Int, initialPhase: Double = 0) -> [Float]? {
+        config.source?.signal(f0: f0, hop: config.flows[0].hop, sampleRate: config.mel.sampleRate, samples: samples, initialPhase: initialPhase)
     }
 
     /// Logistic noise z = log u - log(1 - u), u ~ U(1e-5, 1 - 1e-5), `count` samples.

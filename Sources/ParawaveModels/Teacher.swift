@@ -17,19 +17,24 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
     /// The speakers it is conditioned on (rows of its embedding table, in order); empty when
     /// it is not speaker-conditioned (then `stack.speakerChannels` is 0).
     public var speakers: [String]
+    /// The sine excitation made from the utterance's F0 that every layer sees (nil: none;
+    /// then `stack.sourceChannels` is 0, else 1).
+    public var source: SineSource?
 
     public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings,
-                speakers: [String] = []) {
+                speakers: [String] = [], source: SineSource? = nil) {
         precondition(speakers.isEmpty == (stack.speakerChannels == 0), "speakers and speaker channels go together")
+        precondition((source == nil) == (stack.sourceChannels == 0), "a source and source channels go together")
         self.stack = stack
         self.mixtures = mixtures
         self.bits = bits
         self.logScaleMin = logScaleMin
         self.mel = mel
         self.speakers = speakers
+        self.source = source
     }
 
-    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers }
+    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -42,6 +47,10 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
         if speakers.isEmpty != (stack.speakerChannels == 0) {
             throw DecodingError.dataCorruptedError(forKey: .speakers, in: c, debugDescription: "speakers without speaker channels or the reverse")
         }
+        source = try c.decodeIfPresent(SineSource.self, forKey: .source)
+        if (source == nil) != (stack.sourceChannels == 0) || stack.sourceChannels > 1 || !(source?.problems().isEmpty ?? true) {
+            throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "a source without one source channel or the reverse")
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -52,6 +61,7 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
         try c.encode(logScaleMin, forKey: .logScaleMin)
         try c.encode(mel, forKey: .mel)
         if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
+        try c.encodeIfPresent(source, forKey: .source)
     }
 }
 
@@ -161,6 +171,8 @@ public final class Teacher: @unchecked Sendable {
         var dSkip: [Float]
         /// The batch's speakers (rows of the table), their embeddings (B, E) and gradient.
         var speakers: [Int] = [], speakerVectors: [Float], dSpeakerVectors: [Float]
+        /// The batch's sources (B, 1, T), with source conditioning.
+        var source: [Float]
 
         init(teacher: Teacher, batch: Int, frames: Int, training: Bool) {
             let c = teacher.config, S = c.stack.skipChannels
@@ -178,6 +190,7 @@ public final class Teacher: @unchecked Sendable {
             dLogProb = training ? logProb : []
             speakerVectors = [Float](repeating: 0, count: batch * c.stack.speakerChannels)
             dSpeakerVectors = training ? speakerVectors : []
+            source = [Float](repeating: 0, count: batch * c.stack.sourceChannels * length)
         }
     }
 
@@ -195,10 +208,14 @@ public final class Teacher: @unchecked Sendable {
     /// Forward on audio x (B, T), T = F * hop, conditioned on the raw log-mel (B, Cc, F):
     /// the stack sees x shifted right by one sample (zero first), so `a.params[t]` is the
     /// distribution of x_t given x_<t. A speaker-conditioned teacher needs `speakers`, one row
-    /// of its table per utterance.
-    public func forward(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil) {
+    /// of its table per utterance, and a source-conditioned one `source` (B, T), each row the
+    /// utterance's `sourceSignal`.
+    public func forward(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil,
+                        source: UnsafePointer<Float>? = nil) {
         let B = a.batch, T = a.length
         setSpeakers(a, speakers)
+        precondition((source != nil) == (config.source != nil), "a source-conditioned teacher needs a source, and only it takes one")
+        if let source { a.source.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: source, count: B * T) } }
         a.input.withUnsafeMutableBufferPointer { inp in
             for b in 0..<B {
                 inp[b * T] = 0
@@ -209,12 +226,20 @@ public final class Teacher: @unchecked Sendable {
         a.input.withUnsafeBufferPointer { inp in
             a.mel.withUnsafeBufferPointer { m in
                 a.speakerVectors.withUnsafeBufferPointer { e in
-                    stack.forward(a.stack, x: inp.baseAddress!, mel: m.baseAddress!, speaker: e.baseAddress,
-                                  store: store)
+                    a.source.withUnsafeBufferPointer { s in
+                        stack.forward(a.stack, x: inp.baseAddress!, mel: m.baseAddress!, speaker: e.baseAddress,
+                                      source: config.source == nil ? nil : s.baseAddress, store: store)
+                    }
                 }
             }
         }
         forwardHead(a)
+    }
+
+    /// The source of an utterance of `samples` samples from its F0 track on the mel's frames
+    /// (Hz, 0 where unvoiced); nil for a teacher without source conditioning.
+    public func sourceSignal(f0: [Float], samples: Int, initialPhase: Double = 0) -> [Float]? {
+        config.source?.signal(f0: f0, hop: config.stack.hop, sampleRate: config.mel.sampleRate, samples: samples, initialPhase: initialPhase)
     }
 
     /// Keeps the batch's speakers and gathers their embeddings.
@@ -289,9 +314,11 @@ public final class Teacher: @unchecked Sendable {
                 a.dSkip.withUnsafeBufferPointer { ds in
                     a.speakerVectors.withUnsafeBufferPointer { e in
                         a.dSpeakerVectors.withUnsafeMutableBufferPointer { de in
-                            stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!,
-                                           speaker: e.baseAddress,
-                                           dSpeaker: de.baseAddress, store: store, weights: weights)
+                            a.source.withUnsafeBufferPointer { s in
+                                stack.backward(a.stack, dSkip: ds.baseAddress!, dX: dInput, x: inp.baseAddress!, mel: m.baseAddress!,
+                                               speaker: e.baseAddress, dSpeaker: de.baseAddress,
+                                               source: config.source == nil ? nil : s.baseAddress, store: store, weights: weights)
+                            }
                         }
                     }
                 }

@@ -60,6 +60,9 @@ public final class TeacherGenerator: @unchecked Sendable {
     let condition, conditionBias: UnsafeMutablePointer<Float>
     /// For each position of that order, the row of h it holds.
     let rowOrder: [Int]
+    /// Per layer and group, with source conditioning: the source weights of the group's rows
+    /// of h in the group's order, (2n); empty without it.
+    let sourceRows: [[UnsafeMutablePointer<Float>]]
     let head1, head2: PackedMatrix
     let head1Bias, head2Bias: [Float]
     /// Per worker: per layer a ring of (K-1)d + 1 slots of (B, R), the residual stream
@@ -156,6 +159,14 @@ public final class TeacherGenerator: @unchecked Sendable {
         }
         self.dilated = dilated
         self.skipResidual = skipResidual
+        sourceRows = c.sourceChannels == 0 ? [] : stack.layers.map { layer in
+            let w = store.value(layer.sourceWeight!)   // (2G, 1)
+            return channels.map { range in
+                let rows = buffer(2 * range.count)
+                for (o, channel) in range.enumerated() { rows[o] = w[channel]; rows[range.count + o] = w[G + channel] }
+                return rows
+            }
+        }
         head1 = PackedMatrix(rows: S, columns: S, precision: precision, values: store.value(teacher.head.firstWeight))
         head2 = PackedMatrix(rows: 3 * M, columns: S, precision: precision, values: store.value(teacher.head.secondWeight))
         head1Bias = Array(UnsafeBufferPointer(start: store.value(teacher.head.firstBias), count: S))
@@ -187,30 +198,41 @@ public final class TeacherGenerator: @unchecked Sendable {
 
     /// Samples audio for up to `batch` utterances from their raw log-mels (Cc, F_i); each
     /// result has F_i * hop samples. `temperature` scales the logistic's scale.
-    /// A speaker-conditioned teacher needs `speakers`, one row of its table per utterance.
-    public func generate(mels: [Matrix], speakers: [Int]? = nil, temperature: Float = 1, seed: UInt64,
+    /// A speaker-conditioned teacher needs `speakers`, one row of its table per utterance, and
+    /// a source-conditioned one `sources`, one `Teacher.sourceSignal` per utterance.
+    public func generate(mels: [Matrix], speakers: [Int]? = nil, sources: [[Float]]? = nil, temperature: Float = 1, seed: UInt64,
                          progress: ((Int, Int) -> Void)? = nil) -> [[Float]] {
         var generator = SeededGenerator(seed: seed)
-        return run(mels: mels, speakers: speakers, forced: nil, temperature: temperature, generator: &generator, record: nil, progress: progress)
+        return run(mels: mels, speakers: speakers, sources: sources, forced: nil, temperature: temperature, generator: &generator, record: nil,
+                   progress: progress)
     }
 
     /// Teacher forcing: feeds `audio` (the previous true sample at every step) and hands the
     /// mixture parameters (3M values, pi then mu then log s) of every utterance and time to
     /// `record(utterance, t, params)`. This is what the parallel pass computes.
-    public func teacherForced(mels: [Matrix], audio: [[Float]], speakers: [Int]? = nil,
+    public func teacherForced(mels: [Matrix], audio: [[Float]], speakers: [Int]? = nil, sources: [[Float]]? = nil,
                               record: @escaping (Int, Int, UnsafePointer<Float>) -> Void) {
         var generator = SeededGenerator(seed: 0)
-        _ = run(mels: mels, speakers: speakers, forced: audio, temperature: 1, generator: &generator, record: record, progress: nil)
+        _ = run(mels: mels, speakers: speakers, sources: sources, forced: audio, temperature: 1, generator: &generator, record: record,
+                progress: nil)
     }
 
-    func run(mels: [Matrix], speakers: [Int]?, forced: [[Float]]?, temperature: Float, generator: inout SeededGenerator,
+    func run(mels: [Matrix], speakers: [Int]?, sources: [[Float]]?, forced: [[Float]]?, temperature: Float, generator: inout SeededGenerator,
              record: ((Int, Int, UnsafePointer<Float>) -> Void)?, progress: ((Int, Int) -> Void)?) -> [[Float]] {
         precondition(!mels.isEmpty && mels.count <= batch, "between 1 and \(batch) utterances")
         for mel in mels { precondition(mel.rows == C, "mel has \(mel.rows) bands, the teacher \(C)") }
+        precondition((sources != nil) == !sourceRows.isEmpty && (sources?.count ?? mels.count) == mels.count,
+                     "a source-conditioned teacher needs one source per utterance, and only it takes sources")
         let B = mels.count
         setBiases(utterances: B, speakers: speakers)
         let frames = mels.map(\.columns)
         let T = (frames.max() ?? 0) * hop
+        // The sources (B, T), zero past each one's end.
+        let source = UnsafeMutablePointer<Float>.allocate(capacity: max(1, B * T))
+        source.initialize(repeating: 0, count: max(1, B * T))
+        defer { source.deallocate() }
+        for (b, s) in (sources ?? []).enumerated() { (source + b * T).update(from: s, count: min(s.count, T)) }
+        let sourceRows = sourceRows
         var outputs = frames.map { [Float](repeating: 0, count: $0 * hop) }
         // Normalised mels, padded with zeros to the longest (as the parallel pass pads).
         let maxFrames = frames.max() ?? 0
@@ -261,6 +283,14 @@ public final class TeacherGenerator: @unchecked Sendable {
                         // The group's rows of h: the conditioning (with the biases) plus the K taps.
                         dilated[l][g].product(y: preGate, ldy: 2 * n, addend: conditionBlock + position * LH + l * 2 * G + 2 * channels[g].lowerBound,
                                               ldAddend: blockPositions * LH, segments: inputs, count: K, ldx: R, batch: B)
+                        if !sourceRows.isEmpty {
+                            // h += W_s s_t on the group's rows.
+                            let w = sourceRows[l][g]
+                            for b in 0..<B {
+                                let value = source[b * T + t], h = preGate + b * 2 * n
+                                for o in 0..<(2 * n) { h[o] += w[o] * value }
+                            }
+                        }
                         for b in 0..<B {
                             GatedUnit.forwardVector(out: gated + b * n, tanhInput: preGate + b * 2 * n, sigmoidInput: preGate + b * 2 * n + n, count: n)
                         }

@@ -32,9 +32,13 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
     public var upsampler: Upsampler = .nearest
     /// E: width of the speaker embedding each layer projects into its gate input (0: none).
     public var speakerChannels: Int = 0
+    /// Cs: channels of sample-rate source conditioning (the sine excitation) each layer
+    /// projects into its gate input (0: none).
+    public var sourceChannels: Int = 0
 
     public init(layers: Int, cycle: Int, kernelSize: Int, residualChannels: Int, gatedChannels: Int, skipChannels: Int,
-                conditionChannels: Int, hop: Int, upsampleKernel: Int? = nil, upsampler: Upsampler = .nearest, speakerChannels: Int = 0) {
+                conditionChannels: Int, hop: Int, upsampleKernel: Int? = nil, upsampler: Upsampler = .nearest, speakerChannels: Int = 0,
+                sourceChannels: Int = 0) {
         self.layers = layers
         self.cycle = cycle
         self.kernelSize = kernelSize
@@ -46,15 +50,16 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         self.upsampleKernel = upsampleKernel ?? (upsampler == .transposed ? 2 * hop : 3)
         self.upsampler = upsampler
         self.speakerChannels = speakerChannels
+        self.sourceChannels = sourceChannels
     }
 
     enum CodingKeys: String, CodingKey {
         case layers, cycle, kernelSize, residualChannels, gatedChannels, skipChannels, conditionChannels, hop, upsampleKernel
-        case speakerChannels, upsampler
+        case speakerChannels, upsampler, sourceChannels
     }
 
-    /// Decodes a stored config; `speakerChannels` and `upsampler` are absent from configs
-    /// that use neither (and from checkpoints written before they existed).
+    /// Decodes a stored config; `speakerChannels`, `sourceChannels` and `upsampler` are absent
+    /// from configs that use none of them (and from checkpoints written before they existed).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         layers = try c.decode(Int.self, forKey: .layers)
@@ -68,9 +73,10 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         upsampleKernel = try c.decode(Int.self, forKey: .upsampleKernel)
         speakerChannels = try c.decodeIfPresent(Int.self, forKey: .speakerChannels) ?? 0
         upsampler = try c.decodeIfPresent(Upsampler.self, forKey: .upsampler) ?? .nearest
+        sourceChannels = try c.decodeIfPresent(Int.self, forKey: .sourceChannels) ?? 0
     }
 
-    /// Encodes the config; `speakerChannels` and `upsampler` only when they differ from the
+    /// Encodes the config; `speakerChannels`, `sourceChannels` and `upsampler` only when they differ from the
     /// defaults, so configs without them stay as they were written before (the distillation
     /// state compares its teacher's config text).
     public func encode(to encoder: Encoder) throws {
@@ -86,6 +92,7 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         try c.encode(upsampleKernel, forKey: .upsampleKernel)
         if speakerChannels > 0 { try c.encode(speakerChannels, forKey: .speakerChannels) }
         if upsampler != .nearest { try c.encode(upsampler, forKey: .upsampler) }
+        if sourceChannels > 0 { try c.encode(sourceChannels, forKey: .sourceChannels) }
     }
 
     public func dilation(_ layer: Int) -> Int { 1 << (layer % cycle) }
@@ -100,7 +107,7 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
     /// Multiply-adds per output sample of the convolutions (the upsampler excluded).
     public var multiplyAddsPerSample: Int {
         let R = residualChannels, G = gatedChannels, S = skipChannels, C = conditionChannels
-        return residualChannels + layers * (kernelSize * 2 * G * R + 2 * G * C + S * G + R * G)
+        return residualChannels + layers * (kernelSize * 2 * G * R + 2 * G * (C + sourceChannels) + S * G + R * G)
     }
 
     /// Of those, the conditioning products W_c c_up, which the forward-only pass computes per
@@ -115,14 +122,17 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
 ///   c_up = Conv_u(repeat(c, hop))                          (B, Cc, T)
 ///          (or with `upsampler: transposed`, ConvTranspose_u(c) with stride hop)
 ///   x_res = Conv1x1_in(x)                                   (B, R, T)
-///   per layer: h = DilatedCausalConv_K(x_res; d) + Conv1x1_c(c_up) [+ W_g e]   (B, 2G, T)
+///   per layer: h = DilatedCausalConv_K(x_res; d) + Conv1x1_c(c_up) [+ W_g e] [+ Conv1x1_s(s)]   (B, 2G, T)
 ///              z = tanh(h[:G]) * sigmoid(h[G:])              (B, G, T)
 ///              skip += Conv1x1_skip(z)                       (B, S, T)
 ///              x_res = (x_res + Conv1x1_res(z)) * sqrt(0.5)
 ///
 /// With speaker conditioning (`speakerChannels` E > 0) every layer adds `W_g e` to h, where
 /// e (B, E) is the utterance's speaker embedding (the model owns the embedding table) and W_g
-/// a (2G x E) matrix per layer: a per-utterance bias, constant over time.
+/// a (2G x E) matrix per layer: a per-utterance bias, constant over time. With source
+/// conditioning (`sourceChannels` Cs > 0) every layer adds `W_s s_t`, where s (B, Cs, T) is a
+/// sample-rate excitation computed from the utterance's F0 (`SineSource`), and W_s a
+/// (2G x Cs) matrix per layer.
 ///
 /// Parameters live in a `ParameterStore` under `prefix`; activations needed by the backward
 /// pass are kept in `Activations`, which the caller owns and reuses between steps.
@@ -137,6 +147,9 @@ public struct WaveNetStack: Sendable {
         var residualWeight: ParameterStore.Entry, residualBias: ParameterStore.Entry
         /// W_g (1, 2G, E), with speaker conditioning.
         var speakerWeight: ParameterStore.Entry?
+        /// Conv1x1_s and W_s (1, 2G, Cs), with source conditioning.
+        var source: Conv1d?
+        var sourceWeight: ParameterStore.Entry?
     }
 
     let input: Conv1d, upsample: Conv1d
@@ -173,7 +186,9 @@ public struct WaveNetStack: Sendable {
                 skipBias: store.add("\(name).skip.bias", shape: [S]),
                 residualWeight: store.add("\(name).residual.weight", shape: [1, R, G]),
                 residualBias: store.add("\(name).residual.bias", shape: [R]),
-                speakerWeight: c.speakerChannels > 0 ? store.add("\(name).speaker.weight", shape: [1, 2 * G, c.speakerChannels]) : nil)
+                speakerWeight: c.speakerChannels > 0 ? store.add("\(name).speaker.weight", shape: [1, 2 * G, c.speakerChannels]) : nil,
+                source: c.sourceChannels > 0 ? Conv1d(inputChannels: c.sourceChannels, outputChannels: 2 * G) : nil,
+                sourceWeight: c.sourceChannels > 0 ? store.add("\(name).source.weight", shape: [1, 2 * G, c.sourceChannels]) : nil)
         }
     }
 
@@ -189,6 +204,7 @@ public struct WaveNetStack: Sendable {
             uniform(layer.skipWeight, fanIn: c.gatedChannels); uniform(layer.skipBias, fanIn: c.gatedChannels)
             uniform(layer.residualWeight, fanIn: c.gatedChannels); uniform(layer.residualBias, fanIn: c.gatedChannels)
             if let speakerWeight = layer.speakerWeight { uniform(speakerWeight, fanIn: c.speakerChannels) }
+            if let sourceWeight = layer.sourceWeight { uniform(sourceWeight, fanIn: c.sourceChannels) }
         }
     }
 
@@ -215,8 +231,9 @@ public struct WaveNetStack: Sendable {
         /// Scratch: z (B, G, T) (per worker (G, tile) without training), and gradients.
         var gated: [Float], dGated: [Float], dPreGate: [Float], dResidual: [Float], dConditioned: [Float]
         /// Without training, per worker: a tile's layer input at the K taps' shifts stacked
-        /// over its conditioning, (KR + Cc, tile), and its skip and residual outputs,
-        /// (S + R, tile). And one layer's weights stacked to match: (2G, KR + Cc) and (S + R, G).
+        /// over its source and its conditioning, (KR + Cs + Cc, tile), and its skip and residual
+        /// outputs, (S + R, tile). And one layer's weights stacked to match: (2G, KR + Cs + Cc)
+        /// and (S + R, G).
         var stacked: [Float], outputs: [Float], stackedWeight: [Float], skipResidualWeight: [Float]
         /// The skip sum, (B, S, T).
         public var skip: [Float]
@@ -238,12 +255,12 @@ public struct WaveNetStack: Sendable {
             // Without training, h and z are only held for one time tile per worker.
             tile = max(1, min(T, WaveNetStack.forwardTile))
             workers = training ? 1 : max(1, min(Parallel.threads, (batch * T + tile - 1) / tile))
-            let W = workers, K = c.kernelSize, C = c.conditionChannels, S = c.skipChannels
+            let W = workers, K = c.kernelSize, C = c.conditionChannels, S = c.skipChannels, Cs = c.sourceChannels
             preGate = [Float](repeating: 0, count: training ? c.layers * batch * 2 * G * T : W * 2 * G * tile)
             gated = [Float](repeating: 0, count: training ? batch * G * T : W * G * tile)
-            stacked = training ? [] : [Float](repeating: 0, count: W * (K * R + (frameRate ? 0 : C)) * tile)
+            stacked = training ? [] : [Float](repeating: 0, count: W * (K * R + Cs + (frameRate ? 0 : C)) * tile)
             outputs = training ? [] : [Float](repeating: 0, count: W * (S + R) * tile)
-            stackedWeight = training ? [] : [Float](repeating: 0, count: 2 * G * (K * R + C))
+            stackedWeight = training ? [] : [Float](repeating: 0, count: 2 * G * (K * R + Cs + C))
             skipResidualWeight = training ? [] : [Float](repeating: 0, count: (S + R) * G)
             dGated = training ? gated : []
             dPreGate = training ? [Float](repeating: 0, count: batch * 2 * G * T) : []
@@ -352,12 +369,14 @@ public struct WaveNetStack: Sendable {
         }
     }
 
-    /// Forward: x (B, 1, T), mel (B, Cc, F) with T = F * hop, and with speaker conditioning the
-    /// utterances' speaker embeddings (B, E); the skip sum lands in `a.skip` (B, S, T).
+    /// Forward: x (B, 1, T), mel (B, Cc, F) with T = F * hop, with speaker conditioning the
+    /// utterances' speaker embeddings (B, E), and with source conditioning their sources
+    /// (B, Cs, T); the skip sum lands in `a.skip` (B, S, T).
     public func forward(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>? = nil,
-                        store: ParameterStore) {
+                        source: UnsafePointer<Float>? = nil, store: ParameterStore) {
+        precondition((source != nil) == (config.sourceChannels > 0), "a source goes with source conditioning, and only with it")
         if !a.training {
-            forwardTiled(a, x: x, mel: mel, speaker: speaker, store: store)
+            forwardTiled(a, x: x, mel: mel, speaker: speaker, source: source, store: store)
             return
         }
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
@@ -380,6 +399,9 @@ public struct WaveNetStack: Sendable {
                         }
                     }
                     layer.condition.forward(out: h, inp: a.conditioned, weight: w(layer.conditionWeight), bias: nil, batch: B, length: T, accumulate: true)
+                    if let sourceConv = layer.source, let sourceWeight = layer.sourceWeight, let source {
+                        sourceConv.forward(out: h, inp: source, weight: w(sourceWeight), bias: nil, batch: B, length: T, accumulate: true)
+                    }
                     GatedUnit.forward(out: &a.gated, inp: h, batch: B, channels: G, length: T)
                     layer.skip.forward(out: &a.skip, inp: a.gated, weight: w(layer.skipWeight), bias: w(layer.skipBias), batch: B, length: T, accumulate: true)
                     layer.residual.forward(out: xOut, inp: a.gated, weight: w(layer.residualWeight), bias: w(layer.residualBias), batch: B, length: T)
@@ -401,12 +423,14 @@ public struct WaveNetStack: Sendable {
     /// The conditioning term W_c c_up joins h from `conditionTerms` when c_up is constant over
     /// each frame's interior (the nearest upsampler, `Activations.frameRate`), which saves
     /// the k = Cc part of every layer's product (S-small: 80 of 272); otherwise c_up is
-    /// stacked under the taps (k = KR + Cc). The sums run in a different order from the
-    /// training pass, so the two agree to Float32 rounding.
-    func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>?, store: ParameterStore) {
+    /// stacked under the taps (k = KR + Cc). A source (sample-rate, Cs channels) is stacked
+    /// right under the taps either way. The sums run in a different order from the training
+    /// pass, so the two agree to Float32 rounding.
+    func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>?,
+                      source: UnsafePointer<Float>?, store: ParameterStore) {
         let c = config, B = a.batch, T = a.length, F = a.frames, R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels
-        let C = c.conditionChannels, K = c.kernelSize, KC = K * R + C, SR = S + R, hop = c.hop
-        let frameRate = a.frameRate, reps = c.upsampleKernel, p = (reps - 1) / 2, rows = frameRate ? K * R : KC
+        let C = c.conditionChannels, K = c.kernelSize, Cs = c.sourceChannels, KS = K * R + Cs, KC = KS + C, SR = S + R, hop = c.hop
+        let frameRate = a.frameRate, reps = c.upsampleKernel, p = (reps - 1) / 2, rows = frameRate ? KS : KC
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
         let tile = a.tile, workers = a.workers
@@ -434,11 +458,13 @@ public struct WaveNetStack: Sendable {
                                 skip.update(repeating: 0)
                                 for (l, layer) in layers.enumerated() {
                                     let dilation = c.dilation(l)
-                                    // h = [W_0 .. W_{K-1} (W_c)] [x(t - (K-1)d); ..; x(t); (c_up(t))] + bias.
+                                    // h = [W_0 .. W_{K-1} (W_s) (W_c)] [x(t - (K-1)d); ..; x(t); (s(t)); (c_up(t))] + bias.
                                     let dilatedW = w(layer.dilatedWeight), conditionW = w(layer.conditionWeight)
+                                    let sourceW = layer.sourceWeight.map { w($0) }
                                     for o in 0..<(2 * G) {
                                         for k in 0..<K { (wh + o * KC + k * R).update(from: dilatedW + (k * 2 * G + o) * R, count: R) }
-                                        (wh + o * KC + K * R).update(from: conditionW + o * C, count: C)
+                                        if let sourceW { (wh + o * KC + K * R).update(from: sourceW + o * Cs, count: Cs) }
+                                        (wh + o * KC + KS).update(from: conditionW + o * C, count: C)
                                     }
                                     wsr.update(from: w(layer.skipWeight), count: S * G)
                                     (wsr + S * G).update(from: w(layer.residualWeight), count: R * G)
@@ -471,6 +497,10 @@ public struct WaveNetStack: Sendable {
                                                     if zeros < n { (row + zeros).update(from: xIn + r * T + t0 + zeros - shift, count: n - zeros) }
                                                 }
                                             }
+                                            if let source {
+                                                let sb = source + b * Cs * T + t0
+                                                for channel in 0..<Cs { (stackedX + (K * R + channel) * n).update(from: sb + channel * T, count: n) }
+                                            }
                                             if let conditionTerms {
                                                 let termsOfB = conditionTerms + b * 2 * G * F * reps
                                                 for o in 0..<(2 * G) {
@@ -479,7 +509,7 @@ public struct WaveNetStack: Sendable {
                                                 }
                                             } else {
                                                 let cb = cond.baseAddress! + b * C * T + t0
-                                                for channel in 0..<C { (stackedX + (K * R + channel) * n).update(from: cb + channel * T, count: n) }
+                                                for channel in 0..<C { (stackedX + (KS + channel) * n).update(from: cb + channel * T, count: n) }
                                                 let bias = gateBias + b * 2 * G
                                                 for o in 0..<(2 * G) { (h + o * n).update(repeating: bias[o], count: n) }
                                             }
@@ -565,9 +595,12 @@ public struct WaveNetStack: Sendable {
     /// gradient with respect to x (B, 1, T) is added into `dX` when given. With speaker
     /// conditioning, `speaker` is the forward pass's (B, E) and the gradient with respect to it
     /// is added into `dSpeaker` (only when `weights`: a frozen model's embedding is frozen too).
+    /// With source conditioning, `source` is the forward pass's (B, Cs, T); the source is a
+    /// fixed function of the conditioning, so it gets no gradient.
     public func backward(_ a: Activations, dSkip: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
                          x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>? = nil,
-                         dSpeaker: UnsafeMutablePointer<Float>? = nil, store: ParameterStore, weights: Bool = true) {
+                         dSpeaker: UnsafeMutablePointer<Float>? = nil, source: UnsafePointer<Float>? = nil, store: ParameterStore,
+                         weights: Bool = true) {
         precondition(a.training, "the backward pass needs training activations")
         let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
         let scale = Float(0.5.squareRoot())
@@ -600,6 +633,11 @@ public struct WaveNetStack: Sendable {
                         if weights {
                             layer.condition.backward(dInp: &a.dConditioned, dWeight: g(layer.conditionWeight), dBias: nil, dOut: a.dPreGate,
                                                      inp: a.conditioned, weight: w(layer.conditionWeight), batch: B, length: T)
+                            if let sourceConv = layer.source, let sourceWeight = layer.sourceWeight {
+                                guard let source else { preconditionFailure("a source-conditioned stack needs its source") }
+                                sourceConv.backward(dInp: nil, dWeight: g(sourceWeight), dBias: nil, dOut: a.dPreGate, inp: source,
+                                                    weight: w(sourceWeight), batch: B, length: T)
+                            }
                         }
                         layer.dilated.backward(dInp: before, dWeight: g(layer.dilatedWeight), dBias: g(layer.dilatedBias),
                                                dOut: a.dPreGate, inp: xIn, weight: w(layer.dilatedWeight), batch: B, length: T)

@@ -17,9 +17,12 @@ extension Recipe {
     }
 
     /// The student this recipe describes for a teacher conditioned on `speakers` (none: not
-    /// speaker-conditioned); the student then knows the same speakers.
-    public func studentConfig(mel: MelSettings, speakers: [String]) -> StudentConfig {
+    /// speaker-conditioned) and on `source` (nil: none); the student then knows the same
+    /// speakers and sees the same source.
+    public func studentConfig(mel: MelSettings, speakers: [String], source: SineSource? = nil) -> StudentConfig {
         var config = studentConfig(mel: mel)
+        for k in config.flows.indices { config.flows[k].sourceChannels = source == nil ? 0 : 1 }
+        config.source = source
         guard !speakers.isEmpty else { return config }
         for k in config.flows.indices { config.flows[k].speakerChannels = student.speakerChannels }
         config.speakers = speakers
@@ -63,7 +66,7 @@ public final class DistillTrainer: RunTrainer {
         let settings = recipe.distill.run
         self.teacher = teacher
         self.teacherName = teacherName
-        student = Student(config: recipe.studentConfig(mel: teacher.config.mel, speakers: teacher.config.speakers))
+        student = Student(config: recipe.studentConfig(mel: teacher.config.mel, speakers: teacher.config.speakers, source: teacher.config.source))
         if !teacher.config.speakers.isEmpty { try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher") }
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
         student.melMean = teacher.melMean
@@ -75,7 +78,7 @@ public final class DistillTrainer: RunTrainer {
                                                                     spectralWeight: Float(recipe.distill.spectralLoss.weight),
                                                                     contrastiveWeight: Float(recipe.distill.contrastiveWeight)))
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
-                       label: "distill", stateKind: Self.stateKind)
+                       label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase))
         try start(resume: resume)
     }
 
@@ -88,10 +91,22 @@ public final class DistillTrainer: RunTrainer {
         if recipe.audio.bits != teacher.config.bits {
             throw ParawaveError(teacherName, "the recipe's audio.bits (\(recipe.audio.bits)) disagrees with the teacher's (\(teacher.config.bits))")
         }
+        if let kind = recipe.student.source, kind != (teacher.config.source == nil ? .none : .sine) {
+            throw ParawaveError(teacherName, "the recipe's student.source is '\(kind.rawValue)' but the teacher's source is "
+                                + "'\(teacher.config.source == nil ? "none" : "sine")'; a student sees its teacher's source (leave student.source out)")
+        }
         if !teacher.config.speakers.isEmpty && recipe.student.speakerChannels == 0 {
             throw ParawaveError(teacherName, "the teacher is conditioned on \(teacher.config.speakers.count) speakers; "
                                 + "a student of it needs student.speaker_channels > 0")
         }
+    }
+
+    /// The student's training sources start from a drawn phase, as at render time, whatever
+    /// phase its teacher trained with: it must follow the source it is given.
+    static func renderingPhase(_ source: SineSource) -> SineSource {
+        var random = source
+        random.trainingPhase = .random
+        return random
     }
 
     /// The terms as metric values; the loss first.
@@ -107,7 +122,8 @@ public final class DistillTrainer: RunTrainer {
         let z = Student.noise(count: n, generator: &generator)
         let eps = Student.noise(count: mcSamples * n, generator: &generator)
         return distillation.evaluate(mel: batch.mel, audio: batch.audio, mask: batch.mask, noise: z, samples: eps,
-                                     speakers: Self.speakerRows(batch, table: teacher.config.speakers), gradients: gradients)
+                                     speakers: Self.speakerRows(batch, table: teacher.config.speakers),
+                                     source: batch.source.isEmpty ? nil : batch.source, gradients: gradients)
     }
 
     override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {

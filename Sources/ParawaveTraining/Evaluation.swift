@@ -8,11 +8,13 @@ import ParawaveModels
 /// Griffin-Lim baseline and the given teachers and students) and compared with the real
 /// recording by `QualityMetrics`, plus each system's real-time factor, a teacher's negative
 /// log-likelihood of the real audio (bits per sample) and a student's KL to its teacher
-/// (nats per sample, Monte-Carlo with fixed noise).
+/// (nats per sample, Monte-Carlo with fixed noise). Pitch is compared by running the same
+/// F0 tracker (pYIN) on the real and the rendered audio (`PitchMetrics`), intelligibility by
+/// STOI.
 ///
-/// Means over utterances weight each utterance equally for the spectral measures, and each
-/// sample equally for the NLL and the KL; the real-time factor is total render time over total
-/// audio time.
+/// Means over utterances weight each utterance equally for the spectral measures and STOI,
+/// each frame equally for the pitch measures, and each sample equally for the NLL and the KL;
+/// the real-time factor is total render time over total audio time.
 public final class Evaluator {
     public struct Options: Sendable {
         public var split: ManifestEntry.Split = .validation
@@ -43,17 +45,23 @@ public final class Evaluator {
         public var rtf: Double
         public var nllBits: Double?
         public var klNats: Double?
+        /// F0 against the real recording's (nil in reports written before pitch was measured).
+        public var pitch: PitchMetrics?
+        public var stoi: Double?
 
         enum CodingKeys: String, CodingKey {
             case logMelDB = "log_mel_db", spectralConvergence = "spectral_convergence", logMagnitude = "log_magnitude"
-            case stftDistance = "stft_distance", mcd = "mcd_db", rtf, nllBits = "nll_bits", klNats = "kl_nats"
+            case stftDistance = "stft_distance", mcd = "mcd_db", rtf, nllBits = "nll_bits", klNats = "kl_nats", pitch, stoi
         }
 
-        public init(quality: QualityMetrics, rtf: Double, nllBits: Double? = nil, klNats: Double? = nil) {
+        public init(quality: QualityMetrics, rtf: Double, nllBits: Double? = nil, klNats: Double? = nil, pitch: PitchMetrics? = nil,
+                    stoi: Double? = nil) {
             self.quality = quality
             self.rtf = rtf
             self.nllBits = nllBits
             self.klNats = klNats
+            self.pitch = pitch
+            self.stoi = stoi
         }
 
         public init(from decoder: Decoder) throws {
@@ -64,6 +72,8 @@ public final class Evaluator {
             rtf = try c.decode(Double.self, forKey: .rtf)
             nllBits = try c.decodeIfPresent(Double.self, forKey: .nllBits)
             klNats = try c.decodeIfPresent(Double.self, forKey: .klNats)
+            pitch = try c.decodeIfPresent(PitchMetrics.self, forKey: .pitch)
+            stoi = try c.decodeIfPresent(Double.self, forKey: .stoi)
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -76,6 +86,8 @@ public final class Evaluator {
             try c.encode(rtf, forKey: .rtf)
             try c.encodeIfPresent(nllBits, forKey: .nllBits)
             try c.encodeIfPresent(klNats, forKey: .klNats)
+            try c.encodeIfPresent(pitch, forKey: .pitch)
+            try c.encodeIfPresent(stoi, forKey: .stoi)
         }
     }
 
@@ -123,6 +135,7 @@ public final class Evaluator {
     public let options: Options
     let systems: [System]
     let meter: QualityMeter
+    let tracker: PitchTracker
     let entries: [ManifestEntry]
 
     /// Opens the data and the models; every model's audio settings must be the data's.
@@ -162,6 +175,7 @@ public final class Evaluator {
         }
         self.systems = systems
         meter = try QualityMeter(settings: prepared)
+        tracker = try PitchTracker(settings: data.pitchSettings)
     }
 
     static func checkSettings(_ model: MelSettings, data: MelSettings, model modelPath: String, dataPath: String) throws {
@@ -195,6 +209,9 @@ public final class Evaluator {
         if teacher.config.mel != student.config.mel {
             throw ParawaveError(path, "the teacher's audio settings (\(teacher.config.mel.summary)) differ from the student's")
         }
+        if teacher.config.source != student.config.source {
+            throw ParawaveError(path, "the teacher's source differs from the student's; give the teacher it was distilled from")
+        }
         if teacher.config.speakers != student.config.speakers {
             throw ParawaveError(path, "the teacher's speakers differ from the student's; give the teacher it was distilled from")
         }
@@ -214,6 +231,7 @@ public final class Evaluator {
         var renderSeconds = [Double](repeating: 0, count: systems.count)
         var nll = [(sum: Double, count: Int)](repeating: (0, 0), count: systems.count)
         var kl = nll
+        var pitch = [PitchMetrics.Accumulator](repeating: PitchMetrics.Accumulator(), count: systems.count)
         for (index, entry) in entries.enumerated() {
             let audioFile = try AudioFile.read(data.file(entry.audio))
             if audioFile.sampleRate != settings.sampleRate {
@@ -223,26 +241,33 @@ public final class Evaluator {
             if real.isEmpty { throw ParawaveError(data.file(entry.audio), "holds no audio") }
             let mel = try MelFile.read(data.file(entry.mel), nMels: settings.nMels)
             let seconds = Double(real.count) / Double(settings.sampleRate)
+            let realF0 = tracker.track(real).f0
             var scores: [String: Score] = [:]
             var rendered: [(String, [Float])] = []
             for (s, system) in systems.enumerated() {
                 let seed = options.seed &+ UInt64(index)
                 let start = Date()
-                let audio = try render(system.renderer, mel: mel, length: real.count, seed: seed, entry: entry)
+                let audio = try render(system.renderer, mel: mel, f0: realF0, length: real.count, seed: seed, entry: entry)
                     .map { max(-1, min(1, $0)) }
                 let elapsed = Date().timeIntervalSince(start)
                 renderSeconds[s] += elapsed
                 var score = Score(quality: try meter.compare(reference: real, generated: audio), rtf: elapsed / seconds)
+                var utterancePitch = PitchMetrics.Accumulator()
+                utterancePitch.add(reference: realF0, generated: tracker.track(audio).f0)
+                pitch[s].add(utterancePitch)
+                score.pitch = utterancePitch.metrics
+                let common = min(real.count, audio.count)
+                score.stoi = try STOI.score(reference: Array(real.prefix(common)), degraded: Array(audio.prefix(common)), sampleRate: settings.sampleRate)
                 switch system.renderer {
                 case .teacher(let teacher, _):
                     let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
-                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker)
+                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker, f0: realF0)
                     score.nllBits = value / M_LN2
                     nll[s].sum += value * Double(count)
                     nll[s].count += count
                 case .student(let student, let teacher?):
                     let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
-                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker,
+                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker, f0: realF0,
                                                  mcSamples: options.mcSamples, seed: seed)
                     score.klNats = value
                     kl[s].sum += value * Double(count)
@@ -267,6 +292,9 @@ public final class Evaluator {
             var mean = Score(quality: QualityMetrics.mean(scores.map(\.quality)), rtf: renderSeconds[s] / max(totalSeconds, 1e-9))
             if nll[s].count > 0 { mean.nllBits = nll[s].sum / Double(nll[s].count) / M_LN2 }
             if kl[s].count > 0 { mean.klNats = kl[s].sum / Double(kl[s].count) }
+            mean.pitch = pitch[s].metrics
+            let stoi = scores.compactMap(\.stoi)
+            mean.stoi = stoi.isEmpty ? nil : stoi.reduce(0, +) / Double(stoi.count)
             return SystemSummary(name: system.name, kind: system.kind, model: system.path, teacher: system.teacherPath,
                                  utterances: results.count, seconds: totalSeconds, mean: mean)
         }
@@ -279,18 +307,23 @@ public final class Evaluator {
         return report
     }
 
-    func render(_ renderer: Renderer, mel: Matrix, length: Int, seed: UInt64, entry: ManifestEntry) throws -> [Float] {
+    /// One system's rendering of an utterance from its mel; a source-conditioned model makes
+    /// its source from `f0` (the real recording's track, on the mel's frames).
+    func render(_ renderer: Renderer, mel: Matrix, f0: [Float], length: Int, seed: UInt64, entry: ManifestEntry) throws -> [Float] {
         switch renderer {
         case .griffinLim(let griffinLim):
             return try griffinLim.audio(fromLogMel: mel, length: length)
         case .teacher(let teacher, let generator):
             let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: "teacher")
-            return generator.generate(mels: [mel], speakers: speaker.map { [$0] }, temperature: options.temperature, seed: seed)[0]
+            let source = teacher.sourceSignal(f0: f0, samples: mel.columns * teacher.config.stack.hop)
+            return generator.generate(mels: [mel], speakers: speaker.map { [$0] }, sources: source.map { [$0] }, temperature: options.temperature,
+                                      seed: seed)[0]
         case .student(let student, _):
             let speaker = try Self.speakerRow(entry, speakers: student.config.speakers, model: "student")
             var generator = SeededGenerator(seed: seed)
             let noise = Student.noise(count: mel.columns * settings.hopLength, generator: &generator).map { $0 * options.temperature }
-            return student.synthesize(mel: mel, noise: noise, speaker: speaker, chunkFrames: options.chunkFrames)
+            let source = student.sourceSignal(f0: f0, samples: noise.count)
+            return student.synthesize(mel: mel, noise: noise, speaker: speaker, source: source, chunkFrames: options.chunkFrames)
         }
     }
 
@@ -312,17 +345,25 @@ public final class Evaluator {
         return (x, mask)
     }
 
-    /// The teacher's mean NLL (nats per sample) of the real audio, teacher-forced, in one pass.
-    static func negativeLogLikelihood(_ teacher: Teacher, audio: [Float], mel: Matrix, speaker: Int? = nil) -> (Double, Int) {
+    /// The teacher's mean NLL (nats per sample) of the real audio, teacher-forced, in one pass;
+    /// a source-conditioned teacher's source is made from `f0` as in its training (aligned to
+    /// the real audio when it trained so, which makes the NLL conditional on that source).
+    static func negativeLogLikelihood(_ teacher: Teacher, audio: [Float], mel: Matrix, speaker: Int? = nil, f0: [Float]? = nil) -> (Double, Int) {
         let (x, mask) = padded(audio, frames: mel.columns, hop: teacher.config.stack.hop)
         let a = teacher.makeActivations(batch: 1, frames: mel.columns, training: false)
-        teacher.forward(a, audio: x, mel: mel.values, speakers: speaker.map { [$0] })
+        let source = f0.flatMap { track in
+            teacher.config.source.map {
+                $0.trainingSignal(f0: track, hop: teacher.config.stack.hop, sampleRate: teacher.config.mel.sampleRate, audio: x, initialPhase: 0)
+            }
+        }
+        teacher.forward(a, audio: x, mel: mel.values, speakers: speaker.map { [$0] }, source: source)
         let (value, count) = teacher.loss(a, audio: x, mask: mask)
         return (value, count)
     }
 
-    /// KL(student || teacher) per sample on one utterance's mel, with fixed noise.
-    static func kl(_ student: Student, teacher: Teacher, audio: [Float], mel: Matrix, speaker: Int? = nil, mcSamples: Int,
+    /// KL(student || teacher) per sample on one utterance's mel, with fixed noise; sources are
+    /// made from `f0` for source-conditioned models.
+    static func kl(_ student: Student, teacher: Teacher, audio: [Float], mel: Matrix, speaker: Int? = nil, f0: [Float]? = nil, mcSamples: Int,
                    seed: UInt64) -> (Double, Int) {
         let (x, mask) = padded(audio, frames: mel.columns, hop: teacher.config.stack.hop)
         let d = Distillation(student: student, teacher: teacher, batch: 1, frames: mel.columns,
@@ -330,7 +371,9 @@ public final class Evaluator {
         var generator = SeededGenerator(seed: 0x4B4C_0000 &+ seed)
         let z = Student.noise(count: x.count, generator: &generator)
         let eps = Student.noise(count: mcSamples * x.count, generator: &generator)
-        let terms = d.evaluate(mel: mel.values, audio: x, mask: mask, noise: z, samples: eps, speakers: speaker.map { [$0] }, gradients: false)
+        let source = f0.flatMap { student.sourceSignal(f0: $0, samples: x.count) }
+        let terms = d.evaluate(mel: mel.values, audio: x, mask: mask, noise: z, samples: eps, speakers: speaker.map { [$0] }, source: source,
+                               gradients: false)
         return (terms.kl, mask.filter { $0 != 0 }.count)
     }
 
@@ -355,12 +398,17 @@ public final class Evaluator {
 
     /// The summary as a text table, one row per system.
     public static func table(_ report: Report) -> String {
-        let header = ["system", "log-mel dB", "SC", "log-mag", "MR-STFT", "MCD dB", "NLL bits", "KL nats", "RTF"]
+        let header = ["system", "log-mel dB", "SC", "log-mag", "MR-STFT", "MCD dB", "F0 RMSE c", "F0 <50c", "V/UV err", "STOI",
+                      "NLL bits", "KL nats", "RTF"]
         var rows = [header]
         for s in report.systems {
             let m = s.mean, q = m.quality
             rows.append([s.name, String(format: "%.2f", q.logMelDB), String(format: "%.3f", q.spectralConvergence),
                          String(format: "%.3f", q.logMagnitude), String(format: "%.3f", q.stftDistance), String(format: "%.2f", q.mcd),
+                         m.pitch?.rmseCents.map { String(format: "%.1f", $0) } ?? "-",
+                         m.pitch?.within50.map { String(format: "%.1f%%", 100 * $0) } ?? "-",
+                         m.pitch.map { String(format: "%.1f%%", 100 * $0.voicingError) } ?? "-",
+                         m.stoi.map { String(format: "%.3f", $0) } ?? "-",
                          m.nllBits.map { String(format: "%.3f", $0) } ?? "-", m.klNats.map { String(format: "%.4f", $0) } ?? "-",
                          String(format: "%.3f", m.rtf)])
         }

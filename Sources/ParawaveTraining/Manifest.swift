@@ -19,6 +19,9 @@ public struct ManifestEntry: Codable, Equatable, Sendable {
     public var split: Split
     /// The speaker, when the corpus was prepared with `data.speaker_pattern`.
     public var speaker: String? = nil
+    /// The F0 track (.npy, (2, frames) float32: F0 in Hz, 0 where unvoiced, and the voiced
+    /// probability), relative to the data directory; nil in data prepared before F0 was tracked.
+    public var f0: String? = nil
 }
 
 /// A prepared data directory: `manifest.jsonl`, `audio/`, `mel/`, `stats.json`, `prepare.json`.
@@ -55,6 +58,19 @@ public struct DataDirectory: Sendable {
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let melObject = object["mel"], let melData = try? JSONSerialization.data(withJSONObject: melObject) else { return nil }
         return try? JSONDecoder().decode(MelSettings.self, from: melData)
+    }
+
+    /// The F0 tracker's settings the data was prepared with (`prepare.json`); for data
+    /// prepared before F0 was tracked, the default range on its mel's frame grid.
+    public var pitchSettings: PitchSettings {
+        if let data = FileManager.default.contents(atPath: path + "/prepare.json"),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let pitchObject = object["pitch"], let pitchData = try? JSONSerialization.data(withJSONObject: pitchObject),
+           let settings = try? JSONDecoder().decode(PitchSettings.self, from: pitchData) {
+            return settings
+        }
+        let mel = preparedSettings ?? MelSettings()
+        return PitchSettings(sampleRate: mel.sampleRate, frameLength: mel.nFFT, hopLength: mel.hopLength)
     }
 
     /// Absolute path of a file named in the manifest.

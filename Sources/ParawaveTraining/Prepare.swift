@@ -9,7 +9,9 @@ import ParawaveCore
 /// to the recipe's rate with libsoxr, scale it down if its peak exceeds full scale (lossy
 /// codecs overshoot; hard clipping would add distortion), optionally trim leading and trailing
 /// silence, cut files longer than `data.max_seconds` into equal pieces, and write
-/// `audio/ID.wav` (16-bit PCM) and `mel/ID.npy` (log-mel, (n_mels, frames) float32).
+/// `audio/ID.wav` (16-bit PCM), `mel/ID.npy` (log-mel, (n_mels, frames) float32) and
+/// `f0/ID.npy` (pYIN's F0 in Hz, 0 where unvoiced, and voiced probability on the mel's
+/// frames, (2, frames) float32).
 /// Then `manifest.jsonl`, `stats.json` (training-mel statistics), `prepare.json` (settings,
 /// counts, skipped files) and spectrogram PNGs of a few validation utterances.
 ///
@@ -33,12 +35,14 @@ public struct Prepare {
         public var skipped: [Skipped] = []
         public var sources: [String] = []
         public var mel = MelSettings()
+        /// The F0 tracker's settings.
+        public var pitch: PitchSettings?
         /// Distinct speakers named (with `data.speaker_pattern`; 0 without).
         public var speakers = 0
 
         enum CodingKeys: String, CodingKey {
             case utterances, train, validation, seconds, sourceFiles = "source_files", rescaledFiles = "rescaled_files"
-            case skipped, sources, mel, speakers
+            case skipped, sources, mel, pitch, speakers
         }
 
         /// The one-paragraph summary printed at the end.
@@ -85,7 +89,7 @@ public struct Prepare {
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         let staging = destination + ".partial-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
-        for folder in ["audio", "mel", "png"] {
+        for folder in ["audio", "mel", "f0", "png"] {
             try FileManager.default.createDirectory(atPath: staging + "/" + folder, withIntermediateDirectories: true)
         }
         do {
@@ -102,9 +106,11 @@ public struct Prepare {
     private func build(files: [Corpus.File], missing: [String], roots: [String], into directory: String) throws -> Report {
         let audio = recipe.audio, data = recipe.data
         let front = try MelSpectrogram(settings: audio.mel)
+        let tracker = try PitchTracker(settings: recipe.pitch.settings(audio: audio))
         var report = Report()
         report.sources = roots
         report.mel = audio.mel
+        report.pitch = tracker.settings
         report.sourceFiles = files.count
         for path in missing { skip(path, "listed in metadata.csv but missing", &report) }
         let progress = ProgressReporter("prepare", total: files.count, unit: "files", isTerminal: showProgress ? nil : false,
@@ -161,12 +167,15 @@ public struct Prepare {
                 let id = pieces == 1 ? file.id : file.id + String(format: "-part%02d", piece + 1)
                 let segment = Array(samples[lo..<hi])
                 let mel = front.logMel(segment)
+                let track = tracker.track(segment)
                 let split: ManifestEntry.Split = Corpus.isValidation(id, fraction: data.validationFraction) ? .validation : .train
                 try AudioFile.write(Audio(samples: segment, sampleRate: audio.sampleRate), to: "\(directory)/audio/\(id).wav")
                 try NPY.write(mel, to: "\(directory)/mel/\(id).npy")
+                try NPY.write(track.stacked, shape: [2, track.frames], to: "\(directory)/f0/\(id).npy")
                 entries.append(ManifestEntry(id: id, source: file.path, audio: "audio/\(id).wav", mel: "mel/\(id).npy",
                                              seconds: Double(segment.count) / Double(audio.sampleRate),
-                                             samples: segment.count, frames: mel.columns, split: split, speaker: speaker))
+                                             samples: segment.count, frames: mel.columns, split: split, speaker: speaker,
+                                             f0: "f0/\(id).npy"))
                 if split == .train { statistics.add(mel) }
             }
         }
@@ -195,7 +204,8 @@ public struct Prepare {
         let count = min(data.previewImages, validation.count)
         for entry in (0..<count).map({ validation[$0 * validation.count / count] }) {
             let mel = try MelFile.read("\(directory)/\(entry.mel)", nMels: audio.nMels)
-            try SpectrogramImage.write([.init(title: entry.id, logMel: mel)], settings: audio.mel, to: "\(directory)/png/\(entry.id).png")
+            let f0 = try entry.f0.map { try NPY.read("\(directory)/\($0)").values.prefix(mel.columns).map { $0 } }
+            try SpectrogramImage.write([.init(title: entry.id, logMel: mel, f0: f0)], settings: audio.mel, to: "\(directory)/png/\(entry.id).png")
         }
         return report
     }

@@ -2,19 +2,20 @@ import Foundation
 import ParawaveCore
 import Yams
 
-/// A recipe: one YAML file with sections `audio`, `data`, `teacher`, `student`, `train`,
-/// `distill` (DESIGN.md section 8). Every key is optional and has a documented default;
+/// A recipe: one YAML file with sections `audio`, `pitch`, `data`, `teacher`, `student`,
+/// `train`, `distill` (DESIGN.md section 8). Every key is optional and has a documented default;
 /// an unknown key, a value of the wrong type or out of range is an error naming the file
 /// and the key.
 public struct Recipe: Codable, Equatable, Sendable {
     public var audio = AudioSection()
+    public var pitch = PitchSection()
     public var data = DataSection()
     public var teacher = TeacherSection()
     public var student = StudentSection()
     public var train = TrainSection()
     public var distill = DistillSection()
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case audio, data, teacher, student, train, distill }
+    enum CodingKeys: String, CodingKey, CaseIterable { case audio, pitch, data, teacher, student, train, distill }
 
     public init() {}
 
@@ -22,6 +23,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         self.init()
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         try c.update(&audio, .audio)
+        try c.update(&pitch, .pitch)
         try c.update(&data, .data)
         try c.update(&teacher, .teacher)
         try c.update(&student, .student)
@@ -94,6 +96,7 @@ public struct Recipe: Codable, Equatable, Sendable {
 
     func validate(_ v: inout RecipeValidator) {
         v.section("audio") { audio.check(&$0) }
+        v.section("pitch") { pitch.check(&$0, audio: audio) }
         v.section("data") { data.check(&$0) }
         v.section("teacher") { teacher.check(&$0) }
         v.section("student") { student.check(&$0) }

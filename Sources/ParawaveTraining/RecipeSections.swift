@@ -53,6 +53,41 @@ public struct AudioSection: Codable, Equatable, Sendable {
     }
 }
 
+/// `pitch:` the F0 tracker (pYIN) that `prepare`, `pitch` and `evaluate` run, on the mel's
+/// frame grid (frames of n_fft samples every hop_length, centred).
+public struct PitchSection: Codable, Equatable, Sendable {
+    /// The F0 search range in Hz.
+    public var fMin = 50.0
+    public var fMax = 550.0
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case fMin = "fmin", fMax = "fmax" }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
+        try c.update(&fMin, .fMin)
+        try c.update(&fMax, .fMax)
+    }
+
+    /// The tracker's settings for audio with these `audio` settings.
+    public func settings(audio: AudioSection) -> PitchSettings {
+        PitchSettings(sampleRate: audio.sampleRate, frameLength: audio.nFFT, hopLength: audio.hopLength, fMin: fMin, fMax: fMax)
+    }
+
+    func check(_ v: inout RecipeValidator, audio: AudioSection) {
+        v.require(fMin, in: 20...2000, "fmin")
+        v.require(fMax, in: 40...4000, "fmax")
+        if fMax <= fMin { v.fail("fmax", "must exceed fmin (\(fMin))") }
+        guard v.problems.isEmpty else { return }
+        for problem in settings(audio: audio).problems() {
+            let key = String(problem.prefix { $0 != " " })
+            v.fail(key, String(problem.dropFirst(key.count + 1)))
+        }
+    }
+}
+
 /// `data:` where the corpus comes from and how `prepare` splits and cleans it.
 public struct DataSection: Codable, Equatable, Sendable {
     /// Folders (or files) searched for audio when `prepare` is given none.
@@ -147,11 +182,20 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     /// `repeat` (nearest-neighbour repetition, then a 3-sample convolution) or `transposed` (a
     /// transposed convolution of stride hop_length and 2 x hop_length taps).
     public var upsampler = WaveNetStackConfig.Upsampler.nearest
+    /// `none`, or `sine`: every layer also sees a sine excitation at the utterance's F0
+    /// (DESIGN.md section 10), made of `harmonics` harmonics weighted by `harmonic_amplitude`.
+    public var source = SourceKind.none
+    public var harmonics = 8
+    public var harmonicAmplitude = SineSource.Amplitude.inverse
+    /// `random` (a drawn initial phase per crop) or `aligned` (the training source follows the
+    /// recording's fundamental, so the teacher learns to follow the source).
+    public var sourcePhase = SineSource.TrainingPhase.random
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case layers, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels"
         case gateChannels = "gate_channels", skipChannels = "skip_channels", mixtures, logScaleMin = "log_scale_min"
-        case speakerChannels = "speaker_channels", upsampler
+        case speakerChannels = "speaker_channels", upsampler, source, harmonics, harmonicAmplitude = "harmonic_amplitude"
+        case sourcePhase = "source_phase"
     }
 
     public init() {}
@@ -169,10 +213,20 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.update(&logScaleMin, .logScaleMin)
         try c.update(&speakerChannels, .speakerChannels)
         try c.update(&upsampler, .upsampler)
+        try c.update(&source, .source)
+        try c.update(&harmonics, .harmonics)
+        try c.update(&harmonicAmplitude, .harmonicAmplitude)
+        try c.update(&sourcePhase, .sourcePhase)
+    }
+
+    /// The sine source this section asks for, nil for `source: none`.
+    public var sineSource: SineSource? {
+        source == .sine ? SineSource(harmonics: harmonics, amplitude: harmonicAmplitude, trainingPhase: sourcePhase) : nil
     }
 
     func check(_ v: inout RecipeValidator) {
         v.require(speakerChannels, in: 0...1024, "speaker_channels")
+        v.require(harmonics, in: 1...64, "harmonics")
         v.require(layers, in: 1...256, "layers")
         v.require(cycle, in: 1...20, "cycle")
         v.require(kernelSize, in: 2...16, "kernel_size")
@@ -183,6 +237,11 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         v.require(mixtures, in: 1...64, "mixtures")
         v.require(logScaleMin, in: -20...0, "log_scale_min")
     }
+}
+
+/// Whether a model sees a source excitation made from F0.
+public enum SourceKind: String, Codable, CaseIterable, Sendable {
+    case none, sine
 }
 
 /// `student:` the IAF's flows (DESIGN.md section 4).
@@ -203,11 +262,14 @@ public struct StudentSection: Codable, Equatable, Sendable {
     public var speakerChannels = 16
     /// Every flow's upsampler: `repeat` or `transposed` (as `teacher.upsampler`).
     public var upsampler = WaveNetStackConfig.Upsampler.nearest
+    /// The student always sees its teacher's source; when given (`none` or `sine`), this must
+    /// name it, and distillation refuses a teacher whose source differs.
+    public var source: SourceKind?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels", gateChannels = "gate_channels"
         case skipChannels = "skip_channels", logScaleMin = "log_scale_min", logScaleMax = "log_scale_max"
-        case speakerChannels = "speaker_channels", upsampler
+        case speakerChannels = "speaker_channels", upsampler, source
     }
 
     public init() {}
@@ -225,6 +287,7 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.update(&logScaleMax, .logScaleMax)
         try c.update(&speakerChannels, .speakerChannels)
         try c.update(&upsampler, .upsampler)
+        if let kind = try c.decodeIfPresent(SourceKind.self, forKey: .source) { source = kind }
     }
 
     func check(_ v: inout RecipeValidator) {

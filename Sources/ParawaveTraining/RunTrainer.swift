@@ -48,19 +48,22 @@ public class RunTrainer {
 
     /// `model` must hold freshly initialised weights (a new run); with `resume` they are
     /// replaced by the run's saved state.
+    /// With a `source`, every crop comes with its source (`CropBatch.source`).
     init(recipe: Recipe, settings: TrainSection, data: TrainingData, run: RunDirectory, resume: Bool, store: ParameterStore,
-         label: String, stateKind: String) throws {
+         label: String, stateKind: String, source: SineSource? = nil) throws {
         self.recipe = recipe
         self.run = run
         self.settings = settings
         self.store = store
         self.label = label
         self.stateKind = stateKind
-        let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor
-        sampler = CropSampler(data.train, cropSamples: settings.crop, hop: hop, logFloor: logFloor)
+        let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor, rate = recipe.audio.sampleRate
+        if source != nil { try data.requireF0(for: label == "distill" ? "student" : "teacher") }
+        sampler = CropSampler(data.train, cropSamples: settings.crop, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
         let validation = Array(data.validation.prefix(settings.validationUtterances))
         validationBatches = validation.isEmpty ? [] :
-            CropSampler(validation, cropSamples: settings.crop, hop: hop, logFloor: logFloor).fixedBatches(batch: settings.batchSize)
+            CropSampler(validation, cropSamples: settings.crop, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
+                .fixedBatches(batch: settings.batchSize)
         adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay))
         generator = SeededGenerator(seed: UInt64(settings.seed) &* 0x9E37_79B9 &+ 0x5EED)
         try run.checkStart(resume: resume)

@@ -15,9 +15,10 @@ extension Recipe {
         let conditioned = !speakers.isEmpty && t.speakerChannels > 0
         let stack = WaveNetStackConfig(layers: t.layers, cycle: t.cycle, kernelSize: t.kernelSize, residualChannels: t.residualChannels,
                                        gatedChannels: t.gateChannels / 2, skipChannels: t.skipChannels, conditionChannels: audio.nMels,
-                                       hop: audio.hopLength, upsampler: t.upsampler, speakerChannels: conditioned ? t.speakerChannels : 0)
+                                       hop: audio.hopLength, upsampler: t.upsampler, speakerChannels: conditioned ? t.speakerChannels : 0,
+                                       sourceChannels: t.sineSource == nil ? 0 : 1)
         return TeacherConfig(stack: stack, mixtures: t.mixtures, bits: audio.bits, logScaleMin: Float(t.logScaleMin), mel: audio.mel,
-                             speakers: conditioned ? speakers : [])
+                             speakers: conditioned ? speakers : [], source: t.sineSource)
     }
 }
 
@@ -42,7 +43,7 @@ public final class TeacherTrainer: RunTrainer {
         let frames = max(recipe.train.crop / recipe.audio.hopLength, 1)
         activations = teacher.makeActivations(batch: recipe.train.batchSize, frames: frames)
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,
-                       label: "train-teacher", stateKind: Self.stateKind)
+                       label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source)
         precondition(sampler.frames == frames, "crop frames disagree")
         try start(resume: resume)
     }
@@ -51,7 +52,8 @@ public final class TeacherTrainer: RunTrainer {
     public func validationLoss() -> Double? { validate()?.first?.1 }
 
     override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
-        teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers))
+        teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
+                        source: batch.source.isEmpty ? nil : batch.source)
         let (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
         teacher.backward(activations, audio: batch.audio, mask: batch.mask, count: count)
         return [("loss", nll), ("bits", nll / M_LN2)]
@@ -60,7 +62,8 @@ public final class TeacherTrainer: RunTrainer {
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
         var sum = 0.0, count = 0
         for batch in batches {
-            teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers))
+            teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
+                            source: batch.source.isEmpty ? nil : batch.source)
             let (nll, n) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
             sum += nll * Double(n)
             count += n

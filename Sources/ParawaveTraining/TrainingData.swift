@@ -12,12 +12,15 @@ public struct TrainingData: Sendable {
         public var mel: Matrix
         /// The speaker named in the manifest, if any.
         public var speaker: String?
+        /// F0 in Hz per mel frame (0 where unvoiced), when the data has F0 tracks.
+        public var f0: [Float]?
 
-        public init(id: String, audio: [Float], mel: Matrix, speaker: String? = nil) {
+        public init(id: String, audio: [Float], mel: Matrix, speaker: String? = nil, f0: [Float]? = nil) {
             self.id = id
             self.audio = audio
             self.mel = mel
             self.speaker = speaker
+            self.f0 = f0
         }
     }
 
@@ -62,8 +65,9 @@ public struct TrainingData: Sendable {
                     throw ParawaveError(directory.file(entry.audio), "is at \(audioFile.sampleRate) Hz, the recipe at \(audio.sampleRate) Hz")
                 }
                 let mel = try MelFile.read(directory.file(entry.mel), nMels: audio.nMels)
+                let f0 = try entry.f0.map { try Self.readF0(directory.file($0), frames: mel.columns) }
                 reporter?.advance()
-                return Utterance(id: entry.id, audio: audioFile.samples, mel: mel, speaker: entry.speaker)
+                return Utterance(id: entry.id, audio: audioFile.samples, mel: mel, speaker: entry.speaker, f0: f0)
             }
         }
         let train = try load(directory.entries(.train))
@@ -79,6 +83,27 @@ public struct TrainingData: Sendable {
         melStd = stats.std.map { Float(max($0, 1e-3)) }
     }
 
+    /// Row 0 (F0 in Hz) of an F0 track file (2, frames) whose frames must be the mel's.
+    public static func readF0(_ path: String, frames: Int) throws -> [Float] {
+        let array = try NPY.read(path)
+        guard array.shape.count == 2, array.shape[0] == 2, array.shape[1] == frames else {
+            throw ParawaveError(path, "an F0 track must have shape (2, \(frames)) to match its mel, not \(array.shape)")
+        }
+        let f0 = Array(array.values[0..<frames])
+        if let bad = f0.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+            throw ParawaveError(path, "F0 at frame \(bad) is \(f0[bad]); F0 must be finite and non-negative (0 where unvoiced)")
+        }
+        return f0
+    }
+
+    /// Throws unless every utterance has an F0 track (a source-conditioned model needs them).
+    public func requireF0(for model: String) throws {
+        if let missing = (train + validation).first(where: { $0.f0 == nil }) {
+            throw ParawaveError(directory?.path ?? missing.id,
+                                "has no F0 track for '\(missing.id)', which the \(model)'s source needs; prepare the data again with this version")
+        }
+    }
+
     static func difference(_ a: MelSettings, _ b: MelSettings) -> String {
         let pairs: [(String, String, String)] = [
             ("sample_rate", "\(a.sampleRate)", "\(b.sampleRate)"), ("n_fft", "\(a.nFFT)", "\(b.nFFT)"),
@@ -91,12 +116,16 @@ public struct TrainingData: Sendable {
 }
 
 /// A batch of crops: audio (B, T), mask (B, T) (1 where a real sample is), mel (B, Cc, F),
-/// and each row's speaker (nil for rows without one, such as padding).
+/// each row's speaker (nil for rows without one, such as padding), F0 (B, F) (0 where
+/// unvoiced or unknown) and, when the sampler makes one, each row's source (B, T).
 public struct CropBatch: Sendable {
     public var audio: [Float]
     public var mask: [Float]
     public var mel: [Float]
     public var speakers: [String?]
+    public var f0: [Float]
+    /// The sources (B, T), empty when the model takes none.
+    public var source: [Float] = []
     public var batch: Int, frames: Int, hop: Int
     public var length: Int { frames * hop }
 
@@ -108,6 +137,19 @@ public struct CropBatch: Sendable {
         mask = audio
         mel = [Float](repeating: 0, count: batch * bands * frames)
         speakers = [String?](repeating: nil, count: batch)
+        f0 = [Float](repeating: 0, count: batch * frames)
+    }
+
+    /// Each row's source from its F0, starting at `phases[b]` (or aligned to its audio, as the
+    /// source's `trainingPhase` says).
+    mutating func makeSource(_ sine: SineSource, sampleRate: Int, phases: [Double]) {
+        let T = length
+        source = [Float](repeating: 0, count: batch * T)
+        for b in 0..<batch {
+            let row = sine.trainingSignal(f0: Array(f0[(b * frames)..<((b + 1) * frames)]), hop: hop, sampleRate: sampleRate,
+                                          audio: Array(audio[(b * T)..<((b + 1) * T)]), initialPhase: phases[b])
+            source.replaceSubrange((b * T)..<((b + 1) * T), with: row)
+        }
     }
 
     /// Copies `frames` frames of `u` from `startFrame` into row `b`; past the end of the
@@ -128,19 +170,25 @@ public struct CropBatch: Sendable {
                 mel[(b * C + c) * frames + f] = source < u.mel.columns ? u.mel[c, source] : floor
             }
         }
+        if let track = u.f0 {
+            for f in 0..<frames where startFrame + f < track.count { f0[b * frames + f] = track[startFrame + f] }
+        }
     }
 }
 
 /// Random crops aligned to mel frames: an utterance with probability proportional to its
-/// length, then a uniform start frame.
+/// length, then a uniform start frame. With a `source`, each crop's source is made from its
+/// F0 with an initial phase drawn uniformly from [0, 2 pi) (fixed at 0 for `fixedBatches`).
 public struct CropSampler: Sendable {
     let utterances: [TrainingData.Utterance]
     let cumulative: [Int]
     public let frames: Int
     let hop: Int
     let floor: Float
+    let source: SineSource?, sampleRate: Int
 
-    public init(_ utterances: [TrainingData.Utterance], cropSamples: Int, hop: Int, logFloor: Double) {
+    public init(_ utterances: [TrainingData.Utterance], cropSamples: Int, hop: Int, logFloor: Double, source: SineSource? = nil,
+                sampleRate: Int = 16000) {
         precondition(!utterances.isEmpty, "no utterances")
         self.utterances = utterances
         var total = 0
@@ -148,6 +196,8 @@ public struct CropSampler: Sendable {
         frames = max(1, cropSamples / hop)
         self.hop = hop
         floor = Float(log(logFloor))
+        self.source = source
+        self.sampleRate = sampleRate
     }
 
     public func next(batch: Int, generator: inout SeededGenerator) -> CropBatch {
@@ -164,6 +214,10 @@ public struct CropSampler: Sendable {
             let start = room > 0 ? Int(generator.next() % UInt64(room + 1)) : 0
             out.fill(b, from: u, startFrame: start, floor: floor)
         }
+        if let source {
+            let phases = (0..<batch).map { _ in 2 * Double.pi * Double(generator.next() >> 11) * 0x1.0p-53 }
+            out.makeSource(source, sampleRate: sampleRate, phases: phases)
+        }
         return out
     }
 
@@ -173,6 +227,7 @@ public struct CropSampler: Sendable {
         stride(from: 0, to: utterances.count, by: batch).map { start in
             var out = CropBatch(batch: batch, frames: frames, hop: hop, bands: utterances[0].mel.rows)
             for b in 0..<min(batch, utterances.count - start) { out.fill(b, from: utterances[start + b], startFrame: 0, floor: floor) }
+            if let source { out.makeSource(source, sampleRate: sampleRate, phases: [Double](repeating: 0, count: batch)) }
             return out
         }
     }

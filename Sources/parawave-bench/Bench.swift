@@ -12,7 +12,7 @@ struct Bench {
         let selected = Set(CommandLine.arguments.dropFirst())
         let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate),
                                                     ("synthesize", synthesize), ("distill", distill), ("spectral", spectral),
-                                                    ("threads", threads), ("gate", gate)]
+                                                    ("threads", threads), ("gate", gate), ("pitch", pitch), ("source", source)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -254,6 +254,67 @@ struct Bench {
             let loss = SpectralLoss(kind: kind, resolutions: SpectralLoss.defaultResolutions(kind: kind))
             let seconds = time(runs: 11) { _ = loss.evaluate(x: x, y: y, batch: 2, length: 8000, dX: &dX, weight: 1) }
             print(String(format: "spectral %@ loss + gradient  B 2 x 8000  %7.2f ms", kind.rawValue, seconds * 1000))
+        }
+    }
+
+    /// pYIN F0 tracking (DESIGN.md section 10 defaults: 50-550 Hz, frames of 1024 every 256
+    /// samples) of 60 s of 16 kHz audio with a gliding voiced source and noise, and STOI of
+    /// the same minute against a noisy copy.
+    static func pitch() throws {
+        var rng = SeededGenerator(seed: 4)
+        var phase = 0.0
+        let samples = (0..<(60 * 16000)).map { i -> Float in
+            let t = Double(i) / 16000
+            phase += 2 * Double.pi * (140 + 40 * sin(2 * Double.pi * 0.5 * t)) / 16000
+            let voiced = sin(2 * Double.pi * 0.3 * t) > -0.3
+            return (voiced ? Float(0.3 * sin(phase) + 0.15 * sin(2 * phase) + 0.08 * sin(3 * phase)) : 0) + 0.02 * rng.normal()
+        }
+        for threads in [1, ProcessInfo.processInfo.activeProcessorCount] {
+            Parallel.threads = threads
+            let tracker = try PitchTracker(settings: PitchSettings())
+            let seconds = time(runs: 5) { _ = tracker.track(samples) }
+            print(String(format: "pitch  pYIN 60 s @ 16 kHz  threads %d  %7.1f ms  %8.0fx real time", threads, seconds * 1000, 60 / seconds))
+        }
+        Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+        let noisy = samples.map { $0 + 0.05 * rng.normal() }
+        let seconds = time(runs: 5) { _ = try! STOI.score(reference: samples, degraded: noisy, sampleRate: 16000) }
+        print(String(format: "stoi   60 s @ 16 kHz  %7.1f ms  %8.0fx real time", seconds * 1000, 60 / seconds))
+    }
+
+    /// Generation and synthesis with a sine source (teacher.source sine): T-small's batch-1
+    /// generation (two workers, Float16 weights) and S-small's 10 s synthesis, against the
+    /// same models without a source.
+    static func source() {
+        var rng = SeededGenerator(seed: 6)
+        let sine = SineSource()
+        for withSource in [false, true] {
+            var stack = tSmall().config.stack
+            stack.sourceChannels = withSource ? 1 : 0
+            let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: 10, mel: MelSettings(sampleRate: 16000), source: withSource ? sine : nil))
+            teacher.initialise(seed: 1)
+            let frames = 125
+            let mel = Matrix(rows: 80, columns: frames, values: (0..<(80 * frames)).map { _ in rng.normal() - 4 })
+            let f0 = [Float](repeating: 150, count: frames)
+            let sources = withSource ? [teacher.sourceSignal(f0: f0, samples: frames * 256)!] : nil
+            let generator = TeacherGenerator(teacher: teacher, batch: 1, threads: 2, precision: .half)
+            let seconds = time(runs: 3) { _ = generator.generate(mels: [mel], sources: sources, seed: 1) }
+            print(String(format: "source generate T-small batch 1  threads 2  f16 weights  %@  %9.0f samples/s", withSource ? "sine source" : "no source  ",
+                         Double(frames * 256) / seconds))
+        }
+        for withSource in [false, true] {
+            var flow = WaveNetStackConfig(layers: 10, cycle: 10, kernelSize: 3, residualChannels: 64, gatedChannels: 64, skipChannels: 64,
+                                          conditionChannels: 80, hop: 256)
+            flow.sourceChannels = withSource ? 1 : 0
+            let student = Student(config: StudentConfig(flows: Array(repeating: flow, count: 4), mel: MelSettings(sampleRate: 16000),
+                                                        source: withSource ? sine : nil))
+            student.initialise(seed: 1)
+            let frames = 625
+            let mel = Matrix(rows: 80, columns: frames, values: (0..<(80 * frames)).map { _ in rng.normal() - 4 })
+            let noise = Student.noise(count: frames * 256, generator: &rng)
+            let source = withSource ? student.sourceSignal(f0: [Float](repeating: 150, count: frames), samples: frames * 256) : nil
+            let seconds = time(runs: 3) { _ = student.synthesize(mel: mel, noise: noise, source: source) }
+            print(String(format: "source synthesize S-small 10 s  %@  %9.0f samples/s", withSource ? "sine source" : "no source  ",
+                         Double(frames * 256) / seconds))
         }
     }
 

@@ -20,8 +20,10 @@ struct RenderCommand: ParsableCommand {
             weights in Float16 by default (--precision half); --precision single keeps \
             Float32 throughout. A speaker-conditioned \
             model (trained on data prepared with data.speaker_pattern) needs --speaker, one of \
-            the speakers `parawave info` lists for it. The real-time factor (render time / \
-            audio duration) is printed.
+            the speakers `parawave info` lists for it. A source-conditioned teacher (trained \
+            with teacher.source sine) needs the utterance's F0: with --wav it is tracked from \
+            the audio with pYIN; with --mel give --f0, a track from `parawave pitch`. The \
+            real-time factor (render time / audio duration) is printed.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Run directory or checkpoint.", valueName: "RUN_OR_CHECKPOINT"))
@@ -59,6 +61,10 @@ struct RenderCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also draw the spectrograms (input and rendered) as a PNG.", valueName: "OUT.png"))
     var png: String?
 
+    @Option(name: .long, help: ArgumentHelp("F0 track (2, frames) from `parawave pitch`, for a source-conditioned model (default with --wav: tracked from the audio).",
+                                            valueName: "F0.npy"))
+    var f0: String?
+
     func validate() throws {
         if (mel == nil) == (wav == nil) { throw ValidationError("give exactly one of --mel and --wav") }
         if !(temperature > 0 && temperature <= 2) { throw ValidationError("--temperature must be in (0, 2], got \(temperature)") }
@@ -78,10 +84,12 @@ struct RenderCommand: ParsableCommand {
             throw ParawaveError(model, "is a student, which renders in Float32 with BLAS; --precision applies to teachers")
         }
         let speakerRow = try SpeakerNames.choose(speaker, in: loaded.speakers, model: loaded.role)
-        let (input, reference) = try inputMel(settings: settings)
+        try OutputPaths.check([out] + (png.map { [$0] } ?? []))
+        let (input, reference, recording) = try inputMel(settings: settings)
         if input.values.contains(where: { !$0.isFinite }) {
             throw ParawaveError(mel ?? wav!, "the mel holds NaN or infinite values")
         }
+        let track = try pitchTrack(for: loaded, frames: input.columns, recording: recording, settings: settings)
         warnIfUnusual(input, mean: mean)
         let samples = input.columns * settings.hopLength
         let seconds = Double(samples) / Double(settings.sampleRate)
@@ -96,12 +104,14 @@ struct RenderCommand: ParsableCommand {
         switch loaded {
         case .teacher(let teacher):
             let generator = TeacherGenerator(teacher: teacher, batch: 1, precision: precision ?? .half)
-            audio = generator.generate(mels: [input], speakers: speakerRow.map { [$0] }, temperature: temperature,
+            let source = track.flatMap { teacher.sourceSignal(f0: $0, samples: samples) }
+            audio = generator.generate(mels: [input], speakers: speakerRow.map { [$0] }, sources: source.map { [$0] }, temperature: temperature,
                                        seed: UInt64(seed)) { done, _ in report(done) }[0]
         case .student(let student):
             var generator = SeededGenerator(seed: UInt64(seed))
             let noise = Student.noise(count: samples, generator: &generator).map { $0 * temperature }
-            audio = student.synthesize(mel: input, noise: noise, speaker: speakerRow, chunkFrames: chunkFrames, progress: report)
+            let source = track.flatMap { student.sourceSignal(f0: $0, samples: samples) }
+            audio = student.synthesize(mel: input, noise: noise, speaker: speakerRow, source: source, chunkFrames: chunkFrames, progress: report)
         }
         let elapsed = Date().timeIntervalSince(start)
         progress.finish()
@@ -122,15 +132,40 @@ struct RenderCommand: ParsableCommand {
         }
     }
 
-    /// The mel to render and, for --wav, the same mel as the real audio's reference.
-    func inputMel(settings: MelSettings) throws -> (Matrix, Matrix?) {
+    /// The mel to render and, for --wav, the same mel as the real audio's reference and the audio.
+    func inputMel(settings: MelSettings) throws -> (Matrix, Matrix?, [Float]?) {
         if let mel {
-            return (try MelFile.read(mel, nMels: settings.nMels, framesFirst: framesFirst), nil)
+            return (try MelFile.read(mel, nMels: settings.nMels, framesFirst: framesFirst), nil, nil)
         }
         let audio = try AudioFile.read(wav!, sampleRate: settings.sampleRate)
         if audio.samples.isEmpty { throw ParawaveError(wav!, "holds no audio") }
         let m = try MelSpectrogram(settings: settings).logMel(audio.samples)
-        return (m, m)
+        return (m, m, audio.samples)
+    }
+
+    /// The F0 track (Hz per frame) a source-conditioned model renders with: --f0, else pYIN on
+    /// the --wav audio; nil for a model without a source (which refuses --f0).
+    func pitchTrack(for loaded: TrainedModel, frames: Int, recording: [Float]?, settings: MelSettings) throws -> [Float]? {
+        guard loaded.source != nil else {
+            if let f0 { throw ParawaveError(f0, "the \(loaded.role) has no source conditioning, so it takes no F0; leave out --f0") }
+            return nil
+        }
+        if let f0 {
+            let array = try NPY.read(f0)
+            guard array.shape.count == 2, array.shape[0] == 2, array.shape[1] == frames else {
+                throw ParawaveError(f0, "an F0 track must have shape (2, \(frames)) to match the mel's \(frames) frames, not \(array.shape)")
+            }
+            let track = Array(array.values[0..<frames])
+            if let bad = track.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+                throw ParawaveError(f0, "F0 at frame \(bad) is \(track[bad]); F0 must be finite and non-negative (0 where unvoiced)")
+            }
+            return track
+        }
+        guard let recording else {
+            throw ParawaveError(model, "is source-conditioned and needs the utterance's F0: give --f0 F0.npy (made by `parawave pitch`) or render --wav")
+        }
+        let tracker = try PitchTracker(settings: PitchSettings(sampleRate: settings.sampleRate, frameLength: settings.nFFT, hopLength: settings.hopLength))
+        return Array(tracker.track(recording).f0.prefix(frames))
     }
 
     /// A natural-log mel of speech sits near the training mean; log10 or dB mels do not.

@@ -11,7 +11,8 @@ struct CLITests {
     @Test func versionAndHelpForEveryCommand() throws {
         let version = try CommandRunner.parawave(["--version"])
         #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
-        for command in ["prepare", "train-teacher", "distill", "render", "evaluate", "plot-metrics", "mel", "spectrogram", "griffin-lim", "info"] {
+        for command in ["prepare", "train-teacher", "distill", "render", "evaluate", "plot-metrics", "mel", "pitch", "spectrogram", "griffin-lim",
+                        "info"] {
             let help = try CommandRunner.parawave([command, "--help"])
             #expect(help.status == 0, "\(command) --help")
             #expect(help.stdout.contains("USAGE: parawave \(command)"), "\(command) --help")
@@ -44,6 +45,34 @@ struct CLITests {
         #expect(try CommandRunner.parawave(["spectrogram", dir + "/t.npy", "--png", dir + "/t.png", "--frames-first"]).status == 0)
     }
 
+    /// `pitch` tracks a voiced clip whose F0 glides around 150 Hz on the mel's frame grid, draws
+    /// the track over the spectrogram, and refuses outputs it cannot write before any work.
+    @Test func pitchTracksAVoicedClip() throws {
+        let dir = Fixtures.temporaryDirectory()
+        TestWAV.write(TestWAV.speechLike(seconds: 1.0, sampleRate: 22050, pitch: 150), sampleRate: 22050, to: dir + "/in.wav")
+        let run = try CommandRunner.parawave(["pitch", dir + "/in.wav", "--out", dir + "/f0.npy", "--png", dir + "/f0.png"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let track = try NPY.read(dir + "/f0.npy")
+        #expect(track.shape == [2, 1 + 16000 / 256])
+        let frames = track.shape[1], f0 = Array(track.values[..<frames]), probability = Array(track.values[frames...])
+        // The clip's F0 is 150 + 30 sin(4 pi t) Hz: between 120 and 180 Hz on every voiced frame.
+        let voiced = f0.filter { $0 > 0 }
+        #expect(voiced.count > frames * 8 / 10, "\(voiced.count) of \(frames) frames voiced")
+        #expect(voiced.allSatisfy { $0 > 115 && $0 < 185 }, "\(voiced)")
+        #expect(probability.allSatisfy { $0 >= 0 && $0 <= 1 })
+        #expect(try RGBImage.readPNG(dir + "/f0.png").height > 100)
+        #expect(run.stdout.contains("median F0"))
+        try expectClearFailure(["pitch", dir + "/in.wav", "--out", dir + "/missing/f0.npy"], subject: dir + "/missing/f0.npy",
+                               problem: "does not exist", output: dir + "/missing/f0.npy")
+        try expectClearFailure(["pitch", dir + "/in.wav", "--out", dir + "/x.npy", "--png", dir + "/missing/x.png"],
+                               subject: dir + "/missing/x.png", problem: "does not exist", output: dir + "/x.npy")
+        try expectClearFailure(["pitch", dir + "/in.wav", "--out", dir, "--recipe", Fixtures.root.path + "/recipes/demo/recipe.yaml"],
+                               subject: dir, problem: "not a regular file", output: dir + "/none")
+        try "pitch: {fmin: 600}\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        try expectClearFailure(["pitch", dir + "/in.wav", "--out", dir + "/y.npy", "--recipe", dir + "/r.yaml"], subject: dir + "/r.yaml",
+                               problem: "pitch.fmax: must exceed fmin", output: dir + "/y.npy")
+    }
+
     @Test func prepareRunsOnACorpus() throws {
         let dir = Fixtures.temporaryDirectory()
         for i in 0..<4 {
@@ -54,6 +83,17 @@ struct CLITests {
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("prepared 4 utterances"))
         #expect(FileManager.default.fileExists(atPath: dir + "/data/manifest.jsonl"))
+        // Every utterance has its F0 track on its mel's frames, listed in the manifest.
+        let manifest = try String(contentsOfFile: dir + "/data/manifest.jsonl", encoding: .utf8)
+        for line in manifest.split(separator: "\n") {
+            let entry = try JSONDecoder().decode([String: JSONValue].self, from: Data(line.utf8))
+            guard case .string(let f0)? = entry["f0"], case .number(let frames)? = entry["frames"] else {
+                Issue.record("no f0 in \(line)"); continue
+            }
+            let track = try NPY.read(dir + "/data/" + f0)
+            #expect(track.shape == [2, Int(frames)])
+            #expect(track.values[..<Int(frames)].filter { $0 > 0 }.count > Int(frames) / 2, "\(f0) is mostly unvoiced")
+        }
         let again = try CommandRunner.parawave(["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data"])
         #expect(again.status != 0 && again.stderr.contains("--overwrite"))
     }
@@ -363,7 +403,7 @@ struct CLITests {
         let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data",
                                                    "--report", dir + "/report", "--chunk-frames", "5"])
         #expect(evaluate.status == 0, "\(evaluate.stderr)")
-        for row in ["griffin-lim", "teacher", "student", "log-mel dB", "MCD dB", "KL nats"] {
+        for row in ["griffin-lim", "teacher", "student", "log-mel dB", "MCD dB", "F0 RMSE c", "F0 <50c", "V/UV err", "STOI", "KL nats"] {
             #expect(evaluate.stdout.contains(row), "\(evaluate.stdout)")
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/report.json"))) as! [String: Any]
@@ -377,7 +417,14 @@ struct CLITests {
                 let value = (mean[key] as? NSNumber)?.doubleValue ?? .nan
                 #expect(value.isFinite && value >= 0, "\(system["name"]!) \(key) = \(value)")
             }
+            // Pitch (the same tracker on the real and the rendered audio) and STOI.
+            let stoi = (mean["stoi"] as? NSNumber)?.doubleValue ?? .nan
+            #expect(stoi.isFinite && stoi <= 1, "\(system["name"]!) STOI \(stoi)")
+            let pitch = mean["pitch"] as? [String: Any]
+            let vuv = (pitch?["vuv_error"] as? NSNumber)?.doubleValue ?? .nan
+            #expect(vuv >= 0 && vuv <= 1 && ((pitch?["frames"] as? NSNumber)?.intValue ?? 0) > 0, "\(system["name"]!) pitch \(String(describing: pitch))")
         }
+
         #expect(((systems[1]["mean"] as! [String: Any])["nll_bits"] as? NSNumber) != nil, "the teacher's NLL is missing")
         #expect(((systems[2]["mean"] as! [String: Any])["kl_nats"] as? NSNumber) != nil, "the student's KL is missing")
         #expect(systems[2]["teacher"] as? String == dir + "/teacher")
@@ -408,5 +455,17 @@ struct CLITests {
                                subject: dir + "/teacher", problem: "differ from the data's", output: dir + "/r3")
         try expectClearFailure(["plot-metrics", dir + "/nodata", "--png", dir + "/none.png"], subject: dir + "/nodata",
                                problem: "no metrics.jsonl", output: dir + "/none.png")
+    }
+}
+
+/// A JSON scalar, for reading single manifest lines in tests.
+enum JSONValue: Decodable {
+    case string(String), number(Double), bool(Bool), null
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null } else if let b = try? c.decode(Bool.self) { self = .bool(b) } else if let n = try? c.decode(Double.self) {
+            self = .number(n)
+        } else { self = .string(try c.decode(String.self)) }
     }
 }

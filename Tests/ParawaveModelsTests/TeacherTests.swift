@@ -9,12 +9,12 @@ import Testing
 struct TeacherTests {
     static func tinyTeacher(layers: Int = 3, kernel: Int = 3, cycle: Int = 2, channels: Int = 6, mixtures: Int = 3, mels: Int = 5,
                             hop: Int = 8, bits: Int = 16, seed: UInt64 = 7, speakers: [String] = [],
-                            upsampler: WaveNetStackConfig.Upsampler = .nearest) -> Teacher {
+                            upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil) -> Teacher {
         let stack = WaveNetStackConfig(layers: layers, cycle: cycle, kernelSize: kernel, residualChannels: channels, gatedChannels: channels,
                                        skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
-                                       speakerChannels: speakers.isEmpty ? 0 : 3)
+                                       speakerChannels: speakers.isEmpty ? 0 : 3, sourceChannels: source == nil ? 0 : 1)
         let mel = MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels)
-        let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: mixtures, bits: bits, mel: mel, speakers: speakers))
+        let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: mixtures, bits: bits, mel: mel, speakers: speakers, source: source))
         teacher.initialise(seed: seed)
         var g = SeededGenerator(seed: seed + 1)
         teacher.melMean = (0..<mels).map { _ in g.uniformOpen() - 5 }
@@ -81,25 +81,31 @@ struct TeacherTests {
     /// parameters to 1e-5 (relative to max(1, |value|)), for a batch of utterances of different
     /// lengths, across several conditioning blocks, with dilations up to 8 and kernel 3, on one
     /// worker and on two (rows split between them).
-    /// With speaker conditioning the utterances are by different speakers; the last case
-    /// upsamples with a transposed convolution (whose reach crosses the blocks).
-    @Test(arguments: [(1, false, false), (2, false, false), (2, true, false), (2, false, true)])
-    func incrementalEqualsParallel(threads: Int, speakers: Bool, transposed: Bool) {
+    /// With speaker conditioning the utterances are by different speakers; the fourth case
+    /// upsamples with a transposed convolution (whose reach crosses the blocks); the last ones
+    /// are conditioned on a sine source made from a pitch track with voiced and unvoiced frames.
+    @Test(arguments: [(1, false, false, false), (2, false, false, false), (2, true, false, false), (2, false, true, false),
+                      (1, false, false, true), (2, true, false, true)])
+    func incrementalEqualsParallel(threads: Int, speakers: Bool, transposed: Bool, source: Bool) {
         let hop = 8
         let teacher = Self.tinyTeacher(layers: 4, kernel: 3, cycle: 4, channels: 8, mixtures: 3, mels: 5, hop: hop,
-                                       speakers: speakers ? ["x", "y", "z"] : [], upsampler: transposed ? .transposed : .nearest)
+                                       speakers: speakers ? ["x", "y", "z"] : [], upsampler: transposed ? .transposed : .nearest,
+                                       source: source ? SineSource(harmonics: 3, ramp: 4) : nil)
         let who = speakers ? [2, 1] : nil
         let frameCounts = [9, 6]
         let mels = frameCounts.enumerated().map { i, f in Matrix(rows: 5, columns: f, values: Self.mel(5, f, seed: UInt64(10 + i))) }
         let audio = frameCounts.enumerated().map { i, f in Self.signal(f * hop, seed: UInt64(20 + i)) }
+        let sources = source ? frameCounts.enumerated().map { i, f in
+            teacher.sourceSignal(f0: (0..<f).map { $0 % 4 == 3 ? 0 : Float(900 + 150 * i + 40 * $0) }, samples: f * hop, initialPhase: 0.5)!
+        } : nil
         var incremental = frameCounts.map { [Float](repeating: .nan, count: 9 * $0 * hop) }
         let generator = TeacherGenerator(teacher: teacher, batch: 3, blockFrames: 2, threads: threads)
-        generator.teacherForced(mels: mels, audio: audio, speakers: who) { b, t, theta in
+        generator.teacherForced(mels: mels, audio: audio, speakers: who, sources: sources) { b, t, theta in
             for j in 0..<9 { incremental[b][j * frameCounts[b] * hop + t] = theta[j] }
         }
         for (b, frames) in frameCounts.enumerated() {
             let a = teacher.makeActivations(batch: 1, frames: frames)
-            teacher.forward(a, audio: audio[b], mel: mels[b].values, speakers: who.map { [$0[b]] })
+            teacher.forward(a, audio: audio[b], mel: mels[b].values, speakers: who.map { [$0[b]] }, source: sources?[b])
             var worst: Float = 0
             for (u, v) in zip(incremental[b], a.params) { worst = max(worst, abs(u - v) / max(1, abs(v))) }
             #expect(worst <= 1e-5, "utterance \(b): worst difference \(worst)")
@@ -176,5 +182,19 @@ struct TeacherTests {
         var damaged = file
         damaged.tensors["teacher.head.1.bias"]!.values[0] = .nan
         #expect(throws: ParawaveError.self) { try Teacher.load(damaged, name: "x") }
+
+        // A source-conditioned teacher records its source; a config claiming a source without
+        // the channels for it is refused.
+        let sourced = Self.tinyTeacher(source: SineSource(harmonics: 5, amplitude: .equal, ramp: 32))
+        let sourcedFile = sourced.checkpoint(values: sourced.store.valueArray, step: 3)
+        let reloaded = try Teacher.load(sourcedFile, name: "sourced")
+        #expect(reloaded.config.source == SineSource(harmonics: 5, amplitude: .equal, ramp: 32) && reloaded.config.stack.sourceChannels == 1)
+        #expect(reloaded.store.valueArray.map(\.bitPattern) == sourced.store.valueArray.map(\.bitPattern))
+        var claiming = file
+        claiming.metadata["config"] = file.metadata["config"]!.replacingOccurrences(of: "\"speakers\"", with: "\"source\":{\"harmonics\":8,\"amplitude\":\"inverse\",\"ramp\":64},\"speakers\"")
+        if !claiming.metadata["config"]!.contains("source") {
+            claiming.metadata["config"] = String(file.metadata["config"]!.dropLast()) + ",\"source\":{\"harmonics\":8,\"amplitude\":\"inverse\",\"ramp\":64}}"
+        }
+        #expect(throws: ParawaveError.self) { try Teacher.load(claiming, name: "claiming") }
     }
 }

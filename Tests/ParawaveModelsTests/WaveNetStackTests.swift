@@ -100,6 +100,59 @@ struct WaveNetStackTests {
         #expect(xGradient["x"]! < 2e-3, "gradient of x: \(xGradient["x"]!)")
     }
 
+    /// Source conditioning (a sample-rate excitation through each layer's W_s): every
+    /// parameter's gradient (W_s included) and the gradient with respect to x against central
+    /// finite differences, as for speakers; the config round-trips; and the forward-only pass
+    /// equals the training pass, with the conditioning at frame rate (hop >= kernel) or per sample.
+    @Test(arguments: [4, 2])
+    func sourceConditioningGradients(hop: Int) {
+        let config = WaveNetStackConfig(layers: 3, cycle: 3, kernelSize: 3, residualChannels: 5, gatedChannels: 4, skipChannels: 6,
+                                        conditionChannels: 3, hop: hop, sourceChannels: 2)
+        let store = ParameterStore()
+        let stack = WaveNetStack(config: config, prefix: "s", store: store)
+        #expect(store.entry("s.layers.1.source.weight")?.shape == [1, 8, 2])
+        let json = try! JSONEncoder().encode(config)
+        #expect(try! JSONDecoder().decode(WaveNetStackConfig.self, from: json) == config)
+        #expect(!String(decoding: try! JSONEncoder().encode(WaveNetStackConfig(layers: 1, cycle: 1, kernelSize: 2, residualChannels: 2, gatedChannels: 2, skipChannels: 2,
+                                                                              conditionChannels: 2, hop: 4)), as: UTF8.self).contains("source"),
+                "a config without a source is written as before")
+        var generator = SeededGenerator(seed: 15)
+        stack.initialise(store, generator: &generator)
+        let B = 2, frames = 6, T = frames * hop
+        let x = GradientCheck.random(B * T, seed: 16), mel = GradientCheck.random(B * 3 * frames, seed: 17)
+        let source = GradientCheck.random(B * 2 * T, seed: 18, scale: 1.4), proj = GradientCheck.random(B * 6 * T, seed: 19)
+        let a = stack.makeActivations(batch: B, frames: frames)
+        func loss() -> Double {
+            stack.forward(a, x: x, mel: mel, source: source, store: store)
+            return zip(a.skip, proj).map { Double($0) * Double($1) }.reduce(0, +)
+        }
+        _ = loss()
+        let before = WaveNetStack.forwardTile
+        WaveNetStack.forwardTile = 5
+        let light = stack.makeActivations(batch: B, frames: frames, training: false)
+        WaveNetStack.forwardTile = before
+        #expect(light.frameRate == (hop >= 3))
+        stack.forward(light, x: x, mel: mel, source: source, store: store)
+        let worst = zip(light.skip, a.skip).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+        #expect(worst <= 1e-5, "the forward-only pass differs from the training pass by \(worst)")
+        // The source matters: without its term the output changes.
+        var silent = source
+        for i in silent.indices { silent[i] = 0 }
+        stack.forward(light, x: x, mel: mel, source: silent, store: store)
+        #expect(zip(light.skip, a.skip).contains { abs($0 - $1) > 1e-3 })
+
+        store.zeroGradients()
+        var dX = [Float](repeating: 0, count: B * T)
+        stack.backward(a, dSkip: proj, dX: &dX, x: x, mel: mel, source: source, store: store)
+        let errors = GradientCheck.worstDirectionalError(blocks: store.entries.map { ($0.name, $0.offset, $0.count) },
+                                                         point: store.valueArray.map(Double.init), analytic: store.gradientArray, epsilon: 1e-2) { values in
+            store.setValues(values.map(Float.init))
+            return loss()
+        }
+        #expect(errors.values.max()! < 2e-3, "worst relative error \(errors.max { $0.value < $1.value }!)")
+        #expect(errors.keys.contains("s.layers.2.source.weight"))
+    }
+
     @Test func causalInTheAudioInput() {
         let config = WaveNetStackConfig(layers: 4, cycle: 4, kernelSize: 2, residualChannels: 4, gatedChannels: 4, skipChannels: 3,
                                         conditionChannels: 2, hop: 8)

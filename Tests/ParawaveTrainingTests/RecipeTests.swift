@@ -1,4 +1,5 @@
 import Foundation
+import ParawaveAudio
 import ParawaveCore
 import ParawaveTestSupport
 import ParawaveTraining
@@ -24,6 +25,19 @@ struct RecipeTests {
 
     /// Every shipped recipe loads and validates; demo-long, ljspeech and vctk use T-small;
     /// vctk names speakers by folder.
+    /// recipes/overfit trains a source-conditioned teacher and student on one utterance.
+    @Test func overfitRecipeLoads() throws {
+        let recipe = try Recipe.load(Fixtures.root.appendingPathComponent("recipes/overfit/recipe.yaml").path)
+        #expect(recipe.teacher.sineSource == SineSource(harmonics: 8, amplitude: .inverse))
+        #expect(recipe.teacherConfig.stack.sourceChannels == 1 && recipe.data.validationFraction == 0)
+        #expect(recipe.pitch.settings(audio: recipe.audio).problems().isEmpty)
+        // A misspelt source kind and a student source that is not a kind are errors naming the key.
+        #expect(throws: ParawaveError.self) { try Recipe.parse("teacher: {source: sin}") }
+        #expect(throws: ParawaveError.self) { try Recipe.parse("student: {source: 3}") }
+        #expect(try Recipe.parse("student: {source: sine}").student.source == .sine)
+        #expect(try Recipe.parse("").student.source == nil)
+    }
+
     @Test(arguments: ["demo", "demo-long", "ljspeech", "vctk"])
     func shippedRecipesLoad(name: String) throws {
         let recipe = try Recipe.load(Fixtures.root.appendingPathComponent("recipes/\(name)/recipe.yaml").path)
@@ -137,7 +151,6 @@ struct RecipeTests {
     }
 }
 
-import ParawaveAudio
 
 enum ParawaveAudioDefaults {
     static let mel = MelSettings()

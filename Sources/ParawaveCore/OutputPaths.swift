@@ -1,0 +1,25 @@
+import Foundation
+
+/// Checks of output paths made before a command does any work, so that a run that cannot
+/// write its results fails at once, with nothing written.
+public enum OutputPaths {
+    /// Throws for the first path that cannot be written: its folder is missing, is not a
+    /// folder or is not writable, or the path itself exists and is not a regular file (a
+    /// folder, a device or a FIFO, which an atomic write would replace).
+    public static func check(_ paths: [String]) throws {
+        let files = FileManager.default
+        for path in paths {
+            let url = URL(fileURLWithPath: path)
+            let folder = url.deletingLastPathComponent().path
+            var isFolder: ObjCBool = false
+            guard files.fileExists(atPath: folder, isDirectory: &isFolder) else {
+                throw ParawaveError(path, "cannot be written: its folder \(folder) does not exist")
+            }
+            guard isFolder.boolValue else { throw ParawaveError(path, "cannot be written: \(folder) is not a folder") }
+            guard files.isWritableFile(atPath: folder) else { throw ParawaveError(path, "cannot be written: the folder \(folder) is not writable") }
+            if let type = (try? files.attributesOfItem(atPath: path))?[.type] as? FileAttributeType, type != .typeRegular {
+                throw ParawaveError(path, "exists and is not a regular file; give a file path")
+            }
+        }
+    }
+}
