@@ -187,9 +187,10 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     public var source = SourceKind.none
     public var harmonics = 8
     public var harmonicAmplitude = SineSource.Amplitude.inverse
-    /// `random` (a drawn initial phase per crop) or `aligned` (the training source follows the
-    /// recording's fundamental, so the teacher learns to follow the source).
-    public var sourcePhase = SineSource.TrainingPhase.random
+    /// `aligned` (the training source follows the recording's fundamental, so the teacher
+    /// learns to follow the source; the default, by measurement) or `random` (a drawn initial
+    /// phase per crop).
+    public var sourcePhase = SineSource.TrainingPhase.aligned
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case layers, cycle, kernelSize = "kernel_size", residualChannels = "residual_channels"

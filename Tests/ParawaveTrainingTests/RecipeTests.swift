@@ -17,6 +17,7 @@ struct RecipeTests {
         #expect(recipe.audio.mel == ParawaveAudioDefaults.mel)
         #expect(recipe.data.sources.count == 3)
         #expect(recipe.teacher.layers == 16 && recipe.teacher.gateChannels == 64 && recipe.teacher.mixtures == 10)
+        #expect(recipe.teacher.sineSource == SineSource(harmonics: 8, amplitude: .inverse, trainingPhase: .aligned))
         #expect(recipe.train.schedule == .cosine && recipe.train.warmupSteps == 50)
         #expect(recipe.student.flows == [6, 6, 6, 6] && recipe.student.residualChannels == 32)
         #expect(recipe.distill.spectralLoss.kind == .multiResolution && recipe.distill.spectralLoss.weight == 1 && recipe.distill.mcSamples == 16 && recipe.distill.steps == 600)
