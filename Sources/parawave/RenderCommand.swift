@@ -4,6 +4,7 @@ import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 import ParawaveModels
+import ParawaveTraining
 
 struct RenderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -150,17 +151,7 @@ struct RenderCommand: ParsableCommand {
             if let f0 { throw ParawaveError(f0, "the \(loaded.role) has no source conditioning, so it takes no F0; leave out --f0") }
             return nil
         }
-        if let f0 {
-            let array = try NPY.read(f0)
-            guard array.shape.count == 2, array.shape[0] == 2, array.shape[1] == frames else {
-                throw ParawaveError(f0, "an F0 track must have shape (2, \(frames)) to match the mel's \(frames) frames, not \(array.shape)")
-            }
-            let track = Array(array.values[0..<frames])
-            if let bad = track.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
-                throw ParawaveError(f0, "F0 at frame \(bad) is \(track[bad]); F0 must be finite and non-negative (0 where unvoiced)")
-            }
-            return track
-        }
+        if let f0 { return try TrainingData.readF0(f0, frames: frames) }
         guard let recording else {
             throw ParawaveError(model, "is source-conditioned and needs the utterance's F0: give --f0 F0.npy (made by `parawave pitch`) or render --wav")
         }

@@ -324,6 +324,57 @@ struct CLITests {
 
     /// distill from a teacher run, then render with the student (run directory or its
     /// checkpoint); a teacher that is not one, or a recipe that disagrees with it, is a clear error.
+    /// A source-conditioned teacher and student from the CLI: both record their source;
+    /// render --wav tracks the recording's F0, render --mel needs --f0 (from `pitch`), whose
+    /// shape must match the mel; --f0 with a model without a source, and a student.source that
+    /// contradicts the teacher's, are one-line errors with nothing written.
+    @Test func sourceConditionedModelsFromTheCLI() throws {
+        let dir = try tinyCorpus()
+        let source = ["--set", "teacher.source=sine", "--set", "teacher.harmonics=4"]
+        let teacher = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/teacher",
+                                                  "--steps", "12", "--set", "train.checkpoint_every=12"] + source)
+        #expect(teacher.status == 0, "\(teacher.stderr)")
+        let student = ["--set", "student.flows=[2, 2]", "--set", "student.residual_channels=8", "--set", "student.gate_channels=16",
+                       "--set", "student.skip_channels=8", "--set", "distill.crop=1024", "--set", "distill.mc_samples=2",
+                       "--set", "distill.validation_utterances=1"]
+        let distill = try CommandRunner.parawave(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
+                                                  "--run", dir + "/student", "--steps", "4"] + student)
+        #expect(distill.status == 0, "\(distill.stderr)")
+        for model in ["teacher", "student"] {
+            let info = try CommandRunner.parawave(["info", dir + "/" + model])
+            #expect(info.stdout.contains("\"source\"") && info.stdout.contains("\"trainingPhase\" : \"aligned\""), "\(model): \(info.stdout)")
+        }
+        let wav = dir + "/corpus/u1.wav"
+        let pitch = try CommandRunner.parawave(["pitch", wav, "--out", dir + "/u1-f0.npy", "--recipe", dir + "/r.yaml"])
+        #expect(pitch.status == 0, "\(pitch.stderr)")
+        let mel = try CommandRunner.parawave(["mel", wav, "--out", dir + "/u1.npy", "--recipe", dir + "/r.yaml"])
+        #expect(mel.status == 0, "\(mel.stderr)")
+        for model in ["teacher", "student"] {
+            let fromWav = try CommandRunner.parawave(["render", "--model", dir + "/" + model, "--wav", wav, "--out", dir + "/\(model)-w.wav"])
+            #expect(fromWav.status == 0, "\(fromWav.stderr)")
+            let fromMel = try CommandRunner.parawave(["render", "--model", dir + "/" + model, "--mel", dir + "/u1.npy", "--f0", dir + "/u1-f0.npy",
+                                                      "--out", dir + "/\(model)-m.wav"])
+            #expect(fromMel.status == 0, "\(fromMel.stderr)")
+            #expect(try AudioFile.read(dir + "/\(model)-m.wav").samples.allSatisfy { $0.isFinite })
+            try expectClearFailure(["render", "--model", dir + "/" + model, "--mel", dir + "/u1.npy", "--out", dir + "/none.wav"],
+                                   subject: dir + "/" + model, problem: "give --f0", output: dir + "/none.wav")
+        }
+        try NPY.write([Float](repeating: 120, count: 2 * 10), shape: [2, 10], to: dir + "/short-f0.npy")
+        try expectClearFailure(["render", "--model", dir + "/student", "--mel", dir + "/u1.npy", "--f0", dir + "/short-f0.npy", "--out", dir + "/x.wav"],
+                               subject: dir + "/short-f0.npy", problem: "must have shape (2, 63)", output: dir + "/x.wav")
+        // A model without a source takes no F0.
+        let plain = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/plain",
+                                                "--steps", "2", "--set", "train.checkpoint_every=2"])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        try expectClearFailure(["render", "--model", dir + "/plain", "--mel", dir + "/u1.npy", "--f0", dir + "/u1-f0.npy", "--out", dir + "/y.wav"],
+                               subject: dir + "/u1-f0.npy", problem: "no source conditioning", output: dir + "/y.wav")
+        try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
+                                "--run", dir + "/s2", "--set", "student.source=none"] + student,
+                               subject: dir + "/teacher", problem: "student.source is 'none'", output: dir + "/s2/model.safetensors")
+        let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data"])
+        #expect(evaluate.status == 0 && evaluate.stdout.contains("STOI"), "\(evaluate.stderr)")
+    }
+
     @Test func distillAndRenderWithAStudent() throws {
         let dir = try tinyCorpus()
         let teacher = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/teacher",
