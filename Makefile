@@ -69,7 +69,7 @@ demo: demo-deps build
 	$(BIN) plot-metrics $(RUNS)/student --png $(RUNS)/student/curves.png
 	@echo
 	@echo "demo outputs:"
-	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json, png/)"
+	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json, f0/, png/)"
 	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
 	@echo "  student run:           $(RUNS)/student (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
 	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student WAVs + spectrograms.png)"

@@ -35,7 +35,7 @@ struct PrepareCommand: ParsableCommand {
         prepare.overwrite = overwrite
         let report = try prepare.run()
         print(report.summary)
-        print("data directory: \(out) (manifest.jsonl, audio/, mel/, png/, stats.json, prepare.json)")
+        print("data directory: \(out) (manifest.jsonl, audio/, mel/, f0/, png/, stats.json, prepare.json)")
     }
 }
 
