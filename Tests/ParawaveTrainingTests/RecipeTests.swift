@@ -29,7 +29,7 @@ struct RecipeTests {
     /// recipes/overfit trains a source-conditioned teacher and student on one utterance.
     @Test func overfitRecipeLoads() throws {
         let recipe = try Recipe.load(Fixtures.root.appendingPathComponent("recipes/overfit/recipe.yaml").path)
-        #expect(recipe.teacher.sineSource == SineSource(harmonics: 8, amplitude: .inverse))
+        #expect(recipe.teacher.sineSource == SineSource(harmonics: 8, amplitude: .inverse, trainingPhase: .aligned))
         #expect(recipe.teacherConfig.stack.sourceChannels == 1 && recipe.data.validationFraction == 0)
         #expect(recipe.pitch.settings(audio: recipe.audio).problems().isEmpty)
         // A misspelt source kind and a student source that is not a kind are errors naming the key.
