@@ -73,6 +73,22 @@ struct CLITests {
                                problem: "pitch.fmax: must exceed fmin", output: dir + "/y.npy")
     }
 
+    /// render checks its outputs before any work: an output that exists and is not a regular
+    /// file (a device such as /dev/null, a folder) is refused rather than replaced, and a PNG
+    /// in a missing folder fails before the WAV is written.
+    @Test func renderChecksItsOutputsFirst() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let model = Fixtures.root.path + "/audio/pretrained/student"
+        let mel = Fixtures.root.path + "/audio/examples/klettres_en_GB_syllab_key.npy"
+        try expectClearFailure(["render", "--model", model, "--mel", mel, "--out", "/dev/null"], subject: "/dev/null",
+                               problem: "not a regular file", output: dir + "/none")
+        #expect(FileManager.default.fileExists(atPath: "/dev/null"))
+        try expectClearFailure(["render", "--model", model, "--mel", mel, "--out", dir], subject: dir, problem: "not a regular file",
+                               output: dir + "/none")
+        try expectClearFailure(["render", "--model", model, "--mel", mel, "--out", dir + "/a.wav", "--png", dir + "/missing/a.png"],
+                               subject: dir + "/missing/a.png", problem: "does not exist", output: dir + "/a.wav")
+    }
+
     @Test func prepareRunsOnACorpus() throws {
         let dir = Fixtures.temporaryDirectory()
         for i in 0..<4 {
