@@ -80,13 +80,7 @@ public struct SineSource: Codable, Equatable, Hashable, Sendable {
     public func signal(f0: [Float], hop: Int, sampleRate: Int, samples: Int, initialPhase: Double = 0) -> [Float] {
         precondition(hop >= 1 && sampleRate >= 1 && samples >= 0)
         guard let frequency = Self.frequencies(f0: f0, hop: hop, samples: samples) else { return [Float](repeating: 0, count: samples) }
-        var phase = [Double](repeating: 0, count: samples)
-        var phi = initialPhase
-        for t in 0..<samples {
-            phi += 2 * Double.pi * frequency[t] / Double(sampleRate)
-            if phi >= 2 * Double.pi { phi -= 2 * Double.pi }
-            phase[t] = phi
-        }
+        let phase = Self.accumulatedPhase(frequency, sampleRate: sampleRate, initialPhase: initialPhase)
         return harmonicSum(phase: phase, frequency: frequency, voicing: voicing(f0: f0, hop: hop, samples: samples), sampleRate: sampleRate)
     }
 
@@ -99,13 +93,7 @@ public struct SineSource: Codable, Equatable, Hashable, Sendable {
     public func signal(f0: [Float], hop: Int, sampleRate: Int, alignedTo audio: [Float]) -> [Float] {
         let samples = audio.count
         guard let frequency = Self.frequencies(f0: f0, hop: hop, samples: samples) else { return [Float](repeating: 0, count: samples) }
-        var phi = [Double](repeating: 0, count: samples)
-        var accumulated = 0.0
-        for t in 0..<samples {
-            accumulated += 2 * Double.pi * frequency[t] / Double(sampleRate)
-            if accumulated >= 2 * Double.pi { accumulated -= 2 * Double.pi }
-            phi[t] = accumulated
-        }
+        let phi = Self.accumulatedPhase(frequency, sampleRate: sampleRate, initialPhase: 0)
         // Prefix sums of audio_t e^(-i phi_t).
         var re = [Double](repeating: 0, count: samples + 1), im = re
         for t in 0..<samples {
@@ -121,6 +109,18 @@ public struct SineSource: Codable, Equatable, Hashable, Sendable {
             if sumRe != 0 || sumIm != 0 { phase[t] = phi[t] + atan2(sumIm, sumRe) + Double.pi / 2 }
         }
         return harmonicSum(phase: phase, frequency: frequency, voicing: voicing(f0: f0, hop: hop, samples: samples), sampleRate: sampleRate)
+    }
+
+    /// phi_t = phi_(t-1) + 2 pi f0_t / sr from phi_(-1) = `initialPhase`, kept in [0, 2 pi).
+    static func accumulatedPhase(_ frequency: [Double], sampleRate: Int, initialPhase: Double) -> [Double] {
+        var phase = [Double](repeating: 0, count: frequency.count)
+        var phi = initialPhase
+        for t in frequency.indices {
+            phi += 2 * Double.pi * frequency[t] / Double(sampleRate)
+            if phi >= 2 * Double.pi { phi -= 2 * Double.pi }
+            phase[t] = phi
+        }
+        return phase
     }
 
     /// F0 per sample: log F0 interpolated between the centres of voiced frames, held beyond
