@@ -590,6 +590,66 @@ def quality_fixture():
         json.dump(results, f, indent=1, sort_keys=True)
 
 
+# ---------------------------------------------------------------- pitch predictor
+
+def pitch_predictor_fixture():
+    """The pitch predictor (DESIGN.md section 10) in torch float64, written from its
+    definition: centred dilated convolutions (layer l dilation 2^l), h_0 = relu(conv_0(mel)),
+    h_l = h_(l-1) + relu(conv_l(h_(l-1))), a 1x1 output of (voicing logit, log2 F0 offset from
+    sqrt(fmin fmax)); loss = binary cross-entropy of the voicing over the real frames plus the
+    mean absolute log-F0 error in semitones over the real voiced frames. Writes the inputs,
+    the output, the loss terms and every parameter gradient. Weights are stored in the
+    toolkit's layout (K, Cout, Cin)."""
+    import torch
+    import torch.nn.functional as F
+    from safetensors.numpy import save_file
+    rng = np.random.default_rng(31)
+    B, C, frames, H, K, L = 2, 5, 23, 6, 3, 3
+    fmin, fmax = 60.0, 400.0
+    tensors = {}
+    cin = C
+    for layer in range(L):
+        tensors[f"p.{layer}.weight"] = rng.uniform(-0.6, 0.6, (K, H, cin)).astype(np.float32)
+        tensors[f"p.{layer}.bias"] = rng.uniform(-0.3, 0.3, (H,)).astype(np.float32)
+        cin = H
+    tensors["p.out.weight"] = rng.uniform(-0.6, 0.6, (1, 2, H)).astype(np.float32)
+    tensors["p.out.bias"] = np.float32([0.2, -0.1])
+    mel = rng.uniform(-2, 2, (B, C, frames)).astype(np.float32)
+    voiced = rng.uniform(size=(B, frames)) < 0.6
+    f0 = np.where(voiced, rng.uniform(70, 380, (B, frames)), 0).astype(np.float32)
+    mask = np.ones((B, frames), np.float32)
+    mask[1, -5:] = 0
+    params = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in tensors.items()}
+    h = torch.tensor(mel, dtype=torch.float64)
+    for layer in range(L):
+        d = 2 ** layer
+        w = params[f"p.{layer}.weight"].permute(1, 2, 0)  # (Cout, Cin, K), torch's layout
+        u = F.conv1d(h, w, params[f"p.{layer}.bias"], padding=(K - 1) // 2 * d, dilation=d)
+        h = torch.relu(u) if layer == 0 else h + torch.relu(u)
+    output = F.conv1d(h, params["p.out.weight"].permute(1, 2, 0), params["p.out.bias"])
+    target = torch.tensor(voiced, dtype=torch.float64)
+    m = torch.tensor(mask, dtype=torch.float64)
+    bce = F.binary_cross_entropy_with_logits(output[:, 0], target, reduction="none")
+    voicing = (bce * m).sum() / m.sum()
+    log_target = torch.log2(torch.tensor(np.where(voiced, f0, 1.0), dtype=torch.float64)) - 0.5 * np.log2(fmin * fmax)
+    semitones = 12 * torch.abs(output[:, 1] - log_target)
+    vm = m * target
+    pitch = (semitones * vm).sum() / vm.sum()
+    loss = voicing + pitch
+    loss.backward()
+    result = dict(tensors)
+    result["input.mel"] = mel
+    result["input.f0"] = f0
+    result["input.mask"] = mask
+    result["output.out"] = output.detach().numpy().astype(np.float32)
+    result["output.loss"] = np.float32([loss.item(), voicing.item(), pitch.item()])
+    for k, v in params.items():
+        result["grad." + k] = v.grad.numpy().astype(np.float32)
+    save_file(result, out("models", "pitch_predictor.safetensors"),
+              metadata={"batch": str(B), "mels": str(C), "frames": str(frames), "channels": str(H), "kernel": str(K),
+                        "layers": str(L), "fmin": str(fmin), "fmax": str(fmax)})
+
+
 GENERATORS = {
     "mel": mel_fixtures,
     "griffinlim": griffinlim_fixture,
@@ -603,6 +663,7 @@ GENERATORS = {
     "spectral": spectral_fixture,
     "quality": quality_fixture,
     "teacher_speakers": lambda: teacher_fixture(speakers=True),
+    "pitch_predictor": pitch_predictor_fixture,
 }
 
 

@@ -24,11 +24,27 @@ public enum LearningRateSchedule: Codable, Equatable, Sendable {
     }
 }
 
+/// A contiguous range of a store's parameters that the optimizer treats as one: clipped by its
+/// own gradient norm, or frozen (never updated). PyTorch's parameter groups.
+public struct ParameterGroup: Equatable, Sendable {
+    public var range: Range<Int>
+    /// Gradient-norm clip of this group alone; 0 disables clipping.
+    public var clipNorm: Double
+    /// A frozen group keeps its values: its moments stay zero and its EMA its value.
+    public var frozen: Bool
+
+    public init(range: Range<Int>, clipNorm: Double = 0, frozen: Bool = false) {
+        self.range = range
+        self.clipNorm = clipNorm
+        self.frozen = frozen
+    }
+}
+
 /// Adam (Kingma & Ba) with bias correction over a `ParameterStore`'s flat buffers, with
-/// optional global gradient-norm clipping and a Polyak (exponential moving) average of
-/// the weights, which is what gets rendered with.
+/// optional gradient-norm clipping per parameter group and a Polyak (exponential moving)
+/// average of the weights, which is what gets rendered with.
 ///
-///   g <- g * min(1, clip / ||g||)
+///   g <- g * min(1, clip / ||g||)    (||g|| over the group)
 ///   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 ///   w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 ///   ema <- d_t * ema + (1 - d_t) * w,  d_t = min(decay, (1 + t) / (10 + t))
@@ -39,22 +55,30 @@ public final class Adam: @unchecked Sendable {
     public var beta1: Float = 0.9
     public var beta2: Float = 0.999
     public var epsilon: Float = 1e-8
-    /// Global gradient-norm clip; 0 disables clipping.
-    public var clipNorm: Double
     public var emaDecay: Float
+    /// The groups, disjoint and covering the store; the first is the model's main one.
+    public let groups: [ParameterGroup]
     /// First and second moments and the EMA weights, each the store's layout.
     public private(set) var m: [Float]
     public private(set) var v: [Float]
     public var ema: [Float]
     /// Steps taken so far.
     public private(set) var step = 0
+    /// Each group's gradient norm before clipping at the last update.
+    public private(set) var lastNorms: [Double]
 
-    public init(store: ParameterStore, clipNorm: Double = 0, emaDecay: Float = 0.9999) {
-        self.clipNorm = clipNorm
+    /// One group of every parameter clipped at `clipNorm` (0: no clipping), or `groups`.
+    public init(store: ParameterStore, clipNorm: Double = 0, emaDecay: Float = 0.9999, groups: [ParameterGroup]? = nil) {
         self.emaDecay = emaDecay
+        let groups = groups ?? [ParameterGroup(range: 0..<store.count, clipNorm: clipNorm)]
+        precondition(groups.map(\.range.count).reduce(0, +) == store.count
+                     && zip(groups, groups.dropFirst()).allSatisfy { $0.range.upperBound == $1.range.lowerBound }
+                     && groups.first?.range.lowerBound == 0, "parameter groups must cover the store in order")
+        self.groups = groups
         m = [Float](repeating: 0, count: store.count)
         v = m
         ema = store.valueArray
+        lastNorms = [Double](repeating: 0, count: groups.count)
     }
 
     /// Restores moments, EMA and step (from a checkpoint).
@@ -69,31 +93,36 @@ public final class Adam: @unchecked Sendable {
     /// The EMA decay used at 1-based `step`.
     public static func emaDecay(_ decay: Float, step: Int) -> Float { min(decay, (1 + Float(step)) / (10 + Float(step))) }
 
-    /// One update with learning rate `lr`; returns the gradient norm before clipping.
+    /// One update with learning rate `lr`; returns the first group's gradient norm before clipping.
     @discardableResult
     public func update(_ store: ParameterStore, learningRate lr: Double) -> Double {
         precondition(store.count == m.count, "the store changed size")
         step += 1
-        let norm = store.gradientNorm
-        let clip: Float = clipNorm > 0 && norm > clipNorm ? Float(clipNorm / norm) : 1
         let c1 = 1 - pow(beta1, Float(step)), c2 = 1 - pow(beta2, Float(step))
         let rate = Float(lr)
         let (b1, b2, eps) = (beta1, beta2, epsilon)
         let decay = Self.emaDecay(emaDecay, step: step)
         let w = store.values, g = store.gradients
-        m.withUnsafeMutableBufferPointer { m in
-            v.withUnsafeMutableBufferPointer { v in
-                ema.withUnsafeMutableBufferPointer { e in
-                    for i in 0..<store.count {
-                        let gi = g[i] * clip
-                        m[i] = b1 * m[i] + (1 - b1) * gi
-                        v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                        w[i] -= rate * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
-                        e[i] = decay * e[i] + (1 - decay) * w[i]
+        for (index, group) in groups.enumerated() where !group.frozen {
+            var sum = 0.0
+            for i in group.range { sum += Double(g[i]) * Double(g[i]) }
+            let norm = sum.squareRoot()
+            lastNorms[index] = norm
+            let clip: Float = group.clipNorm > 0 && norm > group.clipNorm ? Float(group.clipNorm / norm) : 1
+            m.withUnsafeMutableBufferPointer { m in
+                v.withUnsafeMutableBufferPointer { v in
+                    ema.withUnsafeMutableBufferPointer { e in
+                        for i in group.range {
+                            let gi = g[i] * clip
+                            m[i] = b1 * m[i] + (1 - b1) * gi
+                            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                            w[i] -= rate * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                            e[i] = decay * e[i] + (1 - decay) * w[i]
+                        }
                     }
                 }
             }
         }
-        return norm
+        return lastNorms[0]
     }
 }

@@ -66,6 +66,23 @@ public enum TrainedModel {
         }
     }
 
+    /// F0 per frame (Hz, 0 where unvoiced) that the model's pitch predictor gives a raw
+    /// log-mel (Cc, F); nil for a model without one.
+    public func predictF0(mel: Matrix) -> [Float]? {
+        switch self {
+        case .teacher(let t): t.predictF0(mel: mel)?.f0
+        case .student(let s): s.predictF0(mel: mel)?.f0
+        }
+    }
+
+    /// True when the model carries a pitch predictor.
+    public var hasPitchPredictor: Bool {
+        switch self {
+        case .teacher(let t): t.pitch != nil
+        case .student(let s): s.pitch != nil
+        }
+    }
+
     /// "teacher" or "student".
     public var role: String {
         switch self {

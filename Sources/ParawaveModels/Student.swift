@@ -18,9 +18,12 @@ public struct StudentConfig: Codable, Equatable, Sendable {
     /// The sine excitation every flow's layers see (the teacher's; nil: none, then every
     /// flow's `sourceChannels` is 0, else 1).
     public var source: SineSource?
+    /// The F0 predictor (its teacher's, copied at the start of distillation and not trained
+    /// further), so that a mel alone renders; nil: none.
+    public var pitch: PitchPredictorConfig?
 
     public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = [],
-                source: SineSource? = nil) {
+                source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) {
         precondition(!flows.isEmpty, "a student needs a flow")
         precondition(flows.allSatisfy { $0.speakerChannels == flows[0].speakerChannels } && speakers.isEmpty == (flows[0].speakerChannels == 0),
                      "speakers and one speaker width for every flow go together")
@@ -31,9 +34,11 @@ public struct StudentConfig: Codable, Equatable, Sendable {
         self.mel = mel
         self.speakers = speakers
         self.source = source
+        precondition(pitch.map { $0.problems().isEmpty && $0.melChannels == flows[0].conditionChannels } ?? true, "invalid pitch predictor")
+        self.pitch = pitch
     }
 
-    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers, source }
+    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -50,6 +55,7 @@ public struct StudentConfig: Codable, Equatable, Sendable {
         if !flows.allSatisfy({ $0.sourceChannels == (source == nil ? 0 : 1) }) || !(source?.problems().isEmpty ?? true) {
             throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "flows and source disagree")
         }
+        pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: flows[0].conditionChannels)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -60,6 +66,7 @@ public struct StudentConfig: Codable, Equatable, Sendable {
         try c.encode(mel, forKey: .mel)
         if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
         try c.encodeIfPresent(source, forKey: .source)
+        try c.encodeIfPresent(pitch, forKey: .pitch)
     }
 
     /// Samples of the past (of the noise) an output sample depends on besides its own:
@@ -98,6 +105,8 @@ public final class Student: @unchecked Sendable {
     public let heads: [WaveNetHead]
     /// The speaker embeddings, with speaker conditioning.
     let speakerTable: SpeakerTable?
+    /// The teacher's F0 predictor (copied by `adoptPitchPredictor`; a frozen parameter group).
+    public let pitch: PitchPredictor?
     /// Per-band normalisation of the log-mel (the teacher's, copied at the start of distillation).
     public var melMean: [Float]
     public var melStd: [Float]
@@ -114,6 +123,7 @@ public final class Student: @unchecked Sendable {
         self.heads = heads
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "student", speakers: config.speakers.count, channels: config.flows[0].speakerChannels, store: store)
+        pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "student.pitch", store: store) }
         melMean = [Float](repeating: 0, count: config.flows[0].conditionChannels)
         melStd = [Float](repeating: 1, count: config.flows[0].conditionChannels)
     }
@@ -133,6 +143,27 @@ public final class Student: @unchecked Sendable {
             bias[1] = logScale
         }
         speakerTable?.initialise(store, generator: &generator)
+    }
+
+    /// Takes the teacher's F0 predictor and mel normalisation (both must match the student's).
+    public func adopt(from teacher: Teacher) {
+        melMean = teacher.melMean
+        melStd = teacher.melStd
+        if let pitch {
+            guard let theirs = teacher.pitch else { preconditionFailure("the student has a pitch predictor and its teacher none") }
+            pitch.copyValues(from: theirs, in: teacher.store, into: store)
+        }
+    }
+
+    /// The optimizer's groups: the flows and, frozen, the teacher's pitch predictor.
+    public func parameterGroups(clipNorm: Double) -> [ParameterGroup] {
+        ParameterGroup.split(store, at: pitch?.entries.first, clipNorm: clipNorm, frozen: true)
+    }
+
+    /// F0 per frame (Hz, 0 where unvoiced) and the voiced probability predicted from a raw
+    /// log-mel (Cc, F); nil without a pitch predictor.
+    public func predictF0(mel: Matrix) -> (f0: [Float], probability: [Float])? {
+        pitch?.track(mel: mel, mean: melMean, std: melStd, store: store)
     }
 
     /// Buffers for one batch shape. With `training`, everything the backward pass needs for

@@ -20,9 +20,11 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
     /// The sine excitation made from the utterance's F0 that every layer sees (nil: none;
     /// then `stack.sourceChannels` is 0, else 1).
     public var source: SineSource?
+    /// The F0 predictor trained beside it, so that a mel alone renders (nil: none).
+    public var pitch: PitchPredictorConfig?
 
     public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings,
-                speakers: [String] = [], source: SineSource? = nil) {
+                speakers: [String] = [], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) {
         precondition(speakers.isEmpty == (stack.speakerChannels == 0), "speakers and speaker channels go together")
         precondition((source == nil) == (stack.sourceChannels == 0), "a source and source channels go together")
         self.stack = stack
@@ -32,9 +34,11 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
         self.mel = mel
         self.speakers = speakers
         self.source = source
+        precondition(pitch.map { $0.problems().isEmpty && $0.melChannels == stack.conditionChannels } ?? true, "invalid pitch predictor")
+        self.pitch = pitch
     }
 
-    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source }
+    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source, pitch }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -51,6 +55,7 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
         if (source == nil) != (stack.sourceChannels == 0) || stack.sourceChannels > 1 || !(source?.problems().isEmpty ?? true) {
             throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "a source without one source channel or the reverse")
         }
+        pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: stack.conditionChannels)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -62,6 +67,7 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
         try c.encode(mel, forKey: .mel)
         if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
         try c.encodeIfPresent(source, forKey: .source)
+        try c.encodeIfPresent(pitch, forKey: .pitch)
     }
 }
 
@@ -129,6 +135,9 @@ public final class Teacher: @unchecked Sendable {
     let head: WaveNetHead
     /// The speaker embeddings, with speaker conditioning.
     let speakerTable: SpeakerTable?
+    /// The F0 predictor, trained beside the teacher (its parameters follow the teacher's in
+    /// the store, as their own parameter group).
+    public let pitch: PitchPredictor?
     /// Per-band normalisation of the log-mel, (n_mels) each.
     public var melMean: [Float]
     public var melStd: [Float]
@@ -141,6 +150,8 @@ public final class Teacher: @unchecked Sendable {
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "teacher", speakers: config.speakers.count, channels: config.stack.speakerChannels, store: store)
         mixture = DiscretizedMixture(mixtures: M, bits: config.bits, logScaleMin: config.logScaleMin)
+        let store = self.store
+        pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "teacher.pitch", store: store) }
         melMean = [Float](repeating: 0, count: config.stack.conditionChannels)
         melStd = [Float](repeating: 1, count: config.stack.conditionChannels)
     }
@@ -151,8 +162,19 @@ public final class Teacher: @unchecked Sendable {
         stack.initialise(store, generator: &generator)
         head.initialise(store, generator: &generator)
         speakerTable?.initialise(store, generator: &generator)
+        pitch?.initialise(store, generator: &generator)
     }
 
+    /// The optimizer's groups: the WaveNet and, clipped on its own, the pitch predictor.
+    public func parameterGroups(clipNorm: Double) -> [ParameterGroup] {
+        ParameterGroup.split(store, at: pitch?.entries.first, clipNorm: clipNorm)
+    }
+
+    /// F0 per frame (Hz, 0 where unvoiced) and the voiced probability predicted from a raw
+    /// log-mel (Cc, F); nil without a pitch predictor.
+    public func predictF0(mel: Matrix) -> (f0: [Float], probability: [Float])? {
+        pitch?.track(mel: mel, mean: melMean, std: melStd, store: store)
+    }
 
 
     /// Buffers for one batch shape.
@@ -234,6 +256,21 @@ public final class Teacher: @unchecked Sendable {
             }
         }
         forwardHead(a)
+    }
+
+    /// After `forward`: the pitch predictor's pass on the same normalised mel into `p`, and its
+    /// loss against the F0 tracks `f0` (B, F) over the frames where `mask` (B, F) is nonzero;
+    /// with `gradients`, its parameter gradients are added into the store.
+    public func pitchLoss(_ a: Activations, _ p: PitchPredictor.Activations, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                          gradients: Bool) -> PitchPredictor.Loss {
+        guard let pitch else { preconditionFailure("this teacher has no pitch predictor") }
+        precondition(p.batch == a.batch && p.frames == a.frames, "pitch buffers of another shape")
+        return a.mel.withUnsafeBufferPointer { m in
+            pitch.forward(p, mel: m.baseAddress!, store: store)
+            let loss = pitch.loss(p, f0: f0, mask: mask)
+            if gradients { pitch.backward(p, mel: m.baseAddress!, store: store) }
+            return loss
+        }
     }
 
     /// The source of an utterance of `samples` samples from its F0 track on the mel's frames

@@ -19,10 +19,11 @@ extension Recipe {
     /// The student this recipe describes for a teacher conditioned on `speakers` (none: not
     /// speaker-conditioned) and on `source` (nil: none); the student then knows the same
     /// speakers and sees the same source.
-    public func studentConfig(mel: MelSettings, speakers: [String], source: SineSource? = nil) -> StudentConfig {
+    public func studentConfig(mel: MelSettings, speakers: [String], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) -> StudentConfig {
         var config = studentConfig(mel: mel)
         for k in config.flows.indices { config.flows[k].sourceChannels = source == nil ? 0 : 1 }
         config.source = source
+        config.pitch = pitch
         guard !speakers.isEmpty else { return config }
         for k in config.flows.indices { config.flows[k].speakerChannels = student.speakerChannels }
         config.speakers = speakers
@@ -66,11 +67,11 @@ public final class DistillTrainer: RunTrainer {
         let settings = recipe.distill.run
         self.teacher = teacher
         self.teacherName = teacherName
-        student = Student(config: recipe.studentConfig(mel: teacher.config.mel, speakers: teacher.config.speakers, source: teacher.config.source))
+        student = Student(config: recipe.studentConfig(mel: teacher.config.mel, speakers: teacher.config.speakers, source: teacher.config.source,
+                                                       pitch: teacher.config.pitch))
         if !teacher.config.speakers.isEmpty { try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher") }
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
-        student.melMean = teacher.melMean
-        student.melStd = teacher.melStd
+        student.adopt(from: teacher)
         mcSamples = recipe.distill.mcSamples
         let frames = max(settings.crop / recipe.audio.hopLength, 1)
         distillation = Distillation(student: student, teacher: teacher, batch: settings.batchSize, frames: frames,
@@ -78,7 +79,7 @@ public final class DistillTrainer: RunTrainer {
                                                                     spectralWeight: Float(recipe.distill.spectralLoss.weight),
                                                                     contrastiveWeight: Float(recipe.distill.contrastiveWeight)))
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
-                       label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase))
+                       groups: student.parameterGroups(clipNorm: settings.clipNorm), label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase))
         try start(resume: resume)
     }
 

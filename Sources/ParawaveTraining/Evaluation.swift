@@ -35,6 +35,10 @@ public final class Evaluator {
         public var teacher: String?
         /// How a teacher's generator stores the weights every sample reads.
         public var precision: PackedMatrix.Precision = .half
+        /// Where a source-conditioned model's F0 comes from: pYIN on the real recording, the
+        /// model's pitch predictor on the mel, or both (then each such model is scored twice,
+        /// the second time as `NAME-predicted-f0`).
+        public var f0: F0Choice = .tracked
         public var showProgress = true
         public init() {}
     }
@@ -98,6 +102,9 @@ public final class Evaluator {
         public var model: String?
         /// For a student: the teacher its KL was measured against.
         public var teacher: String?
+        /// Where a model's F0 came from: "tracked" (pYIN on the recording) or "predicted" (its
+        /// pitch predictor on the mel).
+        public var f0: String?
         public var utterances: Int
         public var seconds: Double
         public var mean: Score
@@ -119,6 +126,11 @@ public final class Evaluator {
         public var utterances: [UtteranceScores]
     }
 
+    /// The F0 a source-conditioned model renders with.
+    public enum F0Choice: String, CaseIterable, Sendable {
+        case tracked, predicted, both
+    }
+
     enum Renderer {
         case griffinLim(GriffinLim)
         case teacher(Teacher, TeacherGenerator)
@@ -128,6 +140,8 @@ public final class Evaluator {
     struct System {
         var name: String, kind: String, path: String?, teacherPath: String?
         var renderer: Renderer
+        /// The model's pitch predictor makes its F0 (rather than pYIN on the recording).
+        var predictedF0 = false
     }
 
     public let data: DataDirectory
@@ -159,19 +173,32 @@ public final class Evaluator {
             var name = model.role
             var suffix = 2
             while systems.contains(where: { $0.name == name }) { name = "\(model.role)-\(suffix)"; suffix += 1 }
+            let system: System
             switch model {
             case .teacher(let teacher):
-                systems.append(System(name: name, kind: "teacher", path: modelPath, teacherPath: nil,
-                                      renderer: .teacher(teacher, TeacherGenerator(teacher: teacher, batch: 1, precision: options.precision))))
+                system = System(name: name, kind: "teacher", path: modelPath, teacherPath: nil,
+                                renderer: .teacher(teacher, TeacherGenerator(teacher: teacher, batch: 1, precision: options.precision)))
             case .student(let student):
                 let (teacher, teacherPath) = try Self.teacherForKL(of: student, studentPath: modelPath, recorded: metadata["teacher"],
                                                                    override: options.teacher)
                 if teacher == nil {
                     FileHandle.standardError.write(Data("warning: \(name): its teacher was not found (give --teacher), so its KL is not reported\n".utf8))
                 }
-                systems.append(System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath,
-                                      renderer: .student(student, klTeacher: teacher)))
+                system = System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath, renderer: .student(student, klTeacher: teacher))
             }
+            guard model.source != nil && options.f0 != .tracked else {
+                systems.append(system)
+                continue
+            }
+            guard model.hasPitchPredictor else {
+                throw ParawaveError(modelPath, "has no pitch predictor (it was trained before teachers had one, or with pitch.predictor_layers 0), "
+                                    + "so --f0 \(options.f0.rawValue) cannot score it; use --f0 tracked")
+            }
+            if options.f0 == .both { systems.append(system) }
+            var predicted = system
+            predicted.predictedF0 = true
+            if options.f0 == .both { predicted.name += "-predicted-f0" }
+            systems.append(predicted)
         }
         self.systems = systems
         meter = try QualityMeter(settings: prepared)
@@ -247,7 +274,8 @@ public final class Evaluator {
             for (s, system) in systems.enumerated() {
                 let seed = options.seed &+ UInt64(index)
                 let start = Date()
-                let audio = try render(system.renderer, mel: mel, f0: realF0, length: real.count, seed: seed, entry: entry)
+                let f0 = system.predictedF0 ? Self.predictedF0(system.renderer, mel: mel) : realF0
+                let audio = try render(system.renderer, mel: mel, f0: f0, length: real.count, seed: seed, entry: entry)
                     .map { max(-1, min(1, $0)) }
                 let elapsed = Date().timeIntervalSince(start)
                 renderSeconds[s] += elapsed
@@ -261,13 +289,13 @@ public final class Evaluator {
                 switch system.renderer {
                 case .teacher(let teacher, _):
                     let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
-                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker, f0: realF0)
+                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker, f0: f0)
                     score.nllBits = value / M_LN2
                     nll[s].sum += value * Double(count)
                     nll[s].count += count
                 case .student(let student, let teacher?):
                     let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
-                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker, f0: realF0,
+                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker, f0: f0,
                                                  mcSamples: options.mcSamples, seed: seed)
                     score.klNats = value
                     kl[s].sum += value * Double(count)
@@ -296,7 +324,7 @@ public final class Evaluator {
             let stoi = scores.compactMap(\.stoi)
             mean.stoi = stoi.isEmpty ? nil : stoi.reduce(0, +) / Double(stoi.count)
             return SystemSummary(name: system.name, kind: system.kind, model: system.path, teacher: system.teacherPath,
-                                 utterances: results.count, seconds: totalSeconds, mean: mean)
+                                 f0: system.kind == "griffin-lim" ? nil : system.predictedF0 ? "predicted" : "tracked", utterances: results.count, seconds: totalSeconds, mean: mean)
         }
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), version: ParawaveVersion.string, data: data.path,
                             split: options.split.rawValue, mel: settings.summary, systems: summaries, utterances: results)
@@ -305,6 +333,15 @@ public final class Evaluator {
             try AtomicFile.write(Data(Self.table(report).utf8), to: dir + "/report.txt")
         }
         return report
+    }
+
+    /// The F0 track a model's pitch predictor gives `mel` (the system was checked to have one).
+    static func predictedF0(_ renderer: Renderer, mel: Matrix) -> [Float] {
+        switch renderer {
+        case .griffinLim: preconditionFailure("Griffin-Lim takes no F0")
+        case .teacher(let teacher, _): teacher.predictF0(mel: mel)!.f0
+        case .student(let student, _): student.predictF0(mel: mel)!.f0
+        }
     }
 
     /// One system's rendering of an utterance from its mel; a source-conditioned model makes

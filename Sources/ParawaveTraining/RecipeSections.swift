@@ -54,13 +54,22 @@ public struct AudioSection: Codable, Equatable, Sendable {
 }
 
 /// `pitch:` the F0 tracker (pYIN) that `prepare`, `pitch` and `evaluate` run, on the mel's
-/// frame grid (frames of n_fft samples every hop_length, centred).
+/// frame grid (frames of n_fft samples every hop_length, centred), and the F0 predictor that
+/// `train-teacher` trains beside a source-conditioned teacher, so that a mel alone renders.
 public struct PitchSection: Codable, Equatable, Sendable {
-    /// The F0 search range in Hz.
+    /// The F0 search range in Hz (also the predictor's output range).
     public var fMin = 50.0
     public var fMax = 550.0
+    /// The predictor's hidden layers (dilations 1, 2, 4, ...); 0 trains no predictor.
+    public var predictorLayers = 4
+    public var predictorChannels = 64
+    /// Odd; the layers are centred, so a frame's prediction sees frames on both sides.
+    public var predictorKernelSize = 5
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case fMin = "fmin", fMax = "fmax" }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case fMin = "fmin", fMax = "fmax", predictorLayers = "predictor_layers", predictorChannels = "predictor_channels"
+        case predictorKernelSize = "predictor_kernel_size"
+    }
 
     public init() {}
 
@@ -69,6 +78,9 @@ public struct PitchSection: Codable, Equatable, Sendable {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
         try c.update(&fMin, .fMin)
         try c.update(&fMax, .fMax)
+        try c.update(&predictorLayers, .predictorLayers)
+        try c.update(&predictorChannels, .predictorChannels)
+        try c.update(&predictorKernelSize, .predictorKernelSize)
     }
 
     /// The tracker's settings for audio with these `audio` settings.
@@ -76,10 +88,21 @@ public struct PitchSection: Codable, Equatable, Sendable {
         PitchSettings(sampleRate: audio.sampleRate, frameLength: audio.nFFT, hopLength: audio.hopLength, fMin: fMin, fMax: fMax)
     }
 
+    /// The predictor for mels of `melChannels` bands; nil with `predictor_layers` 0.
+    public func predictor(melChannels: Int) -> PitchPredictorConfig? {
+        guard predictorLayers > 0 else { return nil }
+        return PitchPredictorConfig(melChannels: melChannels, layers: predictorLayers, channels: predictorChannels,
+                                    kernelSize: predictorKernelSize, fMin: Float(fMin), fMax: Float(fMax))
+    }
+
     func check(_ v: inout RecipeValidator, audio: AudioSection) {
         v.require(fMin, in: 20...2000, "fmin")
         v.require(fMax, in: 40...4000, "fmax")
         if fMax <= fMin { v.fail("fmax", "must exceed fmin (\(fMin))") }
+        v.require(predictorLayers, in: 0...12, "predictor_layers")
+        v.require(predictorChannels, in: 1...1024, "predictor_channels")
+        v.require(predictorKernelSize, in: 1...15, "predictor_kernel_size")
+        if predictorKernelSize % 2 == 0 { v.fail("predictor_kernel_size", "must be odd (the layers are centred), not \(predictorKernelSize)") }
         guard v.problems.isEmpty else { return }
         for problem in settings(audio: audio).problems() {
             let key = String(problem.prefix { $0 != " " })

@@ -49,8 +49,9 @@ public class RunTrainer {
     /// `model` must hold freshly initialised weights (a new run); with `resume` they are
     /// replaced by the run's saved state.
     /// With a `source`, every crop comes with its source (`CropBatch.source`).
+    /// `groups` are the optimizer's parameter groups (default: one, clipped at `clip_norm`).
     init(recipe: Recipe, settings: TrainSection, data: TrainingData, run: RunDirectory, resume: Bool, store: ParameterStore,
-         label: String, stateKind: String, source: SineSource? = nil) throws {
+         groups: [ParameterGroup]? = nil, label: String, stateKind: String, source: SineSource? = nil) throws {
         self.recipe = recipe
         self.run = run
         self.settings = settings
@@ -64,7 +65,7 @@ public class RunTrainer {
         validationBatches = validation.isEmpty ? [] :
             CropSampler(validation, cropSamples: settings.crop, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
                 .fixedBatches(batch: settings.batchSize)
-        adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay))
+        adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay), groups: groups)
         generator = SeededGenerator(seed: UInt64(settings.seed) &* 0x9E37_79B9 &+ 0x5EED)
         try run.checkStart(resume: resume)
     }

@@ -18,7 +18,8 @@ extension Recipe {
                                        hop: audio.hopLength, upsampler: t.upsampler, speakerChannels: conditioned ? t.speakerChannels : 0,
                                        sourceChannels: t.sineSource == nil ? 0 : 1)
         return TeacherConfig(stack: stack, mixtures: t.mixtures, bits: audio.bits, logScaleMin: Float(t.logScaleMin), mel: audio.mel,
-                             speakers: conditioned ? speakers : [], source: t.sineSource)
+                             speakers: conditioned ? speakers : [], source: t.sineSource,
+                             pitch: t.sineSource == nil ? nil : pitch.predictor(melChannels: audio.nMels))
     }
 }
 
@@ -29,6 +30,8 @@ public final class TeacherTrainer: RunTrainer {
 
     public let teacher: Teacher
     let activations: Teacher.Activations
+    /// The pitch predictor's buffers, when the teacher has one.
+    let pitchActivations: PitchPredictor.Activations?
 
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
@@ -42,8 +45,9 @@ public final class TeacherTrainer: RunTrainer {
         teacher.melStd = data.melStd
         let frames = max(recipe.train.crop / recipe.audio.hopLength, 1)
         activations = teacher.makeActivations(batch: recipe.train.batchSize, frames: frames)
+        pitchActivations = teacher.pitch?.makeActivations(batch: recipe.train.batchSize, frames: frames)
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,
-                       label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source)
+                       groups: teacher.parameterGroups(clipNorm: recipe.train.clipNorm), label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source)
         precondition(sampler.frames == frames, "crop frames disagree")
         try start(resume: resume)
     }
@@ -56,20 +60,38 @@ public final class TeacherTrainer: RunTrainer {
                         source: batch.source.isEmpty ? nil : batch.source)
         let (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
         teacher.backward(activations, audio: batch.audio, mask: batch.mask, count: count)
-        return [("loss", nll), ("bits", nll / M_LN2)]
+        var values = [("loss", nll), ("bits", nll / M_LN2)]
+        if let pitchActivations {
+            let pitch = teacher.pitchLoss(activations, pitchActivations, f0: batch.f0, mask: batch.frameMask, gradients: true)
+            values += [("pitch_loss", pitch.total), ("pitch_voicing_loss", pitch.voicing), ("pitch_semitones", pitch.semitones)]
+        }
+        return values
     }
 
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
         var sum = 0.0, count = 0
+        var pitch = PitchMetrics.Accumulator()
         for batch in batches {
             teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
                             source: batch.source.isEmpty ? nil : batch.source)
             let (nll, n) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
             sum += nll * Double(n)
             count += n
+            if let pitchActivations, let predictor = teacher.pitch {
+                let mask = batch.frameMask
+                teacher.pitchLoss(activations, pitchActivations, f0: batch.f0, mask: mask, gradients: false)
+                let predicted = predictor.track(pitchActivations).f0
+                let real = mask.indices.filter { mask[$0] != 0 }
+                pitch.add(reference: real.map { batch.f0[$0] }, generated: real.map { predicted[$0] })
+            }
         }
         let nll = sum / Double(max(count, 1))
-        return [("nll", nll), ("bits", nll / M_LN2)]
+        var values = [("nll", nll), ("bits", nll / M_LN2)]
+        if pitchActivations != nil {
+            let m = pitch.metrics
+            values += [("pitch_within_50_cents", m.within50 ?? 0), ("pitch_vuv_error", m.voicingError)]
+        }
+        return values
     }
 
     override func modelCheckpoint(values: [Float]) -> SafeTensors { teacher.checkpoint(values: values, step: step) }
@@ -89,6 +111,10 @@ public final class TeacherTrainer: RunTrainer {
         let loss = values.first?.1 ?? .nan
         var detail = String(format: "loss %.3f nats (%.3f bits)", loss, loss / M_LN2)
         if let v = validation?.first?.1 { detail += String(format: ", validation %.3f bits", v / M_LN2) }
+        if let within = validation?.first(where: { $0.0 == "pitch_within_50_cents" })?.1,
+           let vuv = validation?.first(where: { $0.0 == "pitch_vuv_error" })?.1 {
+            detail += String(format: ", predicted F0 %.0f%% within 50 c, V/UV error %.0f%%", 100 * within, 100 * vuv)
+        }
         return detail
     }
 }

@@ -140,6 +140,11 @@ public struct CropBatch: Sendable {
         f0 = [Float](repeating: 0, count: batch * frames)
     }
 
+    /// (B, F): 1 where a frame holds real audio (its first sample is real), 0 for padding.
+    public var frameMask: [Float] {
+        (0..<(batch * frames)).map { i in mask[(i / frames) * length + (i % frames) * hop] }
+    }
+
     /// Each row's source from its F0, starting at `phases[b]` (or aligned to its audio, as the
     /// source's `trainingPhase` says).
     mutating func makeSource(_ sine: SineSource, sampleRate: Int, phases: [Double]) {

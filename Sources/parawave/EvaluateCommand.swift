@@ -19,10 +19,15 @@ struct EvaluateCommand: ParsableCommand {
                              MR-STFT is their sum
               MCD dB         mel-cepstral distortion over c1..c24 of the orthonormal DCT of the
                              natural-log mel (mel-filterbank cepstra: larger than SPTK figures)
+              F0 RMSE c      F0 error in cents over frames pYIN calls voiced in both recordings
+              F0 <50c        the share of those frames within 50 cents
+              V/UV err       the share of frames whose voicing decisions differ
+              STOI           short-time objective intelligibility (higher is better)
               NLL bits       a teacher's negative log-likelihood of the real audio per sample
               KL nats        a student's KL to its teacher per sample (16 draws per step)
               RTF            render time / audio duration
-            Lower is better everywhere. A student's teacher is the one recorded in its \
+            Lower is better elsewhere. A source-conditioned model renders with F0 from pYIN on the \
+            real recording, or with --f0 predicted from its pitch predictor. A student's teacher is the one recorded in its \
             checkpoint at distillation (or --teacher). The table goes to stdout; --report DIR \
             also writes report.json, report.txt and, per utterance, the WAVs (real, \
             griffin-lim, teacher, student) and a PNG stacking their spectrograms.
@@ -58,6 +63,12 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .long, help: "Random seed for sampling (utterance i uses seed + i).")
     var seed: Int = 1
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Where a source-conditioned model's F0 comes from: tracked (pYIN on the real recording), predicted (the model's pitch predictor "
+            + "on the mel, as for mels without audio) or both (each such model scored twice, the second as NAME-predicted-f0).",
+        valueName: "tracked|predicted|both"))
+    var f0: Evaluator.F0Choice = .tracked
+
     @Option(name: .long, help: "How a teacher stores the weights it reads every sample: half (Float16, faster) or single (Float32, equal to the parallel pass to 1e-5).")
     var precision: PackedMatrix.Precision = .half
 
@@ -79,6 +90,7 @@ struct EvaluateCommand: ParsableCommand {
         options.seed = UInt64(seed)
         options.temperature = temperature
         options.precision = precision
+        options.f0 = f0
         let evaluator = try Evaluator(models: model, data: data, options: options)
         let result = try evaluator.run()
         print(Evaluator.table(result), terminator: "")
@@ -89,3 +101,5 @@ struct EvaluateCommand: ParsableCommand {
         if let report { print("wrote \(report)/report.json, report.txt and \(result.utterances.count) folders of WAVs and spectrograms") }
     }
 }
+
+extension Evaluator.F0Choice: ExpressibleByArgument {}

@@ -21,10 +21,12 @@ struct RenderCommand: ParsableCommand {
             weights in Float16 by default (--precision half); --precision single keeps \
             Float32 throughout. A speaker-conditioned \
             model (trained on data prepared with data.speaker_pattern) needs --speaker, one of \
-            the speakers `parawave info` lists for it. A source-conditioned teacher (trained \
+            the speakers `parawave info` lists for it. A source-conditioned model (trained \
             with teacher.source sine) needs the utterance's F0: with --wav it is tracked from \
-            the audio with pYIN; with --mel give --f0, a track from `parawave pitch`. The \
-            real-time factor (render time / audio duration) is printed.
+            the audio with pYIN, with --mel it is predicted from the mel by the model's pitch \
+            predictor; --f0 predicted, --f0 tracked (with --wav) or --f0 F0.npy (a track from \
+            `parawave pitch`) choose. The real-time factor (render time / audio duration) is \
+            printed.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Run directory or checkpoint.", valueName: "RUN_OR_CHECKPOINT"))
@@ -62,8 +64,9 @@ struct RenderCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also draw the spectrograms (input and rendered) as a PNG.", valueName: "OUT.png"))
     var png: String?
 
-    @Option(name: .long, help: ArgumentHelp("F0 track (2, frames) from `parawave pitch`, for a source-conditioned model (default with --wav: tracked from the audio).",
-                                            valueName: "F0.npy"))
+    @Option(name: .long, help: ArgumentHelp(
+        "A source-conditioned model's F0: an F0 track (2, frames) from `parawave pitch`, `predicted` (its pitch predictor on the mel; "
+            + "the default with --mel) or `tracked` (pYIN on the --wav audio; the default with --wav).", valueName: "F0.npy|predicted|tracked"))
     var f0: String?
 
     func validate() throws {
@@ -90,7 +93,7 @@ struct RenderCommand: ParsableCommand {
         if input.values.contains(where: { !$0.isFinite }) {
             throw ParawaveError(mel ?? wav!, "the mel holds NaN or infinite values")
         }
-        let track = try pitchTrack(for: loaded, frames: input.columns, recording: recording, settings: settings)
+        let track = try pitchTrack(for: loaded, mel: input, recording: recording, settings: settings)
         warnIfUnusual(input, mean: mean)
         let samples = input.columns * settings.hopLength
         let seconds = Double(samples) / Double(settings.sampleRate)
@@ -144,19 +147,29 @@ struct RenderCommand: ParsableCommand {
         return (m, m, audio.samples)
     }
 
-    /// The F0 track (Hz per frame) a source-conditioned model renders with: --f0, else pYIN on
-    /// the --wav audio; nil for a model without a source (which refuses --f0).
-    func pitchTrack(for loaded: TrainedModel, frames: Int, recording: [Float]?, settings: MelSettings) throws -> [Float]? {
+    /// The F0 track (Hz per frame) a source-conditioned model renders with: --f0's file, its
+    /// pitch predictor on the mel, or pYIN on the --wav audio; nil for a model without a source
+    /// (which refuses --f0).
+    func pitchTrack(for loaded: TrainedModel, mel: Matrix, recording: [Float]?, settings: MelSettings) throws -> [Float]? {
         guard loaded.source != nil else {
             if let f0 { throw ParawaveError(f0, "the \(loaded.role) has no source conditioning, so it takes no F0; leave out --f0") }
             return nil
         }
-        if let f0 { return try TrainingData.readF0(f0, frames: frames) }
-        guard let recording else {
-            throw ParawaveError(model, "is source-conditioned and needs the utterance's F0: give --f0 F0.npy (made by `parawave pitch`) or render --wav")
+        switch f0 ?? (recording == nil ? "predicted" : "tracked") {
+        case "predicted":
+            guard let track = loaded.predictF0(mel: mel) else {
+                throw ParawaveError(model, "is source-conditioned but has no pitch predictor (trained before teachers had one, or with "
+                                    + "pitch.predictor_layers 0), so it needs the utterance's F0: give --f0 F0.npy (made by `parawave pitch`) "
+                                    + "or render --wav")
+            }
+            return track
+        case "tracked":
+            guard recording != nil else { throw ParawaveError("--f0 tracked", "tracks F0 from the recording, so it needs --wav; with --mel use --f0 predicted or a file") }
+        case let path:
+            return try TrainingData.readF0(path, frames: mel.columns)
         }
         let tracker = try PitchTracker(settings: PitchSettings(sampleRate: settings.sampleRate, frameLength: settings.nFFT, hopLength: settings.hopLength))
-        return Array(tracker.track(recording).f0.prefix(frames))
+        return Array(tracker.track(recording!).f0.prefix(mel.columns))
     }
 
     /// A natural-log mel of speech sits near the training mean; log10 or dB mels do not.

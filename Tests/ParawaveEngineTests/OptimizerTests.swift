@@ -78,4 +78,38 @@ struct OptimizerTests {
         #expect(abs(cosine.rate(base: 1, step: 110) - 0.1) < 1e-12)
         #expect(abs(cosine.rate(base: 1, step: 500) - 0.1) < 1e-12)
     }
+
+    /// Parameter groups: each is clipped by its own gradient norm, exactly as a separate Adam on
+    /// a store of its own would be, and a frozen group keeps its values and EMA bit for bit.
+    @Test func groupsClipAloneAndFrozenGroupsStay() {
+        func store(_ sizes: [Int]) -> ParameterStore {
+            let s = ParameterStore()
+            for (i, n) in sizes.enumerated() { s.add("p\(i)", shape: [n]) }
+            return s
+        }
+        let joint = store([5, 3, 4]), first = store([5]), second = store([3])
+        let start = (0..<12).map { Float($0) * 0.1 - 0.4 }
+        joint.setValues(start)
+        first.setValues(Array(start[0..<5]))
+        second.setValues(Array(start[5..<8]))
+        let adam = Adam(store: joint, emaDecay: 0.99, groups: [ParameterGroup(range: 0..<5, clipNorm: 1), ParameterGroup(range: 5..<8, clipNorm: 0.5),
+                                                               ParameterGroup(range: 8..<12, clipNorm: 1, frozen: true)])
+        let adamFirst = Adam(store: first, clipNorm: 1, emaDecay: 0.99), adamSecond = Adam(store: second, clipNorm: 0.5, emaDecay: 0.99)
+        for step in 0..<20 {
+            let g = (0..<12).map { Float(($0 * 7 + step * 3) % 11) - 5 }
+            joint.zeroGradients()
+            for i in 0..<12 { joint.gradients[i] = g[i] }
+            for i in 0..<5 { first.gradients[i] = g[i] }
+            for i in 0..<3 { second.gradients[i] = g[5 + i] }
+            let norm = adam.update(joint, learningRate: 0.01)
+            #expect(norm == adamFirst.update(first, learningRate: 0.01))
+            adamSecond.update(second, learningRate: 0.01)
+            #expect(adam.lastNorms[1] == second.gradientNorm)
+        }
+        let values = joint.valueArray
+        #expect(Array(values[0..<5]) == first.valueArray && Array(values[5..<8]) == second.valueArray)
+        #expect(Array(adam.ema[0..<5]) == adamFirst.ema && Array(adam.ema[5..<8]) == adamSecond.ema)
+        #expect(Array(values[8..<12]) == Array(start[8..<12]) && Array(adam.ema[8..<12]) == Array(start[8..<12]))
+        #expect(adam.m[8..<12].allSatisfy { $0 == 0 } && adam.v[8..<12].allSatisfy { $0 == 0 })
+    }
 }
