@@ -115,6 +115,8 @@ public struct PitchPredictor: Sendable {
     /// Buffers for `batch` sequences of `frames` frames.
     public final class Activations: @unchecked Sendable {
         public let batch: Int, frames: Int
+        /// The normalised log-mel (B, Cc, F), for callers that normalise into it.
+        var input: [Float]
         /// Each hidden layer's pre-activation and output, (B, C, F).
         var pre: [[Float]], h: [[Float]]
         /// (B, 2, F): voicing logit and log-F0 offset (octaves) per frame, and its gradient.
@@ -127,6 +129,7 @@ public struct PitchPredictor: Sendable {
             self.batch = batch
             self.frames = frames
             let n = batch * predictor.config.channels * frames
+            input = [Float](repeating: 0, count: batch * predictor.config.melChannels * frames)
             pre = [[Float]](repeating: [Float](repeating: 0, count: n), count: predictor.config.layers)
             h = pre
             out = [Float](repeating: 0, count: batch * 2 * frames)
@@ -246,13 +249,12 @@ public struct PitchPredictor: Sendable {
     public func track(mel: Matrix, mean: [Float], std: [Float], store: ParameterStore) -> (f0: [Float], probability: [Float]) {
         precondition(mel.rows == config.melChannels, "the mel has \(mel.rows) bands, the predictor \(config.melChannels)")
         let a = makeActivations(batch: 1, frames: mel.columns, training: false)
-        var normalised = [Float](repeating: 0, count: mel.values.count)
         mel.values.withUnsafeBufferPointer { m in
-            normalised.withUnsafeMutableBufferPointer {
+            a.input.withUnsafeMutableBufferPointer {
                 MelNormalisation.apply(m.baseAddress!, into: $0.baseAddress!, mean: mean, std: std, batch: 1, frames: mel.columns)
             }
         }
-        forward(a, mel: normalised, store: store)
+        forward(a, mel: a.input, store: store)
         return track(a)
     }
 }

@@ -258,19 +258,28 @@ public final class Teacher: @unchecked Sendable {
         forwardHead(a)
     }
 
-    /// After `forward`: the pitch predictor's pass on the same normalised mel into `p`, and its
-    /// loss against the F0 tracks `f0` (B, F) over the frames where `mask` (B, F) is nonzero;
-    /// with `gradients`, its parameter gradients are added into the store.
-    public func pitchLoss(_ a: Activations, _ p: PitchPredictor.Activations, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+    /// The pitch predictor's pass on a raw log-mel (B, Cc, F) into `p`, and its loss against
+    /// the F0 tracks `f0` (B, F) over the frames where `mask` (B, F) is nonzero; with
+    /// `gradients`, its parameter gradients are added into the store. Masked frames (padding
+    /// past an utterance's end) enter as zeros, as the convolutions' own padding does at
+    /// render time.
+    public func pitchLoss(_ p: PitchPredictor.Activations, mel: UnsafePointer<Float>, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
                           gradients: Bool) -> PitchPredictor.Loss {
         guard let pitch else { preconditionFailure("this teacher has no pitch predictor") }
-        precondition(p.batch == a.batch && p.frames == a.frames, "pitch buffers of another shape")
-        return a.mel.withUnsafeBufferPointer { m in
-            pitch.forward(p, mel: m.baseAddress!, store: store)
-            let loss = pitch.loss(p, f0: f0, mask: mask)
-            if gradients { pitch.backward(p, mel: m.baseAddress!, store: store) }
-            return loss
+        let B = p.batch, C = config.stack.conditionChannels, F = p.frames
+        p.input.withUnsafeMutableBufferPointer { input in
+            normalise(mel, into: input.baseAddress!, batch: B, frames: F)
+            guard let mask else { return }
+            for b in 0..<B {
+                for f in 0..<F where mask[b * F + f] == 0 {
+                    for c in 0..<C { input[(b * C + c) * F + f] = 0 }
+                }
+            }
         }
+        pitch.forward(p, mel: p.input, store: store)
+        let loss = pitch.loss(p, f0: f0, mask: mask)
+        if gradients { pitch.backward(p, mel: p.input, store: store) }
+        return loss
     }
 
     /// The source of an utterance of `samples` samples from its F0 track on the mel's frames

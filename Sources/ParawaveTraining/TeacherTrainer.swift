@@ -30,8 +30,14 @@ public final class TeacherTrainer: RunTrainer {
 
     public let teacher: Teacher
     let activations: Teacher.Activations
-    /// The pitch predictor's buffers, when the teacher has one.
+    /// The pitch predictor's buffers, crops and validation utterances (mel and pYIN track),
+    /// when the teacher has one.
     let pitchActivations: PitchPredictor.Activations?
+    let pitchSampler: CropSampler?
+    let pitchValidation: [(mel: Matrix, f0: [Float])]
+    /// The pitch predictor trains on crops of this many frames (about 2 s at hop 256): longer
+    /// than its context on both sides, so that it learns from real frames rather than padding.
+    public static let pitchCropFrames = 128
 
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
@@ -45,7 +51,12 @@ public final class TeacherTrainer: RunTrainer {
         teacher.melStd = data.melStd
         let frames = max(recipe.train.crop / recipe.audio.hopLength, 1)
         activations = teacher.makeActivations(batch: recipe.train.batchSize, frames: frames)
-        pitchActivations = teacher.pitch?.makeActivations(batch: recipe.train.batchSize, frames: frames)
+        let hop = recipe.audio.hopLength
+        pitchActivations = teacher.pitch?.makeActivations(batch: recipe.train.batchSize, frames: Self.pitchCropFrames)
+        pitchSampler = teacher.pitch == nil ? nil
+            : CropSampler(data.train, cropSamples: Self.pitchCropFrames * hop, hop: hop, logFloor: recipe.audio.mel.logFloor)
+        pitchValidation = teacher.pitch == nil ? []
+            : data.validation.prefix(recipe.train.validationUtterances).compactMap { u in u.f0.map { (u.mel, $0) } }
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,
                        groups: teacher.parameterGroups(clipNorm: recipe.train.clipNorm), label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source)
         precondition(sampler.frames == frames, "crop frames disagree")
@@ -61,8 +72,9 @@ public final class TeacherTrainer: RunTrainer {
         let (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
         teacher.backward(activations, audio: batch.audio, mask: batch.mask, count: count)
         var values = [("loss", nll), ("bits", nll / M_LN2)]
-        if let pitchActivations {
-            let pitch = teacher.pitchLoss(activations, pitchActivations, f0: batch.f0, mask: batch.frameMask, gradients: true)
+        if let pitchActivations, let pitchSampler {
+            let crops = pitchSampler.next(batch: pitchActivations.batch, generator: &generator)
+            let pitch = teacher.pitchLoss(pitchActivations, mel: crops.mel, f0: crops.f0, mask: crops.frameMask, gradients: true)
             values += [("pitch_loss", pitch.total), ("pitch_voicing_loss", pitch.voicing), ("pitch_semitones", pitch.semitones)]
         }
         return values
@@ -77,17 +89,11 @@ public final class TeacherTrainer: RunTrainer {
             let (nll, n) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
             sum += nll * Double(n)
             count += n
-            if let pitchActivations, let predictor = teacher.pitch {
-                let mask = batch.frameMask
-                teacher.pitchLoss(activations, pitchActivations, f0: batch.f0, mask: mask, gradients: false)
-                let predicted = predictor.track(pitchActivations).f0
-                let real = mask.indices.filter { mask[$0] != 0 }
-                pitch.add(reference: real.map { batch.f0[$0] }, generated: real.map { predicted[$0] })
-            }
         }
+        for (mel, f0) in pitchValidation { pitch.add(reference: f0, generated: teacher.predictF0(mel: mel)!.f0) }
         let nll = sum / Double(max(count, 1))
         var values = [("nll", nll), ("bits", nll / M_LN2)]
-        if pitchActivations != nil {
+        if !pitchValidation.isEmpty {
             let m = pitch.metrics
             values += [("pitch_within_50_cents", m.within50 ?? 0), ("pitch_vuv_error", m.voicingError)]
         }

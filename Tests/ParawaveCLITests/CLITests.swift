@@ -340,10 +340,12 @@ struct CLITests {
 
     /// distill from a teacher run, then render with the student (run directory or its
     /// checkpoint); a teacher that is not one, or a recipe that disagrees with it, is a clear error.
-    /// A source-conditioned teacher and student from the CLI: both record their source;
-    /// render --wav tracks the recording's F0, render --mel needs --f0 (from `pitch`), whose
-    /// shape must match the mel; --f0 with a model without a source, and a student.source that
-    /// contradicts the teacher's, are one-line errors with nothing written.
+    /// A source-conditioned teacher and student from the CLI: both record their source and
+    /// carry the teacher's pitch predictor; render --wav tracks the recording's F0, render --mel
+    /// predicts it from the mel (or takes --f0 from `pitch`, whose shape must match the mel);
+    /// --f0 tracked without --wav, --f0 with a model without a source, a mel-only render with a
+    /// model without a predictor, and a student.source that contradicts the teacher's, are
+    /// one-line errors with nothing written; evaluate scores tracked and predicted F0 side by side.
     @Test func sourceConditionedModelsFromTheCLI() throws {
         let dir = try tinyCorpus()
         let source = ["--set", "teacher.source=sine", "--set", "teacher.harmonics=4"]
@@ -359,6 +361,7 @@ struct CLITests {
         for model in ["teacher", "student"] {
             let info = try CommandRunner.parawave(["info", dir + "/" + model])
             #expect(info.stdout.contains("\"source\"") && info.stdout.contains("\"trainingPhase\" : \"aligned\""), "\(model): \(info.stdout)")
+            #expect(info.stdout.contains("\"pitch\"") && info.stdout.contains("\(model).pitch.out.weight"), "\(model): \(info.stdout)")
         }
         let wav = dir + "/corpus/u1.wav"
         let pitch = try CommandRunner.parawave(["pitch", wav, "--out", dir + "/u1-f0.npy", "--recipe", dir + "/r.yaml"])
@@ -372,9 +375,24 @@ struct CLITests {
                                                       "--out", dir + "/\(model)-m.wav"])
             #expect(fromMel.status == 0, "\(fromMel.stderr)")
             #expect(try AudioFile.read(dir + "/\(model)-m.wav").samples.allSatisfy { $0.isFinite })
-            try expectClearFailure(["render", "--model", dir + "/" + model, "--mel", dir + "/u1.npy", "--out", dir + "/none.wav"],
-                                   subject: dir + "/" + model, problem: "give --f0", output: dir + "/none.wav")
+            // A mel alone: the pitch predictor gives the F0, by default and when asked for.
+            for choice in [[], ["--f0", "predicted"]] {
+                let predicted = try CommandRunner.parawave(["render", "--model", dir + "/" + model, "--mel", dir + "/u1.npy",
+                                                            "--out", dir + "/\(model)-p.wav"] + choice)
+                #expect(predicted.status == 0, "\(predicted.stderr)")
+                #expect(try AudioFile.read(dir + "/\(model)-p.wav").samples.count == 63 * 256)
+            }
+            try expectClearFailure(["render", "--model", dir + "/" + model, "--mel", dir + "/u1.npy", "--f0", "tracked", "--out", dir + "/none.wav"],
+                                   subject: "--f0 tracked", problem: "needs --wav", output: dir + "/none.wav")
         }
+        // A source-conditioned teacher trained without a predictor needs an F0 for a mel.
+        let bare = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/bare",
+                                               "--steps", "2", "--set", "train.checkpoint_every=2", "--set", "pitch.predictor_layers=0"] + source)
+        #expect(bare.status == 0, "\(bare.stderr)")
+        try expectClearFailure(["render", "--model", dir + "/bare", "--mel", dir + "/u1.npy", "--out", dir + "/none.wav"],
+                               subject: dir + "/bare", problem: "give --f0", output: dir + "/none.wav")
+        try expectClearFailure(["evaluate", "--model", dir + "/bare", "--data", dir + "/data", "--f0", "predicted", "--report", dir + "/bare-report"],
+                               subject: dir + "/bare", problem: "has no pitch predictor", output: dir + "/bare-report")
         try NPY.write([Float](repeating: 120, count: 2 * 10), shape: [2, 10], to: dir + "/short-f0.npy")
         try expectClearFailure(["render", "--model", dir + "/student", "--mel", dir + "/u1.npy", "--f0", dir + "/short-f0.npy", "--out", dir + "/x.wav"],
                                subject: dir + "/short-f0.npy", problem: "must have shape (2, 63)", output: dir + "/x.wav")
@@ -387,8 +405,12 @@ struct CLITests {
         try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
                                 "--run", dir + "/s2", "--set", "student.source=none"] + student,
                                subject: dir + "/teacher", problem: "student.source is 'none'", output: dir + "/s2/model.safetensors")
-        let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data"])
+        let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data",
+                                                   "--f0", "both"])
         #expect(evaluate.status == 0 && evaluate.stdout.contains("STOI"), "\(evaluate.stderr)")
+        for system in ["teacher", "student", "teacher-predicted-f0", "student-predicted-f0"] {
+            #expect(evaluate.stdout.contains("\n" + system + " "), "no row for \(system): \(evaluate.stdout)")
+        }
     }
 
     @Test func distillAndRenderWithAStudent() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import ParawaveAudio
 import ParawaveCore
+import ParawaveModels
 import ParawaveTestSupport
 import ParawaveTraining
 import Testing
@@ -37,6 +38,14 @@ struct RecipeTests {
         #expect(throws: ParawaveError.self) { try Recipe.parse("student: {source: 3}") }
         #expect(try Recipe.parse("student: {source: sine}").student.source == .sine)
         #expect(try Recipe.parse("").student.source == nil)
+        // A source-conditioned teacher trains a pitch predictor over the pitch range, unless
+        // pitch.predictor_layers is 0; a teacher without a source trains none.
+        let predictor = try #require(recipe.teacherConfig.pitch)
+        #expect(predictor == PitchPredictorConfig(melChannels: 80, layers: 4, channels: 64, kernelSize: 5, fMin: 50, fMax: 550))
+        #expect(try Recipe.parse("teacher: {source: sine}\npitch: {predictor_layers: 0}").teacherConfig.pitch == nil)
+        #expect(try Recipe.parse("teacher: {source: none}").teacherConfig.pitch == nil)
+        #expect(try Recipe.parse("teacher: {source: sine}\npitch: {predictor_layers: 2, predictor_channels: 16, fmin: 70}")
+                .teacherConfig.pitch == PitchPredictorConfig(melChannels: 80, layers: 2, channels: 16, kernelSize: 5, fMin: 70, fMax: 550))
     }
 
     @Test(arguments: ["demo", "demo-long", "ljspeech", "vctk"])
@@ -107,6 +116,10 @@ struct RecipeTests {
         #expect(message("data: {speaker_pattern: 'wav48/(p[0-9]+'}").contains("data.speaker_pattern: 'wav48/(p[0-9]+' is not a valid regular expression"))
         #expect(message("teacher: {speaker_channels: -1}").contains("teacher.speaker_channels"))
         #expect(message("student: {upsampler: transpose}").contains("student.upsampler"))
+        #expect(message("pitch: {predictor_kernel_size: 4}").contains("pitch.predictor_kernel_size: must be odd"))
+        #expect(message("pitch: {predictor_layers: 13}").contains("pitch.predictor_layers"))
+        #expect(message("pitch: {predictor_channels: 0}").contains("pitch.predictor_channels"))
+        #expect(message("pitch: {predictor_layer: 3}").contains("predictor_layers"))
     }
 
     /// data.speaker_pattern names a speaker by its first capture group, or the whole match.
