@@ -62,8 +62,10 @@ demo: demo-deps build
 	    --png $(RUNS)/samples/teacher-$$id.png && \
 	  $(BIN) render --model $(RUNS)/student --wav $(DATA)/audio/$$id.wav --out $(RUNS)/samples/student-$$id.wav \
 	    --png $(RUNS)/samples/student-$$id.png && \
+	  $(BIN) render --model $(RUNS)/student --mel $(DATA)/mel/$$id.npy --out $(RUNS)/samples/student-from-mel-$$id.wav \
+	    --png $(RUNS)/samples/student-from-mel-$$id.png && \
 	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
-	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --teacher $(RUNS)/teacher --data $(DATA) --report $(RUNS)/report
+	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --teacher $(RUNS)/teacher --data $(DATA) --f0 both --report $(RUNS)/report
 	$(BIN) evaluate --model $(PRETRAINED)/teacher --model $(PRETRAINED)/student --data $(DATA) --report $(RUNS)/report-pretrained
 	$(BIN) plot-metrics $(RUNS)/teacher --png $(RUNS)/teacher/curves.png
 	$(BIN) plot-metrics $(RUNS)/student --png $(RUNS)/student/curves.png
@@ -72,9 +74,11 @@ demo: demo-deps build
 	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json, f0/, png/)"
 	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
 	@echo "  student run:           $(RUNS)/student (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
-	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student WAVs + spectrograms.png)"
+	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student WAVs + spectrograms.png;"
+	@echo "                         each model twice: F0 tracked from the recording, and predicted from the mel as NAME-predicted-f0)"
 	@echo "  the shipped models:    $(RUNS)/report-pretrained (the same for $(PRETRAINED)/teacher and $(PRETRAINED)/student)"
-	@echo "  a validation utterance rendered by the teacher (autoregressive) and the student (parallel), and the real one:"
+	@echo "  a validation utterance rendered by the teacher (autoregressive) and the student (parallel), the student from the"
+	@echo "  mel alone (F0 from its pitch predictor), and the real one:"
 	@ls $(RUNS)/samples/*.wav $(RUNS)/samples/*.png | sed 's/^/    /'
 
 ## bench: speed figures for BENCHMARKS.md.

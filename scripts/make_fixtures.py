@@ -595,28 +595,30 @@ def quality_fixture():
 def pitch_predictor_fixture():
     """The pitch predictor (DESIGN.md section 10) in torch float64, written from its
     definition: centred dilated convolutions (layer l dilation 2^l), h_0 = relu(conv_0(mel)),
-    h_l = h_(l-1) + relu(conv_l(h_(l-1))), a 1x1 output of (voicing logit, log2 F0 offset from
-    sqrt(fmin fmax)); loss = binary cross-entropy of the voicing over the real frames plus the
-    mean absolute log-F0 error in semitones over the real voiced frames. Writes the inputs,
-    the output, the loss terms and every parameter gradient. Weights are stored in the
-    toolkit's layout (K, Cout, Cin)."""
+    h_l = h_(l-1) + relu(conv_l(h_(l-1))), and a 1x1 output of a voicing logit and the logits
+    of N F0 bins 20 cents apart from fmin. Loss = binary cross-entropy of the voicing over the
+    real frames plus, over the real voiced frames, the cross-entropy of the bins against a
+    Gaussian of 25 cents around the target's log-F0 (normalised over the bins). Writes the
+    inputs, the output, the loss terms and every parameter gradient. Weights are stored in
+    the toolkit's layout (K, Cout, Cin)."""
     import torch
     import torch.nn.functional as F
     from safetensors.numpy import save_file
     rng = np.random.default_rng(31)
     B, C, frames, H, K, L = 2, 5, 23, 6, 3, 3
     fmin, fmax = 60.0, 400.0
+    bins = int(np.floor(1200 * np.log2(fmax / fmin) / 20)) + 1
     tensors = {}
     cin = C
     for layer in range(L):
         tensors[f"p.{layer}.weight"] = rng.uniform(-0.6, 0.6, (K, H, cin)).astype(np.float32)
         tensors[f"p.{layer}.bias"] = rng.uniform(-0.3, 0.3, (H,)).astype(np.float32)
         cin = H
-    tensors["p.out.weight"] = rng.uniform(-0.6, 0.6, (1, 2, H)).astype(np.float32)
-    tensors["p.out.bias"] = np.float32([0.2, -0.1])
+    tensors["p.out.weight"] = rng.uniform(-0.6, 0.6, (1, 1 + bins, H)).astype(np.float32)
+    tensors["p.out.bias"] = rng.uniform(-0.3, 0.3, (1 + bins,)).astype(np.float32)
     mel = rng.uniform(-2, 2, (B, C, frames)).astype(np.float32)
     voiced = rng.uniform(size=(B, frames)) < 0.6
-    f0 = np.where(voiced, rng.uniform(70, 380, (B, frames)), 0).astype(np.float32)
+    f0 = np.where(voiced, rng.uniform(50, 420, (B, frames)), 0).astype(np.float32)  # some outside the range
     mask = np.ones((B, frames), np.float32)
     mask[1, -5:] = 0
     params = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in tensors.items()}
@@ -631,10 +633,13 @@ def pitch_predictor_fixture():
     m = torch.tensor(mask, dtype=torch.float64)
     bce = F.binary_cross_entropy_with_logits(output[:, 0], target, reduction="none")
     voicing = (bce * m).sum() / m.sum()
-    log_target = torch.log2(torch.tensor(np.where(voiced, f0, 1.0), dtype=torch.float64)) - 0.5 * np.log2(fmin * fmax)
-    semitones = 12 * torch.abs(output[:, 1] - log_target)
+    cents = np.clip(1200 * np.log2(np.where(voiced, f0, fmin) / fmin), 0, (bins - 1) * 20)
+    centres = 20.0 * np.arange(bins)
+    q = np.exp(-0.5 * ((centres[None, :, None] - cents[:, None, :]) / 25.0) ** 2)
+    q = torch.tensor(q / q.sum(axis=1, keepdims=True))
+    cross_entropy = -(q * F.log_softmax(output[:, 1:], dim=1)).sum(dim=1)
     vm = m * target
-    pitch = (semitones * vm).sum() / vm.sum()
+    pitch = (cross_entropy * vm).sum() / vm.sum()
     loss = voicing + pitch
     loss.backward()
     result = dict(tensors)

@@ -13,8 +13,7 @@ public struct PitchPredictorConfig: Codable, Equatable, Sendable {
     public var channels: Int
     /// Odd kernel size of every hidden layer (centred: context on both sides).
     public var kernelSize: Int
-    /// The F0 range in Hz: predictions are clamped to it, and its geometric centre is where
-    /// the log-F0 output is zero.
+    /// The F0 range in Hz, divided into bins of `binCents` cents from fMin up.
     public var fMin: Float
     public var fMax: Float
 
@@ -44,8 +43,14 @@ public struct PitchPredictorConfig: Codable, Equatable, Sendable {
     /// Frames on each side of a frame that its prediction sees.
     public var context: Int { (0..<layers).map { (kernelSize - 1) / 2 * dilation($0) }.reduce(0, +) }
 
-    /// The F0 (Hz) of a zero log-F0 output: sqrt(fMin fMax).
-    public var centre: Float { (fMin * fMax).squareRoot() }
+    /// Width of an F0 bin, cents.
+    public static let binCents: Float = 20
+    /// Standard deviation of the Gaussian that blurs a training target over the bins, cents
+    /// (CREPE's choice for 20-cent bins).
+    public static let targetCents: Float = 25
+
+    /// F0 bins: centre j is `fMin * 2^(j * binCents / 1200)`, up to fMax.
+    public var bins: Int { Int((1200 * log2(fMax / fMin) / Self.binCents).rounded(.down)) + 1 }
 }
 
 /// F0 per frame from a mel alone, for models whose source excitation needs an F0 track when
@@ -54,10 +59,14 @@ public struct PitchPredictorConfig: Codable, Equatable, Sendable {
 ///
 ///   h_0 = relu(conv_0(mel)),   h_l = h_(l-1) + relu(conv_l(h_(l-1))),   out = W_o h_(L-1) + b_o
 ///
-/// out (B, 2, F) holds the voicing logit v and the log-F0 offset o in octaves, so the track is
-/// `f0 = clamp(centre * 2^o, fMin, fMax)` where sigmoid(v) > 1/2 and 0 elsewhere. Trained
-/// against pYIN tracks (`loss`): binary cross-entropy of the voicing plus the mean absolute
-/// log-F0 error in semitones over the frames pYIN calls voiced.
+/// out (B, 1 + N, F) holds the voicing logit v and the logits of N log-spaced F0 bins (20
+/// cents apart from fMin, as CREPE classifies pitch). The track is voiced where
+/// sigmoid(v) > 1/2, with F0 the probability-weighted mean (in cents) of the bins within 4 of
+/// the most probable one, and 0 elsewhere. Trained against pYIN tracks (`loss`): the binary
+/// cross-entropy of the voicing over the real frames plus, over the frames pYIN calls
+/// voiced, the cross-entropy of the bins against the target's log-F0 blurred by a Gaussian
+/// of 25 cents. Classification learns pitch from a mel far faster than a regression of
+/// log-F0, which drifts to the mean of the voices it hears.
 ///
 /// Parameters live in the owning model's store as `PREFIX.{l}.{weight,bias}` and
 /// `PREFIX.out.{weight,bias}`.
@@ -67,8 +76,6 @@ public struct PitchPredictor: Sendable {
     let output: Conv1d
     let weights: [ParameterStore.Entry], biases: [ParameterStore.Entry]
     let outputWeight: ParameterStore.Entry, outputBias: ParameterStore.Entry
-    /// Semitones per octave: the log-F0 error is measured in semitones.
-    static let semitones: Float = 12
 
     public init(config: PitchPredictorConfig, prefix: String, store: ParameterStore) {
         precondition(config.problems().isEmpty, "invalid pitch predictor: \(config.problems())")
@@ -78,13 +85,13 @@ public struct PitchPredictor: Sendable {
             let d = config.dilation(l)
             return Conv1d(inputChannels: l == 0 ? config.melChannels : C, outputChannels: C, kernelSize: K, dilation: d, padding: (K - 1) / 2 * d)
         }
-        output = Conv1d(inputChannels: C, outputChannels: 2)
         weights = hidden.enumerated().map { l, conv in
             store.add("\(prefix).\(l).weight", shape: [K, C, conv.inputChannels])
         }
         biases = (0..<config.layers).map { store.add("\(prefix).\($0).bias", shape: [C]) }
-        outputWeight = store.add("\(prefix).out.weight", shape: [1, 2, C])
-        outputBias = store.add("\(prefix).out.bias", shape: [2])
+        output = Conv1d(inputChannels: C, outputChannels: 1 + config.bins)
+        outputWeight = store.add("\(prefix).out.weight", shape: [1, 1 + config.bins, C])
+        outputBias = store.add("\(prefix).out.bias", shape: [1 + config.bins])
     }
 
     /// The store's entries of this predictor, in order.
@@ -119,7 +126,7 @@ public struct PitchPredictor: Sendable {
         var input: [Float]
         /// Each hidden layer's pre-activation and output, (B, C, F).
         var pre: [[Float]], h: [[Float]]
-        /// (B, 2, F): voicing logit and log-F0 offset (octaves) per frame, and its gradient.
+        /// (B, 1 + N, F): voicing logit and the F0 bins' logits per frame, and its gradient.
         public internal(set) var out: [Float]
         var dOut: [Float]
         /// Gradient scratch, (B, C, F).
@@ -132,7 +139,7 @@ public struct PitchPredictor: Sendable {
             input = [Float](repeating: 0, count: batch * predictor.config.melChannels * frames)
             pre = [[Float]](repeating: [Float](repeating: 0, count: n), count: predictor.config.layers)
             h = pre
-            out = [Float](repeating: 0, count: batch * 2 * frames)
+            out = [Float](repeating: 0, count: batch * (1 + predictor.config.bins) * frames)
             dOut = training ? out : []
             dH = training ? [Float](repeating: 0, count: n) : []
             dPre = dH
@@ -167,8 +174,8 @@ public struct PitchPredictor: Sendable {
         public var total: Double
         /// Mean binary cross-entropy of the voicing over the real frames (nats).
         public var voicing: Double
-        /// Mean |log-F0 error| in semitones over the real frames pYIN calls voiced.
-        public var semitones: Double
+        /// Mean cross-entropy of the F0 bins over the real frames pYIN calls voiced (nats).
+        public var f0: Double
         public var frames: Int, voicedFrames: Int
     }
 
@@ -177,33 +184,50 @@ public struct PitchPredictor: Sendable {
     /// times `lossScale`, is left in the activations for `backward`.
     @discardableResult
     public func loss(_ a: Activations, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil, lossScale: Float = 1) -> Loss {
-        let B = a.batch, F = a.frames
+        let B = a.batch, F = a.frames, N = config.bins, rows = 1 + N
         var frames = 0, voiced = 0
         for i in 0..<(B * F) where (mask?[i] ?? 1) != 0 {
             frames += 1
             if f0[i] > 0 { voiced += 1 }
         }
-        let logCentre = log2(config.centre)
         let voicingScale = lossScale / Float(max(frames, 1)), pitchScale = lossScale / Float(max(voiced, 1))
-        var bce = 0.0, cents = 0.0
+        var bce = 0.0, crossEntropy = 0.0
+        var logits = [Float](repeating: 0, count: N), target = logits
+        a.dOut.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         for b in 0..<B {
-            for f in 0..<F {
-                let i = b * F + f, logit = b * 2 * F + f, offset = logit + F
-                a.dOut[logit] = 0
-                a.dOut[offset] = 0
-                guard (mask?[i] ?? 1) != 0 else { continue }
-                let v = a.out[logit], target: Float = f0[i] > 0 ? 1 : 0
+            for f in 0..<F where (mask?[b * F + f] ?? 1) != 0 {
+                let i = b * F + f, base = b * rows * F + f
+                let v = a.out[base], y: Float = f0[i] > 0 ? 1 : 0
                 // -log p(y) = softplus(v) - y v; its derivative sigma(v) - y.
-                bce += Double(StableMath.softplus(v) - target * v)
-                a.dOut[logit] = (StableMath.sigmoid(v) - target) * voicingScale
+                bce += Double(StableMath.softplus(v) - y * v)
+                a.dOut[base] = (StableMath.sigmoid(v) - y) * voicingScale
                 guard f0[i] > 0 else { continue }
-                let error = Self.semitones * (a.out[offset] - (log2(f0[i]) - logCentre))
-                cents += Double(abs(error))
-                a.dOut[offset] = error > 0 ? Self.semitones * pitchScale : error < 0 ? -Self.semitones * pitchScale : 0
+                // Cross-entropy -sum_j q_j log softmax(l)_j with q the blurred target; its
+                // derivative softmax(l)_j - q_j.
+                for j in 0..<N { logits[j] = a.out[base + (1 + j) * F] }
+                targetDistribution(f0[i], into: &target)
+                let logZ = logits.withUnsafeBufferPointer { StableMath.logSumExp($0.baseAddress!, count: N) }
+                for j in 0..<N {
+                    crossEntropy -= Double(target[j] * (logits[j] - logZ))
+                    a.dOut[base + (1 + j) * F] = (exp(logits[j] - logZ) - target[j]) * pitchScale
+                }
             }
         }
-        let voicing = bce / Double(max(frames, 1)), semitones = cents / Double(max(voiced, 1))
-        return Loss(total: voicing + semitones, voicing: voicing, semitones: semitones, frames: frames, voicedFrames: voiced)
+        let voicing = bce / Double(max(frames, 1)), pitch = crossEntropy / Double(max(voiced, 1))
+        return Loss(total: voicing + pitch, voicing: voicing, f0: pitch, frames: frames, voicedFrames: voiced)
+    }
+
+    /// The training target of an F0 (Hz) over the bins: a Gaussian of `targetCents` around its
+    /// log-F0 (clamped to the range), normalised to sum 1.
+    func targetDistribution(_ f0: Float, into q: inout [Float]) {
+        let cents = min(max(1200 * log2(f0 / config.fMin), 0), Float(config.bins - 1) * PitchPredictorConfig.binCents)
+        var sum: Float = 0
+        for j in q.indices {
+            let d = (Float(j) * PitchPredictorConfig.binCents - cents) / PitchPredictorConfig.targetCents
+            q[j] = exp(-0.5 * d * d)
+            sum += q[j]
+        }
+        for j in q.indices { q[j] /= sum }
     }
 
     /// From the gradient `loss` left in `a` back to the parameters, whose gradients are added
@@ -233,13 +257,24 @@ public struct PitchPredictor: Sendable {
 
     /// After `forward`: the track (B, F), F0 in Hz (0 where unvoiced) and the voiced probability.
     public func track(_ a: Activations) -> (f0: [Float], probability: [Float]) {
-        let B = a.batch, F = a.frames
+        let B = a.batch, F = a.frames, N = config.bins, rows = 1 + N
         var f0 = [Float](repeating: 0, count: B * F), probability = f0
         for b in 0..<B {
             for f in 0..<F {
-                let p = StableMath.sigmoid(a.out[b * 2 * F + f])
+                let base = b * rows * F + f
+                let p = StableMath.sigmoid(a.out[base])
                 probability[b * F + f] = p
-                if p > 0.5 { f0[b * F + f] = min(max(config.centre * exp2(a.out[b * 2 * F + F + f]), config.fMin), config.fMax) }
+                guard p > 0.5 else { continue }
+                var best = 0
+                for j in 1..<N where a.out[base + (1 + j) * F] > a.out[base + (1 + best) * F] { best = j }
+                // The softmax's weights around the peak, relative to it.
+                var weight: Float = 0, cents: Float = 0
+                for j in max(0, best - 4)...min(N - 1, best + 4) {
+                    let w = exp(a.out[base + (1 + j) * F] - a.out[base + (1 + best) * F])
+                    weight += w
+                    cents += w * Float(j) * PitchPredictorConfig.binCents
+                }
+                f0[b * F + f] = config.fMin * exp2(cents / weight / 1200)
             }
         }
         return (f0, probability)

@@ -35,9 +35,11 @@ public final class TeacherTrainer: RunTrainer {
     let pitchActivations: PitchPredictor.Activations?
     let pitchSampler: CropSampler?
     let pitchValidation: [(mel: Matrix, f0: [Float])]
-    /// The pitch predictor trains on crops of this many frames (about 2 s at hop 256): longer
-    /// than its context on both sides, so that it learns from real frames rather than padding.
-    public static let pitchCropFrames = 128
+    /// The pitch predictor trains on `pitchCrops` crops of `pitchCropFrames` frames (about 2 s
+    /// at hop 256) per step: longer than its context on both sides, so that it learns from real
+    /// frames rather than padding, and many of them, since they are cheap (about a tenth of a
+    /// demo teacher's step) and a predictor fed 4 a step fits the corpus's voices more slowly.
+    public static let pitchCropFrames = 128, pitchCrops = 16
 
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
@@ -52,7 +54,7 @@ public final class TeacherTrainer: RunTrainer {
         let frames = max(recipe.train.crop / recipe.audio.hopLength, 1)
         activations = teacher.makeActivations(batch: recipe.train.batchSize, frames: frames)
         let hop = recipe.audio.hopLength
-        pitchActivations = teacher.pitch?.makeActivations(batch: recipe.train.batchSize, frames: Self.pitchCropFrames)
+        pitchActivations = teacher.pitch?.makeActivations(batch: Self.pitchCrops, frames: Self.pitchCropFrames)
         pitchSampler = teacher.pitch == nil ? nil
             : CropSampler(data.train, cropSamples: Self.pitchCropFrames * hop, hop: hop, logFloor: recipe.audio.mel.logFloor)
         pitchValidation = teacher.pitch == nil ? []
@@ -75,7 +77,7 @@ public final class TeacherTrainer: RunTrainer {
         if let pitchActivations, let pitchSampler {
             let crops = pitchSampler.next(batch: pitchActivations.batch, generator: &generator)
             let pitch = teacher.pitchLoss(pitchActivations, mel: crops.mel, f0: crops.f0, mask: crops.frameMask, gradients: true)
-            values += [("pitch_loss", pitch.total), ("pitch_voicing_loss", pitch.voicing), ("pitch_semitones", pitch.semitones)]
+            values += [("pitch_loss", pitch.total), ("pitch_voicing_loss", pitch.voicing), ("pitch_f0_loss", pitch.f0)]
         }
         return values
     }

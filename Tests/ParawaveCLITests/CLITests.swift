@@ -380,7 +380,7 @@ struct CLITests {
                 let predicted = try CommandRunner.parawave(["render", "--model", dir + "/" + model, "--mel", dir + "/u1.npy",
                                                             "--out", dir + "/\(model)-p.wav"] + choice)
                 #expect(predicted.status == 0, "\(predicted.stderr)")
-                #expect(try AudioFile.read(dir + "/\(model)-p.wav").samples.count == 63 * 256)
+                #expect(try AudioFile.read(dir + "/\(model)-p.wav").samples.count == AudioFile.read(dir + "/\(model)-m.wav").samples.count)
             }
             try expectClearFailure(["render", "--model", dir + "/" + model, "--mel", dir + "/u1.npy", "--f0", "tracked", "--out", dir + "/none.wav"],
                                    subject: "--f0 tracked", problem: "needs --wav", output: dir + "/none.wav")

@@ -46,7 +46,7 @@ struct PitchPredictorTests {
         let reference = file.tensors["output.loss"]!.values
         #expect(abs(loss.total - Double(reference[0])) <= 1e-4 * Double(reference[0]), "loss \(loss.total) vs \(reference[0])")
         #expect(abs(loss.voicing - Double(reference[1])) <= 1e-4 * Double(reference[1]))
-        #expect(abs(loss.semitones - Double(reference[2])) <= 1e-4 * Double(reference[2]))
+        #expect(abs(loss.f0 - Double(reference[2])) <= 1e-4 * Double(reference[2]))
         store.zeroGradients()
         predictor.backward(a, mel: mel, store: store)
         for e in store.entries {
@@ -80,7 +80,10 @@ struct PitchPredictorTests {
             return loss()
         }
         #expect(errors.count == store.entries.count)
-        #expect(errors.values.max()! < 2e-3, "worst relative error \(errors.max { $0.value < $1.value }!)")
+        // Float32 logits over 104 bins leave the differences a few 1e-3 of noise (measured
+        // worst: 3.5e-3); a wrong gradient is off by order one. The PyTorch fixture above holds
+        // the gradients to 1e-4.
+        #expect(errors.values.max()! < 1e-2, "worst relative error \(errors.max { $0.value < $1.value }!)")
     }
 
     /// Masked frames give no loss and no gradient: changing their targets changes nothing.
@@ -98,25 +101,31 @@ struct PitchPredictorTests {
         #expect(first.total == second.total && first.frames == 7 && second.frames == 7)
     }
 
-    /// The track: voiced where the logit is positive, F0 = centre * 2^offset clamped to the
-    /// range, 0 elsewhere.
-    @Test func trackGatesAndClamps() {
+    /// The track: voiced where the voicing logit is positive, F0 the centre of the most
+    /// probable bin when its neighbours are alike (the local mean is symmetric), pulled towards
+    /// a neighbour that is nearly as probable, and 0 where unvoiced.
+    @Test func trackGatesAndPicksTheBin() {
         let (predictor, store) = Self.predictor()
-        let F = 3
+        let F = 3, N = predictor.config.bins
+        #expect(N == Int(1200 * log2(400 / 60.0) / 20) + 1)
         let a = predictor.makeActivations(batch: 1, frames: F, training: false)
-        for e in store.entries where e.name.hasSuffix("weight") { store.fill(e, 0) }
-        for e in store.entries where e.name.hasSuffix("bias") { store.fill(e, 0) }
+        for e in store.entries { store.fill(e, 0) }
         let bias = store.value(store.entry("p.out.bias")!)
-        let centre = predictor.config.centre
-        #expect(abs(centre - (60 * 400 as Float).squareRoot()) < 1e-3)
-        for (logit, offset, expected) in [(Float(2), Float(0.5), centre * Float(2).squareRoot()), (-2, 0.5, 0), (3, 5, 400), (3, -5, 60)] {
+        func track(logit: Float, peaks: [(Int, Float)]) -> ([Float], [Float]) {
+            for j in 0...N { bias[j] = 0 }
             bias[0] = logit
-            bias[1] = offset
+            for (j, value) in peaks { bias[1 + j] = value }
             predictor.forward(a, mel: [Float](repeating: 0, count: 4 * F), store: store)
-            let (f0, probability) = predictor.track(a)
-            #expect(f0.allSatisfy { abs($0 - expected) <= 1e-3 * max(expected, 1) }, "logit \(logit), offset \(offset): \(f0)")
-            #expect(probability.allSatisfy { abs($0 - StableMath.sigmoid(logit)) < 1e-6 })
+            return predictor.track(a)
         }
+        let bin = { (j: Float) in 60 * exp2(j * 20 / 1200) }
+        let (f0, probability) = track(logit: 2, peaks: [(37, 6)])
+        #expect(f0.allSatisfy { abs($0 - bin(37)) < 1e-3 } && probability.allSatisfy { abs($0 - StableMath.sigmoid(2)) < 1e-6 }, "\(f0)")
+        // Two equal neighbours: halfway between them in cents.
+        #expect(track(logit: 2, peaks: [(50, 6), (51, 6)]).0.allSatisfy { abs($0 - bin(50.5)) < 1e-2 })
+        #expect(track(logit: -2, peaks: [(37, 6)]).0.allSatisfy { $0 == 0 })
+        // A far second peak does not pull the estimate.
+        #expect(track(logit: 1, peaks: [(20, 6), (90, 5)]).0.allSatisfy { abs($0 - bin(20)) < 1e-3 })
     }
 
     /// A teacher with a pitch predictor: the predictor's parameters come after the WaveNet's in
