@@ -200,7 +200,7 @@ public struct PitchTracker: Sendable {
         samples.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { result in
                 Parallel.forEachChunk(frames, minimumChunk: 8) { range in
-                    let fft = RealFFT(size: size)
+                    let fft = RealFFT<Double>(size: size)
                     var yin = [Double](repeating: 0, count: settings.maxPeriod - settings.minPeriod + 1)
                     for t in range {
                         // Frame t covers samples [t hop - L/2, t hop - L/2 + L), zeros outside.
@@ -221,13 +221,13 @@ public struct PitchTracker: Sendable {
     /// d'(k) for k = minPeriod...maxPeriod, (maxPeriod - minPeriod + 1), from the frame in
     /// `fft.real` (zero-padded to the FFT size, at least 2L - 1, so the circular
     /// autocorrelation is the linear one); overwrites the FFT's buffers.
-    public func cumulativeMeanNormalizedDifference(_ fft: RealFFT) -> [Double] {
+    public func cumulativeMeanNormalizedDifference(_ fft: RealFFT<Double>) -> [Double] {
         var yin = [Double](repeating: 0, count: settings.maxPeriod - settings.minPeriod + 1)
         cumulativeMeanNormalizedDifference(fft, into: &yin)
         return yin
     }
 
-    func cumulativeMeanNormalizedDifference(_ fft: RealFFT, into yin: inout [Double]) {
+    func cumulativeMeanNormalizedDifference(_ fft: RealFFT<Double>, into yin: inout [Double]) {
         let minP = settings.minPeriod, maxP = settings.maxPeriod
         var energy = [Double](repeating: 0, count: maxP)  // c[m], m < maxP
         var running = 0.0

@@ -16,15 +16,13 @@ public final class OrthonormalDCT: @unchecked Sendable {
         self.size = size
         input = fftw_alloc_real(size)
         output = fftw_alloc_real(size)
-        RealFFT.planLock.lock()
-        plan = fftw_plan_r2r_1d(Int32(size), input, output, FFTW_REDFT10, UInt32(FFTW_ESTIMATE))
-        RealFFT.planLock.unlock()
+        let (input, output) = (input, output)
+        plan = FFTWPlanner.locked { fftw_plan_r2r_1d(Int32(size), input, output, FFTW_REDFT10, UInt32(FFTW_ESTIMATE)) }
     }
 
     deinit {
-        RealFFT.planLock.lock()
-        fftw_destroy_plan(plan)
-        RealFFT.planLock.unlock()
+        let plan = plan
+        FFTWPlanner.locked { fftw_destroy_plan(plan) }
         fftw_free(input)
         fftw_free(output)
     }

@@ -17,7 +17,7 @@ public final class STFT: @unchecked Sendable {
     public let window: [Float]
     private let window64: [Double]
     /// One FFT per worker thread, made once.
-    private let ffts: [RealFFT]
+    private let ffts: [RealFFT<Double>]
 
     public init(nFFT: Int, hopLength: Int, winLength: Int? = nil, center: Bool = true) {
         let winLength = winLength ?? nFFT
@@ -28,7 +28,7 @@ public final class STFT: @unchecked Sendable {
         self.center = center
         self.window = Self.hannWindow(length: winLength, paddedTo: nFFT).map(Float.init)
         self.window64 = Self.hannWindow(length: winLength, paddedTo: nFFT)
-        self.ffts = (0..<max(1, Parallel.threads)).map { _ in RealFFT(size: nFFT) }
+        self.ffts = (0..<max(1, Parallel.threads)).map { _ in RealFFT<Double>(size: nFFT) }
     }
 
     /// Number of complex bins per frame, nFFT/2 + 1.

@@ -122,7 +122,7 @@ public enum STOI {
 
     /// Steps 3 and 4: band envelopes of `signal`, (M, bands) row-major.
     static func bandEnvelopes(_ signal: [Double]) -> [Double] {
-        let fft = RealFFT(size: nFFT)
+        let fft = RealFFT<Double>(size: nFFT)
         var out: [Double] = []
         for start in frameStarts(signal.count) {
             for n in 0..<nFFT { fft.real[n] = n < frameLength ? window[n] * signal[start + n] : 0 }

@@ -362,47 +362,24 @@ private final class FrameAnalysis {
     }
 }
 
-/// Single-precision FFTW plans of one size and one worker thread's buffers.
-///
-/// `forward`: `complex` <- unnormalised r2c(`real`), (N/2 + 1, 2) interleaved; `inverse`: `real`
-/// <- unnormalised c2r(`complex`), destroying `complex`. Plan creation and destruction, which
-/// FFTW does not allow concurrently, are serialised; FFTW_ESTIMATE makes the plans (hence the
-/// rounding) the same in every worker and every run.
+/// One worker thread's single-precision FFT (`RealFFT<Float>`: `real` (N), `complex`
+/// (N/2 + 1, 2)) and the gradient of the frame it backpropagates.
 private final class FrameWorker {
-    /// (N)
-    let real: UnsafeMutablePointer<Float>
-    /// (N/2 + 1, 2)
-    let complex: UnsafeMutablePointer<Float>
+    let fft: RealFFT<Float>
+    var real: UnsafeMutablePointer<Float> { fft.real }
+    var complex: UnsafeMutablePointer<Float> { fft.complex }
     /// dL/dP of the frame being backpropagated, (N/2 + 1).
     let upstream: UnsafeMutablePointer<Double>
-    private let forwardPlan: fftwf_plan
-    private let inversePlan: fftwf_plan
-
-    private static let planLock = NSLock()
 
     init(size: Int) {
-        real = fftwf_alloc_real(size)
-        complex = UnsafeMutableRawPointer(fftwf_alloc_complex(size / 2 + 1)).bindMemory(to: Float.self, capacity: 2 * (size / 2 + 1))
+        fft = RealFFT<Float>(size: size)
         upstream = .allocate(capacity: size / 2 + 1)
-        let complexPointer = UnsafeMutablePointer<fftwf_complex>(OpaquePointer(complex))
-        Self.planLock.lock()
-        forwardPlan = fftwf_plan_dft_r2c_1d(Int32(size), real, complexPointer, UInt32(FFTW_ESTIMATE))
-        inversePlan = fftwf_plan_dft_c2r_1d(Int32(size), complexPointer, real, UInt32(FFTW_ESTIMATE))
-        Self.planLock.unlock()
     }
 
-    deinit {
-        Self.planLock.lock()
-        fftwf_destroy_plan(forwardPlan)
-        fftwf_destroy_plan(inversePlan)
-        Self.planLock.unlock()
-        fftwf_free(real)
-        fftwf_free(complex)
-        upstream.deallocate()
-    }
+    deinit { upstream.deallocate() }
 
-    @inline(__always) func forward() { fftwf_execute(forwardPlan) }
-    @inline(__always) func inverse() { fftwf_execute(inversePlan) }
+    @inline(__always) func forward() { fft.forward() }
+    @inline(__always) func inverse() { fft.inverse() }
 }
 
 /// Calls `body(run, range)` over 0..<count split into at most `threads` contiguous runs of at

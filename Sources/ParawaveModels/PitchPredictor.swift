@@ -284,11 +284,7 @@ public struct PitchPredictor: Sendable {
     public func track(mel: Matrix, mean: [Float], std: [Float], store: ParameterStore) -> (f0: [Float], probability: [Float]) {
         precondition(mel.rows == config.melChannels, "the mel has \(mel.rows) bands, the predictor \(config.melChannels)")
         let a = makeActivations(batch: 1, frames: mel.columns, training: false)
-        mel.values.withUnsafeBufferPointer { m in
-            a.input.withUnsafeMutableBufferPointer {
-                MelNormalisation.apply(m.baseAddress!, into: $0.baseAddress!, mean: mean, std: std, batch: 1, frames: mel.columns)
-            }
-        }
+        a.input.withUnsafeMutableBufferPointer { MelNormalisation.apply(mel, mean: mean, std: std, frames: mel.columns, into: $0.baseAddress!) }
         forward(a, mel: a.input, store: store)
         return track(a)
     }

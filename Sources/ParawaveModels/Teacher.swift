@@ -71,52 +71,6 @@ public struct TeacherConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// A model's table of speaker embeddings, (N, E) under `PREFIX.speaker_embedding`: gathers the
-/// rows of a batch's speakers and scatters their gradients back.
-struct SpeakerTable: Sendable {
-    let entry: ParameterStore.Entry
-    let count: Int, channels: Int
-
-    init(prefix: String, speakers: Int, channels: Int, store: ParameterStore) {
-        count = speakers
-        self.channels = channels
-        entry = store.add("\(prefix).speaker_embedding", shape: [speakers, channels])
-    }
-
-    /// Unit-variance uniform entries (as an embedding's N(0, 1) start, bounded).
-    func initialise(_ store: ParameterStore, generator: inout SeededGenerator) {
-        store.initUniform(entry, bound: Float(3).squareRoot(), generator: &generator)
-    }
-
-    /// The embeddings (B, E) of a batch's speakers into `out`, for a model whose table is
-    /// `table` (nil: the model is not speaker-conditioned, and `speakers` must be nil too).
-    static func embed(_ speakers: [Int]?, table: SpeakerTable?, batch: Int, store: ParameterStore, into out: inout [Float], model: String) {
-        guard let table else {
-            precondition(speakers == nil, "this \(model) is not speaker-conditioned")
-            return
-        }
-        guard let speakers, speakers.count == batch else { preconditionFailure("a speaker-conditioned \(model) needs one speaker per utterance") }
-        table.gather(speakers, store: store, into: &out)
-    }
-
-    /// Rows of `speakers` into `out` (B, E).
-    func gather(_ speakers: [Int], store: ParameterStore, into out: inout [Float]) {
-        let table = store.value(entry)
-        for (b, s) in speakers.enumerated() {
-            precondition(s >= 0 && s < count, "speaker \(s) is not in the model's table of \(count)")
-            for i in 0..<channels { out[b * channels + i] = table[s * channels + i] }
-        }
-    }
-
-    /// Adds each row of `gradient` (B, E) into its speaker's row of the table's gradient.
-    func scatter(_ gradient: [Float], speakers: [Int], store: ParameterStore) {
-        let table = store.gradient(entry)
-        for (b, s) in speakers.enumerated() {
-            for i in 0..<channels { table[s * channels + i] += gradient[b * channels + i] }
-        }
-    }
-}
-
 /// The WaveNet teacher (DESIGN.md section 3): a residual stack on the one-sample-shifted
 /// waveform, conditioned on the normalised log-mel, and a head
 /// `relu -> 1x1 (S->S) -> relu -> 1x1 (S->3M)` giving a discretised mixture of logistics
@@ -394,19 +348,5 @@ public final class Teacher: @unchecked Sendable {
     /// Copies every parameter and the mel normalisation from `file`.
     public func loadValues(from file: SafeTensors, name: String) throws {
         (melMean, melStd) = try ModelCheckpoint.load(file, name: name, store: store, prefix: "teacher", bands: config.stack.conditionChannels)
-    }
-}
-
-/// The version of the checkpoint layout written by this build.
-public enum CheckpointFormat {
-    public static let version = 1
-
-    static func checkVersion(_ file: SafeTensors, name: String) throws {
-        guard let text = file.metadata["format_version"], let v = Int(text) else {
-            throw ParawaveError(name, "the checkpoint has no format_version")
-        }
-        if v > version {
-            throw ParawaveError(name, "checkpoint format \(v) is newer than this build reads (\(version)); update Parawave")
-        }
     }
 }

@@ -237,12 +237,9 @@ public final class TeacherGenerator: @unchecked Sendable {
         // Normalised mels, padded with zeros to the longest (as the parallel pass pads).
         let maxFrames = frames.max() ?? 0
         var normalised = [Float](repeating: 0, count: B * C * maxFrames)
-        for (b, mel) in mels.enumerated() {
-            for c in 0..<C {
-                let mean = teacher.melMean[c], inv = 1 / teacher.melStd[c]
-                for f in 0..<maxFrames {
-                    normalised[(b * C + c) * maxFrames + f] = f < mel.columns ? (mel[c, f] - mean) * inv : 0
-                }
+        normalised.withUnsafeMutableBufferPointer { out in
+            for (b, mel) in mels.enumerated() {
+                MelNormalisation.apply(mel, mean: teacher.melMean, std: teacher.melStd, frames: maxFrames, into: out.baseAddress! + b * C * maxFrames)
             }
         }
         for ringsOfWorker in rings {

@@ -64,7 +64,7 @@ struct PYINTests {
         let x = try Self.fixture("speech_librivox").signal
         let frame = (0..<1024).map { Double(x[8000 + $0]) }
         let direct = tracker.cumulativeMeanNormalizedDifferenceDirect(frame: frame)
-        let fft = RealFFT(size: 2048)
+        let fft = RealFFT<Double>(size: 2048)
         for i in 0..<2048 { fft.real[i] = i < 1024 ? frame[i] : 0 }
         let fast = tracker.cumulativeMeanNormalizedDifference(fft)
         #expect(fast.count == direct.count)

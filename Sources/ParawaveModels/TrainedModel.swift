@@ -1,0 +1,93 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+
+/// A trained model found from a run directory or a checkpoint file, by its `kind`.
+public enum TrainedModel {
+    case teacher(Teacher)
+    case student(Student)
+
+    /// Loads `path`: a run directory (its `model.safetensors`) or a checkpoint file.
+    public static func load(_ path: String) throws -> TrainedModel {
+        try loadWithMetadata(path).model
+    }
+
+    /// As `load`, also handing back the checkpoint's metadata.
+    public static func loadWithMetadata(_ path: String) throws -> (model: TrainedModel, metadata: [String: String]) {
+        let file = try checkpointFile(path)
+        let checkpoint = try SafeTensors.read(file)
+        switch checkpoint.metadata["kind"] {
+        case Teacher.kind?:
+            return (.teacher(try Teacher.load(checkpoint, name: file)), checkpoint.metadata)
+        case Student.kind?:
+            return (.student(try Student.load(checkpoint, name: file)), checkpoint.metadata)
+        case let kind?:
+            throw ParawaveError(file, "holds a '\(kind)', not a model `render` can use (a teacher or a student)")
+        case nil:
+            throw ParawaveError(file, "has no model kind in its metadata; it was not written by Parawave")
+        }
+    }
+
+    /// The checkpoint file of `path`: the file itself, or a run directory's `model.safetensors`.
+    public static func checkpointFile(_ path: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ParawaveError(path, "no such model: give a run directory or a .safetensors checkpoint")
+        }
+        let file = isDirectory.boolValue ? path + "/model.safetensors" : path
+        if isDirectory.boolValue && !FileManager.default.fileExists(atPath: file) {
+            throw ParawaveError(path, "is not a run directory with a model (no model.safetensors); has its training written a checkpoint yet?")
+        }
+        return file
+    }
+
+    /// The model's mel front end.
+    public var mel: MelSettings {
+        switch self {
+        case .teacher(let t): t.config.mel
+        case .student(let s): s.config.mel
+        }
+    }
+
+    /// The speakers the model is conditioned on (empty: none).
+    public var speakers: [String] {
+        switch self {
+        case .teacher(let t): t.config.speakers
+        case .student(let s): s.config.speakers
+        }
+    }
+
+    /// The source excitation the model is conditioned on (nil: none).
+    public var source: SineSource? {
+        switch self {
+        case .teacher(let t): t.config.source
+        case .student(let s): s.config.source
+        }
+    }
+
+    /// F0 per frame (Hz, 0 where unvoiced) that the model's pitch predictor gives a raw
+    /// log-mel (Cc, F); nil for a model without one.
+    public func predictF0(mel: Matrix) -> [Float]? {
+        switch self {
+        case .teacher(let t): t.predictF0(mel: mel)?.f0
+        case .student(let s): s.predictF0(mel: mel)?.f0
+        }
+    }
+
+    /// True when the model carries a pitch predictor.
+    public var hasPitchPredictor: Bool {
+        switch self {
+        case .teacher(let t): t.pitch != nil
+        case .student(let s): s.pitch != nil
+        }
+    }
+
+    /// "teacher" or "student".
+    public var role: String {
+        switch self {
+        case .teacher: "teacher"
+        case .student: "student"
+        }
+    }
+}
