@@ -281,9 +281,7 @@ public final class Student: @unchecked Sendable {
                                 }
                             }
                         }
-                        stackActivations.skip.withUnsafeBufferPointer { skip in
-                            heads[k].forward(headActivations, skip: skip.baseAddress!, out: out, store: store, batch: B, length: T)
-                        }
+                        heads[k].forward(headActivations, skip: stackActivations.skipSum.pointer, out: out, store: store, batch: B, length: T)
                         a.logScale.withUnsafeMutableBufferPointer { logScale in
                             let logScale = logScale.baseAddress!
                             Parallel.forEachChunk(n, minimumChunk: 4096) { range in
@@ -346,12 +344,10 @@ public final class Student: @unchecked Sendable {
                     }
                 }
             }
-            a.flows[k].skip.withUnsafeBufferPointer { skip in
-                a.dOutput.withUnsafeBufferPointer { dOut in
-                    a.dSkip.withUnsafeMutableBufferPointer { dSkip in
-                        heads[k].backward(a.heads[k], dOut: dOut.baseAddress!, skip: skip.baseAddress!, dSkip: dSkip.baseAddress!,
-                                          store: store, batch: B, length: T)
-                    }
+            a.dOutput.withUnsafeBufferPointer { dOut in
+                a.dSkip.withUnsafeMutableBufferPointer { dSkip in
+                    heads[k].backward(a.heads[k], dOut: dOut.baseAddress!, skip: a.flows[k].skipSum.pointer, dSkip: dSkip.baseAddress!,
+                                      store: store, batch: B, length: T)
                 }
             }
             // The stack's input is x^k shifted: entry t is x^k_(t-1). Rebuild it from the state.

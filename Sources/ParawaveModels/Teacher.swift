@@ -249,10 +249,8 @@ public final class Teacher: @unchecked Sendable {
     }
 
     func forwardHead(_ a: Activations) {
-        a.stack.skip.withUnsafeBufferPointer { skip in
-            a.params.withUnsafeMutableBufferPointer { p in
-                head.forward(a.head, skip: skip.baseAddress!, out: p.baseAddress!, store: store, batch: a.batch, length: a.length)
-            }
+        a.params.withUnsafeMutableBufferPointer { p in
+            head.forward(a.head, skip: a.stack.skipSum.pointer, out: p.baseAddress!, store: store, batch: a.batch, length: a.length)
         }
     }
 
@@ -302,11 +300,9 @@ public final class Teacher: @unchecked Sendable {
     }
 
     func backwardFromParameters(_ a: Activations, dInput: UnsafeMutablePointer<Float>?, weights: Bool = true) {
-        a.stack.skip.withUnsafeBufferPointer { skip in
-            a.dSkip.withUnsafeMutableBufferPointer { ds in
-                head.backward(a.head, dOut: a.dParams, skip: skip.baseAddress!, dSkip: ds.baseAddress!, store: store,
-                              batch: a.batch, length: a.length, weights: weights)
-            }
+        a.dSkip.withUnsafeMutableBufferPointer { ds in
+            head.backward(a.head, dOut: a.dParams, skip: a.stack.skipSum.pointer, dSkip: ds.baseAddress!, store: store,
+                          batch: a.batch, length: a.length, weights: weights)
         }
         a.dSpeakerVectors.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         a.input.withUnsafeBufferPointer { inp in

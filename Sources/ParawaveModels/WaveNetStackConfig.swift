@@ -1,0 +1,118 @@
+import Foundation
+import ParawaveCore
+import ParawaveEngine
+
+/// The shape of a WaveNet-like stack (teacher, or one flow of the student).
+public struct WaveNetStackConfig: Codable, Equatable, Sendable {
+    /// How mel frames become per-sample conditioning.
+    public enum Upsampler: String, Codable, CaseIterable, Sendable {
+        /// Each frame repeated `hop` times, then a centred convolution of `upsampleKernel` samples.
+        case nearest = "repeat"
+        /// A transposed convolution of stride `hop` and `upsampleKernel` (= 2 hop) taps.
+        case transposed
+    }
+
+    public var layers: Int
+    /// Dilation of layer l is 2^(l mod cycle).
+    public var cycle: Int
+    public var kernelSize: Int
+    /// R: residual channels.
+    public var residualChannels: Int
+    /// G: gated channels (the dilated convolution has 2G outputs).
+    public var gatedChannels: Int
+    /// S: skip channels.
+    public var skipChannels: Int
+    /// Cc: conditioning channels (mel bands).
+    public var conditionChannels: Int
+    /// Samples per conditioning frame.
+    public var hop: Int
+    /// Kernel of the centred convolution after the nearest-neighbour upsampling, or of the
+    /// transposed convolution (in samples).
+    public var upsampleKernel: Int = 3
+    public var upsampler: Upsampler = .nearest
+    /// E: width of the speaker embedding each layer projects into its gate input (0: none).
+    public var speakerChannels: Int = 0
+    /// Cs: channels of sample-rate source conditioning (the sine excitation) each layer
+    /// projects into its gate input (0: none).
+    public var sourceChannels: Int = 0
+
+    public init(layers: Int, cycle: Int, kernelSize: Int, residualChannels: Int, gatedChannels: Int, skipChannels: Int,
+                conditionChannels: Int, hop: Int, upsampleKernel: Int? = nil, upsampler: Upsampler = .nearest, speakerChannels: Int = 0,
+                sourceChannels: Int = 0) {
+        self.layers = layers
+        self.cycle = cycle
+        self.kernelSize = kernelSize
+        self.residualChannels = residualChannels
+        self.gatedChannels = gatedChannels
+        self.skipChannels = skipChannels
+        self.conditionChannels = conditionChannels
+        self.hop = hop
+        self.upsampleKernel = upsampleKernel ?? (upsampler == .transposed ? 2 * hop : 3)
+        self.upsampler = upsampler
+        self.speakerChannels = speakerChannels
+        self.sourceChannels = sourceChannels
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case layers, cycle, kernelSize, residualChannels, gatedChannels, skipChannels, conditionChannels, hop, upsampleKernel
+        case speakerChannels, upsampler, sourceChannels
+    }
+
+    /// Decodes a stored config; `speakerChannels`, `sourceChannels` and `upsampler` are absent
+    /// from configs that use none of them (and from checkpoints written before they existed).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layers = try c.decode(Int.self, forKey: .layers)
+        cycle = try c.decode(Int.self, forKey: .cycle)
+        kernelSize = try c.decode(Int.self, forKey: .kernelSize)
+        residualChannels = try c.decode(Int.self, forKey: .residualChannels)
+        gatedChannels = try c.decode(Int.self, forKey: .gatedChannels)
+        skipChannels = try c.decode(Int.self, forKey: .skipChannels)
+        conditionChannels = try c.decode(Int.self, forKey: .conditionChannels)
+        hop = try c.decode(Int.self, forKey: .hop)
+        upsampleKernel = try c.decode(Int.self, forKey: .upsampleKernel)
+        speakerChannels = try c.decodeIfPresent(Int.self, forKey: .speakerChannels) ?? 0
+        upsampler = try c.decodeIfPresent(Upsampler.self, forKey: .upsampler) ?? .nearest
+        sourceChannels = try c.decodeIfPresent(Int.self, forKey: .sourceChannels) ?? 0
+    }
+
+    /// Encodes the config; `speakerChannels`, `sourceChannels` and `upsampler` only when they differ from the
+    /// defaults, so configs without them stay as they were written before (the distillation
+    /// state compares its teacher's config text).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(cycle, forKey: .cycle)
+        try c.encode(kernelSize, forKey: .kernelSize)
+        try c.encode(residualChannels, forKey: .residualChannels)
+        try c.encode(gatedChannels, forKey: .gatedChannels)
+        try c.encode(skipChannels, forKey: .skipChannels)
+        try c.encode(conditionChannels, forKey: .conditionChannels)
+        try c.encode(hop, forKey: .hop)
+        try c.encode(upsampleKernel, forKey: .upsampleKernel)
+        if speakerChannels > 0 { try c.encode(speakerChannels, forKey: .speakerChannels) }
+        if upsampler != .nearest { try c.encode(upsampler, forKey: .upsampler) }
+        if sourceChannels > 0 { try c.encode(sourceChannels, forKey: .sourceChannels) }
+    }
+
+    public func dilation(_ layer: Int) -> Int { 1 << (layer % cycle) }
+
+    /// Samples of the past an output sees: 1 + sum_l (K - 1) d_l.
+    public var receptiveField: Int { 1 + (0..<layers).map { (kernelSize - 1) * dilation($0) }.reduce(0, +) }
+
+    /// Samples on either side of a sample whose frames its conditioning can depend on beyond
+    /// the frame's own span.
+    public var upsampleReach: Int { upsampler == .transposed ? upsampleKernel : (upsampleKernel - 1) / 2 }
+
+    /// Multiply-adds per output sample of the convolutions (the upsampler excluded).
+    public var multiplyAddsPerSample: Int {
+        let R = residualChannels, G = gatedChannels, S = skipChannels, C = conditionChannels
+        return residualChannels + layers * (kernelSize * 2 * G * R + 2 * G * (C + sourceChannels) + S * G + R * G)
+    }
+
+    /// Of those, the conditioning products W_c c_up, which the forward-only pass computes per
+    /// frame rather than per sample with the nearest upsampler (when hop >= its kernel).
+    public var conditioningMultiplyAddsPerSample: Int {
+        upsampler == .nearest && hop >= upsampleKernel ? layers * 2 * gatedChannels * conditionChannels : 0
+    }
+}
