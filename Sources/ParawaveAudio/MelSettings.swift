@@ -1,3 +1,5 @@
+import ParawaveCore
+
 /// How audio becomes the vocoder's input features.
 ///
 /// The defaults are the Tacotron 2 / WaveGlow / HiFi-GAN convention at 16 kHz: n_fft 1024,
@@ -42,6 +44,30 @@ public struct MelSettings: Codable, Equatable, Hashable, Sendable {
     /// Frames for a signal of `samples` samples: 1 + floor(samples / hop) when centred.
     public func frameCount(samples: Int) -> Int {
         center ? 1 + samples / hopLength : (samples >= nFFT ? 1 + (samples - nFFT) / hopLength : 0)
+    }
+
+    /// Whole frames in a training crop of `samples` samples (at least one).
+    public func frames(forCrop samples: Int) -> Int { max(1, samples / hopLength) }
+
+    /// The settings that differ from `other`'s, as "hop_length 256 vs 200, fmax 8000.0 vs 3000.0".
+    public func differences(from other: MelSettings) -> String {
+        let pairs: [(String, String, String)] = [
+            ("sample_rate", "\(sampleRate)", "\(other.sampleRate)"), ("n_fft", "\(nFFT)", "\(other.nFFT)"),
+            ("hop_length", "\(hopLength)", "\(other.hopLength)"), ("win_length", "\(winLength)", "\(other.winLength)"),
+            ("n_mels", "\(nMels)", "\(other.nMels)"), ("fmin", "\(fMin)", "\(other.fMin)"), ("fmax", "\(fMax)", "\(other.fMax)"),
+            ("htk", "\(htk)", "\(other.htk)"), ("power", "\(power)", "\(other.power)"), ("log_floor", "\(logFloor)", "\(other.logFloor)"),
+            ("center", "\(center)", "\(other.center)"),
+        ]
+        let differing = pairs.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) vs \($0.2)" }
+        return differing.isEmpty ? "mel options" : differing.joined(separator: ", ")
+    }
+
+    /// Throws one clear error about `path` unless `other` is the same front end: "`mine`'s audio
+    /// settings differ from `theirs`'s (the differences); `remedy`". Two parts that meet (data
+    /// and recipe, model and data, teacher and student) are checked with it.
+    public func requireSame(as other: MelSettings, mine: String, theirs: String, path: String, remedy: String) throws {
+        guard self != other else { return }
+        throw ParawaveError(path, "\(mine)'s audio settings differ from \(theirs)'s (\(differences(from: other))); \(remedy)")
     }
 
     /// One line naming every setting, for messages.

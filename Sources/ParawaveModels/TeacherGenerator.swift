@@ -103,7 +103,7 @@ public final class TeacherGenerator: @unchecked Sendable {
         L = c.layers; K = c.kernelSize; R = c.residualChannels; G = c.gatedChannels; S = c.skipChannels
         C = c.conditionChannels; M = teacher.config.mixtures; hop = c.hop
         blockLength = (blockFrames ?? max(1, 1024 / c.hop)) * c.hop
-        let frameRate = c.upsampler == .nearest && c.hop >= c.upsampleKernel
+        let frameRate = c.conditioningAtFrameRate
         positions = frameRate ? c.upsampleKernel : c.hop
         positionOfOffset = frameRate ? teacher.stack.representativeOfOffset : Array(0..<c.hop)
         let blockPositions = blockLength / c.hop * positions

@@ -134,7 +134,7 @@ public struct WaveNetStack: Sendable {
             self.training = training
             length = frames * c.hop
             let T = length, R = c.residualChannels, G = c.gatedChannels
-            frameRate = !training && c.upsampler == .nearest && c.hop >= c.upsampleKernel
+            frameRate = !training && c.conditioningAtFrameRate
             let conditionedCount = frameRate ? 0 : batch * c.conditionChannels * T
             conditioned = FloatBuffer(conditionedCount)
             repeated = FloatBuffer(c.upsampler == .nearest ? conditionedCount : 0)

@@ -110,9 +110,14 @@ public struct WaveNetStackConfig: Codable, Equatable, Sendable {
         return residualChannels + layers * (kernelSize * 2 * G * R + 2 * G * (C + sourceChannels) + S * G + R * G)
     }
 
+    /// True when c_up is constant over each frame but for the upsampler kernel's reach at its
+    /// edges (the nearest upsampler, with hop >= its kernel): the forward-only pass and the
+    /// generator then compute the conditioning at `upsampleKernel` positions per frame only.
+    public var conditioningAtFrameRate: Bool { upsampler == .nearest && hop >= upsampleKernel }
+
     /// Of those, the conditioning products W_c c_up, which the forward-only pass computes per
-    /// frame rather than per sample with the nearest upsampler (when hop >= its kernel).
+    /// frame rather than per sample when `conditioningAtFrameRate`.
     public var conditioningMultiplyAddsPerSample: Int {
-        upsampler == .nearest && hop >= upsampleKernel ? layers * 2 * gatedChannels * conditionChannels : 0
+        conditioningAtFrameRate ? layers * 2 * gatedChannels * conditionChannels : 0
     }
 }

@@ -73,7 +73,7 @@ public final class DistillTrainer: RunTrainer {
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
         student.adopt(from: teacher)
         mcSamples = recipe.distill.mcSamples
-        let frames = max(settings.crop / recipe.audio.hopLength, 1)
+        let frames = recipe.audio.mel.frames(forCrop: settings.crop)
         distillation = Distillation(student: student, teacher: teacher, batch: settings.batchSize, frames: frames,
                                     settings: Distillation.Settings(mcSamples: recipe.distill.mcSamples, spectral: recipe.spectralLoss,
                                                                     spectralWeight: Float(recipe.distill.spectralLoss.weight),
@@ -85,10 +85,8 @@ public final class DistillTrainer: RunTrainer {
 
     /// The recipe's audio settings must be the teacher's.
     public static func check(_ recipe: Recipe, teacher: Teacher, teacherName: String) throws {
-        if recipe.audio.mel != teacher.config.mel {
-            throw ParawaveError(teacherName, "the recipe's audio section (\(recipe.audio.mel.summary)) disagrees with the teacher's "
-                                + "(\(teacher.config.mel.summary)); distill with the teacher's recipe settings")
-        }
+        try recipe.audio.mel.requireSame(as: teacher.config.mel, mine: "the recipe", theirs: "the teacher", path: teacherName,
+                                         remedy: "distill with the teacher's recipe settings")
         if recipe.audio.bits != teacher.config.bits {
             throw ParawaveError(teacherName, "the recipe's audio.bits (\(recipe.audio.bits)) disagrees with the teacher's (\(teacher.config.bits))")
         }

@@ -206,10 +206,8 @@ public final class Evaluator {
     }
 
     static func checkSettings(_ model: MelSettings, data: MelSettings, model modelPath: String, dataPath: String) throws {
-        if model != data {
-            throw ParawaveError(modelPath, "the model's audio settings (\(model.summary)) differ from the data's (\(data.summary), "
-                                + "\(dataPath)); evaluate on data prepared with the model's recipe")
-        }
+        try model.requireSame(as: data, mine: "the model", theirs: "the data", path: modelPath,
+                              remedy: "evaluate on data prepared with the model's recipe (\(dataPath) is not)")
     }
 
     /// The teacher a student is scored against: `override`, else the path recorded at
@@ -233,9 +231,8 @@ public final class Evaluator {
         guard case .teacher(let teacher) = try TrainedModel.load(path) else {
             throw ParawaveError(path, "is not a teacher; --teacher takes the student's teacher run or checkpoint")
         }
-        if teacher.config.mel != student.config.mel {
-            throw ParawaveError(path, "the teacher's audio settings (\(teacher.config.mel.summary)) differ from the student's")
-        }
+        try teacher.config.mel.requireSame(as: student.config.mel, mine: "the teacher", theirs: "the student", path: path,
+                                           remedy: "give the teacher it was distilled from")
         if teacher.config.source != student.config.source {
             throw ParawaveError(path, "the teacher's source differs from the student's; give the teacher it was distilled from")
         }

@@ -59,11 +59,12 @@ public class RunTrainer {
         self.label = label
         self.stateKind = stateKind
         let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor, rate = recipe.audio.sampleRate
+        let frames = recipe.audio.mel.frames(forCrop: settings.crop)
         if source != nil { try data.requireF0(for: label == "distill" ? "student" : "teacher") }
-        sampler = CropSampler(data.train, cropSamples: settings.crop, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
+        sampler = CropSampler(data.train, frames: frames, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
         let validation = Array(data.validation.prefix(settings.validationUtterances))
         validationBatches = validation.isEmpty ? [] :
-            CropSampler(validation, cropSamples: settings.crop, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
+            CropSampler(validation, frames: frames, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
                 .fixedBatches(batch: settings.batchSize)
         adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay), groups: groups)
         generator = SeededGenerator(seed: UInt64(settings.seed) &* 0x9E37_79B9 &+ 0x5EED)

@@ -51,12 +51,12 @@ public final class TeacherTrainer: RunTrainer {
         teacher.initialise(seed: UInt64(recipe.train.seed))
         teacher.melMean = data.melMean
         teacher.melStd = data.melStd
-        let frames = max(recipe.train.crop / recipe.audio.hopLength, 1)
+        let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop)
         activations = teacher.makeActivations(batch: recipe.train.batchSize, frames: frames)
         let hop = recipe.audio.hopLength
         pitchActivations = teacher.pitch?.makeActivations(batch: Self.pitchCrops, frames: Self.pitchCropFrames)
         pitchSampler = teacher.pitch == nil ? nil
-            : CropSampler(data.train, cropSamples: Self.pitchCropFrames * hop, hop: hop, logFloor: recipe.audio.mel.logFloor)
+            : CropSampler(data.train, frames: Self.pitchCropFrames, hop: hop, logFloor: recipe.audio.mel.logFloor)
         pitchValidation = teacher.pitch == nil ? []
             : data.validation.prefix(recipe.train.validationUtterances).compactMap { u in u.f0.map { (u.mel, $0) } }
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,

@@ -53,9 +53,8 @@ public struct TrainingData: Sendable {
         let directory = try DataDirectory(path)
         self.directory = directory
         settings = audio
-        if let prepared = directory.preparedSettings, prepared != audio {
-            throw ParawaveError(path, "was prepared with different audio settings than the recipe's "
-                                + Self.difference(prepared, audio) + "; prepare it again with this recipe")
+        if let prepared = directory.preparedSettings {
+            try prepared.requireSame(as: audio, mine: "the data", theirs: "the recipe", path: path, remedy: "prepare it again with this recipe")
         }
         let reporter = progress ? ProgressReporter("loading \(path)", total: directory.entries.count, unit: "files") : nil
         func load(_ entries: [ManifestEntry]) throws -> [Utterance] {
@@ -102,16 +101,6 @@ public struct TrainingData: Sendable {
             throw ParawaveError(directory?.path ?? missing.id,
                                 "has no F0 track for '\(missing.id)', which the \(model)'s source needs; prepare the data again with this version")
         }
-    }
-
-    static func difference(_ a: MelSettings, _ b: MelSettings) -> String {
-        let pairs: [(String, String, String)] = [
-            ("sample_rate", "\(a.sampleRate)", "\(b.sampleRate)"), ("n_fft", "\(a.nFFT)", "\(b.nFFT)"),
-            ("hop_length", "\(a.hopLength)", "\(b.hopLength)"), ("win_length", "\(a.winLength)", "\(b.winLength)"),
-            ("n_mels", "\(a.nMels)", "\(b.nMels)"), ("fmin", "\(a.fMin)", "\(b.fMin)"), ("fmax", "\(a.fMax)", "\(b.fMax)"),
-        ]
-        let differing = pairs.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) vs \($0.2)" }
-        return differing.isEmpty ? "(mel options)" : "(" + differing.joined(separator: ", ") + ")"
     }
 }
 
@@ -192,13 +181,15 @@ public struct CropSampler: Sendable {
     let floor: Float
     let source: SineSource?, sampleRate: Int
 
-    public init(_ utterances: [TrainingData.Utterance], cropSamples: Int, hop: Int, logFloor: Double, source: SineSource? = nil,
+    /// Crops of `frames` mel frames (`MelSettings.frames(forCrop:)` of a recipe's crop).
+    public init(_ utterances: [TrainingData.Utterance], frames: Int, hop: Int, logFloor: Double, source: SineSource? = nil,
                 sampleRate: Int = 16000) {
         precondition(!utterances.isEmpty, "no utterances")
         self.utterances = utterances
         var total = 0
         cumulative = utterances.map { total += max($0.mel.columns, 1); return total }
-        frames = max(1, cropSamples / hop)
+        precondition(frames >= 1, "a crop needs a frame")
+        self.frames = frames
         self.hop = hop
         floor = Float(log(logFloor))
         self.source = source
