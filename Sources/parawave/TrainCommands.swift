@@ -51,7 +51,8 @@ struct TrainTeacherCommand: ParsableCommand {
         let t = trainer.teacher.config
         print("teacher: \(t.stack.layers) layers, R \(t.stack.residualChannels), G \(t.stack.gatedChannels), S \(t.stack.skipChannels), "
               + "M \(t.mixtures), \(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples"
-              + Self.speakerNote(t.speakers, channels: t.stack.speakerChannels, dataSpeakers: corpus.speakers.count))
+              + Self.speakerNote(t.speakers, channels: t.stack.speakerChannels, dataSpeakers: corpus.speakers.count)
+              + (t.pitch.map { "; a pitch predictor of \($0.layers) layers x \($0.channels) channels beside it" } ?? ""))
         print("data: \(corpus.train.count) training and \(corpus.validation.count) validation utterances; "
               + (runOptions.resume ? "resuming at step \(trainer.step)" : "starting") + " toward \(recipe.train.steps) steps")
         StopSignal.install()
@@ -80,41 +81,12 @@ extension TrainTeacherCommand {
 }
 
 extension TrainingOverrides {
-    /// The run's recipe: --recipe, or with --resume the run's own recipe.yaml; --steps and
-    /// --seed become `section.steps` / `section.seed` overrides after --set's. Also checks the
-    /// run directory can be started (or resumed) before anything slow happens.
+    /// The run's recipe (`RunRecipe`), with its warning shown on stderr.
     func recipe(_ options: RecipeOptions, section: String, run: RunDirectory, resume: Bool) throws -> Recipe {
-        var sets = options.overrides
-        if let steps { sets.append("\(section).steps=\(steps)") }
-        if let seed { sets.append("\(section).seed=\(seed)") }
-        let recipe: Recipe
-        if let path = options.recipe {
-            recipe = try Recipe.load(path, overrides: sets)
-        } else if resume && FileManager.default.fileExists(atPath: run.recipe) {
-            recipe = try Recipe.load(run.recipe, overrides: sets)
-        } else {
-            throw ValidationError("--recipe is required (with --resume it defaults to RUN/recipe.yaml)")
-        }
-        try run.checkStart(resume: resume)
-        if resume, options.recipe != nil, FileManager.default.fileExists(atPath: run.recipe), let saved = try? Recipe.load(run.recipe) {
-            warnIfSettingsChanged(recipe, saved: saved, section: section, run: run)
-        }
-        return recipe
-    }
-
-    /// Resuming with a --recipe whose training settings differ from the run's own changes the
-    /// run (the learning-rate schedule follows `steps`): said on stderr, once.
-    func warnIfSettingsChanged(_ recipe: Recipe, saved: Recipe, section: String, run: RunDirectory) {
-        let given = section == "train" ? recipe.train : recipe.distill.run
-        var before = section == "train" ? saved.train : saved.distill.run
-        if steps != nil { before.steps = given.steps }
-        if seed != nil { before.seed = given.seed }
-        guard given != before else { return }
-        let detail = given.steps != before.steps
-            ? " (\(section).steps \(given.steps), the run's \(before.steps); the learning-rate schedule follows it)" : ""
-        let message = "warning: --recipe's \(section) settings differ from the run's own \(run.recipe)\(detail); "
-            + "the run continues with --recipe's. Leave out --recipe to continue with the run's own.\n"
-        FileHandle.standardError.write(Data(message.utf8))
+        let resolved = try RunRecipe.resolve(recipe: options.recipe, overrides: options.overrides, steps: steps, seed: seed, section: section,
+                                             run: run, resume: resume)
+        if let warning = resolved.warning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+        return resolved.recipe
     }
 }
 
