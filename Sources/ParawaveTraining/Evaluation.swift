@@ -133,8 +133,8 @@ public final class Evaluator {
 
     enum Renderer {
         case griffinLim(GriffinLim)
-        case teacher(Teacher, TeacherGenerator)
-        case student(Student, klTeacher: Teacher?)
+        /// A model, and for a student the teacher its KL is measured against.
+        case model(ModelRenderer, klTeacher: Teacher?)
     }
 
     struct System {
@@ -177,14 +177,14 @@ public final class Evaluator {
             switch model {
             case .teacher(let teacher):
                 system = System(name: name, kind: "teacher", path: modelPath, teacherPath: nil,
-                                renderer: .teacher(teacher, TeacherGenerator(teacher: teacher, batch: 1, precision: options.precision)))
+                                renderer: .model(ModelRenderer(.teacher(teacher), precision: options.precision), klTeacher: nil))
             case .student(let student):
                 let (teacher, teacherPath) = try Self.teacherForKL(of: student, studentPath: modelPath, recorded: metadata["teacher"],
                                                                    override: options.teacher)
                 if teacher == nil {
                     FileHandle.standardError.write(Data("warning: \(name): its teacher was not found (give --teacher), so its KL is not reported\n".utf8))
                 }
-                system = System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath, renderer: .student(student, klTeacher: teacher))
+                system = System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath, renderer: .model(ModelRenderer(.student(student), chunkFrames: options.chunkFrames), klTeacher: teacher))
             }
             guard model.source != nil && options.f0 != .tracked else {
                 systems.append(system)
@@ -284,13 +284,15 @@ public final class Evaluator {
                 let common = min(real.count, audio.count)
                 score.stoi = try STOI.score(reference: Array(real.prefix(common)), degraded: Array(audio.prefix(common)), sampleRate: settings.sampleRate)
                 switch system.renderer {
-                case .teacher(let teacher, _):
+                case .model(let renderer, _) where renderer.model.role == "teacher":
+                    guard case .teacher(let teacher) = renderer.model else { break }
                     let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
                     let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker, f0: f0)
                     score.nllBits = value / M_LN2
                     nll[s].sum += value * Double(count)
                     nll[s].count += count
-                case .student(let student, let teacher?):
+                case .model(let renderer, let teacher?):
+                    guard case .student(let student) = renderer.model else { break }
                     let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
                     let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker, f0: f0,
                                                  mcSamples: options.mcSamples, seed: seed)
@@ -334,11 +336,8 @@ public final class Evaluator {
 
     /// The F0 track a model's pitch predictor gives `mel` (the system was checked to have one).
     static func predictedF0(_ renderer: Renderer, mel: Matrix) -> [Float] {
-        switch renderer {
-        case .griffinLim: preconditionFailure("Griffin-Lim takes no F0")
-        case .teacher(let teacher, _): teacher.predictF0(mel: mel)!.f0
-        case .student(let student, _): student.predictF0(mel: mel)!.f0
-        }
+        guard case .model(let model, _) = renderer else { preconditionFailure("Griffin-Lim takes no F0") }
+        return model.model.predictF0(mel: mel)!
     }
 
     /// One system's rendering of an utterance from its mel; a source-conditioned model makes
@@ -347,17 +346,9 @@ public final class Evaluator {
         switch renderer {
         case .griffinLim(let griffinLim):
             return try griffinLim.audio(fromLogMel: mel, length: length)
-        case .teacher(let teacher, let generator):
-            let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: "teacher")
-            let source = teacher.sourceSignal(f0: f0, samples: mel.columns * teacher.config.stack.hop)
-            return generator.generate(mels: [mel], speakers: speaker.map { [$0] }, sources: source.map { [$0] }, temperature: options.temperature,
-                                      seed: seed)[0]
-        case .student(let student, _):
-            let speaker = try Self.speakerRow(entry, speakers: student.config.speakers, model: "student")
-            var generator = SeededGenerator(seed: seed)
-            let noise = Student.noise(count: mel.columns * settings.hopLength, generator: &generator).map { $0 * options.temperature }
-            let source = student.sourceSignal(f0: f0, samples: noise.count)
-            return student.synthesize(mel: mel, noise: noise, speaker: speaker, source: source, chunkFrames: options.chunkFrames)
+        case .model(let model, _):
+            let speaker = try Self.speakerRow(entry, speakers: model.model.speakers, model: model.model.role)
+            return model.render(mel: mel, f0: model.model.source == nil ? nil : f0, speaker: speaker, temperature: options.temperature, seed: seed)
         }
     }
 

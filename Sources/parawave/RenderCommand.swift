@@ -104,19 +104,8 @@ struct RenderCommand: ParsableCommand {
             progress.advance(by: done - last)
             last = done
         }
-        let audio: [Float]
-        switch loaded {
-        case .teacher(let teacher):
-            let generator = TeacherGenerator(teacher: teacher, batch: 1, precision: precision ?? .half)
-            let source = track.flatMap { teacher.sourceSignal(f0: $0, samples: samples) }
-            audio = generator.generate(mels: [input], speakers: speakerRow.map { [$0] }, sources: source.map { [$0] }, temperature: temperature,
-                                       seed: UInt64(seed)) { done, _ in report(done) }[0]
-        case .student(let student):
-            var generator = SeededGenerator(seed: UInt64(seed))
-            let noise = Student.noise(count: samples, generator: &generator).map { $0 * temperature }
-            let source = track.flatMap { student.sourceSignal(f0: $0, samples: samples) }
-            audio = student.synthesize(mel: input, noise: noise, speaker: speakerRow, source: source, chunkFrames: chunkFrames, progress: report)
-        }
+        let renderer = ModelRenderer(loaded, precision: precision ?? .half, chunkFrames: chunkFrames)
+        let audio = renderer.render(mel: input, f0: track, speaker: speakerRow, temperature: temperature, seed: UInt64(seed), progress: report)
         let elapsed = Date().timeIntervalSince(start)
         progress.finish()
         let clipped = audio.map { max(-1, min(1, $0)) }

@@ -440,7 +440,7 @@ struct CLITests {
         try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/student",
                                 "--run", dir + "/s2"] + student, subject: dir + "/student", problem: "is not a teacher", output: dir + "/s2/model.safetensors")
         try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
-                                "--run", dir + "/s3", "--set", "audio.fmax=3000"] + student, subject: dir + "/teacher", problem: "audio settings differ from the teacher's (fmax 3000.0 vs 8000.0)",
+                                "--run", dir + "/s3", "--set", "audio.fmax=3000"] + student, subject: dir + "/teacher", problem: "audio settings differ from the teacher's (fmax 3000.0 vs 4000.0)",
                                output: dir + "/s3/model.safetensors")
     }
 
