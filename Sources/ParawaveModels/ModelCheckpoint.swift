@@ -1,6 +1,62 @@
 import Foundation
+import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
+
+/// A kind of trained model that lives in a checkpoint (teacher, student; WaveGlow next): its
+/// parameters in one store under `role`'s prefix, its config, and the per-band mel
+/// normalisation it was trained with. Saving and loading are shared (`ModelCheckpoint`).
+public protocol CheckpointedModel: AnyObject {
+    associatedtype Config: Codable & Equatable
+    /// The checkpoint's `kind` metadata ("parawave.teacher").
+    static var kind: String { get }
+    /// "teacher", "student": the prefix of its parameter and normalisation tensors.
+    static var role: String { get }
+    var config: Config { get }
+    var store: ParameterStore { get }
+    /// Per-band normalisation of the log-mel, (n_mels) each.
+    var melMean: [Float] { get set }
+    var melStd: [Float] { get set }
+    init(config: Config)
+
+    /// The mel front end it was trained with.
+    var mel: MelSettings { get }
+    /// The speakers it is conditioned on (empty: none).
+    var speakers: [String] { get }
+    /// The source excitation it is conditioned on (nil: none).
+    var source: SineSource? { get }
+    /// Its pitch predictor, if it carries one.
+    var pitch: PitchPredictor? { get }
+}
+
+extension CheckpointedModel {
+    /// Metadata for a checkpoint of this model at `step`.
+    public func metadata(step: Int) -> [String: String] { ModelCheckpoint.metadata(kind: Self.kind, config: config, step: step) }
+
+    /// A checkpoint with `values` (the store's layout; the EMA weights for rendering) and the
+    /// mel normalisation.
+    public func checkpoint(values: [Float], step: Int) -> SafeTensors {
+        ModelCheckpoint.make(store: store, values: values, normalisation: (melMean, melStd), prefix: Self.role, metadata: metadata(step: step))
+    }
+
+    /// Loads a checkpoint of this kind written by `checkpoint`.
+    public static func load(_ file: SafeTensors, name: String) throws -> Self {
+        let model = Self(config: try ModelCheckpoint.config(Config.self, kind: kind, what: role, file: file, name: name))
+        try model.loadValues(from: file, name: name)
+        return model
+    }
+
+    /// F0 per frame (Hz, 0 where unvoiced) and the voiced probability that the pitch
+    /// predictor gives a raw log-mel (Cc, F); nil without a predictor.
+    public func predictF0(mel: Matrix) -> (f0: [Float], probability: [Float])? {
+        pitch?.track(mel: mel, mean: melMean, std: melStd, store: store)
+    }
+
+    /// Copies every parameter and the mel normalisation from `file`.
+    public func loadValues(from file: SafeTensors, name: String) throws {
+        (melMean, melStd) = try ModelCheckpoint.load(file, name: name, store: store, prefix: Self.role, bands: melMean.count)
+    }
+}
 
 /// The checkpoint layout shared by every model: one tensor per parameter under its store
 /// name, the per-band mel normalisation as `PREFIX.mel_mean` / `PREFIX.mel_std`, and metadata

@@ -160,11 +160,6 @@ public final class Student: @unchecked Sendable {
         ParameterGroup.split(store, at: pitch?.entries.first, clipNorm: clipNorm, frozen: true)
     }
 
-    /// F0 per frame (Hz, 0 where unvoiced) and the voiced probability predicted from a raw
-    /// log-mel (Cc, F); nil without a pitch predictor.
-    public func predictF0(mel: Matrix) -> (f0: [Float], probability: [Float])? {
-        pitch?.track(mel: mel, mean: melMean, std: melStd, store: store)
-    }
 
     /// Buffers for one batch shape. With `training`, everything the backward pass needs for
     /// every flow; without, one flow's forward buffers shared by all flows.
@@ -453,24 +448,11 @@ public final class Student: @unchecked Sendable {
             return log(u) - log(1 - u)
         }
     }
+}
 
-    // MARK: checkpoints
-
-    public func metadata(step: Int) -> [String: String] { ModelCheckpoint.metadata(kind: Self.kind, config: config, step: step) }
-
-    /// A checkpoint with `values` (the store's layout) and the mel normalisation.
-    public func checkpoint(values: [Float], step: Int) -> SafeTensors {
-        ModelCheckpoint.make(store: store, values: values, normalisation: (melMean, melStd), prefix: "student", metadata: metadata(step: step))
-    }
-
-    /// Loads a student checkpoint written by `checkpoint`.
-    public static func load(_ file: SafeTensors, name: String) throws -> Student {
-        let student = Student(config: try ModelCheckpoint.config(StudentConfig.self, kind: kind, what: "student", file: file, name: name))
-        try student.loadValues(from: file, name: name)
-        return student
-    }
-
-    public func loadValues(from file: SafeTensors, name: String) throws {
-        (melMean, melStd) = try ModelCheckpoint.load(file, name: name, store: store, prefix: "student", bands: config.flows[0].conditionChannels)
-    }
+extension Student: CheckpointedModel {
+    public static let role = "student"
+    public var mel: MelSettings { config.mel }
+    public var speakers: [String] { config.speakers }
+    public var source: SineSource? { config.source }
 }

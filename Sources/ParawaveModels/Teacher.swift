@@ -124,11 +124,6 @@ public final class Teacher: @unchecked Sendable {
         ParameterGroup.split(store, at: pitch?.entries.first, clipNorm: clipNorm)
     }
 
-    /// F0 per frame (Hz, 0 where unvoiced) and the voiced probability predicted from a raw
-    /// log-mel (Cc, F); nil without a pitch predictor.
-    public func predictF0(mel: Matrix) -> (f0: [Float], probability: [Float])? {
-        pitch?.track(mel: mel, mean: melMean, std: melStd, store: store)
-    }
 
 
     /// Buffers for one batch shape.
@@ -322,27 +317,11 @@ public final class Teacher: @unchecked Sendable {
         }
         if weights, let speakerTable { speakerTable.scatter(a.dSpeakerVectors, speakers: a.speakers, store: store) }
     }
+}
 
-    // MARK: checkpoints
-
-    /// Metadata for a checkpoint of this teacher.
-    public func metadata(step: Int) -> [String: String] { ModelCheckpoint.metadata(kind: Self.kind, config: config, step: step) }
-
-    /// A checkpoint with `values` (the store's layout; the EMA weights for rendering) and the
-    /// mel normalisation.
-    public func checkpoint(values: [Float], step: Int) -> SafeTensors {
-        ModelCheckpoint.make(store: store, values: values, normalisation: (melMean, melStd), prefix: "teacher", metadata: metadata(step: step))
-    }
-
-    /// Loads a teacher checkpoint written by `checkpoint`.
-    public static func load(_ file: SafeTensors, name: String) throws -> Teacher {
-        let teacher = Teacher(config: try ModelCheckpoint.config(TeacherConfig.self, kind: kind, what: "teacher", file: file, name: name))
-        try teacher.loadValues(from: file, name: name)
-        return teacher
-    }
-
-    /// Copies every parameter and the mel normalisation from `file`.
-    public func loadValues(from file: SafeTensors, name: String) throws {
-        (melMean, melStd) = try ModelCheckpoint.load(file, name: name, store: store, prefix: "teacher", bands: config.stack.conditionChannels)
-    }
+extension Teacher: CheckpointedModel {
+    public static let role = "teacher"
+    public var mel: MelSettings { config.mel }
+    public var speakers: [String] { config.speakers }
+    public var source: SineSource? { config.source }
 }

@@ -42,52 +42,30 @@ public enum TrainedModel {
         return file
     }
 
-    /// The model's mel front end.
-    public var mel: MelSettings {
+    /// The model, whatever its kind.
+    public var model: any CheckpointedModel {
         switch self {
-        case .teacher(let t): t.config.mel
-        case .student(let s): s.config.mel
+        case .teacher(let t): t
+        case .student(let s): s
         }
     }
+
+    /// The model's mel front end.
+    public var mel: MelSettings { model.mel }
 
     /// The speakers the model is conditioned on (empty: none).
-    public var speakers: [String] {
-        switch self {
-        case .teacher(let t): t.config.speakers
-        case .student(let s): s.config.speakers
-        }
-    }
+    public var speakers: [String] { model.speakers }
 
     /// The source excitation the model is conditioned on (nil: none).
-    public var source: SineSource? {
-        switch self {
-        case .teacher(let t): t.config.source
-        case .student(let s): s.config.source
-        }
-    }
+    public var source: SineSource? { model.source }
 
     /// F0 per frame (Hz, 0 where unvoiced) that the model's pitch predictor gives a raw
     /// log-mel (Cc, F); nil for a model without one.
-    public func predictF0(mel: Matrix) -> [Float]? {
-        switch self {
-        case .teacher(let t): t.predictF0(mel: mel)?.f0
-        case .student(let s): s.predictF0(mel: mel)?.f0
-        }
-    }
+    public func predictF0(mel: Matrix) -> [Float]? { model.predictF0(mel: mel)?.f0 }
 
     /// True when the model carries a pitch predictor.
-    public var hasPitchPredictor: Bool {
-        switch self {
-        case .teacher(let t): t.pitch != nil
-        case .student(let s): s.pitch != nil
-        }
-    }
+    public var hasPitchPredictor: Bool { model.pitch != nil }
 
     /// "teacher" or "student".
-    public var role: String {
-        switch self {
-        case .teacher: "teacher"
-        case .student: "student"
-        }
-    }
+    public var role: String { type(of: model).role }
 }
