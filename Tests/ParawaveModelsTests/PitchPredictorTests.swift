@@ -80,7 +80,7 @@ struct PitchPredictorTests {
             return loss()
         }
         #expect(errors.count == store.entries.count)
-        // Float32 logits over 104 bins leave the differences a few 1e-3 of noise (measured
+        // Float32 logits over 165 bins leave the differences a few 1e-3 of noise (measured
         // worst: 3.5e-3); a wrong gradient is off by order one. The PyTorch fixture above holds
         // the gradients to 1e-4.
         #expect(errors.values.max()! < 1e-2, "worst relative error \(errors.max { $0.value < $1.value }!)")
