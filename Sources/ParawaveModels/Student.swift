@@ -105,7 +105,7 @@ public final class Student: @unchecked Sendable {
     public let heads: [WaveNetHead]
     /// The speaker embeddings, with speaker conditioning.
     let speakerTable: SpeakerTable?
-    /// The teacher's F0 predictor (copied by `adoptPitchPredictor`; a frozen parameter group).
+    /// The teacher's F0 predictor (copied by `adopt(from:)`; a frozen parameter group).
     public let pitch: PitchPredictor?
     /// Per-band normalisation of the log-mel (the teacher's, copied at the start of distillation).
     public var melMean: [Float]

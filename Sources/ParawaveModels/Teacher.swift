@@ -208,12 +208,11 @@ public final class Teacher: @unchecked Sendable {
     }
 
     /// The pitch predictor's pass on a raw log-mel (B, Cc, F) into `p`, and its loss against
-    /// the F0 tracks `f0` (B, F) over the frames where `mask` (B, F) is nonzero; with
-    /// `gradients`, its parameter gradients are added into the store. Masked frames (padding
+    /// the F0 tracks `f0` (B, F) over the frames where `mask` (B, F) is nonzero; its parameter
+    /// gradients are added into the store. Masked frames (padding
     /// past an utterance's end) enter as zeros, as the convolutions' own padding does at
     /// render time.
-    public func pitchLoss(_ p: PitchPredictor.Activations, mel: UnsafePointer<Float>, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
-                          gradients: Bool) -> PitchPredictor.Loss {
+    public func pitchLoss(_ p: PitchPredictor.Activations, mel: UnsafePointer<Float>, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?) -> PitchPredictor.Loss {
         guard let pitch else { preconditionFailure("this teacher has no pitch predictor") }
         let B = p.batch, C = config.stack.conditionChannels, F = p.frames
         p.input.withUnsafeMutableBufferPointer { input in
@@ -227,7 +226,7 @@ public final class Teacher: @unchecked Sendable {
         }
         pitch.forward(p, mel: p.input, store: store)
         let loss = pitch.loss(p, f0: f0, mask: mask)
-        if gradients { pitch.backward(p, mel: p.input, store: store) }
+        pitch.backward(p, mel: p.input, store: store)
         return loss
     }
 

@@ -283,24 +283,25 @@ public final class Evaluator {
                 score.pitch = utterancePitch.metrics
                 let common = min(real.count, audio.count)
                 score.stoi = try STOI.score(reference: Array(real.prefix(common)), degraded: Array(audio.prefix(common)), sampleRate: settings.sampleRate)
-                switch system.renderer {
-                case .model(let renderer, _) where renderer.model.role == "teacher":
-                    guard case .teacher(let teacher) = renderer.model else { break }
-                    let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
-                    let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker, f0: f0)
-                    score.nllBits = value / M_LN2
-                    nll[s].sum += value * Double(count)
-                    nll[s].count += count
-                case .model(let renderer, let teacher?):
-                    guard case .student(let student) = renderer.model else { break }
-                    let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
-                    let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker, f0: f0,
-                                                 mcSamples: options.mcSamples, seed: seed)
-                    score.klNats = value
-                    kl[s].sum += value * Double(count)
-                    kl[s].count += count
-                default:
-                    break
+                // A teacher's likelihood of the real audio; a student's KL to its teacher.
+                if case .model(let renderer, let klTeacher) = system.renderer {
+                    switch (renderer.model, klTeacher) {
+                    case (.teacher(let teacher), _):
+                        let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
+                        let (value, count) = Self.negativeLogLikelihood(teacher, audio: real, mel: mel, speaker: speaker, f0: f0)
+                        score.nllBits = value / M_LN2
+                        nll[s].sum += value * Double(count)
+                        nll[s].count += count
+                    case (.student(let student), let teacher?):
+                        let speaker = try Self.speakerRow(entry, speakers: teacher.config.speakers, model: system.name)
+                        let (value, count) = Self.kl(student, teacher: teacher, audio: real, mel: mel, speaker: speaker, f0: f0,
+                                                     mcSamples: options.mcSamples, seed: seed)
+                        score.klNats = value
+                        kl[s].sum += value * Double(count)
+                        kl[s].count += count
+                    default:
+                        break
+                    }
                 }
                 scores[system.name] = score
                 rendered.append((system.name, audio))
