@@ -40,9 +40,6 @@ public struct PitchPredictorConfig: Codable, Equatable, Sendable {
     /// Dilation of hidden layer `l`.
     public func dilation(_ l: Int) -> Int { 1 << l }
 
-    /// Frames on each side of a frame that its prediction sees.
-    public var context: Int { (0..<layers).map { (kernelSize - 1) / 2 * dilation($0) }.reduce(0, +) }
-
     /// Width of an F0 bin, cents.
     public static let binCents: Float = 20
     /// Standard deviation of the Gaussian that blurs a training target over the bins, cents

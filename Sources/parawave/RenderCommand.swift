@@ -153,12 +153,14 @@ struct RenderCommand: ParsableCommand {
             }
             return track
         case "tracked":
-            guard recording != nil else { throw ParawaveError("--f0 tracked", "tracks F0 from the recording, so it needs --wav; with --mel use --f0 predicted or a file") }
+            guard let recording else {
+                throw ParawaveError("--f0 tracked", "tracks F0 from the recording, so it needs --wav; with --mel use --f0 predicted or a file")
+            }
+            let tracker = try PitchTracker(settings: PitchSettings(sampleRate: settings.sampleRate, frameLength: settings.nFFT, hopLength: settings.hopLength))
+            return Array(tracker.track(recording).f0.prefix(mel.columns))
         case let path:
             return try TrainingData.readF0(path, frames: mel.columns)
         }
-        let tracker = try PitchTracker(settings: PitchSettings(sampleRate: settings.sampleRate, frameLength: settings.nFFT, hopLength: settings.hopLength))
-        return Array(tracker.track(recording!).f0.prefix(mel.columns))
     }
 
     /// A natural-log mel of speech sits near the training mean; log10 or dB mels do not.
