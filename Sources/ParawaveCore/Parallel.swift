@@ -6,7 +6,52 @@ import Foundation
 /// per-frame loops; BLAS keeps its own thread pool (see ParawaveEngine.BLAS), and
 /// the two are never run concurrently, so they do not fight over cores.
 public enum Parallel {
-    nonisolated(unsafe) private static var configuredThreads: Int = ProcessInfo.processInfo.activeProcessorCount
+    nonisolated(unsafe) private static var configuredThreads: Int = availableCPUs
+
+    /// The CPUs this process may use: the cores of its affinity mask (`taskset`, a container's
+    /// cpuset), and no more than its cgroup CPU quota (rounded up), which containers and batch
+    /// schedulers set; the machine's count where neither is readable.
+    public static let availableCPUs: Int = {
+        var count = ProcessInfo.processInfo.activeProcessorCount
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }),
+           let allowed = cpuListCount(String(line.dropFirst("Cpus_allowed_list:".count))) {
+            count = min(count, allowed)
+        }
+        if let quota = cgroupQuota() { count = min(count, max(1, Int(quota.rounded(.up)))) }
+        return max(1, count)
+    }()
+
+    /// The number of CPUs in a kernel CPU list ("0-3,8,10-11"); nil if it is not one.
+    public static func cpuListCount(_ list: String) -> Int? {
+        var total = 0
+        for part in list.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",") {
+            let ends = part.split(separator: "-").map { Int($0) }
+            switch ends.count {
+            case 1: guard ends[0] != nil else { return nil }; total += 1
+            case 2: guard let a = ends[0], let b = ends[1], b >= a else { return nil }; total += b - a + 1
+            default: return nil
+            }
+        }
+        return total > 0 ? total : nil
+    }
+
+    /// CPUs' worth of time per period the cgroup allows (v2 `cpu.max`, v1 `cpu.cfs_quota_us`
+    /// over `cpu.cfs_period_us`); nil without a limit.
+    public static func cgroupQuota(root: String = "/sys/fs/cgroup") -> Double? {
+        func read(_ path: String) -> String? { try? String(contentsOfFile: root + path, encoding: .utf8) }
+        if let max = read("/cpu.max") {
+            let fields = max.split(whereSeparator: \.isWhitespace)
+            guard fields.count == 2, let quota = Double(fields[0]), let period = Double(fields[1]), quota > 0, period > 0 else { return nil }
+            return quota / period
+        }
+        if let quota = read("/cpu/cpu.cfs_quota_us").flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+           let period = read("/cpu/cpu.cfs_period_us").flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+           quota > 0, period > 0 {
+            return quota / period
+        }
+        return nil
+    }
 
     /// Worker count for the toolkit's own loops (at least 1).
     public static var threads: Int {

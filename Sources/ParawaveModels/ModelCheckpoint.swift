@@ -6,8 +6,14 @@ import ParawaveEngine
 /// A kind of trained model that lives in a checkpoint (teacher, student; WaveGlow next): its
 /// parameters in one store under `role`'s prefix, its config, and the per-band mel
 /// normalisation it was trained with. Saving and loading are shared (`ModelCheckpoint`).
+/// A model's config, stored as JSON in its checkpoint and validated when loaded.
+public protocol ModelConfig: Codable, Equatable, Sendable {
+    /// Problems with the config, each naming the value; empty when it is usable.
+    func problems() -> [String]
+}
+
 public protocol CheckpointedModel: AnyObject {
-    associatedtype Config: Codable & Equatable
+    associatedtype Config: ModelConfig
     /// The checkpoint's `kind` metadata ("parawave.teacher").
     static var kind: String { get }
     /// "teacher", "student": the prefix of its parameter and normalisation tensors.
@@ -82,15 +88,39 @@ enum ModelCheckpoint {
     }
 
     /// The config of a checkpoint of `kind`, or a clear error.
-    static func config<C: Decodable>(_ type: C.Type, kind: String, what: String, file: SafeTensors, name: String) throws -> C {
+    /// Every value is checked against the ranges the recipe allows, so a damaged or forged
+    /// config cannot ask for absurd allocations or divide by zero later.
+    static func config<C: ModelConfig>(_ type: C.Type, kind: String, what: String, file: SafeTensors, name: String) throws -> C {
         guard file.metadata["kind"] == kind else {
             throw ParawaveError(name, "not a \(what) checkpoint (kind '\(file.metadata["kind"] ?? "none")')")
         }
         try CheckpointFormat.checkVersion(file, name: name)
-        guard let json = file.metadata["config"], let config = try? JSONDecoder().decode(C.self, from: Data(json.utf8)) else {
-            throw ParawaveError(name, "the checkpoint's \(what) config is missing or unreadable")
+        guard let json = file.metadata["config"] else { throw ParawaveError(name, "the checkpoint has no \(what) config") }
+        let config: C
+        do {
+            config = try JSONDecoder().decode(C.self, from: Data(json.utf8))
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw ParawaveError(name, "the checkpoint's \(what) config is damaged: \(context.debugDescription)")
+        } catch {
+            throw ParawaveError(name, "the checkpoint's \(what) config is unreadable (\(describe(error)))")
+        }
+        let problems = config.problems()
+        guard problems.isEmpty else {
+            throw ParawaveError(name, "the checkpoint's \(what) config is invalid: " + problems.joined(separator: "; "))
         }
         return config
+    }
+
+    /// A decoding error in a sentence: the missing or mistyped key.
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            return "no '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
+        default:
+            return "not valid JSON"
+        }
     }
 
     /// Copies every parameter of `store` from `file` and returns the mel normalisation.

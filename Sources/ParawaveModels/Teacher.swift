@@ -3,74 +3,6 @@ import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 
-/// Everything that fixes a teacher's shape and conventions; stored as JSON in its checkpoint.
-public struct TeacherConfig: Codable, Equatable, Sendable {
-    public var stack: WaveNetStackConfig
-    /// M, the mixture components.
-    public var mixtures: Int
-    /// The likelihood's bit depth: 2^bits levels on [-1, 1].
-    public var bits: Int
-    /// Log-scales are clamped below at this value.
-    public var logScaleMin: Float
-    /// The mel front end the teacher was trained with.
-    public var mel: MelSettings
-    /// The speakers it is conditioned on (rows of its embedding table, in order); empty when
-    /// it is not speaker-conditioned (then `stack.speakerChannels` is 0).
-    public var speakers: [String]
-    /// The sine excitation made from the utterance's F0 that every layer sees (nil: none;
-    /// then `stack.sourceChannels` is 0, else 1).
-    public var source: SineSource?
-    /// The F0 predictor trained beside it, so that a mel alone renders (nil: none).
-    public var pitch: PitchPredictorConfig?
-
-    public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings,
-                speakers: [String] = [], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) {
-        precondition(speakers.isEmpty == (stack.speakerChannels == 0), "speakers and speaker channels go together")
-        precondition((source == nil) == (stack.sourceChannels == 0), "a source and source channels go together")
-        self.stack = stack
-        self.mixtures = mixtures
-        self.bits = bits
-        self.logScaleMin = logScaleMin
-        self.mel = mel
-        self.speakers = speakers
-        self.source = source
-        precondition(pitch.map { $0.problems().isEmpty && $0.melChannels == stack.conditionChannels } ?? true, "invalid pitch predictor")
-        self.pitch = pitch
-    }
-
-    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source, pitch }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        stack = try c.decode(WaveNetStackConfig.self, forKey: .stack)
-        mixtures = try c.decode(Int.self, forKey: .mixtures)
-        bits = try c.decode(Int.self, forKey: .bits)
-        logScaleMin = try c.decode(Float.self, forKey: .logScaleMin)
-        mel = try c.decode(MelSettings.self, forKey: .mel)
-        speakers = try c.decodeIfPresent([String].self, forKey: .speakers) ?? []
-        if speakers.isEmpty != (stack.speakerChannels == 0) {
-            throw DecodingError.dataCorruptedError(forKey: .speakers, in: c, debugDescription: "speakers without speaker channels or the reverse")
-        }
-        source = try c.decodeIfPresent(SineSource.self, forKey: .source)
-        if (source == nil) != (stack.sourceChannels == 0) || stack.sourceChannels > 1 || !(source?.problems().isEmpty ?? true) {
-            throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "a source without one source channel or the reverse")
-        }
-        pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: stack.conditionChannels)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(stack, forKey: .stack)
-        try c.encode(mixtures, forKey: .mixtures)
-        try c.encode(bits, forKey: .bits)
-        try c.encode(logScaleMin, forKey: .logScaleMin)
-        try c.encode(mel, forKey: .mel)
-        if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
-        try c.encodeIfPresent(source, forKey: .source)
-        try c.encodeIfPresent(pitch, forKey: .pitch)
-    }
-}
-
 /// The WaveNet teacher (DESIGN.md section 3): a residual stack on the one-sample-shifted
 /// waveform, conditioned on the normalised log-mel, and a head
 /// `relu -> 1x1 (S->S) -> relu -> 1x1 (S->3M)` giving a discretised mixture of logistics
@@ -123,8 +55,6 @@ public final class Teacher: @unchecked Sendable {
     public func parameterGroups(clipNorm: Double) -> [ParameterGroup] {
         ParameterGroup.split(store, at: pitch?.entries.first, clipNorm: clipNorm)
     }
-
-
 
     /// Buffers for one batch shape.
     public final class Activations: @unchecked Sendable {

@@ -100,14 +100,14 @@ public final class TeacherGenerator: @unchecked Sendable {
         let precision = precision == .half && UnsafeBufferPointer(start: teacher.store.values, count: teacher.store.count).allSatisfy({ abs($0) <= finite }) ? PackedMatrix.Precision.half : .single
         self.precision = precision
         let c = teacher.config.stack
-        L = c.layers; K = c.kernelSize; R = c.residualChannels; G = c.gatedChannels; S = c.skipChannels
+        L = c.layers; K = c.kernelSize; R = c.residualChannels; G = c.gateOutChannels; S = c.skipChannels
         C = c.conditionChannels; M = teacher.config.mixtures; hop = c.hop
         blockLength = (blockFrames ?? max(1, 1024 / c.hop)) * c.hop
         let frameRate = c.conditioningAtFrameRate
         positions = frameRate ? c.upsampleKernel : c.hop
         positionOfOffset = frameRate ? teacher.stack.representativeOfOffset : Array(0..<c.hop)
         let blockPositions = blockLength / c.hop * positions
-        let G = c.gatedChannels
+        let G = c.gateOutChannels
         // Two groups split at a multiple of 8 where possible, so their rows fill whole panels.
         let mid = min(G - 1, max(1, (G / 2 + 7) / 8 * 8))
         let channels = G < 2 ? [0..<G] : [0..<mid, mid..<G]
@@ -384,139 +384,5 @@ public final class TeacherGenerator: @unchecked Sendable {
             }
         }
         return outputs
-    }
-
-    /// Every layer's bias of h per utterance, from the stack (with the speakers' terms).
-    func setBiases(utterances B: Int, speakers: [Int]?) {
-        let H = 2 * G, LH = L * H
-        var embeddings = [Float](repeating: 0, count: B * teacher.config.stack.speakerChannels)
-        SpeakerTable.embed(speakers, table: teacher.speakerTable, batch: B, store: teacher.store, into: &embeddings, model: "teacher")
-        var layerBias = [Float](repeating: 0, count: B * H)
-        embeddings.withUnsafeBufferPointer { e in
-            layerBias.withUnsafeMutableBufferPointer { bias in
-                for l in 0..<L {
-                    teacher.stack.gateBias(l, speaker: e.isEmpty ? nil : e.baseAddress!, batch: B, store: teacher.store, into: bias.baseAddress!)
-                    for b in 0..<B {
-                        for (position, row) in rowOrder.enumerated() { conditionBias[b * LH + l * H + position] = bias[b * H + row] }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Fills a block of conditioning for samples [start, start + blockLength) from the normalised mels.
-    func prepareConditioning(into conditionBlock: UnsafeMutablePointer<Float>, normalised: [Float], utterances B: Int, frames F: Int,
-                             start: Int) {
-        conditionRows(0..<upsampleBlock(normalised: normalised, utterances: B, frames: F, start: start), utterances: B, into: conditionBlock)
-    }
-
-    /// Upsampled, normalised conditioning (B, Cc, blockPositions) at the block's positions for
-    /// samples [start, start + blockLength); returns how many positions are inside the mels.
-    func upsampleBlock(normalised: [Float], utterances B: Int, frames F: Int, start: Int) -> Int {
-        let stack = teacher.stack, store = teacher.store
-        // Frames beyond the block whose conditioning reaches into it: the window around the
-        // block is upsampled whole and its middle kept, equal to the full-length pass there.
-        let halo = (stack.config.upsampleReach + hop - 1) / hop + 1
-        let f0 = start / hop, f1 = min(F, (start + blockLength) / hop)
-        guard f1 > f0 else { return 0 }
-        let lo = max(0, f0 - halo), hi = min(F, f1 + halo), n = hi - lo
-        let P = positions, blockPositions = blockPositions
-        var window = [Float](repeating: 0, count: C * n)
-        var repeated = [Float](repeating: 0, count: stack.transposedUpsample == nil && P == hop ? C * n * hop : 0)
-        var upsampled = [Float](repeating: 0, count: C * n * P)
-        let first = (f0 - lo) * P, count = (f1 - f0) * P
-        for b in 0..<B {
-            for c in 0..<C {
-                for f in 0..<n { window[c * n + f] = normalised[(b * C + c) * F + lo + f] }
-            }
-            upsampled.withUnsafeMutableBufferPointer { u in
-                if P == hop {
-                    repeated.withUnsafeMutableBufferPointer { r in
-                        stack.upsample(mel: window, batch: 1, frames: n, into: u.baseAddress!, repeated: r.baseAddress, store: store)
-                    }
-                } else {
-                    stack.representatives(mel: window, batch: 1, frames: n, into: u.baseAddress!, store: store)
-                }
-            }
-            for c in 0..<C {
-                upsampled.withUnsafeBufferPointer { u in
-                    (upsampledBlock + (b * C + c) * blockPositions).update(from: u.baseAddress! + c * n * P + first, count: count)
-                }
-            }
-        }
-        return count
-    }
-
-    /// Rows `rows` of `conditionBlock`: every layer's conditioning product plus its dilated
-    /// convolution's bias, per utterance (position, L*2G) = c_up^T (position, Cc) W^T (Cc, L*2G).
-    func conditionRows(_ rows: Range<Int>, utterances B: Int, into conditionBlock: UnsafeMutablePointer<Float>) {
-        guard !rows.isEmpty else { return }
-        let LH = L * 2 * G, blockPositions = blockPositions
-        for b in 0..<B {
-            let out = conditionBlock + (b * blockPositions + rows.lowerBound) * LH
-            for t in 0..<rows.count { (out + t * LH).update(from: conditionBias + b * LH, count: LH) }
-            BLAS.sgemm(transposeA: true, transposeB: true, m: rows.count, n: LH, k: C,
-                       a: upsampledBlock + b * C * blockPositions + rows.lowerBound, lda: blockPositions,
-                       b: condition, ldb: C, beta: 1, c: out, ldc: LH)
-        }
-    }
-}
-
-/// The per-layer meeting of the workers' partial skip/residual sums.
-enum PartialSums {
-    /// `y += p0 + p1` (p1 absent with one worker).
-    @inline(__always)
-    static func add(into y: UnsafeMutablePointer<Float>, _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>?, count: Int) {
-        var i = 0
-        if let p1 {
-            while i + 8 <= count { VectorMath.store(VectorMath.load(y + i) + VectorMath.load(p0 + i) + VectorMath.load(p1 + i), y + i); i += 8 }
-            while i < count { y[i] += p0[i] + p1[i]; i += 1 }
-        } else {
-            while i + 8 <= count { VectorMath.store(VectorMath.load(y + i) + VectorMath.load(p0 + i), y + i); i += 8 }
-            while i < count { y[i] += p0[i]; i += 1 }
-        }
-    }
-
-    /// The residual connection: `x = (x + p0 + p1 + bias) * scale`.
-    @inline(__always)
-    static func residual(_ x: UnsafeMutablePointer<Float>, _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>?,
-                         bias: UnsafePointer<Float>, scale: Float, count: Int) {
-        let s = SIMD8<Float>(repeating: scale)
-        var i = 0
-        if let p1 {
-            while i + 8 <= count {
-                let sum = VectorMath.load(x + i) + VectorMath.load(p0 + i) + VectorMath.load(p1 + i) + VectorMath.load(bias + i)
-                VectorMath.store(sum * s, x + i)
-                i += 8
-            }
-            while i < count { x[i] = (x[i] + p0[i] + p1[i] + bias[i]) * scale; i += 1 }
-        } else {
-            while i + 8 <= count {
-                VectorMath.store((VectorMath.load(x + i) + VectorMath.load(p0 + i) + VectorMath.load(bias + i)) * s, x + i)
-                i += 8
-            }
-            while i < count { x[i] = (x[i] + p0[i] + bias[i]) * scale; i += 1 }
-        }
-    }
-}
-
-/// A spinning barrier for two threads: per-sample generation meets L + 1 times per sample,
-/// far too often for a sleeping primitive.
-final class SpinBarrier: @unchecked Sendable {
-    let parties: Int
-    private let arrived = Atomic<Int>(0)
-    private let phase = Atomic<Int>(0)
-
-    init(parties: Int) { self.parties = parties }
-
-    func wait() {
-        guard parties > 1 else { return }
-        let p = phase.load(ordering: .acquiring)
-        if arrived.add(1, ordering: .acquiringAndReleasing).newValue == parties {
-            arrived.store(0, ordering: .relaxed)
-            phase.store(p &+ 1, ordering: .releasing)
-        } else {
-            while phase.load(ordering: .acquiring) == p {}
-        }
     }
 }

@@ -20,7 +20,7 @@ extension WaveNetStack {
     /// pass, so the two agree to Float32 rounding.
     func forwardTiled(_ a: Activations, x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speaker: UnsafePointer<Float>?,
                       source: UnsafePointer<Float>?, store: ParameterStore) {
-        let c = config, B = a.batch, T = a.length, F = a.frames, R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels
+        let c = config, B = a.batch, T = a.length, F = a.frames, R = c.residualChannels, G = c.gateOutChannels, S = c.skipChannels
         let C = c.conditionChannels, K = c.kernelSize, Cs = c.sourceChannels, KS = K * R + Cs, KC = KS + C, SR = S + R, hop = c.hop
         let frameRate = a.frameRate, reps = c.upsampleKernel, p = (reps - 1) / 2, rows = frameRate ? KS : KC
         let scale = Float(0.5.squareRoot())

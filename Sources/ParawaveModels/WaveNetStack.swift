@@ -48,7 +48,7 @@ public struct WaveNetStack: Sendable {
     public init(config c: WaveNetStackConfig, prefix: String, store: ParameterStore) {
         config = c
         self.prefix = prefix
-        let R = c.residualChannels, G = c.gatedChannels, S = c.skipChannels, C = c.conditionChannels
+        let R = c.residualChannels, G = c.gateOutChannels, S = c.skipChannels, C = c.conditionChannels
         input = Conv1d(inputChannels: 1, outputChannels: R)
         inputWeight = store.add("\(prefix).input.weight", shape: [1, R, 1])
         inputBias = store.add("\(prefix).input.bias", shape: [R])
@@ -86,8 +86,8 @@ public struct WaveNetStack: Sendable {
         for layer in layers {
             uniform(layer.dilatedWeight, fanIn: c.kernelSize * c.residualChannels); uniform(layer.dilatedBias, fanIn: c.kernelSize * c.residualChannels)
             uniform(layer.conditionWeight, fanIn: c.conditionChannels)
-            uniform(layer.skipWeight, fanIn: c.gatedChannels); uniform(layer.skipBias, fanIn: c.gatedChannels)
-            uniform(layer.residualWeight, fanIn: c.gatedChannels); uniform(layer.residualBias, fanIn: c.gatedChannels)
+            uniform(layer.skipWeight, fanIn: c.gateOutChannels); uniform(layer.skipBias, fanIn: c.gateOutChannels)
+            uniform(layer.residualWeight, fanIn: c.gateOutChannels); uniform(layer.residualBias, fanIn: c.gateOutChannels)
             if let speakerWeight = layer.speakerWeight { uniform(speakerWeight, fanIn: c.speakerChannels) }
             if let sourceWeight = layer.sourceWeight { uniform(sourceWeight, fanIn: c.sourceChannels) }
         }
@@ -133,7 +133,7 @@ public struct WaveNetStack: Sendable {
             self.frames = frames
             self.training = training
             length = frames * c.hop
-            let T = length, R = c.residualChannels, G = c.gatedChannels
+            let T = length, R = c.residualChannels, G = c.gateOutChannels
             frameRate = !training && c.conditioningAtFrameRate
             let conditionedCount = frameRate ? 0 : batch * c.conditionChannels * T
             conditioned = FloatBuffer(conditionedCount)
@@ -193,7 +193,7 @@ public struct WaveNetStack: Sendable {
     /// convolution's bias, plus `W_g e_b` with speaker conditioning (`speaker`: (B, E)). Every
     /// pass (training, tiled, incremental) takes the bias from here, so they agree.
     func gateBias(_ layer: Int, speaker: UnsafePointer<Float>?, batch B: Int, store: ParameterStore, into out: UnsafeMutablePointer<Float>) {
-        let H = 2 * config.gatedChannels, E = config.speakerChannels
+        let H = 2 * config.gateOutChannels, E = config.speakerChannels
         let bias = store.value(layers[layer].dilatedBias)
         for b in 0..<B { (out + b * H).update(from: bias, count: H) }
         guard let weight = layers[layer].speakerWeight.map({ store.value($0) }) else { return }
@@ -218,7 +218,7 @@ public struct WaveNetStack: Sendable {
             forwardTiled(a, x: x, mel: mel, speaker: speaker, source: source, store: store)
             return
         }
-        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
+        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gateOutChannels
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
         upsampleForward(a, mel: mel, store: store)
@@ -250,7 +250,7 @@ public struct WaveNetStack: Sendable {
     func backwardSpeaker(_ a: Activations, weight entry: ParameterStore.Entry, speaker: UnsafePointer<Float>?,
                          dSpeaker: UnsafeMutablePointer<Float>?, store: ParameterStore) {
         guard let speaker else { preconditionFailure("a speaker-conditioned stack needs speaker embeddings") }
-        let B = a.batch, T = a.length, H = 2 * config.gatedChannels, E = config.speakerChannels
+        let B = a.batch, T = a.length, H = 2 * config.gateOutChannels, E = config.speakerChannels
         let weight = store.value(entry), dWeight = store.gradient(entry)
         let dh = a.dPreGate.pointer, r = a.dGateBias.pointer
         for b in 0..<B {
@@ -282,7 +282,7 @@ public struct WaveNetStack: Sendable {
                          dSpeaker: UnsafeMutablePointer<Float>? = nil, source: UnsafePointer<Float>? = nil, store: ParameterStore,
                          weights: Bool = true) {
         precondition(a.training, "the backward pass needs training activations")
-        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gatedChannels
+        let c = config, B = a.batch, T = a.length, R = c.residualChannels, G = c.gateOutChannels
         let scale = Float(0.5.squareRoot())
         let w = { (e: ParameterStore.Entry) in UnsafePointer(store.value(e)) }
         let g = { (e: ParameterStore.Entry) in weights ? store.gradient(e) : nil }

@@ -8,11 +8,7 @@ extension Recipe {
     /// The student this recipe describes, with the mel front end `mel` (its teacher's).
     public func studentConfig(mel: MelSettings) -> StudentConfig {
         let s = student
-        let flows = s.flows.map {
-            WaveNetStackConfig(layers: $0, cycle: s.cycle, kernelSize: s.kernelSize, residualChannels: s.residualChannels,
-                               gatedChannels: s.gateChannels / 2, skipChannels: s.skipChannels, conditionChannels: mel.nMels, hop: mel.hopLength,
-                               upsampler: s.upsampler)
-        }
+        let flows = s.flows.map { s.stack.config(layers: $0, mel: mel, speakerChannels: 0, sourceChannels: 0) }
         return StudentConfig(flows: flows, logScaleMin: Float(s.logScaleMin), logScaleMax: Float(s.logScaleMax), mel: mel)
     }
 
@@ -25,7 +21,7 @@ extension Recipe {
         config.source = source
         config.pitch = pitch
         guard !speakers.isEmpty else { return config }
-        for k in config.flows.indices { config.flows[k].speakerChannels = student.speakerChannels }
+        for k in config.flows.indices { config.flows[k].speakerChannels = student.stack.speakerChannels }
         config.speakers = speakers
         return config
     }
@@ -94,7 +90,7 @@ public final class DistillTrainer: RunTrainer {
             throw ParawaveError(teacherName, "the recipe's student.source is '\(kind.rawValue)' but the teacher's source is "
                                 + "'\(teacher.config.source == nil ? "none" : "sine")'; a student sees its teacher's source (leave student.source out)")
         }
-        if !teacher.config.speakers.isEmpty && recipe.student.speakerChannels == 0 {
+        if !teacher.config.speakers.isEmpty && recipe.student.stack.speakerChannels == 0 {
             throw ParawaveError(teacherName, "the teacher is conditioned on \(teacher.config.speakers.count) speakers; "
                                 + "a student of it needs student.speaker_channels > 0")
         }

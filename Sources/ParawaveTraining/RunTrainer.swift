@@ -31,6 +31,8 @@ public class RunTrainer {
     var previousSeconds = 0.0
     /// Called after the backward pass and before the update (tests inject faults here).
     public var beforeUpdate: ((Int, ParameterStore) -> Void)?
+    /// The clock that times the run (its training seconds, samples/s and `max_minutes`).
+    public var now: () -> Date = { Date() }
     /// Where progress and notices go.
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     public var showProgress = true
@@ -43,6 +45,8 @@ public class RunTrainer {
         public var validationLoss: Double?
         public var skippedSteps: Int
         public var interrupted: Bool
+        /// Stopped before `steps` because `max_minutes` of training time were spent.
+        public var budgetReached: Bool
         public var seconds: Double
     }
 
@@ -218,14 +222,14 @@ public class RunTrainer {
     public func train(shouldStop: () -> Bool = { StopSignal.requested }) throws -> Outcome {
         let total = settings.steps
         let schedule = settings.learningRateSchedule
-        let start = Date()
+        let start = now()
         let startStep = step
         let samplesPerStep = settings.batchSize * sampler.frames * recipe.audio.hopLength
         let progress = showProgress ? ProgressReporter(label, total: max(total - startStep, 0), unit: "steps") : nil
         var last: [(String, Double)] = [], lastValidation: [(String, Double)]?
         var window: [(String, Double)] = [], windowSteps = 0
-        var interrupted = false
-        func seconds() -> Double { previousSeconds + Date().timeIntervalSince(start) }
+        var interrupted = false, budgetReached = false
+        func seconds() -> Double { previousSeconds + now().timeIntervalSince(start) }
         func validationFields(_ values: [(String, Double)]) -> [(String, MetricValue)] { values.map { ("validation_" + $0.0, .double($0.1)) } }
         if step == 0, let v = validate() {
             lastValidation = v
@@ -233,6 +237,7 @@ public class RunTrainer {
         }
         while step < total {
             if shouldStop() { interrupted = true; break }
+            if settings.maxMinutes > 0 && seconds() >= settings.maxMinutes * 60 { budgetReached = true; break }
             let batch = sampler.next(batch: settings.batchSize, generator: &generator)
             store.zeroGradients()
             let values = trainingStep(batch)
@@ -248,7 +253,7 @@ public class RunTrainer {
                 window = window.isEmpty ? values : zip(window, values).map { ($0.0, $0.1 + $1.1) }
                 windowSteps += 1
                 if step % settings.logEvery == 0 || step == total {
-                    let elapsed = Date().timeIntervalSince(start)
+                    let elapsed = now().timeIntervalSince(start)
                     fields = window.map { ($0.0, .double($0.1 / Double(windowSteps))) }
                     fields += [("learning_rate", .double(rate)), ("grad_norm", .double(norm)),
                                ("samples_per_second", .double(Double((step - startStep) * samplesPerStep) / max(elapsed, 1e-9))),
@@ -269,15 +274,22 @@ public class RunTrainer {
                                         + "and continue with --resume")
                 }
             }
-            if step % settings.validateEvery == 0 || step == total, let v = validate() {
+            // The time budget (train.max_minutes) counts the run's training time over resumes.
+            let outOfTime = settings.maxMinutes > 0 && seconds() >= settings.maxMinutes * 60
+            let finalStep = step == total || outOfTime
+            if step % settings.validateEvery == 0 || finalStep, let v = validate() {
                 lastValidation = v
                 fields += validationFields(v)
             }
             if !fields.isEmpty { try run.appendMetrics([("step", .int(step))] + fields) }
-            if consecutiveSkipped == 0 && (step % settings.checkpointEvery == 0 || step == total) { try checkpoint(seconds: seconds()) }
-            let elapsed = max(Date().timeIntervalSince(start), 1e-9)
+            if consecutiveSkipped == 0 && (step % settings.checkpointEvery == 0 || finalStep) { try checkpoint(seconds: seconds()) }
+            let elapsed = max(now().timeIntervalSince(start), 1e-9)
             progress?.advance(detail: describe(last, validation: lastValidation)
                               + String(format: ", %.0f samples/s", Double((step - startStep) * samplesPerStep) / elapsed))
+            if outOfTime && step < total {
+                budgetReached = true
+                break
+            }
         }
         if interrupted {
             if consecutiveSkipped == 0 { try checkpoint(seconds: seconds()) }
@@ -285,8 +297,11 @@ public class RunTrainer {
             log("stopped at step \(step); checkpoint written to \(run.path). Continue with --resume.")
         } else {
             progress?.finish()
+            if budgetReached {
+                log("stopped at step \(step): the time budget of \(settings.maxMinutes) minutes is spent; checkpoint written to \(run.path)")
+            }
         }
         return Outcome(step: step, trainLoss: last.first?.1 ?? .nan, validationLoss: lastValidation?.first?.1, skippedSteps: skippedSteps,
-                       interrupted: interrupted, seconds: seconds())
+                       interrupted: interrupted, budgetReached: budgetReached, seconds: seconds())
     }
 }

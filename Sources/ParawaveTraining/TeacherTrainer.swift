@@ -12,11 +12,9 @@ extension Recipe {
     /// unless there are none or `teacher.speaker_channels` is 0.
     public func teacherConfig(speakers: [String]) -> TeacherConfig {
         let t = teacher
-        let conditioned = !speakers.isEmpty && t.speakerChannels > 0
-        let stack = WaveNetStackConfig(layers: t.layers, cycle: t.cycle, kernelSize: t.kernelSize, residualChannels: t.residualChannels,
-                                       gatedChannels: t.gateChannels / 2, skipChannels: t.skipChannels, conditionChannels: audio.nMels,
-                                       hop: audio.hopLength, upsampler: t.upsampler, speakerChannels: conditioned ? t.speakerChannels : 0,
-                                       sourceChannels: t.sineSource == nil ? 0 : 1)
+        let conditioned = !speakers.isEmpty && t.stack.speakerChannels > 0
+        let stack = t.stack.config(layers: t.layers, mel: audio.mel, speakerChannels: conditioned ? t.stack.speakerChannels : 0,
+                                   sourceChannels: t.sineSource == nil ? 0 : 1)
         return TeacherConfig(stack: stack, mixtures: t.mixtures, bits: audio.bits, logScaleMin: Float(t.logScaleMin), mel: audio.mel,
                              speakers: conditioned ? speakers : [], source: t.sineSource,
                              pitch: t.sineSource == nil ? nil : pitch.predictor(melChannels: audio.nMels))

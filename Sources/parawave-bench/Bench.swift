@@ -55,7 +55,7 @@ struct Bench {
     /// forward, and forward + backward, as samples/s and as a fraction of the SGEMM peak.
     static func stack() {
         if peak == 0 { sgemm() }
-        let config = WaveNetStackConfig(layers: 24, cycle: 6, kernelSize: 3, residualChannels: 64, gatedChannels: 64,
+        let config = WaveNetStackConfig(layers: 24, cycle: 6, kernelSize: 3, residualChannels: 64, gateOutChannels: 64,
                                         skipChannels: 64, conditionChannels: 80, hop: 256)
         let store = ParameterStore()
         let stack = WaveNetStack(config: config, prefix: "teacher", store: store)
@@ -83,7 +83,7 @@ struct Bench {
     }
 
     static func tSmall() -> Teacher {
-        let stack = WaveNetStackConfig(layers: 24, cycle: 6, kernelSize: 3, residualChannels: 64, gatedChannels: 64,
+        let stack = WaveNetStackConfig(layers: 24, cycle: 6, kernelSize: 3, residualChannels: 64, gateOutChannels: 64,
                                        skipChannels: 64, conditionChannels: 80, hop: 256)
         let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: 10, mel: MelSettings(sampleRate: 16000)))
         teacher.initialise(seed: 1)
@@ -145,7 +145,7 @@ struct Bench {
     /// The S-small student (DESIGN.md section 9: 4 flows x 10 layers, dilations 1..512, K 3,
     /// R 64, G 64, S 64, 80 mels).
     static func sSmall() -> Student {
-        let flow = WaveNetStackConfig(layers: 10, cycle: 10, kernelSize: 3, residualChannels: 64, gatedChannels: 64, skipChannels: 64,
+        let flow = WaveNetStackConfig(layers: 10, cycle: 10, kernelSize: 3, residualChannels: 64, gateOutChannels: 64, skipChannels: 64,
                                       conditionChannels: 80, hop: 256)
         let student = Student(config: StudentConfig(flows: Array(repeating: flow, count: 4), mel: MelSettings(sampleRate: 16000)))
         student.initialise(seed: 1)
@@ -302,7 +302,7 @@ struct Bench {
                          Double(frames * 256) / seconds))
         }
         for withSource in [false, true] {
-            var flow = WaveNetStackConfig(layers: 10, cycle: 10, kernelSize: 3, residualChannels: 64, gatedChannels: 64, skipChannels: 64,
+            var flow = WaveNetStackConfig(layers: 10, cycle: 10, kernelSize: 3, residualChannels: 64, gateOutChannels: 64, skipChannels: 64,
                                           conditionChannels: 80, hop: 256)
             flow.sourceChannels = withSource ? 1 : 0
             let student = Student(config: StudentConfig(flows: Array(repeating: flow, count: 4), mel: MelSettings(sampleRate: 16000),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ParawaveCore
+import ParawaveEngine
 
 @main
 struct Parawave: ParsableCommand {
@@ -14,6 +15,13 @@ struct Parawave: ParsableCommand {
         version: ParawaveVersion.string,
         subcommands: [PrepareCommand.self, TrainTeacherCommand.self, DistillCommand.self, RenderCommand.self, EvaluateCommand.self, PlotMetricsCommand.self, MelCommand.self, PitchCommand.self, SpectrogramCommand.self,
                       GriffinLimCommand.self, InfoCommand.self])
+
+    /// OpenBLAS sizes its pool by the affinity mask alone; a container's or batch scheduler's
+    /// CPU quota limits it too, as it does the toolkit's own workers (`Parallel.availableCPUs`).
+    static func main() {
+        BLAS.setThreads(min(BLAS.threads, Parallel.availableCPUs))
+        main(nil)
+    }
 }
 
 /// `--recipe` and `--set`, shared by every command that reads a recipe.

@@ -49,7 +49,7 @@ struct TrainTeacherCommand: ParsableCommand {
         let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume)
         let t = trainer.teacher.config
-        print("teacher: \(t.stack.layers) layers, R \(t.stack.residualChannels), G \(t.stack.gatedChannels), S \(t.stack.skipChannels), "
+        print("teacher: \(t.stack.layers) layers, R \(t.stack.residualChannels), G \(t.stack.gateOutChannels), S \(t.stack.skipChannels), "
               + "M \(t.mixtures), \(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples"
               + Self.speakerNote(t.speakers, channels: t.stack.speakerChannels, dataSpeakers: corpus.speakers.count)
               + (t.pitch.map { "; a pitch predictor of \($0.layers) layers x \($0.channels) channels beside it" } ?? ""))
@@ -124,7 +124,7 @@ struct DistillCommand: ParsableCommand {
                                          resume: runOptions.resume)
         let c = trainer.student.config, d = recipe.distill
         print("student: \(c.flows.count) flows of \(c.flows.map { String($0.layers) }.joined(separator: ", ")) layers, "
-              + "R \(c.flows[0].residualChannels), G \(c.flows[0].gatedChannels), \(trainer.student.store.count) parameters; "
+              + "R \(c.flows[0].residualChannels), G \(c.flows[0].gateOutChannels), \(trainer.student.store.count) parameters; "
               + "teacher \(teacher) (\(teacherModel.config.stack.layers) layers, M \(teacherModel.config.mixtures))"
               + (c.speakers.isEmpty ? "" : "; conditioned on the teacher's \(c.speakers.count) speakers (embedding \(c.flows[0].speakerChannels))"))
         print("distillation: \(d.mcSamples) samples per step of time, spectral loss \(d.spectralLoss.kind.rawValue) "

@@ -1,5 +1,6 @@
 import Foundation
 import ParawaveCore
+import Synchronization
 import ParawaveTestSupport
 import Testing
 
@@ -73,5 +74,57 @@ struct ParallelTests {
             #expect(hits.prefix(count).allSatisfy { $0 == 1 })
             hits.deallocate()
         }
+    }
+
+    /// The CPUs a process may use: kernel CPU lists and cgroup quotas (v2 and v1) parse, a
+    /// missing or unlimited quota is none, and the count never exceeds the machine's.
+    @Test func availableCPUsFollowAffinityAndQuota() throws {
+        #expect(Parallel.cpuListCount("0-1") == 2 && Parallel.cpuListCount("0-3,8,10-11\n") == 7 && Parallel.cpuListCount("5") == 1)
+        #expect(Parallel.cpuListCount("") == nil && Parallel.cpuListCount("3-1") == nil && Parallel.cpuListCount("a") == nil)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cgroup-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/cpu", withIntermediateDirectories: true)
+        #expect(Parallel.cgroupQuota(root: root) == nil)
+        try "50000\n".write(toFile: root + "/cpu/cpu.cfs_quota_us", atomically: true, encoding: .utf8)
+        try "100000\n".write(toFile: root + "/cpu/cpu.cfs_period_us", atomically: true, encoding: .utf8)
+        #expect(Parallel.cgroupQuota(root: root) == 0.5)
+        try "-1\n".write(toFile: root + "/cpu/cpu.cfs_quota_us", atomically: true, encoding: .utf8)
+        #expect(Parallel.cgroupQuota(root: root) == nil)
+        try "150000 100000\n".write(toFile: root + "/cpu.max", atomically: true, encoding: .utf8)
+        #expect(Parallel.cgroupQuota(root: root) == 1.5)
+        try "max 100000\n".write(toFile: root + "/cpu.max", atomically: true, encoding: .utf8)
+        #expect(Parallel.cgroupQuota(root: root) == nil)
+        #expect(Parallel.availableCPUs >= 1 && Parallel.availableCPUs <= ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// The barrier keeps two workers in step whether they spin or block (no spinning at all
+    /// exercises the blocking path, where a lost wake-up would hang): each round one worker
+    /// writes and the other reads after the barrier.
+    @Test(arguments: [0, 20_000])
+    func barrierKeepsWorkersInStep(spins: Int) {
+        let barrier = SpinBarrier(parties: 2, spins: spins)
+        let rounds = 20_000
+        let slots = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        slots.initialize(repeating: -1, count: 2)
+        defer { slots.deallocate() }
+        let mismatches = Atomic<Int>(0)
+        nonisolated(unsafe) let shared = slots
+        let done = DispatchSemaphore(value: 0)
+        func work(_ worker: Int) {
+            for r in 0..<rounds {
+                if worker == 0 { shared[r % 2] = r }
+                barrier.wait()
+                if worker == 1 && shared[r % 2] != r { mismatches.add(1, ordering: .relaxed) }
+                barrier.wait()
+            }
+        }
+        let reader = Thread {
+            work(1)
+            done.signal()
+        }
+        reader.start()
+        work(0)
+        done.wait()
+        #expect(mismatches.load(ordering: .relaxed) == 0)
     }
 }

@@ -133,7 +133,7 @@ struct PitchPredictorTests {
     /// and the loaded teacher predicts the same track; a config whose predictor disagrees with
     /// the mel bands is refused on load.
     @Test func teacherCheckpointKeepsThePredictor() throws {
-        let stack = WaveNetStackConfig(layers: 2, cycle: 2, kernelSize: 2, residualChannels: 4, gatedChannels: 4, skipChannels: 4,
+        let stack = WaveNetStackConfig(layers: 2, cycle: 2, kernelSize: 2, residualChannels: 4, gateOutChannels: 4, skipChannels: 4,
                                        conditionChannels: 5, hop: 8, sourceChannels: 1)
         let mel = MelSettings(sampleRate: 16000, nFFT: 32, hopLength: 8, nMels: 5)
         let pitch = PitchPredictorConfig(melChannels: 5, layers: 2, channels: 3, kernelSize: 3)

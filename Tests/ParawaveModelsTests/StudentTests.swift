@@ -12,7 +12,7 @@ struct StudentTests {
                             speakerChannels: Int = 3, upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil,
                             logScaleRange: ClosedRange<Float> = -7...2) -> Student {
         let stacks = flows.map {
-            WaveNetStackConfig(layers: $0, cycle: cycle, kernelSize: kernel, residualChannels: channels, gatedChannels: channels,
+            WaveNetStackConfig(layers: $0, cycle: cycle, kernelSize: kernel, residualChannels: channels, gateOutChannels: channels,
                                skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
                                speakerChannels: speakers.isEmpty ? 0 : speakerChannels, sourceChannels: source == nil ? 0 : 1)
         }

@@ -10,7 +10,7 @@ struct TeacherTests {
     static func tinyTeacher(layers: Int = 3, kernel: Int = 3, cycle: Int = 2, channels: Int = 6, mixtures: Int = 3, mels: Int = 5,
                             hop: Int = 8, bits: Int = 16, seed: UInt64 = 7, speakers: [String] = [],
                             upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil) -> Teacher {
-        let stack = WaveNetStackConfig(layers: layers, cycle: cycle, kernelSize: kernel, residualChannels: channels, gatedChannels: channels,
+        let stack = WaveNetStackConfig(layers: layers, cycle: cycle, kernelSize: kernel, residualChannels: channels, gateOutChannels: channels,
                                        skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
                                        speakerChannels: speakers.isEmpty ? 0 : 3, sourceChannels: source == nil ? 0 : 1)
         let mel = MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels)
@@ -44,7 +44,7 @@ struct TeacherTests {
         let meta = { (key: String) in Int(file.metadata[key] ?? "0")! }
         let channels = meta("channels"), hop = meta("hop"), B = meta("batch"), frames = meta("frames")
         let stack = WaveNetStackConfig(layers: meta("layers"), cycle: 10, kernelSize: meta("kernel"), residualChannels: channels,
-                                       gatedChannels: channels, skipChannels: channels, conditionChannels: meta("mels"), hop: hop,
+                                       gateOutChannels: channels, skipChannels: channels, conditionChannels: meta("mels"), hop: hop,
                                        speakerChannels: meta("speaker_channels"))
         let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: meta("mixtures"), bits: meta("bits"),
                                                     mel: MelSettings(sampleRate: 16000, nFFT: 16, hopLength: hop, nMels: meta("mels")),
@@ -196,5 +196,47 @@ struct TeacherTests {
             claiming.metadata["config"] = String(file.metadata["config"]!.dropLast()) + ",\"source\":{\"harmonics\":8,\"amplitude\":\"inverse\",\"ramp\":64}}"
         }
         #expect(throws: ParawaveError.self) { try Teacher.load(claiming, name: "claiming") }
+    }
+
+    /// A checkpoint's config is validated on load: absurd or contradictory values are refused
+    /// with a message naming them, before anything is allocated. The stack's hop and mel bands
+    /// are not stored (the mel settings hold them); an older checkpoint that stored copies
+    /// loads when they agree and is refused when they do not.
+    @Test func checkpointConfigIsValidatedOnLoad() throws {
+        let teacher = Self.tinyTeacher()
+        let file = teacher.checkpoint(values: teacher.store.valueArray, step: 1)
+        let json = file.metadata["config"]!
+        #expect(!json.contains("\"hop\"") && !json.contains("conditionChannels") && json.contains("\"gatedChannels\":6"))
+        func message(_ edit: (String) -> String) -> String? {
+            var changed = file
+            changed.metadata["config"] = edit(json)
+            do {
+                _ = try Teacher.load(changed, name: "edited")
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        func replacing(_ old: String, _ new: String) -> (String) -> String {
+            { text in
+                #expect(text.contains(old), "\(old) not in \(text)")
+                return text.replacingOccurrences(of: old, with: new)
+            }
+        }
+        #expect(message { $0 } == nil)
+        let stack = "\"stack\":{"
+        // Copies written by older versions: agreeing ones load, others are refused.
+        #expect(message(replacing(stack, stack + "\"hop\":8,\"conditionChannels\":5,")) == nil)
+        #expect(message(replacing(stack, stack + "\"hop\":4,"))?.contains("hop (4) disagrees with its mel hop_length (8)") == true)
+        #expect(message(replacing(stack, stack + "\"conditionChannels\":7,"))?.contains("n_mels (5)") == true)
+        for (old, new, named) in [("\"layers\":3", "\"layers\":1000000000", "layers 1000000000"), ("\"layers\":3", "\"layers\":-3", "layers -3"),
+                                  ("\"cycle\":2", "\"cycle\":0", "cycle 0"), ("\"hopLength\":8", "\"hopLength\":0", "hop_length 0"),
+                                  ("\"bits\":16", "\"bits\":99", "bits 99"), ("\"mixtures\":3", "\"mixtures\":0", "mixtures 0"),
+                                  ("\"gatedChannels\":6", "\"gatedChannels\":0", "gateOutChannels 0")] {
+            let m = message(replacing(old, new))
+            #expect(m?.contains(named) == true && m?.contains("edited") == true, "\(new): \(m ?? "loaded")")
+        }
+        #expect(message(replacing("\"mixtures\":3,", ""))?.contains("no 'mixtures'") == true)
+        #expect(message { _ in "{" }?.contains("unreadable") == true)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 import ParawaveModels
@@ -9,11 +10,19 @@ import Testing
 /// a PyTorch model written from DESIGN.md (scripts/make_fixtures.py): skip output, loss,
 /// every parameter gradient and the input gradient, within 1e-4 relative.
 struct WaveNetStackTests {
+    /// A config decoded from JSON as a checkpoint's is: the hop and the mel bands come from
+    /// the model's mel settings, not the stack's JSON.
+    static func decoded(_ json: Data, hop: Int, mels: Int) -> WaveNetStackConfig? {
+        guard var config = try? JSONDecoder().decode(WaveNetStackConfig.self, from: json), config.hop == 0 && config.conditionChannels == 0 else { return nil }
+        let problem = config.derive(from: MelSettings(sampleRate: 16000, nFFT: 64, hopLength: hop, nMels: mels))
+        return problem == nil ? config : nil
+    }
+
     @Test func matchesPyTorchReference() throws {
         let file = try SafeTensors.read(Fixtures.path("models/stack3.safetensors"))
         let meta = { (key: String) in Int(file.metadata[key]!)! }
         let config = WaveNetStackConfig(layers: meta("layers"), cycle: 10, kernelSize: meta("kernel"), residualChannels: meta("residual"),
-                                        gatedChannels: meta("gated"), skipChannels: meta("skip"), conditionChannels: meta("mels"),
+                                        gateOutChannels: meta("gated"), skipChannels: meta("skip"), conditionChannels: meta("mels"),
                                         hop: meta("hop"), upsampleKernel: meta("upsample_kernel"))
         let B = meta("batch"), frames = meta("frames")
         let store = ParameterStore()
@@ -53,14 +62,14 @@ struct WaveNetStackTests {
     /// stacked taps) equals the training pass to Float32 rounding.
     @Test(arguments: [WaveNetStackConfig.Upsampler.nearest, .transposed])
     func speakerConditioningGradients(upsampler: WaveNetStackConfig.Upsampler) {
-        let config = WaveNetStackConfig(layers: 3, cycle: 3, kernelSize: 3, residualChannels: 5, gatedChannels: 4, skipChannels: 6,
+        let config = WaveNetStackConfig(layers: 3, cycle: 3, kernelSize: 3, residualChannels: 5, gateOutChannels: 4, skipChannels: 6,
                                         conditionChannels: 3, hop: 4, upsampler: upsampler, speakerChannels: 3)
         let store = ParameterStore()
         let stack = WaveNetStack(config: config, prefix: "s", store: store)
         #expect(store.entry("s.upsample.weight")?.shape == [upsampler == .transposed ? 8 : 3, 3, 3])
         // The config round-trips through its JSON (checkpoints store it so).
         let json = try! JSONEncoder().encode(config)
-        #expect(try! JSONDecoder().decode(WaveNetStackConfig.self, from: json) == config)
+        #expect(Self.decoded(json, hop: config.hop, mels: 3) == config)
         #expect(String(decoding: json, as: UTF8.self).contains("transposed") == (upsampler == .transposed))
         #expect(store.entry("s.layers.2.speaker.weight")?.shape == [1, 8, 3])
         var generator = SeededGenerator(seed: 5)
@@ -106,14 +115,14 @@ struct WaveNetStackTests {
     /// equals the training pass, with the conditioning at frame rate (hop >= kernel) or per sample.
     @Test(arguments: [4, 2])
     func sourceConditioningGradients(hop: Int) {
-        let config = WaveNetStackConfig(layers: 3, cycle: 3, kernelSize: 3, residualChannels: 5, gatedChannels: 4, skipChannels: 6,
+        let config = WaveNetStackConfig(layers: 3, cycle: 3, kernelSize: 3, residualChannels: 5, gateOutChannels: 4, skipChannels: 6,
                                         conditionChannels: 3, hop: hop, sourceChannels: 2)
         let store = ParameterStore()
         let stack = WaveNetStack(config: config, prefix: "s", store: store)
         #expect(store.entry("s.layers.1.source.weight")?.shape == [1, 8, 2])
         let json = try! JSONEncoder().encode(config)
-        #expect(try! JSONDecoder().decode(WaveNetStackConfig.self, from: json) == config)
-        #expect(!String(decoding: try! JSONEncoder().encode(WaveNetStackConfig(layers: 1, cycle: 1, kernelSize: 2, residualChannels: 2, gatedChannels: 2, skipChannels: 2,
+        #expect(Self.decoded(json, hop: config.hop, mels: 3) == config)
+        #expect(!String(decoding: try! JSONEncoder().encode(WaveNetStackConfig(layers: 1, cycle: 1, kernelSize: 2, residualChannels: 2, gateOutChannels: 2, skipChannels: 2,
                                                                               conditionChannels: 2, hop: 4)), as: UTF8.self).contains("source"),
                 "a config without a source is written as before")
         var generator = SeededGenerator(seed: 15)
@@ -154,7 +163,7 @@ struct WaveNetStackTests {
     }
 
     @Test func causalInTheAudioInput() {
-        let config = WaveNetStackConfig(layers: 4, cycle: 4, kernelSize: 2, residualChannels: 4, gatedChannels: 4, skipChannels: 3,
+        let config = WaveNetStackConfig(layers: 4, cycle: 4, kernelSize: 2, residualChannels: 4, gateOutChannels: 4, skipChannels: 3,
                                         conditionChannels: 2, hop: 8)
         #expect(config.receptiveField == 16)
         let store = ParameterStore()
@@ -181,7 +190,7 @@ struct WaveNetStackTests {
     /// ends of the utterance and tiles that cut frames.
     @Test(arguments: [(3, 4), (5, 6), (4, 5), (5, 5), (3, 2)])
     func frameRateConditioningEqualsTraining(kernel: Int, hop: Int) {
-        let config = WaveNetStackConfig(layers: 3, cycle: 2, kernelSize: 2, residualChannels: 4, gatedChannels: 3, skipChannels: 5,
+        let config = WaveNetStackConfig(layers: 3, cycle: 2, kernelSize: 2, residualChannels: 4, gateOutChannels: 3, skipChannels: 5,
                                         conditionChannels: 3, hop: hop, upsampleKernel: kernel)
         let store = ParameterStore()
         let stack = WaveNetStack(config: config, prefix: "s", store: store)

@@ -17,10 +17,10 @@ struct RecipeTests {
         #expect(recipe.audio.sampleRate == 16000 && recipe.audio.hopLength == 256 && recipe.audio.nMels == 80)
         #expect(recipe.audio.mel == ParawaveAudioDefaults.mel)
         #expect(recipe.data.sources.count == 3)
-        #expect(recipe.teacher.layers == 16 && recipe.teacher.gateChannels == 64 && recipe.teacher.mixtures == 10)
+        #expect(recipe.teacher.layers == 16 && recipe.teacher.stack.gateChannels == 64 && recipe.teacher.mixtures == 10)
         #expect(recipe.teacher.sineSource == SineSource(harmonics: 8, amplitude: .inverse, trainingPhase: .aligned))
         #expect(recipe.train.schedule == .cosine && recipe.train.warmupSteps == 50)
-        #expect(recipe.student.flows == [6, 6, 6, 6] && recipe.student.residualChannels == 32)
+        #expect(recipe.student.flows == [6, 6, 6, 6] && recipe.student.stack.residualChannels == 32)
         #expect(recipe.distill.spectralLoss.kind == .multiResolution && recipe.distill.spectralLoss.weight == 1 && recipe.distill.mcSamples == 16 && recipe.distill.steps == 600)
         #expect(recipe.distill.run.schedule == .cosine && recipe.distill.run.batchSize == 2)
     }
@@ -53,14 +53,14 @@ struct RecipeTests {
         let recipe = try Recipe.load(Fixtures.root.appendingPathComponent("recipes/\(name)/recipe.yaml").path)
         #expect(recipe.teacherConfig.stack.receptiveField > 500)
         if name != "demo" {
-            #expect(recipe.teacher.layers == 24 && recipe.teacher.residualChannels == 64 && recipe.teacher.gateChannels == 128)
+            #expect(recipe.teacher.layers == 24 && recipe.teacher.stack.residualChannels == 64 && recipe.teacher.stack.gateChannels == 128)
         }
         if name == "ljspeech" || name == "vctk" { #expect(recipe.audio.sampleRate == 22050 && recipe.audio.fMax == 8000) }
         if name == "vctk" {
             let pattern = try #require(try recipe.data.speakerExpression())
             #expect(DataSection.speaker(in: "/data/VCTK-Corpus/wav48/p225/p225_001.wav", expression: pattern) == "p225")
             #expect(DataSection.speaker(in: "/data/VCTK-Corpus-0.92/wav48_silence_trimmed/s5/s5_001_mic1.flac", expression: pattern) == "s5")
-            #expect(recipe.teacher.speakerChannels == 16 && recipe.student.speakerChannels == 16)
+            #expect(recipe.teacher.stack.speakerChannels == 16 && recipe.student.stack.speakerChannels == 16)
         }
     }
 

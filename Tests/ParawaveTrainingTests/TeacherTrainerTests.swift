@@ -196,4 +196,43 @@ struct TeacherTrainerTests {
         let changed = try Self.recipe(["train.steps=12", "teacher.layers=5", "train.crop=1024"])
         #expect(throws: ParawaveError.self) { _ = try TeacherTrainer(recipe: changed, data: data, run: interrupted, resume: true) }
     }
+
+    /// `train.max_minutes` stops a run cleanly once its training time is spent: it validates,
+    /// checkpoints and says so, and a resumed run whose budget is spent takes no step. The
+    /// budget counts the run's training time over resumes. The run's clock is one that
+    /// advances 10 s a step, so the half-minute budget is spent by step 3.
+    @Test func timeBudgetStopsCleanly() throws {
+        let clip = try Self.clip()
+        let data = TrainingData(train: [clip], validation: [clip], audio: Self.settings)
+        let recipe = try Self.recipe(["train.steps=50", "train.max_minutes=0.5", "train.crop=1024"])
+        let run = RunDirectory(Fixtures.temporaryDirectory() + "/run")
+        final class Clock: @unchecked Sendable { var time = Date(timeIntervalSince1970: 0) }
+        let clock = Clock()
+        func stepwise(_ trainer: TeacherTrainer) {
+            trainer.showProgress = false
+            trainer.now = { clock.time }
+            trainer.beforeUpdate = { _, _ in clock.time += 10 }
+        }
+        let trainer = try TeacherTrainer(recipe: recipe, data: data, run: run, resume: false)
+        stepwise(trainer)
+        var said: [String] = []
+        trainer.log = { said.append($0) }
+        let outcome = try trainer.train(shouldStop: { false })
+        #expect(outcome.budgetReached && !outcome.interrupted && outcome.step == 3 && outcome.validationLoss != nil)
+        #expect(said.contains { $0.contains("time budget of 0.5 minutes") }, "\(said)")
+        #expect(try SafeTensors.read(run.trainState).metadata["step"] == "3")
+        let last = try #require(try run.readMetrics().last)
+        #expect(last["step"] as? Int == 3 && last["validation_nll"] != nil, "\(last)")
+        let resumed = try TeacherTrainer(recipe: recipe, data: data, run: run, resume: true)
+        stepwise(resumed)
+        resumed.log = { _ in }
+        let again = try resumed.train(shouldStop: { false })
+        #expect(again.budgetReached && again.step == 3)
+        // A larger budget continues the same run.
+        let longer = try TeacherTrainer(recipe: try Self.recipe(["train.steps=50", "train.max_minutes=1", "train.crop=1024"]), data: data,
+                                        run: run, resume: true)
+        stepwise(longer)
+        longer.log = { _ in }
+        #expect(try longer.train(shouldStop: { false }).step == 6)
+    }
 }

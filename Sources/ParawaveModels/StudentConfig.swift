@@ -1,0 +1,102 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+
+/// Everything that fixes a student's shape and conventions; stored as JSON in its checkpoint.
+public struct StudentConfig: ModelConfig {
+    /// One stack per flow, in order of application.
+    public var flows: [WaveNetStackConfig]
+    /// Each flow's log-scale is clamped to [logScaleMin, logScaleMax] in the forward pass.
+    public var logScaleMin: Float
+    public var logScaleMax: Float
+    /// The mel front end (the teacher's).
+    public var mel: MelSettings
+    /// The speakers it is conditioned on (the teacher's), one embedding table shared by the
+    /// flows; empty when it is not speaker-conditioned (every flow's `speakerChannels` is 0).
+    public var speakers: [String]
+    /// The sine excitation every flow's layers see (the teacher's; nil: none, then every
+    /// flow's `sourceChannels` is 0, else 1).
+    public var source: SineSource?
+    /// The F0 predictor (its teacher's, copied at the start of distillation and not trained
+    /// further), so that a mel alone renders; nil: none.
+    public var pitch: PitchPredictorConfig?
+
+    public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = [],
+                source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) {
+        precondition(!flows.isEmpty, "a student needs a flow")
+        precondition(flows.allSatisfy { $0.speakerChannels == flows[0].speakerChannels } && speakers.isEmpty == (flows[0].speakerChannels == 0),
+                     "speakers and one speaker width for every flow go together")
+        precondition(flows.allSatisfy { $0.sourceChannels == (source == nil ? 0 : 1) }, "a source and one source channel in every flow go together")
+        precondition(flows.allSatisfy { $0.hop == mel.hopLength && $0.conditionChannels == mel.nMels }, "every flow's hop and channels are the mel's")
+        self.flows = flows
+        self.logScaleMin = logScaleMin
+        self.logScaleMax = logScaleMax
+        self.mel = mel
+        self.speakers = speakers
+        self.source = source
+        precondition(pitch.map { $0.problems().isEmpty && $0.melChannels == flows[0].conditionChannels } ?? true, "invalid pitch predictor")
+        self.pitch = pitch
+    }
+
+    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        flows = try c.decode([WaveNetStackConfig].self, forKey: .flows)
+        logScaleMin = try c.decode(Float.self, forKey: .logScaleMin)
+        logScaleMax = try c.decode(Float.self, forKey: .logScaleMax)
+        mel = try c.decode(MelSettings.self, forKey: .mel)
+        for i in flows.indices {
+            if let disagreement = flows[i].derive(from: mel) {
+                throw DecodingError.dataCorruptedError(forKey: .flows, in: c, debugDescription: "flow \(i): " + disagreement)
+            }
+        }
+        speakers = try c.decodeIfPresent([String].self, forKey: .speakers) ?? []
+        if flows.isEmpty || !flows.allSatisfy({ $0.speakerChannels == flows[0].speakerChannels })
+            || speakers.isEmpty != (flows[0].speakerChannels == 0) {
+            throw DecodingError.dataCorruptedError(forKey: .flows, in: c, debugDescription: "flows and speakers disagree")
+        }
+        source = try c.decodeIfPresent(SineSource.self, forKey: .source)
+        if !flows.allSatisfy({ $0.sourceChannels == (source == nil ? 0 : 1) }) || !(source?.problems().isEmpty ?? true) {
+            throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "flows and source disagree")
+        }
+        pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: flows[0].conditionChannels)
+    }
+
+    /// Problems with the config, each naming the value; empty when it is usable.
+    public func problems() -> [String] {
+        var out = mel.problems()
+        if !(1...16).contains(flows.count) { out.append("\(flows.count) flows is outside 1...16") }
+        for (i, flow) in flows.enumerated() { out += flow.problems().map { "flows[\(i)]." + $0 } }
+        if !(-20...0).contains(logScaleMin) { out.append("logScaleMin \(logScaleMin) is outside -20...0") }
+        if !(0...10).contains(logScaleMax) { out.append("logScaleMax \(logScaleMax) is outside 0...10") }
+        return out + (pitch?.problems().map { "pitch." + $0 } ?? [])
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(flows, forKey: .flows)
+        try c.encode(logScaleMin, forKey: .logScaleMin)
+        try c.encode(logScaleMax, forKey: .logScaleMax)
+        try c.encode(mel, forKey: .mel)
+        if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
+        try c.encodeIfPresent(source, forKey: .source)
+        try c.encodeIfPresent(pitch, forKey: .pitch)
+    }
+
+    /// Samples of the past (of the noise) an output sample depends on besides its own:
+    /// flow k reads its input up to one sample back plus its stack's receptive field.
+    public var receptiveField: Int { flows.map(\.receptiveField).reduce(0, +) }
+
+    /// Multiply-adds per output sample of every flow's convolutions and head.
+    public var multiplyAddsPerSample: Int {
+        flows.map { $0.multiplyAddsPerSample + $0.skipChannels * ($0.skipChannels + 2) }.reduce(0, +)
+    }
+
+    /// What synthesis computes per sample: `multiplyAddsPerSample` without the conditioning
+    /// products it computes per frame (`WaveNetStackConfig.conditioningMultiplyAddsPerSample`).
+    public var synthesisMultiplyAddsPerSample: Int {
+        multiplyAddsPerSample - flows.map(\.conditioningMultiplyAddsPerSample).reduce(0, +)
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+import ParawaveModels
+
+/// The network-shape keys the `teacher:` and `student:` sections share, decoded, checked and
+/// written the same way for both (each section adds its own keys beside them).
+public struct StackSection: Equatable, Sendable {
+    /// Dilation of layer l is 2^(l mod cycle).
+    public var cycle: Int
+    public var kernelSize = 3
+    public var residualChannels = 64
+    /// Outputs of the dilated convolution before the gate halves them (2G).
+    public var gateChannels = 128
+    public var skipChannels = 64
+    /// Width of the speaker embedding when the data (or the teacher) names speakers
+    /// (`data.speaker_pattern`); 0 trains without speaker conditioning even then.
+    public var speakerChannels = 16
+    /// `repeat` (nearest-neighbour repetition, then a 3-sample convolution) or `transposed` (a
+    /// transposed convolution of stride hop_length and 2 x hop_length taps).
+    public var upsampler = WaveNetStackConfig.Upsampler.nearest
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case cycle, kernelSize = "kernel_size", residualChannels = "residual_channels", gateChannels = "gate_channels"
+        case skipChannels = "skip_channels", speakerChannels = "speaker_channels", upsampler
+    }
+
+    public init(cycle: Int) { self.cycle = cycle }
+
+    /// Reads the keys present in `decoder`'s mapping; `also` names the section's own keys.
+    mutating func decode(from decoder: Decoder, also: [String]) throws {
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: also)
+        try c.update(&cycle, .cycle)
+        try c.update(&kernelSize, .kernelSize)
+        try c.update(&residualChannels, .residualChannels)
+        try c.update(&gateChannels, .gateChannels)
+        try c.update(&skipChannels, .skipChannels)
+        try c.update(&speakerChannels, .speakerChannels)
+        try c.update(&upsampler, .upsampler)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(cycle, forKey: .cycle)
+        try c.encode(kernelSize, forKey: .kernelSize)
+        try c.encode(residualChannels, forKey: .residualChannels)
+        try c.encode(gateChannels, forKey: .gateChannels)
+        try c.encode(skipChannels, forKey: .skipChannels)
+        try c.encode(speakerChannels, forKey: .speakerChannels)
+        try c.encode(upsampler, forKey: .upsampler)
+    }
+
+    /// A stack of `layers` layers of this shape on mels of `mel`'s settings.
+    func config(layers: Int, mel: MelSettings, speakerChannels: Int, sourceChannels: Int) -> WaveNetStackConfig {
+        WaveNetStackConfig(layers: layers, cycle: cycle, kernelSize: kernelSize, residualChannels: residualChannels,
+                           gateOutChannels: gateChannels / 2, skipChannels: skipChannels, conditionChannels: mel.nMels, hop: mel.hopLength,
+                           upsampler: upsampler, speakerChannels: speakerChannels, sourceChannels: sourceChannels)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        typealias Limits = WaveNetStackConfig.Limits
+        v.require(cycle, in: Limits.cycle, "cycle")
+        v.require(kernelSize, in: Limits.kernelSize, "kernel_size")
+        v.require(residualChannels, in: Limits.channels, "residual_channels")
+        v.require(gateChannels, in: (2 * Limits.channels.lowerBound)...(2 * Limits.channels.upperBound), "gate_channels")
+        if gateChannels % 2 != 0 { v.fail("gate_channels", "must be even (the gate splits it in halves), got \(gateChannels)") }
+        v.require(skipChannels, in: Limits.channels, "skip_channels")
+        v.require(speakerChannels, in: Limits.speakerChannels, "speaker_channels")
+    }
+}
+
+/// `teacher:` the WaveNet's size (DESIGN.md section 3): the shared stack keys, and its own.
+public struct TeacherSection: Codable, Equatable, Sendable {
+    public var stack = StackSection(cycle: 6)
+    public var layers = 24
+    public var mixtures = 10
+    public var logScaleMin = -7.0
+    /// `none`, or `sine`: every layer also sees a sine excitation at the utterance's F0
+    /// (DESIGN.md section 10), made of `harmonics` harmonics weighted by `harmonic_amplitude`.
+    public var source = SourceKind.none
+    public var harmonics = 8
+    public var harmonicAmplitude = SineSource.Amplitude.inverse
+    /// `aligned` (the training source follows the recording's fundamental, so the teacher
+    /// learns to follow the source; the default, by measurement) or `random` (a drawn initial
+    /// phase per crop).
+    public var sourcePhase = SineSource.TrainingPhase.aligned
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case layers, mixtures, logScaleMin = "log_scale_min", source, harmonics, harmonicAmplitude = "harmonic_amplitude"
+        case sourcePhase = "source_phase"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: StackSection.CodingKeys.allCases.map(\.stringValue))
+        try c.update(&layers, .layers)
+        try c.update(&mixtures, .mixtures)
+        try c.update(&logScaleMin, .logScaleMin)
+        try c.update(&source, .source)
+        try c.update(&harmonics, .harmonics)
+        try c.update(&harmonicAmplitude, .harmonicAmplitude)
+        try c.update(&sourcePhase, .sourcePhase)
+        try stack.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
+    }
+
+    /// One flat mapping: the stack keys, then the teacher's.
+    public func encode(to encoder: Encoder) throws {
+        try stack.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(mixtures, forKey: .mixtures)
+        try c.encode(logScaleMin, forKey: .logScaleMin)
+        try c.encode(source, forKey: .source)
+        try c.encode(harmonics, forKey: .harmonics)
+        try c.encode(harmonicAmplitude, forKey: .harmonicAmplitude)
+        try c.encode(sourcePhase, forKey: .sourcePhase)
+    }
+
+    /// The sine source this section asks for, nil for `source: none`.
+    public var sineSource: SineSource? {
+        source == .sine ? SineSource(harmonics: harmonics, amplitude: harmonicAmplitude, trainingPhase: sourcePhase) : nil
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        stack.check(&v)
+        v.require(layers, in: WaveNetStackConfig.Limits.layers, "layers")
+        v.require(harmonics, in: 1...64, "harmonics")
+        v.require(mixtures, in: 1...64, "mixtures")
+        v.require(logScaleMin, in: -20...0, "log_scale_min")
+    }
+}
+
+/// Whether a model sees a source excitation made from F0.
+public enum SourceKind: String, Codable, CaseIterable, Sendable {
+    case none, sine
+}
+
+/// `student:` the IAF's flows (DESIGN.md section 4): the shared stack keys (every flow has
+/// that shape; `speaker_channels` must be positive when the teacher is speaker-conditioned),
+/// and its own.
+public struct StudentSection: Codable, Equatable, Sendable {
+    public var stack = StackSection(cycle: 10)
+    /// Layers per flow.
+    public var flows = [10, 10, 10, 10]
+    /// Each flow's log-scale is clamped to [log_scale_min, log_scale_max].
+    public var logScaleMin = -7.0
+    public var logScaleMax = 2.0
+    /// The student always sees its teacher's source; when given (`none` or `sine`), this must
+    /// name it, and distillation refuses a teacher whose source differs.
+    public var source: SourceKind?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case flows, logScaleMin = "log_scale_min", logScaleMax = "log_scale_max", source
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: StackSection.CodingKeys.allCases.map(\.stringValue))
+        try c.update(&flows, .flows)
+        try c.update(&logScaleMin, .logScaleMin)
+        try c.update(&logScaleMax, .logScaleMax)
+        if let kind = try c.decodeIfPresent(SourceKind.self, forKey: .source) { source = kind }
+        try stack.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
+    }
+
+    /// One flat mapping: the stack keys, then the student's.
+    public func encode(to encoder: Encoder) throws {
+        try stack.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(flows, forKey: .flows)
+        try c.encode(logScaleMin, forKey: .logScaleMin)
+        try c.encode(logScaleMax, forKey: .logScaleMax)
+        try c.encodeIfPresent(source, forKey: .source)
+    }
+
+    func check(_ v: inout RecipeValidator) {
+        stack.check(&v)
+        v.require(logScaleMin, in: -20...0, "log_scale_min")
+        v.require(logScaleMax, in: 0...10, "log_scale_max")
+        if flows.isEmpty || flows.count > 16 { v.fail("flows", "must list 1 to 16 flows, got \(flows.count)") }
+        for (i, layers) in flows.enumerated() where !(1...128).contains(layers) {
+            v.fail("flows", "flow \(i) has \(layers) layers; each must have 1...128")
+        }
+    }
+}
