@@ -655,6 +655,43 @@ def pitch_predictor_fixture():
                         "layers": str(L), "fmin": str(fmin), "fmax": str(fmax)})
 
 
+def linear_prediction_fixture():
+    """Linear prediction from the mel alone (MelLinearPrediction in Swift), by numpy and
+    scipy: librosa's log-mel of 16-bit speech-like audio with silent stretches (bands at the
+    log floor), the filterbank's pseudo-inverse (numpy's SVD pinv), the power spectrum with
+    the 16-bit quantisation floor, the autocorrelation by numpy's inverse real FFT, and the
+    predictor by scipy's Toeplitz solver (not Levinson-Durbin); E = r_0 + sum_k a_k r_k."""
+    from safetensors.numpy import save_file
+    from scipy.linalg import solve_toeplitz
+    c = PARAMS["sr16k"]
+    sr, n_fft, order, bits = c["sr"], c["n_fft"], 24, 16
+    voiced = speech_like(sr, 0.6, seed=11)
+    audio = np.concatenate([np.zeros(2000), voiced, np.zeros(3000), 0.5 * voiced[:4000]])
+    audio = np.round(audio * 32767) / 32767
+    audio = audio.astype(np.float32)
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=c["n_mels"], fmin=c["fmin"], fmax=c["fmax"], htk=c["htk"])
+    magnitude = np.abs(librosa.stft(audio.astype(np.float64), n_fft=n_fft, hop_length=c["hop_length"], win_length=c["win_length"],
+                                    window="hann", center=True, pad_mode="reflect"))
+    log_mel = np.log(np.maximum(basis.astype(np.float64) @ magnitude, 1e-5)).astype(np.float32)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(c["win_length"]) / c["win_length"])
+    step = 2 / (2.0 ** bits - 1)
+    noise = np.sum(window ** 2) * step ** 2 / 12
+    inverse = np.linalg.pinv(basis.astype(np.float32).astype(np.float64))
+    mel = np.where(log_mel.astype(np.float64) <= np.log(1e-5) + 1e-6, 0.0, np.exp(log_mel.astype(np.float64)))
+    frames = mel.shape[1]
+    coefficients = np.zeros((frames, order))
+    log_rms = np.zeros(frames)
+    for f in range(frames):
+        spectrum = np.maximum(inverse @ mel[:, f], 0)
+        r = np.fft.irfft(spectrum ** 2 + noise, n=n_fft)[:order + 1]
+        a = solve_toeplitz(r[:order], -r[1:order + 1])
+        coefficients[f] = a
+        log_rms[f] = 0.5 * np.log(r[0] + np.dot(a, r[1:order + 1]))
+    save_file({"input.mel": log_mel, "input.audio": audio, "output.coefficients": coefficients.astype(np.float32),
+               "output.log_rms": log_rms.astype(np.float32)},
+              out("models", "linear_prediction.safetensors"), metadata={"order": str(order), "bits": str(bits), "config": "sr16k"})
+
+
 GENERATORS = {
     "mel": mel_fixtures,
     "griffinlim": griffinlim_fixture,
@@ -669,6 +706,7 @@ GENERATORS = {
     "quality": quality_fixture,
     "teacher_speakers": lambda: teacher_fixture(speakers=True),
     "pitch_predictor": pitch_predictor_fixture,
+    "linear_prediction": linear_prediction_fixture,
 }
 
 
