@@ -28,6 +28,9 @@ import ParawaveEngine
 /// an order-24 predictor fitted to the audio itself and an oracle scale; previous-sample
 /// prediction with an oracle scale: 5.54); order 16 is 0.04-0.09 nats worse.
 public final class MelLinearPrediction: @unchecked Sendable {
+    /// The orders a model may ask for.
+    public static let orders = 1...64
+
     public let mel: MelSettings
     /// P, the predictor order.
     public let order: Int

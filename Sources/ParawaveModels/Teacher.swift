@@ -11,6 +11,12 @@ import ParawaveEngine
 /// The log-mel is normalised per band with the training corpus's mean and standard
 /// deviation (`melMean`, `melStd`, kept in the checkpoint beside the weights), so callers
 /// always pass the raw natural-log mel.
+///
+/// With linear prediction (`config.linearPrediction` > 0) the head models the excitation:
+/// every component's mean is offset by the prediction p_t = -sum_k a_k x_(t-k) from the
+/// mel's predictor (`MelLinearPrediction`) and every log-scale by ln sqrt(E_f) of the
+/// sample's frame plus a learned gain (`teacher.lp.log_gain`, started at the white-noise
+/// value), so an untrained teacher already scores what the mel's predictor does.
 public final class Teacher: @unchecked Sendable {
     public static let kind = "parawave.teacher"
 
@@ -24,6 +30,9 @@ public final class Teacher: @unchecked Sendable {
     /// The F0 predictor, trained beside the teacher (its parameters follow the teacher's in
     /// the store, as their own parameter group).
     public let pitch: PitchPredictor?
+    /// The mel's linear predictor and the learned log gain of its scale, with linear prediction.
+    public let linearPrediction: MelLinearPrediction?
+    let logGain: ParameterStore.Entry?
     /// Per-band normalisation of the log-mel, (n_mels) each.
     public var melMean: [Float]
     public var melStd: [Float]
@@ -36,6 +45,8 @@ public final class Teacher: @unchecked Sendable {
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "teacher", speakers: config.speakers.count, channels: config.stack.speakerChannels, store: store)
         mixture = DiscretizedMixture(mixtures: M, bits: config.bits, logScaleMin: config.logScaleMin)
+        linearPrediction = config.linearPrediction > 0 ? MelLinearPrediction(mel: config.mel, order: config.linearPrediction, bits: config.bits) : nil
+        logGain = config.linearPrediction > 0 ? store.add("teacher.lp.log_gain", shape: [1]) : nil
         let store = self.store
         pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "teacher.pitch", store: store) }
         melMean = [Float](repeating: 0, count: config.stack.conditionChannels)
@@ -48,6 +59,7 @@ public final class Teacher: @unchecked Sendable {
         stack.initialise(store, generator: &generator)
         head.initialise(store, generator: &generator)
         speakerTable?.initialise(store, generator: &generator)
+        if let logGain { store.fill(logGain, 0) }
         pitch?.initialise(store, generator: &generator)
     }
 
@@ -74,6 +86,9 @@ public final class Teacher: @unchecked Sendable {
         var speakers: [Int] = [], speakerVectors: [Float], dSpeakerVectors: [Float]
         /// The batch's sources (B, 1, T), with source conditioning.
         var source: [Float]
+        /// With linear prediction: each utterance's frame predictors (B, F, P), ln sqrt(E)
+        /// per frame (B, F) and the predictions (B, T).
+        public internal(set) var lpCoefficients: [Float], lpLogRMS: [Float], lpPrediction: [Float]
 
         init(teacher: Teacher, batch: Int, frames: Int, training: Bool) {
             let c = teacher.config, S = c.stack.skipChannels
@@ -92,6 +107,9 @@ public final class Teacher: @unchecked Sendable {
             speakerVectors = [Float](repeating: 0, count: batch * c.stack.speakerChannels)
             dSpeakerVectors = training ? speakerVectors : []
             source = [Float](repeating: 0, count: batch * c.stack.sourceChannels * length)
+            lpCoefficients = [Float](repeating: 0, count: batch * frames * c.linearPrediction)
+            lpLogRMS = [Float](repeating: 0, count: c.linearPrediction > 0 ? batch * frames : 0)
+            lpPrediction = [Float](repeating: 0, count: c.linearPrediction > 0 ? batch * length : 0)
         }
     }
 
@@ -110,9 +128,12 @@ public final class Teacher: @unchecked Sendable {
     /// the stack sees x shifted right by one sample (zero first), so `a.params[t]` is the
     /// distribution of x_t given x_<t. A speaker-conditioned teacher needs `speakers`, one row
     /// of its table per utterance, and a source-conditioned one `source` (B, T), each row the
-    /// utterance's `sourceSignal`.
+    /// utterance's `sourceSignal`. With linear prediction and `centred` false the means are
+    /// the excitation's, not offset by the prediction (distillation scores a student's
+    /// excitation under them: a common shift of the samples and the means leaves the
+    /// continuous mixture density unchanged).
     public func forward(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil,
-                        source: UnsafePointer<Float>? = nil) {
+                        source: UnsafePointer<Float>? = nil, centred: Bool = true) {
         let B = a.batch, T = a.length
         setSpeakers(a, speakers)
         precondition((source != nil) == (config.source != nil), "a source-conditioned teacher needs a source, and only it takes one")
@@ -135,6 +156,37 @@ public final class Teacher: @unchecked Sendable {
             }
         }
         forwardHead(a)
+        if linearPrediction != nil { applyLinearPrediction(a, audio: x, mel: mel, centred: centred) }
+    }
+
+    /// With linear prediction: the frames' predictors, and the offsets of the mixture's means
+    /// (by p_t, when `centred`) and log-scales (by ln sqrt(E_f) + the white-noise scale + the
+    /// learned gain).
+    func applyLinearPrediction(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, centred: Bool) {
+        guard let lp = linearPrediction, let logGain else { return }
+        let B = a.batch, T = a.length, F = a.frames, P = lp.order, M = config.mixtures, C = config.stack.conditionChannels
+        let gain = Float(lp.logScalePerRMS) + store.value(logGain)[0]
+        a.lpCoefficients.withUnsafeMutableBufferPointer { coefficients in
+            a.lpLogRMS.withUnsafeMutableBufferPointer { logRMS in
+                a.lpPrediction.withUnsafeMutableBufferPointer { prediction in
+                    a.params.withUnsafeMutableBufferPointer { params in
+                        for b in 0..<B {
+                            let co = coefficients.baseAddress! + b * F * P, rms = logRMS.baseAddress! + b * F
+                            let p = prediction.baseAddress! + b * T
+                            lp.analyse(logMel: mel + b * C * F, frames: F, coefficients: co, logRMS: rms)
+                            if centred { lp.predict(x + b * T, length: T, coefficients: co, frames: F, into: p) } else { p.update(repeating: 0, count: T) }
+                            for m in 0..<M {
+                                let means = params.baseAddress! + (b * 3 * M + M + m) * T, logScales = means + M * T
+                                for t in 0..<T {
+                                    means[t] += p[t]
+                                    logScales[t] += rms[lp.frame(ofSample: t, frames: F)] + gain
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The pitch predictor's pass on a raw log-mel (B, Cc, F) into `p`, and its loss against
@@ -224,6 +276,13 @@ public final class Teacher: @unchecked Sendable {
     }
 
     func backwardFromParameters(_ a: Activations, dInput: UnsafeMutablePointer<Float>?, weights: Bool = true) {
+        // The log gain offsets every log-scale (the mixture gives no gradient where clamped).
+        if weights, let logGain {
+            let M = config.mixtures, T = a.length
+            var sum: Float = 0
+            for b in 0..<a.batch { for i in ((b * 3 + 2) * M * T)..<((b * 3 + 3) * M * T) { sum += a.dParams[i] } }
+            store.gradient(logGain)[0] += sum
+        }
         a.dSkip.withUnsafeMutableBufferPointer { ds in
             head.backward(a.head, dOut: a.dParams, skip: a.stack.skipSum.pointer, dSkip: ds.baseAddress!, store: store,
                           batch: a.batch, length: a.length, weights: weights)

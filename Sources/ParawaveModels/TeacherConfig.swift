@@ -22,9 +22,12 @@ public struct TeacherConfig: ModelConfig {
     public var source: SineSource?
     /// The F0 predictor trained beside it, so that a mel alone renders (nil: none).
     public var pitch: PitchPredictorConfig?
+    /// The order of the linear predictor derived from the mel (`MelLinearPrediction`) that
+    /// centres the mixture and scales it (0: none).
+    public var linearPrediction: Int
 
     public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings,
-                speakers: [String] = [], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) {
+                speakers: [String] = [], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil, linearPrediction: Int = 0) {
         precondition(speakers.isEmpty == (stack.speakerChannels == 0), "speakers and speaker channels go together")
         precondition((source == nil) == (stack.sourceChannels == 0), "a source and source channels go together")
         precondition(stack.hop == mel.hopLength && stack.conditionChannels == mel.nMels, "the stack's hop and channels are the mel's")
@@ -37,9 +40,10 @@ public struct TeacherConfig: ModelConfig {
         self.source = source
         precondition(pitch.map { $0.problems().isEmpty && $0.melChannels == stack.conditionChannels } ?? true, "invalid pitch predictor")
         self.pitch = pitch
+        self.linearPrediction = linearPrediction
     }
 
-    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source, pitch }
+    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source, pitch, linearPrediction }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -58,6 +62,7 @@ public struct TeacherConfig: ModelConfig {
             throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "a source without one source channel or the reverse")
         }
         pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: stack.conditionChannels)
+        linearPrediction = try c.decodeIfPresent(Int.self, forKey: .linearPrediction) ?? 0
     }
 
     /// Problems with the config, each naming the value; empty when it is usable.
@@ -66,6 +71,9 @@ public struct TeacherConfig: ModelConfig {
         if !(1...64).contains(mixtures) { out.append("mixtures \(mixtures) is outside 1...64") }
         if !(2...16).contains(bits) { out.append("bits \(bits) is outside 2...16") }
         if !(-20...0).contains(logScaleMin) { out.append("logScaleMin \(logScaleMin) is outside -20...0") }
+        if !MelLinearPrediction.orders.contains(linearPrediction) && linearPrediction != 0 {
+            out.append("linearPrediction \(linearPrediction) is outside \(MelLinearPrediction.orders) (or 0)")
+        }
         return out + (pitch?.problems().map { "pitch." + $0 } ?? [])
     }
 
@@ -79,5 +87,6 @@ public struct TeacherConfig: ModelConfig {
         if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
         try c.encodeIfPresent(source, forKey: .source)
         try c.encodeIfPresent(pitch, forKey: .pitch)
+        if linearPrediction > 0 { try c.encode(linearPrediction, forKey: .linearPrediction) }
     }
 }

@@ -245,6 +245,17 @@ public final class TeacherGenerator: @unchecked Sendable {
         for ringsOfWorker in rings {
             for (l, ring) in ringsOfWorker.enumerated() { ring.update(repeating: 0, count: ringSlots[l] * batch * R) }
         }
+        // With linear prediction: each utterance's frame predictors and scales (the parallel
+        // pass's), and the gain.
+        let lp = teacher.linearPrediction, P = lp?.order ?? 0
+        let lpFrames: [(coefficients: [Float], logRMS: [Float])] = lp.map { lp in
+            mels.map { mel in
+                var coefficients = [Float](repeating: 0, count: mel.columns * P), logRMS = [Float](repeating: 0, count: mel.columns)
+                lp.analyse(logMel: mel.values, frames: mel.columns, coefficients: &coefficients, logRMS: &logRMS)
+                return (coefficients, logRMS)
+            }
+        } ?? []
+        let lpGain = lp.map { Float($0.logScalePerRMS) + teacher.store.value(teacher.logGain!)[0] } ?? 0
         let previous = UnsafeMutablePointer<Float>.allocate(capacity: B)
         previous.initialize(repeating: 0, count: B)
         defer { previous.deallocate() }
@@ -314,6 +325,23 @@ public final class TeacherGenerator: @unchecked Sendable {
                 head2.product(y: params, ldy: 3 * M, x: hiddenB, ldx: S, batch: B)
                 for b in 0..<B {
                     for i in 0..<(3 * M) { params[b * 3 * M + i] += head2Bias[i] }
+                    if let lp, t < outputs[b].count {
+                        // The mixture centred on the prediction from this utterance's past
+                        // samples and scaled by its frame's error power.
+                        let f = lp.frame(ofSample: t, frames: frames[b])
+                        let (coefficients, logRMS) = lpFrames[b]
+                        var prediction: Float = 0
+                        outputs[b].withUnsafeBufferPointer { past in
+                            coefficients.withUnsafeBufferPointer { a in
+                                for k in 1...max(1, min(P, t)) where k <= t { prediction -= a[f * P + k - 1] * past[t - k] }
+                            }
+                        }
+                        let offset = logRMS[f] + lpGain
+                        for m in 0..<M {
+                            params[b * 3 * M + M + m] += prediction
+                            params[b * 3 * M + 2 * M + m] += offset
+                        }
+                    }
                     let theta = UnsafePointer(params + b * 3 * M)
                     if let record, t < outputs[b].count { record(b, t, theta) }
                     let x: Float

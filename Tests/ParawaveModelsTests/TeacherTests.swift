@@ -9,12 +9,14 @@ import Testing
 struct TeacherTests {
     static func tinyTeacher(layers: Int = 3, kernel: Int = 3, cycle: Int = 2, channels: Int = 6, mixtures: Int = 3, mels: Int = 5,
                             hop: Int = 8, bits: Int = 16, seed: UInt64 = 7, speakers: [String] = [],
-                            upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil) -> Teacher {
+                            upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil, linearPrediction: Int = 0,
+                            logScaleMin: Float = -7) -> Teacher {
         let stack = WaveNetStackConfig(layers: layers, cycle: cycle, kernelSize: kernel, residualChannels: channels, gateOutChannels: channels,
                                        skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
                                        speakerChannels: speakers.isEmpty ? 0 : 3, sourceChannels: source == nil ? 0 : 1)
         let mel = MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels)
-        let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: mixtures, bits: bits, mel: mel, speakers: speakers, source: source))
+        let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: mixtures, bits: bits, logScaleMin: logScaleMin, mel: mel, speakers: speakers,
+                                                    source: source, linearPrediction: linearPrediction))
         teacher.initialise(seed: seed)
         var g = SeededGenerator(seed: seed + 1)
         teacher.melMean = (0..<mels).map { _ in g.uniformOpen() - 5 }
@@ -83,14 +85,17 @@ struct TeacherTests {
     /// worker and on two (rows split between them).
     /// With speaker conditioning the utterances are by different speakers; the fourth case
     /// upsamples with a transposed convolution (whose reach crosses the blocks); the last ones
-    /// are conditioned on a sine source made from a pitch track with voiced and unvoiced frames.
-    @Test(arguments: [(1, false, false, false), (2, false, false, false), (2, true, false, false), (2, false, true, false),
-                      (1, false, false, true), (2, true, false, true)])
-    func incrementalEqualsParallel(threads: Int, speakers: Bool, transposed: Bool, source: Bool) {
+    /// are conditioned on a sine source made from a pitch track with voiced and unvoiced frames;
+    /// the last two centre and scale the mixture by the mel's linear prediction (order 6).
+    @Test(arguments: [(1, false, false, false, false), (2, false, false, false, false), (2, true, false, false, false),
+                      (2, false, true, false, false), (1, false, false, true, false), (2, true, false, true, false),
+                      (1, false, false, false, true), (2, true, false, true, true)])
+    func incrementalEqualsParallel(threads: Int, speakers: Bool, transposed: Bool, source: Bool, linearPrediction: Bool) {
         let hop = 8
         let teacher = Self.tinyTeacher(layers: 4, kernel: 3, cycle: 4, channels: 8, mixtures: 3, mels: 5, hop: hop,
                                        speakers: speakers ? ["x", "y", "z"] : [], upsampler: transposed ? .transposed : .nearest,
-                                       source: source ? SineSource(harmonics: 3, ramp: 4) : nil)
+                                       source: source ? SineSource(harmonics: 3, ramp: 4) : nil, linearPrediction: linearPrediction ? 6 : 0)
+        if linearPrediction { teacher.store.value(teacher.store.entry("teacher.lp.log_gain")!)[0] = 0.3 }
         let who = speakers ? [2, 1] : nil
         let frameCounts = [9, 6]
         let mels = frameCounts.enumerated().map { i, f in Matrix(rows: 5, columns: f, values: Self.mel(5, f, seed: UInt64(10 + i))) }
@@ -238,5 +243,69 @@ struct TeacherTests {
         }
         #expect(message(replacing("\"mixtures\":3,", ""))?.contains("no 'mixtures'") == true)
         #expect(message { _ in "{" }?.contains("unreadable") == true)
+    }
+
+    /// Linear prediction from the mel: the NLL's gradient matches finite differences for every
+    /// parameter, the learned log gain included; the gain offsets every component's log-scale
+    /// by the same amount; an untrained teacher's means sit on the prediction, and centring off
+    /// (distillation's excitation domain) removes exactly the prediction.
+    @Test func linearPredictionGradientsAndOffsets() throws {
+        let hop = 8, B = 2, frames = 4, T = frames * hop
+        let teacher = Self.tinyTeacher(layers: 2, kernel: 2, cycle: 2, channels: 4, mixtures: 2, mels: 5, hop: hop, linearPrediction: 6,
+                                       logScaleMin: -16)
+        let gain = try #require(teacher.store.entry("teacher.lp.log_gain"))
+        #expect(teacher.store.value(gain)[0] == 0 && teacher.store.entries.last?.name == "teacher.lp.log_gain")
+        let x = Self.signal(B * T, seed: 3), mel = Self.mel(5, B * frames, seed: 4)
+        let a = teacher.makeActivations(batch: B, frames: frames)
+        func loss() -> Double {
+            teacher.forward(a, audio: x, mel: mel)
+            return teacher.loss(a, audio: x).nll
+        }
+        // A wide scale keeps the density smooth at the finite differences' step.
+        teacher.store.value(gain)[0] = 3
+        let count = teacher.loss(a, audio: x).count
+        _ = loss()
+        teacher.store.zeroGradients()
+        teacher.backward(a, audio: x, count: count)
+        let analytic = teacher.store.gradientArray
+        #expect(analytic[gain.offset] != 0)
+        let point = teacher.store.valueArray.map(Double.init)
+        let errors = GradientCheck.worstDirectionalError(blocks: teacher.store.entries.map { ($0.name, $0.offset, $0.count) }, point: point,
+                                                         analytic: analytic, epsilon: 1e-2) { values in
+            teacher.store.setValues(values.map(Float.init))
+            return loss()
+        }
+        teacher.store.setValues(point.map(Float.init))
+        // The gain (one value, which a directional check cannot probe) by a central difference.
+        func lossAt(gain value: Double) -> Double {
+            var moved = point
+            moved[gain.offset] = value
+            teacher.store.setValues(moved.map(Float.init))
+            return loss()
+        }
+        let h = 1e-2, numeric = (lossAt(gain: point[gain.offset] + h) - lossAt(gain: point[gain.offset] - h)) / (2 * h)
+        teacher.store.setValues(point.map(Float.init))
+        #expect(abs(numeric - Double(analytic[gain.offset])) <= 1e-3 * abs(numeric), "log gain: \(analytic[gain.offset]) against \(numeric)")
+        // Every other block within the float32 loss's reach (the stack itself is checked
+        // against PyTorch in matchesPyTorchReference).
+        #expect(errors.values.max()! < 3e-2, "worst relative error \(errors.max { $0.value < $1.value }!)")
+
+        // Centred and not: the means differ by the prediction exactly, the log-scales not at all.
+        teacher.forward(a, audio: x, mel: mel)
+        let centred = a.params, prediction = a.lpPrediction
+        #expect(prediction.contains { abs($0) > 1e-3 })
+        teacher.forward(a, audio: x, mel: mel, centred: false)
+        let M = 2
+        var worstMean: Float = 0, worstScale: Float = 0
+        for b in 0..<B {
+            for m in 0..<M {
+                for t in 0..<T {
+                    let mean = (b * 3 * M + M + m) * T + t, scale = mean + M * T
+                    worstMean = max(worstMean, abs(centred[mean] - a.params[mean] - prediction[b * T + t]))
+                    worstScale = max(worstScale, abs(centred[scale] - a.params[scale]))
+                }
+            }
+        }
+        #expect(worstMean < 1e-6 && worstScale == 0, "means \(worstMean), log-scales \(worstScale)")
     }
 }
