@@ -12,11 +12,13 @@ import ParawaveEngine
 /// deviation (`melMean`, `melStd`, kept in the checkpoint beside the weights), so callers
 /// always pass the raw natural-log mel.
 ///
-/// With linear prediction (`config.linearPrediction` > 0) the head models the excitation:
-/// every component's mean is offset by the prediction p_t = -sum_k a_k x_(t-k) from the
-/// mel's predictor (`MelLinearPrediction`) and every log-scale by ln sqrt(E_f) of the
-/// sample's frame plus a learned gain (`teacher.lp.log_gain`, started at the white-noise
-/// value), so an untrained teacher already scores what the mel's predictor does.
+/// With linear prediction (`config.linearPrediction` > 0) the head models the excitation in
+/// units of the mel's prediction-error scale sigma_t = exp(ln sqrt(E_f) + g), E_f of the
+/// sample's frame (`MelLinearPrediction`) and g a learned gain (`teacher.lp.log_gain`, from
+/// the white-noise value): component means mu = p_t + sigma_t mu' around the prediction
+/// p_t = -sum_k a_k x_(t-k), log-scales log s = log sigma_t + log s'. The head's mean and
+/// log-scale outputs start at 0, so an untrained teacher scores what the mel's predictor
+/// does, and every output is on the same footing in loud and quiet frames.
 public final class Teacher: @unchecked Sendable {
     public static let kind = "parawave.teacher"
 
@@ -53,13 +55,19 @@ public final class Teacher: @unchecked Sendable {
         melStd = [Float](repeating: 1, count: config.stack.conditionChannels)
     }
 
-    /// Seeded initialisation: PyTorch's default uniform bounds everywhere.
+    /// Seeded initialisation: PyTorch's default uniform bounds everywhere, but for linear
+    /// prediction's zeros.
     public func initialise(seed: UInt64) {
         var generator = SeededGenerator(seed: seed)
         stack.initialise(store, generator: &generator)
         head.initialise(store, generator: &generator)
         speakerTable?.initialise(store, generator: &generator)
-        if let logGain { store.fill(logGain, 0) }
+        if let logGain {
+            // The excitation's means and log-scales start at 0: an untrained teacher is the
+            // mel's predictor with the white-noise scale, and learns corrections to it.
+            head.zeroOutputs(config.mixtures..<(3 * config.mixtures), store: store)
+            store.fill(logGain, 0)
+        }
         pitch?.initialise(store, generator: &generator)
     }
 
@@ -178,8 +186,9 @@ public final class Teacher: @unchecked Sendable {
                             for m in 0..<M {
                                 let means = params.baseAddress! + (b * 3 * M + M + m) * T, logScales = means + M * T
                                 for t in 0..<T {
-                                    means[t] += p[t]
-                                    logScales[t] += rms[lp.frame(ofSample: t, frames: F)] + gain
+                                    let logSigma = rms[lp.frame(ofSample: t, frames: F)] + gain
+                                    means[t] = p[t] + exp(logSigma) * means[t]
+                                    logScales[t] += logSigma
                                 }
                             }
                         }
@@ -276,12 +285,24 @@ public final class Teacher: @unchecked Sendable {
     }
 
     func backwardFromParameters(_ a: Activations, dInput: UnsafeMutablePointer<Float>?, weights: Bool = true) {
-        // The log gain offsets every log-scale (the mixture gives no gradient where clamped).
-        if weights, let logGain {
-            let M = config.mixtures, T = a.length
+        if let lp = linearPrediction, let logGain {
+            // mu = p + sigma mu' and log s = log sigma + log s', with log sigma = ln sqrt(E_f) +
+            // the gain: the head's mean outputs get sigma times the means' gradient, and the
+            // gain sum_t dmu (mu - p) + sum_t dlog s (the mixture gives none where clamped).
+            let M = config.mixtures, T = a.length, F = a.frames
+            let gain = Float(lp.logScalePerRMS) + store.value(logGain)[0]
             var sum: Float = 0
-            for b in 0..<a.batch { for i in ((b * 3 + 2) * M * T)..<((b * 3 + 3) * M * T) { sum += a.dParams[i] } }
-            store.gradient(logGain)[0] += sum
+            for b in 0..<a.batch {
+                for m in 0..<M {
+                    let mean = (b * 3 * M + M + m) * T, logScale = mean + M * T
+                    for t in 0..<T {
+                        let dMean = a.dParams[mean + t]
+                        sum += dMean * (a.params[mean + t] - a.lpPrediction[b * T + t]) + a.dParams[logScale + t]
+                        a.dParams[mean + t] = dMean * exp(a.lpLogRMS[b * F + lp.frame(ofSample: t, frames: F)] + gain)
+                    }
+                }
+            }
+            if weights { store.gradient(logGain)[0] += sum }
         }
         a.dSkip.withUnsafeMutableBufferPointer { ds in
             head.backward(a.head, dOut: a.dParams, skip: a.stack.skipSum.pointer, dSkip: ds.baseAddress!, store: store,

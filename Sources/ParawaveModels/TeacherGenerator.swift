@@ -326,8 +326,8 @@ public final class TeacherGenerator: @unchecked Sendable {
                 for b in 0..<B {
                     for i in 0..<(3 * M) { params[b * 3 * M + i] += head2Bias[i] }
                     if let lp, t < outputs[b].count {
-                        // The mixture centred on the prediction from this utterance's past
-                        // samples and scaled by its frame's error power.
+                        // The mixture around the prediction from this utterance's past samples,
+                        // in units of its frame's error scale (as `Teacher.applyLinearPrediction`).
                         let f = lp.frame(ofSample: t, frames: frames[b])
                         let (coefficients, logRMS) = lpFrames[b]
                         var prediction: Float = 0
@@ -336,10 +336,10 @@ public final class TeacherGenerator: @unchecked Sendable {
                                 for k in 1...max(1, min(P, t)) where k <= t { prediction -= a[f * P + k - 1] * past[t - k] }
                             }
                         }
-                        let offset = logRMS[f] + lpGain
+                        let logSigma = logRMS[f] + lpGain, sigma = exp(logSigma)
                         for m in 0..<M {
-                            params[b * 3 * M + M + m] += prediction
-                            params[b * 3 * M + 2 * M + m] += offset
+                            params[b * 3 * M + M + m] = prediction + sigma * params[b * 3 * M + M + m]
+                            params[b * 3 * M + 2 * M + m] += logSigma
                         }
                     }
                     let theta = UnsafePointer(params + b * 3 * M)

@@ -31,6 +31,13 @@ public struct WaveNetHead: Sendable {
         store.initUniform(secondBias, bound: bound, generator: &generator)
     }
 
+    /// Zeroes the last layer's weights and biases of the outputs in `outputs`, so they start
+    /// at 0 whatever the input.
+    func zeroOutputs(_ outputs: Range<Int>, store: ParameterStore) {
+        (store.value(secondWeight) + outputs.lowerBound * inputChannels).update(repeating: 0, count: outputs.count * inputChannels)
+        (store.value(secondBias) + outputs.lowerBound).update(repeating: 0, count: outputs.count)
+    }
+
     /// The last layer's bias, (P).
     func outputBias(_ store: ParameterStore) -> UnsafeMutablePointer<Float> { store.value(secondBias) }
 

@@ -98,7 +98,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         v.section("audio") { audio.check(&$0) }
         v.section("pitch") { pitch.check(&$0, audio: audio) }
         v.section("data") { data.check(&$0) }
-        v.section("teacher") { teacher.check(&$0) }
+        v.section("teacher") { teacher.check(&$0, audio: audio) }
         v.section("student") { student.check(&$0) }
         v.section("train") { train.check(&$0) }
         v.section("distill") { distill.check(&$0) }

@@ -76,6 +76,10 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     public var layers = 24
     public var mixtures = 10
     public var logScaleMin = -7.0
+    /// The order of the linear predictor derived from the mel that centres and scales the
+    /// mixture (`MelLinearPrediction`; 0: none). With it the log-scales go far lower than
+    /// without (silence sits at the 16-bit noise floor), so `log_scale_min` should too.
+    public var linearPrediction = 0
     /// `none`, or `sine`: every layer also sees a sine excitation at the utterance's F0
     /// (DESIGN.md section 10), made of `harmonics` harmonics weighted by `harmonic_amplitude`.
     public var source = SourceKind.none
@@ -88,7 +92,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case layers, mixtures, logScaleMin = "log_scale_min", source, harmonics, harmonicAmplitude = "harmonic_amplitude"
-        case sourcePhase = "source_phase"
+        case sourcePhase = "source_phase", linearPrediction = "linear_prediction"
     }
 
     public init() {}
@@ -99,6 +103,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.update(&layers, .layers)
         try c.update(&mixtures, .mixtures)
         try c.update(&logScaleMin, .logScaleMin)
+        try c.update(&linearPrediction, .linearPrediction)
         try c.update(&source, .source)
         try c.update(&harmonics, .harmonics)
         try c.update(&harmonicAmplitude, .harmonicAmplitude)
@@ -113,6 +118,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.encode(layers, forKey: .layers)
         try c.encode(mixtures, forKey: .mixtures)
         try c.encode(logScaleMin, forKey: .logScaleMin)
+        try c.encode(linearPrediction, forKey: .linearPrediction)
         try c.encode(source, forKey: .source)
         try c.encode(harmonics, forKey: .harmonics)
         try c.encode(harmonicAmplitude, forKey: .harmonicAmplitude)
@@ -124,12 +130,14 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         source == .sine ? SineSource(harmonics: harmonics, amplitude: harmonicAmplitude, trainingPhase: sourcePhase) : nil
     }
 
-    func check(_ v: inout RecipeValidator) {
+    func check(_ v: inout RecipeValidator, audio: AudioSection) {
         stack.check(&v)
         v.require(layers, in: WaveNetStackConfig.Limits.layers, "layers")
         v.require(harmonics, in: 1...64, "harmonics")
         v.require(mixtures, in: 1...64, "mixtures")
         v.require(logScaleMin, in: -20...0, "log_scale_min")
+        v.require(linearPrediction, in: 0...MelLinearPrediction.orders.upperBound, "linear_prediction")
+        if linearPrediction >= audio.nFFT / 2 { v.fail("linear_prediction", "must be below n_fft / 2 (\(audio.nFFT / 2)), got \(linearPrediction)") }
     }
 }
 
