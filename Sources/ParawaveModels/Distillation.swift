@@ -19,6 +19,13 @@ import ParawaveEngine
 /// the student through x (back through the frozen teacher to its input), through the samples
 /// x_t^n (to mu_tot and log s_tot) and through log s_tot. Means are over the samples where
 /// the mask is nonzero.
+///
+/// With linear prediction (a teacher and student that share the mel's predictor) the same
+/// holds for the excitation: the student's excitation sigma_t (z s_tot + mu_tot) is one
+/// logistic per sample, the teacher (run on x = 1/A(z) excitation, its means not centred on
+/// the prediction) gives the excitation's mixture, and the filter's unit Jacobian leaves the
+/// KL unchanged; H(P_S) gains mean_t log sigma_t, a constant. Gradients with respect to x
+/// pass back through the filter (`Student.shapeExcitationBackward`).
 public final class Distillation {
     public struct Settings: Sendable {
         /// N, samples per time step of the cross-entropy estimate.
@@ -63,6 +70,9 @@ public final class Distillation {
     var output: [Float], maskedOutput: [Float], maskedAudio: [Float], dSpectral: [Float]
     /// Teacher mixture-parameter gradient (B, 3M, T); the other utterances' mels.
     var dParams: [Float], otherMel: [Float], otherSource: [Float]
+    /// With linear prediction: each utterance's predictors and scales, and sigma (B, T)
+    /// (all 1 without).
+    var excitation: [(coefficients: [Float], logSigma: [Float])] = [], sigma: [Float]
 
     /// Buffers for `batch` crops of `frames` frames. Without `training`, only what `evaluate`
     /// needs without gradients (forward-only buffers, about a layer's worth per model), so
@@ -87,6 +97,8 @@ public final class Distillation {
         dParams = [Float](repeating: 0, count: training ? n * 3 * teacher.config.mixtures : 0)
         otherMel = [Float](repeating: 0, count: batch * teacher.config.stack.conditionChannels * frames)
         otherSource = [Float](repeating: 0, count: teacher.config.source == nil ? 0 : n)
+        precondition(student.config.linearPrediction == teacher.config.linearPrediction, "the student shapes its excitation with its teacher's predictor")
+        sigma = [Float](repeating: 1, count: n)
     }
 
     /// The loss on one batch: mel (B, Cc, F) raw log-mel, audio (B, T) the real audio, mask
@@ -107,6 +119,16 @@ public final class Distillation {
         output.withUnsafeMutableBufferPointer { o in
             studentActivations.output.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress!, count: n) }
         }
+        if student.linearPrediction != nil {
+            let C = teacher.config.stack.conditionChannels
+            excitation = (0..<B).map { student.excitationFrames(mel: mel + $0 * C * frames, frames: frames)! }
+            output.withUnsafeMutableBufferPointer { o in
+                for b in 0..<B {
+                    student.shapeExcitation(o.baseAddress! + b * T, length: T, frames: excitation[b])
+                    for t in 0..<T { sigma[b * T + t] = exp(excitation[b].logSigma[t]) }
+                }
+            }
+        }
         if gradients {
             dOutput.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
             dMean.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
@@ -116,6 +138,9 @@ public final class Distillation {
         // Entropy: mean log s_tot + 2.
         var entropy = 0.0
         for i in 0..<n where weight(i) != 0 { entropy += Double(studentActivations.logScale[i]) + 2 }
+        if !excitation.isEmpty {
+            for b in 0..<B { for t in 0..<T where weight(b * T + t) != 0 { entropy += Double(excitation[b].logSigma[t]) } }
+        }
         terms.entropy = entropy / Double(count)
         let entropyGradient = (-settings.entropyWeight + settings.contrastiveWeight) / Float(count)
         if gradients { for i in 0..<n { dLogScale[i] += entropyGradient * weight(i) } }
@@ -156,6 +181,11 @@ public final class Distillation {
         terms.loss = Double(settings.crossEntropyWeight) * terms.crossEntropy - Double(settings.entropyWeight) * terms.entropy
             + Double(settings.spectralWeight) * terms.spectral - Double(settings.contrastiveWeight) * terms.contrastive
         if gradients {
+            if !excitation.isEmpty {
+                dOutput.withUnsafeMutableBufferPointer { d in
+                    for b in 0..<B { student.shapeExcitationBackward(d.baseAddress! + b * T, length: T, frames: excitation[b]) }
+                }
+            }
             dOutput.withUnsafeBufferPointer { dx in
                 dMean.withUnsafeBufferPointer { dm in
                     dLogScale.withUnsafeBufferPointer { dl in
@@ -173,14 +203,16 @@ public final class Distillation {
                       mask: UnsafePointer<Float>?, count: Int, scale: Float, gradients: Bool) -> Double {
         let B = batch, T = length, n = B * T, N = settings.mcSamples
         let ta = teacherActivations
-        output.withUnsafeBufferPointer { teacher.forward(ta, audio: $0.baseAddress!, mel: mel, speakers: speakers, source: source) }
+        output.withUnsafeBufferPointer {
+            teacher.forward(ta, audio: $0.baseAddress!, mel: mel, speakers: speakers, source: source, centred: excitation.isEmpty)
+        }
         if gradients { dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
         let mean = studentActivations.mean, scales = studentActivations.logScale.map { exp($0) }
         var total = 0.0
         let perSample = -scale / Float(N * count)
         for k in 0..<N {
             let e = eps + k * n
-            for i in 0..<n { samples[i] = mean[mean.startIndex + i] + scales[i] * e[i] }
+            for i in 0..<n { samples[i] = sigma[i] * (mean[mean.startIndex + i] + scales[i] * e[i]) }
             ta.params.withUnsafeBufferPointer { p in
                 samples.withUnsafeBufferPointer { x in
                     logDensity.withUnsafeMutableBufferPointer { lp in
@@ -202,10 +234,10 @@ public final class Distillation {
                     }
                 }
             }
-            // x_t^n = mu_tot + exp(log s_tot) eps.
+            // x_t^n = sigma (mu_tot + exp(log s_tot) eps).
             for i in 0..<n {
-                dMean[i] += dSamples[i]
-                dLogScale[i] += dSamples[i] * scales[i] * e[i]
+                dMean[i] += dSamples[i] * sigma[i]
+                dLogScale[i] += dSamples[i] * sigma[i] * scales[i] * e[i]
             }
         }
         if gradients {

@@ -14,6 +14,12 @@ import ParawaveEngine
 /// `log s_tot = sum_k log s^k` and `mu_tot = sum_k mu^k prod_(j>k) s^j`, kept as the running
 /// `mu_tot^k = mu_tot^(k-1) s^k + mu^k`. Each log s^k is clamped to the config's range (no
 /// gradient outside it). Synthesis is one parallel pass over time per flow.
+///
+/// With its teacher's linear prediction (`config.linearPrediction` > 0) the flows' output y
+/// is the excitation in units of the mel's error scale: the waveform is
+/// x = 1/A(z) (sigma * y), sigma_t the teacher's scale of the sample's frame
+/// (`shapeExcitation`). Both steps are fixed by the mel, and the filter's Jacobian is unit
+/// lower-triangular, so the density of x is that of y shifted by sum_t log sigma_t.
 public final class Student: @unchecked Sendable {
     public static let kind = "parawave.student"
 
@@ -25,6 +31,8 @@ public final class Student: @unchecked Sendable {
     let speakerTable: SpeakerTable?
     /// The teacher's F0 predictor (copied by `adopt(from:)`; a frozen parameter group).
     public let pitch: PitchPredictor?
+    /// The teacher's linear prediction from the mel, with linear prediction.
+    public let linearPrediction: MelLinearPrediction?
     /// Per-band normalisation of the log-mel (the teacher's, copied at the start of distillation).
     public var melMean: [Float]
     public var melStd: [Float]
@@ -42,6 +50,8 @@ public final class Student: @unchecked Sendable {
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "student", speakers: config.speakers.count, channels: config.flows[0].speakerChannels, store: store)
         pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "student.pitch", store: store) }
+        linearPrediction = config.linearPrediction > 0
+            ? MelLinearPrediction(mel: config.mel, order: config.linearPrediction, bits: 16) : nil
         melMean = [Float](repeating: 0, count: config.flows[0].conditionChannels)
         melStd = [Float](repeating: 1, count: config.flows[0].conditionChannels)
     }
@@ -349,7 +359,35 @@ public final class Student: @unchecked Sendable {
             start = end
             progress?(end * hop)
         }
+        if let frames = excitationFrames(mel: mel.values, frames: F) {
+            output.withUnsafeMutableBufferPointer { shapeExcitation($0.baseAddress!, length: F * hop, frames: frames) }
+        }
         return output
+    }
+
+    /// With linear prediction: the frames' predictors (F, P) of a raw log-mel (Cc, F) and
+    /// ln sigma_t per sample (F * hop); nil without.
+    public func excitationFrames(mel: UnsafePointer<Float>, frames F: Int) -> (coefficients: [Float], logSigma: [Float])? {
+        guard let lp = linearPrediction else { return nil }
+        var coefficients = [Float](repeating: 0, count: F * lp.order), logRMS = [Float](repeating: 0, count: F)
+        lp.analyse(logMel: mel, frames: F, coefficients: &coefficients, logRMS: &logRMS)
+        let gain = Float(lp.logScalePerRMS) + config.linearPredictionGain
+        let logSigma = (0..<(F * config.flows[0].hop)).map { logRMS[lp.frame(ofSample: $0, frames: F)] + gain }
+        return (coefficients, logSigma)
+    }
+
+    /// The waveform from the flows' output y (T), in place: x = 1/A(z) (sigma * y).
+    public func shapeExcitation(_ y: UnsafeMutablePointer<Float>, length T: Int, frames: (coefficients: [Float], logSigma: [Float])) {
+        guard let lp = linearPrediction else { return }
+        for t in 0..<T { y[t] *= exp(frames.logSigma[t]) }
+        lp.synthesize(y, length: T, coefficients: frames.coefficients, frames: frames.coefficients.count / lp.order)
+    }
+
+    /// The backward of `shapeExcitation`, in place: dL/dx (T) becomes dL/dy.
+    public func shapeExcitationBackward(_ g: UnsafeMutablePointer<Float>, length T: Int, frames: (coefficients: [Float], logSigma: [Float])) {
+        guard let lp = linearPrediction else { return }
+        lp.synthesizeBackward(g, length: T, coefficients: frames.coefficients, frames: frames.coefficients.count / lp.order)
+        for t in 0..<T { g[t] *= exp(frames.logSigma[t]) }
     }
 
     /// The source of an utterance of `samples` samples from its F0 track on the mel's frames

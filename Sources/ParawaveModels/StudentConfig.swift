@@ -21,9 +21,14 @@ public struct StudentConfig: ModelConfig {
     /// The F0 predictor (its teacher's, copied at the start of distillation and not trained
     /// further), so that a mel alone renders; nil: none.
     public var pitch: PitchPredictorConfig?
+    /// The teacher's linear prediction from the mel (order; 0: none) and its learned log gain:
+    /// the flows' output is the excitation in units of the mel's error scale, which the
+    /// synthesis filter shapes (`Student.shapeExcitation`).
+    public var linearPrediction: Int
+    public var linearPredictionGain: Float
 
     public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = [],
-                source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) {
+                source: SineSource? = nil, pitch: PitchPredictorConfig? = nil, linearPrediction: Int = 0, linearPredictionGain: Float = 0) {
         precondition(!flows.isEmpty, "a student needs a flow")
         precondition(flows.allSatisfy { $0.speakerChannels == flows[0].speakerChannels } && speakers.isEmpty == (flows[0].speakerChannels == 0),
                      "speakers and one speaker width for every flow go together")
@@ -37,9 +42,11 @@ public struct StudentConfig: ModelConfig {
         self.source = source
         precondition(pitch.map { $0.problems().isEmpty && $0.melChannels == flows[0].conditionChannels } ?? true, "invalid pitch predictor")
         self.pitch = pitch
+        self.linearPrediction = linearPrediction
+        self.linearPredictionGain = linearPredictionGain
     }
 
-    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch }
+    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch, linearPrediction, linearPredictionGain }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -47,6 +54,8 @@ public struct StudentConfig: ModelConfig {
         logScaleMin = try c.decode(Float.self, forKey: .logScaleMin)
         logScaleMax = try c.decode(Float.self, forKey: .logScaleMax)
         mel = try c.decode(MelSettings.self, forKey: .mel)
+        linearPrediction = try c.decodeIfPresent(Int.self, forKey: .linearPrediction) ?? 0
+        linearPredictionGain = try c.decodeIfPresent(Float.self, forKey: .linearPredictionGain) ?? 0
         for i in flows.indices {
             if let disagreement = flows[i].derive(from: mel) {
                 throw DecodingError.dataCorruptedError(forKey: .flows, in: c, debugDescription: "flow \(i): " + disagreement)
@@ -71,6 +80,10 @@ public struct StudentConfig: ModelConfig {
         for (i, flow) in flows.enumerated() { out += flow.problems().map { "flows[\(i)]." + $0 } }
         if !(-20...0).contains(logScaleMin) { out.append("logScaleMin \(logScaleMin) is outside -20...0") }
         if !(0...10).contains(logScaleMax) { out.append("logScaleMax \(logScaleMax) is outside 0...10") }
+        if linearPrediction != 0 && (!MelLinearPrediction.orders.contains(linearPrediction) || linearPrediction >= mel.nFFT / 2) {
+            out.append("linearPrediction \(linearPrediction) is outside \(MelLinearPrediction.orders) (or 0) or not below n_fft / 2")
+        }
+        if !linearPredictionGain.isFinite || abs(linearPredictionGain) > 20 { out.append("linearPredictionGain \(linearPredictionGain) is outside -20...20") }
         return out + (pitch?.problems().map { "pitch." + $0 } ?? [])
     }
 
@@ -83,6 +96,10 @@ public struct StudentConfig: ModelConfig {
         if !speakers.isEmpty { try c.encode(speakers, forKey: .speakers) }
         try c.encodeIfPresent(source, forKey: .source)
         try c.encodeIfPresent(pitch, forKey: .pitch)
+        if linearPrediction > 0 {
+            try c.encode(linearPrediction, forKey: .linearPrediction)
+            try c.encode(linearPredictionGain, forKey: .linearPredictionGain)
+        }
     }
 
     /// Samples of the past (of the noise) an output sample depends on besides its own:

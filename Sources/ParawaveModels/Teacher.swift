@@ -55,6 +55,9 @@ public final class Teacher: @unchecked Sendable {
         melStd = [Float](repeating: 1, count: config.stack.conditionChannels)
     }
 
+    /// The learned log gain of the linear prediction's scale (0 without linear prediction).
+    public var linearPredictionGain: Float { logGain.map { store.value($0)[0] } ?? 0 }
+
     /// Seeded initialisation: PyTorch's default uniform bounds everywhere, but for linear
     /// prediction's zeros.
     public func initialise(seed: UInt64) {

@@ -15,8 +15,12 @@ extension Recipe {
     /// The student this recipe describes for a teacher conditioned on `speakers` (none: not
     /// speaker-conditioned) and on `source` (nil: none); the student then knows the same
     /// speakers and sees the same source.
-    public func studentConfig(mel: MelSettings, speakers: [String], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil) -> StudentConfig {
+    /// With `linearPrediction` (the teacher's order and log gain) its flows' output is the
+    /// excitation the teacher's predictor shapes.
+    public func studentConfig(mel: MelSettings, speakers: [String], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil,
+                              linearPrediction: (order: Int, gain: Float) = (0, 0)) -> StudentConfig {
         var config = studentConfig(mel: mel)
+        (config.linearPrediction, config.linearPredictionGain) = linearPrediction
         for k in config.flows.indices { config.flows[k].sourceChannels = source == nil ? 0 : 1 }
         config.source = source
         config.pitch = pitch
@@ -64,7 +68,8 @@ public final class DistillTrainer: RunTrainer {
         self.teacher = teacher
         self.teacherName = teacherName
         student = Student(config: recipe.studentConfig(mel: teacher.config.mel, speakers: teacher.config.speakers, source: teacher.config.source,
-                                                       pitch: teacher.config.pitch))
+                                                       pitch: teacher.config.pitch,
+                                                       linearPrediction: (teacher.config.linearPrediction, teacher.linearPredictionGain)))
         if !teacher.config.speakers.isEmpty { try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher") }
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
         student.adopt(from: teacher)

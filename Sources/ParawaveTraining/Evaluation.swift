@@ -236,6 +236,9 @@ public final class Evaluator {
         if teacher.config.source != student.config.source {
             throw ParawaveError(path, "the teacher's source differs from the student's; give the teacher it was distilled from")
         }
+        if teacher.config.linearPrediction != student.config.linearPrediction || teacher.linearPredictionGain != student.config.linearPredictionGain {
+            throw ParawaveError(path, "the teacher's linear prediction differs from the student's; give the teacher it was distilled from")
+        }
         if teacher.config.speakers != student.config.speakers {
             throw ParawaveError(path, "the teacher's speakers differ from the student's; give the teacher it was distilled from")
         }

@@ -13,10 +13,21 @@ import Testing
 struct DistillationTests {
     static let B = 2, frames = 6, hop = 4, mels = 3
 
-    static func setup(_ settings: Distillation.Settings) -> (Distillation, mel: [Float], audio: [Float], mask: [Float], z: [Float], eps: [Float]) {
-        let teacher = TeacherTests.tinyTeacher(layers: 3, kernel: 2, cycle: 3, channels: 5, mixtures: 3, mels: mels, hop: hop, seed: 21)
+    /// With `linearPrediction`, both models use the mel's order-3 predictor (the teacher's
+    /// weights nudged off the zeros it starts its mean and scale outputs at, and its gain
+    /// set, so every path carries gradient).
+    static func setup(_ settings: Distillation.Settings, linearPrediction: Bool = false)
+        -> (Distillation, mel: [Float], audio: [Float], mask: [Float], z: [Float], eps: [Float]) {
+        let teacher = TeacherTests.tinyTeacher(layers: 3, kernel: 2, cycle: 3, channels: 5, mixtures: 3, mels: mels, hop: hop, seed: 21,
+                                               linearPrediction: linearPrediction ? 3 : 0, logScaleMin: linearPrediction ? -16 : -7)
+        if linearPrediction {
+            let nudge = GradientCheck.random(teacher.store.count, seed: 27, scale: 0.2)
+            teacher.store.setValues(zip(teacher.store.valueArray, nudge).map { $0 + $1 })
+            teacher.store.value(teacher.store.entry("teacher.lp.log_gain")!)[0] = 2
+        }
         let student = StudentTests.tinyStudent(flows: [2, 2], kernel: 2, cycle: 2, channels: 4, mels: mels, hop: hop, seed: 22,
-                                               initialScale: 0.1, outputScale: 1)
+                                               initialScale: linearPrediction ? 1 : 0.1, outputScale: 1,
+                                               linearPrediction: linearPrediction ? (3, teacher.linearPredictionGain) : (0, 0))
         student.melMean = teacher.melMean
         student.melStd = teacher.melStd
         let T = frames * hop, n = B * T
@@ -32,8 +43,8 @@ struct DistillationTests {
     /// (measured: 1e-6 to 2e-3), and each tensor's within 10% (its gradient is often 1e-4 of
     /// the loss, where Float32 rounding and the ReLU kinks of both networks' heads show; a
     /// misrouted gradient is off by order 1).
-    func check(_ settings: Distillation.Settings, _ label: String, epsilon: Double = 1e-2, tolerance: Double = 5e-3) {
-        let (d, mel, audio, mask, z, eps) = Self.setup(settings)
+    func check(_ settings: Distillation.Settings, _ label: String, epsilon: Double = 1e-2, tolerance: Double = 5e-3, linearPrediction: Bool = false) {
+        let (d, mel, audio, mask, z, eps) = Self.setup(settings, linearPrediction: linearPrediction)
         let store = d.student.store
         func loss() -> Double { d.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false).loss }
         store.zeroGradients()
@@ -68,10 +79,48 @@ struct DistillationTests {
         }
     }
 
-    @Test func crossEntropyGradient() {
+    /// Also with linear prediction: the gradient passes back through the teacher's input and
+    /// the synthesis filter, and into the excitation's scaled samples.
+    @Test(arguments: [false, true])
+    func crossEntropyGradient(linearPrediction: Bool) {
         var s = Distillation.Settings(mcSamples: 4)
         s.entropyWeight = 0
-        check(s, "cross-entropy")
+        check(s, "cross-entropy" + (linearPrediction ? " with linear prediction" : ""), linearPrediction: linearPrediction)
+    }
+
+    /// With linear prediction the spectral term sees the filtered waveform.
+    @Test func spectralGradientWithLinearPrediction() {
+        var s = Distillation.Settings(mcSamples: 1, spectral: SpectralLoss(kind: .power, resolutions: [.init(nFFT: 16, hop: 4, winLength: 16)]),
+                                      spectralWeight: 1)
+        s.crossEntropyWeight = 0
+        s.entropyWeight = 0
+        check(s, "spectral with linear prediction", epsilon: 1e-3, linearPrediction: true)
+    }
+
+    /// With linear prediction the entropy is the excitation's: mean (log s_tot + log sigma_t) + 2,
+    /// and the waveform the student renders is the one distillation scores.
+    @Test func linearPredictionTerms() throws {
+        let (d, mel, audio, mask, z, eps) = Self.setup(Distillation.Settings(mcSamples: 2), linearPrediction: true)
+        let terms = d.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false)
+        let T = Self.frames * Self.hop
+        let a = d.student.makeActivations(batch: Self.B, frames: Self.frames)
+        d.student.forward(a, noise: z, mel: mel)
+        var h = 0.0, count = 0
+        for b in 0..<Self.B {
+            let frames = try #require(d.student.excitationFrames(mel: mel.withUnsafeBufferPointer { $0.baseAddress! } + b * Self.mels * Self.frames,
+                                                                 frames: Self.frames))
+            for t in 0..<T where mask[b * T + t] != 0 { h += Double(a.logScale[b * T + t]) + Double(frames.logSigma[t]) + 2; count += 1 }
+            if b == 0 {
+                let rendered = d.student.synthesize(mel: Matrix(rows: Self.mels, columns: Self.frames, values: Array(mel.prefix(Self.mels * Self.frames))),
+                                                    noise: Array(z.prefix(T)))
+                var x = Array(a.output.prefix(T))
+                x.withUnsafeMutableBufferPointer { d.student.shapeExcitation($0.baseAddress!, length: T, frames: frames) }
+                #expect(zip(rendered, x).map { abs($0 - $1) / max(1, abs($1)) }.max()! < 1e-5)
+                #expect(zip(rendered, a.output.prefix(T)).map { abs($0 - $1) }.max()! > 1e-3, "the filter changes nothing")
+            }
+        }
+        #expect(abs(terms.entropy - h / Double(count)) < 1e-6, "\(terms.entropy) against \(h / Double(count))")
+        #expect(terms.kl.isFinite)
     }
 
     @Test func entropyGradient() {

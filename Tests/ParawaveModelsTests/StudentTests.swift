@@ -10,7 +10,7 @@ struct StudentTests {
     static func tinyStudent(flows: [Int] = [2, 3], kernel: Int = 2, cycle: Int = 2, channels: Int = 4, mels: Int = 3, hop: Int = 4,
                             seed: UInt64 = 11, initialScale: Float = 0.5, outputScale: Float = 1, speakers: [String] = [],
                             speakerChannels: Int = 3, upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil,
-                            logScaleRange: ClosedRange<Float> = -7...2) -> Student {
+                            logScaleRange: ClosedRange<Float> = -7...2, linearPrediction: (order: Int, gain: Float) = (0, 0)) -> Student {
         let stacks = flows.map {
             WaveNetStackConfig(layers: $0, cycle: cycle, kernelSize: kernel, residualChannels: channels, gateOutChannels: channels,
                                skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
@@ -18,7 +18,8 @@ struct StudentTests {
         }
         let student = Student(config: StudentConfig(flows: stacks, logScaleMin: logScaleRange.lowerBound, logScaleMax: logScaleRange.upperBound,
                                                     mel: MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels),
-                                                    speakers: speakers, source: source))
+                                                    speakers: speakers, source: source, linearPrediction: linearPrediction.order,
+                                                    linearPredictionGain: linearPrediction.gain))
         student.initialise(seed: seed, initialScale: initialScale, outputScale: outputScale)
         var g = SeededGenerator(seed: seed + 1)
         student.melMean = (0..<mels).map { _ in g.uniformOpen() - 5 }
