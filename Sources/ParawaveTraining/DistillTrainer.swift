@@ -75,10 +75,12 @@ public final class DistillTrainer: RunTrainer {
         student.adopt(from: teacher)
         mcSamples = recipe.distill.mcSamples
         let frames = recipe.audio.mel.frames(forCrop: settings.crop)
-        distillation = Distillation(student: student, teacher: teacher, batch: settings.batchSize, frames: frames,
-                                    settings: Distillation.Settings(mcSamples: recipe.distill.mcSamples, spectral: recipe.spectralLoss,
-                                                                    spectralWeight: Float(recipe.distill.spectralLoss.weight),
-                                                                    contrastiveWeight: Float(recipe.distill.contrastiveWeight)))
+        var terms = Distillation.Settings(mcSamples: recipe.distill.mcSamples, spectral: recipe.spectralLoss,
+                                          spectralWeight: Float(recipe.distill.spectralLoss.weight),
+                                          contrastiveWeight: Float(recipe.distill.contrastiveWeight))
+        terms.crossEntropyWeight = Float(recipe.distill.klWeight)
+        terms.entropyWeight = Float(recipe.distill.klWeight)
+        distillation = Distillation(student: student, teacher: teacher, batch: settings.batchSize, frames: frames, settings: terms)
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
                        groups: student.parameterGroups(clipNorm: settings.clipNorm), label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase))
         try start(resume: resume)

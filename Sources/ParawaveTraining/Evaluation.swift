@@ -33,6 +33,8 @@ public final class Evaluator {
         public var reportDirectory: String?
         /// The teacher a student's KL is measured against (default: its checkpoint's record).
         public var teacher: String?
+        /// Names of the models in the table, in order (default: their role, numbered).
+        public var labels: [String] = []
         /// How a teacher's generator stores the weights every sample reads.
         public var precision: PackedMatrix.Precision = .half
         /// Where a source-conditioned model's F0 comes from: pYIN on the real recording, the
@@ -167,10 +169,10 @@ public final class Evaluator {
 
         var systems = [System(name: "griffin-lim", kind: "griffin-lim", path: nil, teacherPath: nil,
                               renderer: .griffinLim(GriffinLim(settings: prepared, iterations: options.griffinLimIterations, seed: 0)))]
-        for modelPath in models {
+        for (index, modelPath) in models.enumerated() {
             let (model, metadata) = try TrainedModel.loadWithMetadata(modelPath)
             try Self.checkSettings(model.mel, data: prepared, model: modelPath, dataPath: path)
-            var name = model.role
+            var name = index < options.labels.count ? options.labels[index] : model.role
             var suffix = 2
             while systems.contains(where: { $0.name == name }) { name = "\(model.role)-\(suffix)"; suffix += 1 }
             let system: System

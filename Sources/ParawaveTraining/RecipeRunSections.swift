@@ -159,6 +159,9 @@ public struct DistillSection: Codable, Equatable, Sendable {
     public var mcSamples = 16
     public var spectralLoss = SpectralLossSection()
     public var contrastiveWeight = 0.0
+    /// The KL's weight in the loss (ClariNet-GAN weighted it 0.05 against the STFT loss at 1,
+    /// for a teacher that is still weak).
+    public var klWeight = 1.0
     /// The untrained student's output scale s_tot.
     public var initialScale = 0.05
 
@@ -166,6 +169,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case mcSamples = "mc_samples", spectralLoss = "spectral_loss", contrastiveWeight = "contrastive_weight", initialScale = "initial_scale"
+        case klWeight = "kl_weight"
     }
 
     public init() {}
@@ -177,6 +181,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         try c.update(&spectralLoss, .spectralLoss)
         try c.update(&contrastiveWeight, .contrastiveWeight)
         try c.update(&initialScale, .initialScale)
+        try c.update(&klWeight, .klWeight)
         try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -188,6 +193,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         try c.encode(spectralLoss, forKey: .spectralLoss)
         try c.encode(contrastiveWeight, forKey: .contrastiveWeight)
         try c.encode(initialScale, forKey: .initialScale)
+        try c.encode(klWeight, forKey: .klWeight)
     }
 
     func check(_ v: inout RecipeValidator) {
@@ -195,7 +201,9 @@ public struct DistillSection: Codable, Equatable, Sendable {
         v.require(mcSamples, in: 1...1000, "mc_samples")
         v.require(spectralLoss.weight, in: 0...1e6, "spectral_loss.weight")
         v.require(contrastiveWeight, in: 0...10, "contrastive_weight")
-        v.require(initialScale, in: 1e-4...1, "initial_scale")
+        v.require(initialScale, in: 1e-4...10, "initial_scale")
+        v.require(klWeight, in: 0...10, "kl_weight")
+        if klWeight == 0 && (spectralLoss.kind == .none || spectralLoss.weight == 0) { v.fail("kl_weight", "0 leaves no loss without a spectral term") }
         if contrastiveWeight > 0 && run.batchSize < 2 { v.fail("contrastive_weight", "needs batch_size of at least 2 (it pairs each mel with another)") }
     }
 }

@@ -36,6 +36,10 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A teacher or student run directory or checkpoint (repeatable).", valueName: "RUN_OR_CHECKPOINT"))
     var model: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("The name of a --model in the table and the example files, in --model order (repeatable; "
+                                            + "default: its role, numbered).", valueName: "NAME"))
+    var label: [String] = []
+
     @Option(name: .long, help: ArgumentHelp("Prepared data directory (from `parawave prepare`).", valueName: "DATA"))
     var data: String
 
@@ -78,6 +82,10 @@ struct EvaluateCommand: ParsableCommand {
         if chunkFrames < 1 { throw ValidationError("--chunk-frames must be at least 1") }
         if seed < 0 { throw ValidationError("--seed must be non-negative") }
         if !(temperature > 0 && temperature <= 2) { throw ValidationError("--temperature must be in (0, 2], got \(temperature)") }
+        if label.count > model.count { throw ValidationError("--label names \(label.count) models, but only \(model.count) --model given") }
+        for name in label where name.isEmpty || name.contains("/") || Set(label).count != label.count || name == "griffin-lim" || name == "real" {
+            throw ValidationError("--label '\(name)' must be a distinct, non-empty name without '/' (and not griffin-lim or real)")
+        }
     }
 
     func run() throws {
@@ -86,6 +94,7 @@ struct EvaluateCommand: ParsableCommand {
         options.limit = limit
         options.reportDirectory = report
         options.teacher = teacher
+        options.labels = label
         options.chunkFrames = chunkFrames
         options.seed = UInt64(seed)
         options.temperature = temperature

@@ -322,10 +322,16 @@ struct CLITests {
         let synth = try CommandRunner.parawave(["render", "--model", dir + "/student", "--wav", wav, "--out", dir + "/s.wav", "--speaker", "alice"])
         #expect(synth.status == 0 && synth.stdout.contains("student, parallel; speaker alice"), "\(synth.stderr)")
         let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data",
-                                                   "--limit", "2", "--json", dir + "/report.json"])
+                                                   "--limit", "2", "--json", dir + "/report.json", "--label", "wavenet", "--label", "iaf"])
         #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        #expect(evaluate.stdout.contains("\nwavenet ") && evaluate.stdout.contains("\niaf "), "\(evaluate.stdout)")
         let report = try String(contentsOfFile: dir + "/report.json", encoding: .utf8)
         #expect(report.contains("\"kl_nats\"") && report.contains("\"nll_bits\""))
+        for labels in [["a", "b", "c"], ["a", "a"], ["x/y"]] {
+            let refused = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data"]
+                                                     + labels.flatMap { ["--label", $0] })
+            #expect(refused.status != 0 && refused.stderr.contains("--label"), "\(labels): \(refused.stderr)")
+        }
         try expectClearFailure(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
                                 "--run", dir + "/s2", "--set", "student.speaker_channels=0"],
                                subject: dir + "/teacher", problem: "needs student.speaker_channels > 0", output: dir + "/s2/model.safetensors")

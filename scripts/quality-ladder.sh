@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The quality ladder: every candidate configuration (recipes/ladder/candidates.tsv) trained
+# for the same CPU time on the same data from the same seeds (a teacher for T minutes, then
+# a student for S minutes; `train.max_minutes` / `distill.max_minutes` stop them cleanly),
+# then scored together by `parawave evaluate` on the whole validation split, with tracked
+# and predicted F0, beside Griffin-Lim. Results go to OUT/report (the table, report.json,
+# WAVs, and per utterance one PNG stacking every candidate's spectrogram) and a section of
+# QUALITY.md. Runs that exist are resumed, so a stopped ladder continues where it was.
+#
+#   scripts/quality-ladder.sh [-t T] [-s S] [-o OUT] [-d DATA] [-q QUALITY.md] [-l LABEL] NAME...
+#
+# Screening: -t 20 -s 15 over every candidate; the full budget: -t 90 -s 60 over the best
+# three. The learning rate is held constant after warm-up (a schedule over `steps` would
+# not know the budget); the EMA weights are what is scored.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+T=20 S=15 OUT="$ROOT/ladder" DATA="$ROOT/data/demo" QUALITY="$ROOT/QUALITY.md" LABEL=""
+CANDIDATES="$ROOT/recipes/ladder/candidates.tsv" RECIPE="$ROOT/recipes/demo/recipe.yaml"
+PARAWAVE=${PARAWAVE:-"$ROOT/.build/release/parawave"}
+while getopts "t:s:o:d:q:l:" option; do
+    case $option in
+        t) T=$OPTARG ;; s) S=$OPTARG ;; o) OUT=$OPTARG ;; d) DATA=$OPTARG ;; q) QUALITY=$OPTARG ;; l) LABEL=$OPTARG ;;
+        *) sed -n 2,16p "$0" >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+if [ $# -eq 0 ]; then
+    echo "name the candidates to run, of: $(grep -v '^#' "$CANDIDATES" | cut -f1 | tr '\n' ' ')" >&2
+    exit 2
+fi
+[ -x "$PARAWAVE" ] || { echo "build first (make build): $PARAWAVE is missing" >&2; exit 1; }
+[ -f "$DATA/manifest.jsonl" ] || { echo "prepare the data first (make data): $DATA has no manifest" >&2; exit 1; }
+
+overrides() {
+    local line
+    line=$(grep -v '^#' "$CANDIDATES" | awk -F'\t' -v name="$1" '$1 == name { print $2; found = 1 } END { exit !found }') \
+        || { echo "unknown candidate '$1' (see $CANDIDATES)" >&2; exit 2; }
+    for setting in $line; do printf -- '--set\n%s\n' "$setting"; done
+}
+
+common=(--set train.steps=1000000 --set train.schedule=constant --set "train.max_minutes=$T"
+        --set distill.steps=1000000 --set distill.schedule=constant --set "distill.max_minutes=$S")
+models=() labels=()
+for name in "$@"; do
+    mapfile -t sets < <(overrides "$name")
+    run="$OUT/$name"
+    mkdir -p "$run"
+    resume=()
+    [ -f "$run/teacher/train-state.safetensors" ] && resume=(--resume)
+    echo "== $name: teacher ($T min) ${sets[*]:-}"
+    "$PARAWAVE" train-teacher --recipe "$RECIPE" --data "$DATA" --run "$run/teacher" "${common[@]}" "${sets[@]}" "${resume[@]}"
+    resume=()
+    [ -f "$run/student/train-state.safetensors" ] && resume=(--resume)
+    echo "== $name: student ($S min)"
+    "$PARAWAVE" distill --recipe "$RECIPE" --data "$DATA" --teacher "$run/teacher" --run "$run/student" "${common[@]}" "${sets[@]}" "${resume[@]}"
+    models+=(--model "$run/teacher" --model "$run/student")
+    labels+=(--label "$name-teacher" --label "$name")
+done
+
+echo "== evaluate"
+rm -rf "$OUT/report"
+"$PARAWAVE" evaluate "${models[@]}" "${labels[@]}" --data "$DATA" --f0 both --report "$OUT/report"
+
+# QUALITY.md: the table, the training speed and final validation of every run, the budget
+# and the command, and the spectrogram grid of one utterance.
+stage=${LABEL:-"T $T min, S $S min"}
+grid="docs/quality/ladder-$(echo "$stage" | tr -c 'A-Za-z0-9' '-' | tr -s '-' | sed 's/-$//').png"
+mkdir -p "$ROOT/docs/quality"
+first=$(ls -d "$OUT"/report/*/ | head -1)
+cp "$first/spectrograms.png" "$ROOT/$grid"
+{
+    echo
+    echo "## Ladder: $stage ($(date -u +%Y-%m-%d), $(nproc) cores)"
+    echo
+    echo "    scripts/quality-ladder.sh -t $T -s $S $*"
+    echo
+    echo '```'
+    cat "$OUT/report/report.txt"
+    echo '```'
+    echo
+    echo "| candidate | overrides | teacher steps | teacher samples/s | teacher val. bits | student steps | student samples/s | student val. KL |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    for name in "$@"; do
+        python3 - "$OUT/$name" "$name" "$(grep -v '^#' "$CANDIDATES" | awk -F'\t' -v n="$name" '$1 == n { print $2 }')" <<'PY'
+import json, sys
+run, name, sets = sys.argv[1:4]
+def last(path, key):
+    value = None
+    for line in open(path):
+        row = json.loads(line)
+        if key in row: value = (row["step"], row[key])
+    return value
+t, s = run + "/teacher/metrics.jsonl", run + "/student/metrics.jsonl"
+ts, tv, ss, sv = last(t, "samples_per_second"), last(t, "validation_bits"), last(s, "samples_per_second"), last(s, "validation_kl")
+fmt = lambda v, f: f % v[1] if v else "-"
+print(f"| {name} | {sets or '(recipes/demo)'} | {tv[0] if tv else '-'} | {fmt(ts, '%.0f')} | {fmt(tv, '%.3f')} | "
+      f"{sv[0] if sv else '-'} | {fmt(ss, '%.0f')} | {fmt(sv, '%.4f')} |")
+PY
+    done
+    echo
+    echo "Spectrograms of $(basename "$first"), one row per system: [$grid]($grid)"
+} >> "$QUALITY"
+echo "wrote $OUT/report and a section of $QUALITY"
