@@ -17,8 +17,8 @@ import ParawaveEngine
 /// sample's frame (`MelLinearPrediction`) and g a learned gain (`teacher.lp.log_gain`, from
 /// the white-noise value): component means mu = p_t + sigma_t mu' around the prediction
 /// p_t = -sum_k a_k x_(t-k), log-scales log s = log sigma_t + log s'. The head's mean and
-/// log-scale outputs start at 0, so an untrained teacher scores what the mel's predictor
-/// does, and every output is on the same footing in loud and quiet frames.
+/// log-scale outputs start near 0, so an untrained teacher scores about what the mel's
+/// predictor does, and every output is on the same footing in loud and quiet frames.
 public final class Teacher: @unchecked Sendable {
     public static let kind = "parawave.teacher"
 
@@ -66,9 +66,15 @@ public final class Teacher: @unchecked Sendable {
         head.initialise(store, generator: &generator)
         speakerTable?.initialise(store, generator: &generator)
         if let logGain {
-            // The excitation's means and log-scales start at 0: an untrained teacher is the
-            // mel's predictor with the white-noise scale, and learns corrections to it.
-            head.zeroOutputs(config.mixtures..<(3 * config.mixtures), store: store)
+            // The excitation's means and log-scales start near 0 (weights a tenth of their
+            // usual size): an untrained teacher is about the mel's predictor with the
+            // white-noise scale, and learns corrections to it. The components' means start
+            // spread over [-1/2, 1/2] scales, so they differ and every output has a gradient
+            // (identical components would give the mixture logits none).
+            let M = config.mixtures
+            let spread = (0..<M).map { M > 1 ? Float($0) / Float(M - 1) - 0.5 : 0 }
+            head.restartOutputs(M..<(2 * M), factor: 0.1, biases: spread, store: store)
+            head.restartOutputs((2 * M)..<(3 * M), factor: 0.1, biases: [Float](repeating: 0, count: M), store: store)
             store.fill(logGain, 0)
         }
         pitch?.initialise(store, generator: &generator)

@@ -31,11 +31,13 @@ public struct WaveNetHead: Sendable {
         store.initUniform(secondBias, bound: bound, generator: &generator)
     }
 
-    /// Zeroes the last layer's weights and biases of the outputs in `outputs`, so they start
-    /// at 0 whatever the input.
-    func zeroOutputs(_ outputs: Range<Int>, store: ParameterStore) {
-        (store.value(secondWeight) + outputs.lowerBound * inputChannels).update(repeating: 0, count: outputs.count * inputChannels)
-        (store.value(secondBias) + outputs.lowerBound).update(repeating: 0, count: outputs.count)
+    /// Scales the last layer's weights of the outputs in `outputs` by `factor` and sets their
+    /// biases, so they start near `biases` whatever the input.
+    func restartOutputs(_ outputs: Range<Int>, factor: Float, biases: [Float], store: ParameterStore) {
+        precondition(biases.count == outputs.count, "one bias per output")
+        let w = store.value(secondWeight) + outputs.lowerBound * inputChannels
+        for i in 0..<(outputs.count * inputChannels) { w[i] *= factor }
+        (store.value(secondBias) + outputs.lowerBound).update(from: biases, count: biases.count)
     }
 
     /// The last layer's bias, (P).
