@@ -247,8 +247,9 @@ public final class Distillation {
                     teacher.backward(ta, dParams: dp.baseAddress!, dInput: di.baseAddress!, weights: false)
                 }
             }
-            // The teacher's input at t is x_(t-1).
-            for b in 0..<B { for t in 0..<(T - 1) { dOutput[b * T + t] += dTeacherInput[b * T + t + 1] } }
+            dTeacherInput.withUnsafeBufferPointer { di in
+                dOutput.withUnsafeMutableBufferPointer { teacher.addAudioGradient(ta, dInput: di.baseAddress!, into: $0.baseAddress!) }
+            }
         }
         return total / Double(N * count)
     }

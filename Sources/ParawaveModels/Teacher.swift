@@ -18,7 +18,9 @@ import ParawaveEngine
 /// the white-noise value): component means mu = p_t + sigma_t mu' around the prediction
 /// p_t = -sum_k a_k x_(t-k), log-scales log s = log sigma_t + log s'. The head's mean and
 /// log-scale outputs start near 0, so an untrained teacher scores about what the mel's
-/// predictor does, and every output is on the same footing in loud and quiet frames.
+/// predictor does, and every output is on the same footing in loud and quiet frames. The
+/// stack reads the past excitation in the same units (`prepareLinearPrediction`), where
+/// voicing shows as pulses at the pitch period whatever the formants and the loudness.
 public final class Teacher: @unchecked Sendable {
     public static let kind = "parawave.teacher"
 
@@ -104,7 +106,8 @@ public final class Teacher: @unchecked Sendable {
         /// The batch's sources (B, 1, T), with source conditioning.
         var source: [Float]
         /// With linear prediction: each utterance's frame predictors (B, F, P), ln sqrt(E)
-        /// per frame (B, F) and the predictions (B, T).
+        /// per frame (B, F) and the predictions the means are centred on (B, T; 0 where not
+        /// centred).
         public internal(set) var lpCoefficients: [Float], lpLogRMS: [Float], lpPrediction: [Float]
 
         init(teacher: Teacher, batch: Int, frames: Int, training: Bool) {
@@ -155,10 +158,14 @@ public final class Teacher: @unchecked Sendable {
         setSpeakers(a, speakers)
         precondition((source != nil) == (config.source != nil), "a source-conditioned teacher needs a source, and only it takes one")
         if let source { a.source.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: source, count: B * T) } }
-        a.input.withUnsafeMutableBufferPointer { inp in
-            for b in 0..<B {
-                inp[b * T] = 0
-                (inp.baseAddress! + b * T + 1).update(from: x + b * T, count: T - 1)
+        if linearPrediction != nil {
+            prepareLinearPrediction(a, audio: x, mel: mel, centred: centred)
+        } else {
+            a.input.withUnsafeMutableBufferPointer { inp in
+                for b in 0..<B {
+                    inp[b * T] = 0
+                    (inp.baseAddress! + b * T + 1).update(from: x + b * T, count: T - 1)
+                }
             }
         }
         a.mel.withUnsafeMutableBufferPointer { normalise(mel, into: $0.baseAddress!, batch: B, frames: a.frames) }
@@ -173,36 +180,76 @@ public final class Teacher: @unchecked Sendable {
             }
         }
         forwardHead(a)
-        if linearPrediction != nil { applyLinearPrediction(a, audio: x, mel: mel, centred: centred) }
+        offsetMixture(a)
     }
 
-    /// With linear prediction: the frames' predictors, and the offsets of the mixture's means
-    /// (by p_t, when `centred`) and log-scales (by ln sqrt(E_f) + the white-noise scale + the
-    /// learned gain).
-    func applyLinearPrediction(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, centred: Bool) {
-        guard let lp = linearPrediction, let logGain else { return }
-        let B = a.batch, T = a.length, F = a.frames, P = lp.order, M = config.mixtures, C = config.stack.conditionChannels
-        let gain = Float(lp.logScalePerRMS) + store.value(logGain)[0]
+    /// With linear prediction, before the stack: the frames' predictors and scales, the
+    /// prediction p_t from the audio's past into `a.lpExcitation`'s companion `a.lpPrediction`
+    /// (0 where not `centred`), and the stack's shifted input, the excitation in units of the
+    /// prior's scale: e_t = (x_t - p_t) / sigma0_t, sigma0_t = exp(ln sqrt(E_f) + the
+    /// white-noise scale) (without the learned gain, so the input depends on no parameter).
+    func prepareLinearPrediction(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, centred: Bool) {
+        guard let lp = linearPrediction else { return }
+        let B = a.batch, T = a.length, F = a.frames, P = lp.order, C = config.stack.conditionChannels
+        let white = Float(lp.logScalePerRMS)
+        var p = [Float](repeating: 0, count: T)
         a.lpCoefficients.withUnsafeMutableBufferPointer { coefficients in
             a.lpLogRMS.withUnsafeMutableBufferPointer { logRMS in
-                a.lpPrediction.withUnsafeMutableBufferPointer { prediction in
-                    a.params.withUnsafeMutableBufferPointer { params in
-                        for b in 0..<B {
-                            let co = coefficients.baseAddress! + b * F * P, rms = logRMS.baseAddress! + b * F
-                            let p = prediction.baseAddress! + b * T
-                            lp.analyse(logMel: mel + b * C * F, frames: F, coefficients: co, logRMS: rms)
-                            if centred { lp.predict(x + b * T, length: T, coefficients: co, frames: F, into: p) } else { p.update(repeating: 0, count: T) }
-                            for m in 0..<M {
-                                let means = params.baseAddress! + (b * 3 * M + M + m) * T, logScales = means + M * T
-                                for t in 0..<T {
-                                    let logSigma = rms[lp.frame(ofSample: t, frames: F)] + gain
-                                    means[t] = p[t] + exp(logSigma) * means[t]
-                                    logScales[t] += logSigma
-                                }
-                            }
+                a.input.withUnsafeMutableBufferPointer { input in
+                    for b in 0..<B {
+                        let co = coefficients.baseAddress! + b * F * P, rms = logRMS.baseAddress! + b * F
+                        lp.analyse(logMel: mel + b * C * F, frames: F, coefficients: co, logRMS: rms)
+                        lp.predict(x + b * T, length: T, coefficients: co, frames: F, into: &p)
+                        input[b * T] = 0
+                        for t in 0..<(T - 1) {
+                            input[b * T + t + 1] = (x[b * T + t] - p[t]) * exp(-(rms[lp.frame(ofSample: t, frames: F)] + white))
                         }
+                        for t in 0..<T { a.lpPrediction[b * T + t] = centred ? p[t] : 0 }
                     }
                 }
+            }
+        }
+    }
+
+    /// With linear prediction, after the head: the mixture's means mu = p_t + sigma_t mu' and
+    /// log-scales log s = log sigma_t + log s', log sigma_t = ln sqrt(E_f) + the white-noise
+    /// scale + the learned gain.
+    func offsetMixture(_ a: Activations) {
+        guard let lp = linearPrediction, let logGain else { return }
+        let B = a.batch, T = a.length, F = a.frames, M = config.mixtures
+        let gain = Float(lp.logScalePerRMS) + store.value(logGain)[0]
+        a.params.withUnsafeMutableBufferPointer { params in
+            for b in 0..<B {
+                for m in 0..<M {
+                    let means = params.baseAddress! + (b * 3 * M + M + m) * T, logScales = means + M * T
+                    for t in 0..<T {
+                        let logSigma = a.lpLogRMS[b * F + lp.frame(ofSample: t, frames: F)] + gain
+                        means[t] = a.lpPrediction[b * T + t] + exp(logSigma) * means[t]
+                        logScales[t] += logSigma
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds to `dAudio` (B, T) the gradient with respect to the audio x given `dInput`
+    /// (B, T), the gradient with respect to the stack's shifted input (from `backward`): the
+    /// input at t is x_(t-1), or with linear prediction the excitation e_(t-1), an FIR of x
+    /// (A(z) / sigma0), whose transpose this applies. (The means' centring on p_t is not
+    /// differentiated: it is used only where x is data.)
+    public func addAudioGradient(_ a: Activations, dInput: UnsafePointer<Float>, into dAudio: UnsafeMutablePointer<Float>) {
+        let B = a.batch, T = a.length, F = a.frames
+        guard let lp = linearPrediction else {
+            for b in 0..<B { for t in 0..<(T - 1) { dAudio[b * T + t] += dInput[b * T + t + 1] } }
+            return
+        }
+        let P = lp.order, white = Float(lp.logScalePerRMS)
+        for b in 0..<B {
+            for t in 0..<(T - 1) {
+                let f = lp.frame(ofSample: t, frames: F)
+                let g = dInput[b * T + t + 1] * exp(-(a.lpLogRMS[b * F + f] + white))
+                dAudio[b * T + t] += g
+                for k in 1...P where k <= t { dAudio[b * T + t - k] += g * a.lpCoefficients[(b * F + f) * P + k - 1] }
             }
         }
     }

@@ -256,6 +256,9 @@ public final class TeacherGenerator: @unchecked Sendable {
             }
         } ?? []
         let lpGain = lp.map { Float($0.logScalePerRMS) + teacher.store.value(teacher.logGain!)[0] } ?? 0
+        let lpCentre = UnsafeMutablePointer<Float>.allocate(capacity: B)
+        lpCentre.initialize(repeating: 0, count: B)
+        defer { lpCentre.deallocate() }
         let previous = UnsafeMutablePointer<Float>.allocate(capacity: B)
         previous.initialize(repeating: 0, count: B)
         defer { previous.deallocate() }
@@ -336,6 +339,7 @@ public final class TeacherGenerator: @unchecked Sendable {
                                 for k in 1...max(1, min(P, t)) where k <= t { prediction -= a[f * P + k - 1] * past[t - k] }
                             }
                         }
+                        lpCentre[b] = prediction
                         let logSigma = logRMS[f] + lpGain, sigma = exp(logSigma)
                         for m in 0..<M {
                             params[b * 3 * M + M + m] = prediction + sigma * params[b * 3 * M + M + m]
@@ -353,6 +357,11 @@ public final class TeacherGenerator: @unchecked Sendable {
                     }
                     if t < outputs[b].count { outputs[b][t] = x }
                     previous[b] = x
+                    if let lp, t < outputs[b].count {
+                        // The stack reads the excitation in the prior's units (as the parallel pass).
+                        let f = lp.frame(ofSample: t, frames: frames[b])
+                        previous[b] = (x - lpCentre[b]) * exp(-(lpFrames[b].logRMS[f] + Float(lp.logScalePerRMS)))
+                    }
                 }
                 if let progress, (t + 1) % hop == 0 || t + 1 == T { progress(t + 1, T) }
             }

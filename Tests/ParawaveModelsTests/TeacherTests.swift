@@ -288,7 +288,8 @@ struct TeacherTests {
         let analytic = teacher.store.gradientArray
         #expect(analytic[gain.offset] != 0)
         let point = teacher.store.valueArray.map(Double.init)
-        let errors = GradientCheck.worstDirectionalError(blocks: teacher.store.entries.map { ($0.name, $0.offset, $0.count) }, point: point,
+        let errors = GradientCheck.worstDirectionalError(blocks: teacher.store.entries.map { ($0.name, $0.offset, $0.count) } + [("all", 0, teacher.store.count)],
+                                                         point: point,
                                                          analytic: analytic, epsilon: 5e-2) { values in
             teacher.store.setValues(values.map(Float.init))
             return loss()
@@ -304,9 +305,10 @@ struct TeacherTests {
         let h = 1e-2, numeric = (lossAt(gain: point[gain.offset] + h) - lossAt(gain: point[gain.offset] - h)) / (2 * h)
         teacher.store.setValues(point.map(Float.init))
         #expect(abs(numeric - Double(analytic[gain.offset])) <= 1e-3 * abs(numeric), "log gain: \(analytic[gain.offset]) against \(numeric)")
-        // Every other block within the float32 loss's reach (the stack itself is checked
-        // against PyTorch in matchesPyTorchReference).
-        #expect(errors.values.max()! < 3e-2, "worst relative error \(errors.max { $0.value < $1.value }!)")
+        // All parameters at once within 5e-3, each block within 10% (the float32 loss's reach
+        // for blocks deep in the stack, which matchesPyTorchReference checks closely).
+        #expect(errors["all"]! < 5e-3, "relative error \(errors["all"]!) over all parameters")
+        #expect(errors.values.max()! < 0.1, "worst relative error \(errors.max { $0.value < $1.value }!)")
 
         // Centred and not: the means differ by the prediction exactly, the log-scales not at all.
         teacher.forward(a, audio: x, mel: mel)
