@@ -41,8 +41,13 @@ public enum AudioFile {
     }
 
     /// Reads `path` as mono Float32 converted to `sampleRate` with libsoxr (high quality).
+    /// A float file holding NaN or an infinity is refused, naming the first such sample.
     public static func read(_ path: String, sampleRate: Int) throws -> Audio {
         let audio = try read(path)
+        if let bad = audio.samples.firstIndex(where: { !$0.isFinite }) {
+            let seconds = String(format: "%.3f", Double(bad) / Double(max(audio.sampleRate, 1)))
+            throw ParawaveError(path, "holds a non-finite sample (\(audio.samples[bad])) at index \(bad) (\(seconds) s); the file is damaged")
+        }
         return try Resampler.resample(audio, to: sampleRate)
     }
 

@@ -284,8 +284,9 @@ public class RunTrainer {
             if !fields.isEmpty { try run.appendMetrics([("step", .int(step))] + fields) }
             if consecutiveSkipped == 0 && (step % settings.checkpointEvery == 0 || finalStep) { try checkpoint(seconds: seconds()) }
             let elapsed = max(now().timeIntervalSince(start), 1e-9)
+            let budget = settings.maxMinutes > 0 ? ", " + ProgressReporter.clock(max(0, settings.maxMinutes * 60 - seconds())) + " of the time budget left" : ""
             progress?.advance(detail: describe(last, validation: lastValidation)
-                              + String(format: ", %.0f samples/s", Double((step - startStep) * samplesPerStep) / elapsed))
+                              + String(format: ", %.0f samples/s", Double((step - startStep) * samplesPerStep) / elapsed) + budget)
             if outOfTime && step < total {
                 budgetReached = true
                 break

@@ -162,6 +162,16 @@ struct CLITests {
         try expectClearFailure(["mel", Fixtures.path("audio/mono_pcm16.wav"), "--out", out, "--recipe", dir + "/typo.yaml"],
                                subject: dir + "/typo.yaml", problem: "audio.hop_lenght: unknown key (did you mean 'hop_length'?)", output: out)
         try expectClearFailure(["mel", dir + "/missing.wav", "--out", out], subject: dir + "/missing.wav", problem: "no such file", output: out)
+
+        // A float WAV with a NaN sample: mel, spectrogram and pitch refuse it, as prepare and render do.
+        var float = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("audio/mono_float.wav")))
+        let chunk = try #require(float.range(of: Data("data".utf8)))
+        let sample = chunk.upperBound + 4 + 4 * 10
+        float.replaceSubrange(sample..<(sample + 4), with: [0x00, 0x00, 0xC0, 0x7F])
+        FileManager.default.createFile(atPath: dir + "/nan.wav", contents: float)
+        try expectClearFailure(["mel", dir + "/nan.wav", "--out", out], subject: dir + "/nan.wav", problem: "non-finite sample (nan) at index 10", output: out)
+        try expectClearFailure(["spectrogram", dir + "/nan.wav", "--png", png], subject: dir + "/nan.wav", problem: "non-finite sample", output: png)
+        try expectClearFailure(["pitch", dir + "/nan.wav", "--out", out], subject: dir + "/nan.wav", problem: "non-finite sample", output: out)
     }
 
     static let tinyRecipe = """

@@ -5,6 +5,24 @@ import ParawaveTestSupport
 import Testing
 
 struct AtomicFileTests {
+    /// Outputs go only to regular files: a device node, a FIFO or a folder at the path is
+    /// refused and left as it was.
+    @Test func refusesToReplaceWhatIsNotAFile() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let fifo = dir + "/pipe"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for (path, kind) in [("/dev/null", "a device"), (fifo, "a FIFO"), (dir, "a folder")] {
+            #expect(throws: ParawaveError.self) { try AtomicFile.write(Data("x".utf8), to: path) }
+            do { try AtomicFile.write(Data("x".utf8), to: path) } catch { #expect("\(error)".contains(kind), "\(error)") }
+        }
+        var info = stat()
+        #expect(stat(fifo, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO && stat("/dev/null", &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR)
+        // A regular file is replaced as before.
+        try AtomicFile.write(Data("old".utf8), to: dir + "/f")
+        try AtomicFile.write(Data("new".utf8), to: dir + "/f")
+        #expect(try String(contentsOfFile: dir + "/f", encoding: .utf8) == "new")
+    }
+
     @Test func replacesContentAndLeavesNoTemporaryFiles() throws {
         let dir = Fixtures.temporaryDirectory()
         let path = dir + "/f.bin"
