@@ -22,25 +22,10 @@ public enum AtomicFile {
     /// Calls `produce` with a temporary path beside `path`, then moves the file it
     /// wrote into place. `produce` must create the file at the path it is given.
     public static func write(to path: String, _ produce: (String) throws -> Void) throws {
+        // Renaming over a device node, FIFO or folder would replace it: only files are outputs.
+        try OutputPaths.check([path])
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
-        if !FileManager.default.fileExists(atPath: directory) {
-            throw ParawaveError(path, "the folder \(directory) does not exist")
-        }
-        // Renaming over a device node, FIFO, socket or directory would replace it (as root,
-        // `--out /dev/null` would leave a regular file there): only files are outputs.
-        var existing = stat()
-        if stat(path, &existing) == 0 && (existing.st_mode & S_IFMT) != S_IFREG {
-            let kind: String
-            switch existing.st_mode & S_IFMT {
-            case S_IFDIR: kind = "a folder"
-            case S_IFCHR, S_IFBLK: kind = "a device"
-            case S_IFIFO: kind = "a FIFO"
-            case S_IFSOCK: kind = "a socket"
-            default: kind = "not a regular file"
-            }
-            throw ParawaveError(path, "is \(kind); outputs are written only to regular files (give a file path)")
-        }
         let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         do {
             try produce(temporary)

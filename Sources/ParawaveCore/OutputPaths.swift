@@ -17,8 +17,18 @@ public enum OutputPaths {
             }
             guard isFolder.boolValue else { throw ParawaveError(path, "cannot be written: \(folder) is not a folder") }
             guard files.isWritableFile(atPath: folder) else { throw ParawaveError(path, "cannot be written: the folder \(folder) is not writable") }
-            if let type = (try? files.attributesOfItem(atPath: path))?[.type] as? FileAttributeType, type != .typeRegular {
-                throw ParawaveError(path, "exists and is not a regular file; give a file path")
+            var existing = stat()
+            if stat(path, &existing) == 0 && (existing.st_mode & S_IFMT) != S_IFREG {
+                let kind: String
+                switch existing.st_mode & S_IFMT {
+                case S_IFDIR: kind = "a folder"
+                case S_IFCHR, S_IFBLK: kind = "a device"
+                case S_IFIFO: kind = "a FIFO"
+                case S_IFSOCK: kind = "a socket"
+                default: kind = "something else"
+                }
+                throw ParawaveError(path, "is \(kind), not a regular file; outputs are written only to regular files (as root, "
+                                    + "writing over /dev/null would replace it), so give a file path")
             }
         }
     }

@@ -548,6 +548,12 @@ struct CLITests {
 
         try expectClearFailure(["evaluate", "--model", dir + "/student", "--teacher", dir + "/student", "--data", dir + "/data",
                                 "--report", dir + "/r0"], subject: dir + "/student", problem: "is not a teacher", output: dir + "/r0")
+        // An output that cannot be written fails before any work, leaving no report folder.
+        try expectClearFailure(["evaluate", "--model", dir + "/teacher", "--data", dir + "/data", "--report", dir + "/r-json",
+                                "--json", dir + "/missing/x.json"], subject: dir + "/missing/x.json", problem: "does not exist", output: dir + "/r-json")
+        FileManager.default.createFile(atPath: dir + "/plainfile", contents: Data("x".utf8))
+        try expectClearFailure(["evaluate", "--model", dir + "/teacher", "--data", dir + "/data", "--report", dir + "/plainfile"],
+                               subject: dir + "/plainfile", problem: "not a folder", output: dir + "/plainfile/report.json")
         try FileManager.default.createDirectory(atPath: dir + "/nodata", withIntermediateDirectories: true)
         try expectClearFailure(["evaluate", "--model", dir + "/missing", "--data", dir + "/data", "--report", dir + "/r1"],
                                subject: dir + "/missing", problem: "no such model", output: dir + "/r1")
