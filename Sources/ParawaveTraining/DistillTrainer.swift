@@ -146,8 +146,19 @@ public final class DistillTrainer: RunTrainer {
 
     override func modelCheckpoint(values: [Float]) -> SafeTensors {
         var file = student.checkpoint(values: values, step: step)
-        file.metadata["teacher"] = teacherName
+        file.metadata["teacher"] = Self.relativePath(to: teacherName, from: URL(fileURLWithPath: run.model).deletingLastPathComponent().path)
         return file
+    }
+
+    /// `path` relative to the folder `base` (both made absolute and standardised), so that a
+    /// run and its teacher can move together and be evaluated from any working directory.
+    public static func relativePath(to path: String, from base: String) -> String {
+        let target = URL(fileURLWithPath: path).standardizedFileURL.pathComponents
+        let origin = URL(fileURLWithPath: base).standardizedFileURL.pathComponents
+        var shared = 0
+        while shared < min(target.count, origin.count) && target[shared] == origin[shared] { shared += 1 }
+        let parts = Array(repeating: "..", count: origin.count - shared) + target[shared...]
+        return parts.isEmpty ? "." : parts.joined(separator: "/")
     }
 
     override func stateTensors() -> [String: SafeTensors.Tensor] {

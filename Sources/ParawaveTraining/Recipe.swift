@@ -50,19 +50,25 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         guard case .mapping = node else { throw ParawaveError(name, "a recipe must be a mapping of sections (audio, data, teacher, ...)") }
         for override in overrides { node = try apply(override, to: node, name: name) }
+        // A problem with a key that an override set is the override's, not the file's.
+        func source(of problem: String) -> String {
+            let key = problem.prefix { $0 != ":" }
+            return overrides.last { $0.prefix { $0 != "=" } == key }.map { "--set \($0)" } ?? name
+        }
         let recipe: Recipe
         do {
             recipe = try YAMLDecoder().decode(Recipe.self, from: node)
         } catch let issue as RecipeKeyIssue {
-            throw ParawaveError(name, issue.description)
+            throw ParawaveError(source(of: issue.description), issue.description)
         } catch let error as DecodingError {
-            throw ParawaveError(name, Self.describe(error))
+            let problem = Self.describe(error)
+            throw ParawaveError(source(of: problem), problem)
         }
         var validator = RecipeValidator()
         recipe.validate(&validator)
         if let first = validator.problems.first {
             let more = validator.problems.count > 1 ? " (and \(validator.problems.count - 1) more: \(validator.problems.dropFirst().joined(separator: "; ")))" : ""
-            throw ParawaveError(name, first + more)
+            throw ParawaveError(source(of: first), first + more)
         }
         return recipe
     }
@@ -109,7 +115,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         guard let equals = override.firstIndex(of: "="), equals != override.startIndex else {
             throw ParawaveError("--set \(override)", "expected section.key=value, for example train.steps=100")
         }
-        let path = override[..<equals].split(separator: ".").map(String.init)
+        let path = override[..<equals].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         let valueText = String(override[override.index(after: equals)...])
         guard path.count >= 2, !path.contains(where: \.isEmpty) else {
             throw ParawaveError("--set \(override)", "expected section.key=value, for example train.steps=100")

@@ -88,6 +88,17 @@ struct DistillTrainerTests {
         #expect(ratio > 0.25 && ratio < 4, "loudness ratio \(ratio)")
     }
 
+    /// A student records its teacher relative to its own run directory, so evaluating from
+    /// any working directory finds it.
+    @Test func teacherPathIsRelativeToTheRun() throws {
+        #expect(DistillTrainer.relativePath(to: "/w/runs/t", from: "/w/runs/s") == "../t")
+        #expect(DistillTrainer.relativePath(to: "/w/runs/t/model.safetensors", from: "/w/runs/t") == "model.safetensors")
+        #expect(DistillTrainer.relativePath(to: "/a/b", from: "/c/d/e") == "../../../a/b")
+        #expect(DistillTrainer.relativePath(to: "/w/runs/./t/", from: "/w/x/../runs/s") == "../t")
+        let cwd = FileManager.default.currentDirectoryPath
+        #expect(DistillTrainer.relativePath(to: "runs/t", from: cwd + "/runs/s") == "../t")
+    }
+
     /// Stop and resume is exact for distillation too (noise comes from the run's generator),
     /// with the spectral and contrastive terms on.
     @Test func stopAndResumeIsExact() throws {

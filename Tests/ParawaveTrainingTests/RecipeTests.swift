@@ -146,6 +146,12 @@ struct RecipeTests {
         #expect(message("", overrides: ["train.stpes=1"]).contains("train.stpes: unknown key"))
         #expect(message("", overrides: ["steps"]).contains("expected section.key=value"))
         #expect(message("", overrides: ["train.steps=-1"]).contains("train.steps"))
+        // An empty key part is an error, not dropped; a bad value names the override, not the file.
+        #expect(message("", overrides: ["teacher..layers=2"]).contains("expected section.key=value"))
+        #expect(message("", overrides: ["train.steps=-1"]).hasPrefix("--set train.steps=-1: train.steps"), "\(message("", overrides: ["train.steps=-1"]))")
+        #expect(message("", overrides: ["train.steps=abc"]).hasPrefix("--set train.steps=abc"))
+        #expect(message("", overrides: ["train.stpes=1"]).hasPrefix("--set train.stpes=1"))
+        #expect(message("train: {steps: -1}", overrides: ["train.seed=2"]).hasPrefix("r.yaml: train.steps"))
     }
 
     @Test func resolvedYamlRoundTrips() throws {
