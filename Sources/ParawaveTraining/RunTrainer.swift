@@ -292,6 +292,11 @@ public class RunTrainer {
                 break
             }
         }
+        if !interrupted && consecutiveSkipped == 0 && !FileManager.default.fileExists(atPath: run.trainState) {
+            // A new run that took no step (steps 0, or a budget spent at once) still leaves
+            // its model: the initial weights.
+            try checkpoint(seconds: seconds())
+        }
         if interrupted {
             if consecutiveSkipped == 0 { try checkpoint(seconds: seconds()) }
             progress?.finish()

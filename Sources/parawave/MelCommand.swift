@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParawaveCore
 import ParawaveAudio
 import ParawaveTraining
 
@@ -89,7 +90,11 @@ struct GriffinLimCommand: ParsableCommand {
 
     func run() throws {
         let settings = try recipeOptions.load().audio.mel
+        try OutputPaths.check([out])
         let mel = try MelFile.read(input, nMels: settings.nMels, framesFirst: framesFirst)
+        if mel.columns < 2 {
+            throw ParawaveError(input, "has \(mel.columns) frame; Griffin-Lim needs at least 2 (its output is (frames - 1) x hop_length samples)")
+        }
         let start = Date()
         let samples = try GriffinLim(settings: settings, iterations: iterations).audio(fromLogMel: mel)
         let seconds = Double(samples.count) / Double(settings.sampleRate)

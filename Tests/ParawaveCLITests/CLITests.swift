@@ -163,6 +163,10 @@ struct CLITests {
                                subject: dir + "/typo.yaml", problem: "audio.hop_lenght: unknown key (did you mean 'hop_length'?)", output: out)
         try expectClearFailure(["mel", dir + "/missing.wav", "--out", out], subject: dir + "/missing.wav", problem: "no such file", output: out)
 
+        try NPY.write([Float](repeating: -3, count: 80), shape: [80, 1], to: dir + "/one.npy")
+        try expectClearFailure(["griffin-lim", dir + "/one.npy", "--out", dir + "/one.wav"], subject: dir + "/one.npy", problem: "needs at least 2",
+                               output: dir + "/one.wav")
+
         // A float WAV with a NaN sample: mel, spectrogram and pitch refuse it, as prepare and render do.
         var float = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("audio/mono_float.wav")))
         let chunk = try #require(float.range(of: Data("data".utf8)))

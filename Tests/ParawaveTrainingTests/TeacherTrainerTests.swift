@@ -234,5 +234,13 @@ struct TeacherTrainerTests {
         stepwise(longer)
         longer.log = { _ in }
         #expect(try longer.train(shouldStop: { false }).step == 6)
+
+        // A new run of 0 steps writes the untrained model and its state, as it says it does.
+        let empty = RunDirectory(Fixtures.temporaryDirectory() + "/run")
+        let untrained = try TeacherTrainer(recipe: try Self.recipe(["train.steps=0"]), data: data, run: empty, resume: false)
+        untrained.showProgress = false
+        #expect(try untrained.train(shouldStop: { false }).step == 0)
+        let written = try Teacher.load(try SafeTensors.read(empty.model), name: empty.model)
+        #expect(written.store.valueArray == untrained.teacher.store.valueArray && FileManager.default.fileExists(atPath: empty.trainState))
     }
 }
