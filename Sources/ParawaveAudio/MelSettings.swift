@@ -89,6 +89,10 @@ public struct MelSettings: Codable, Equatable, Hashable, Sendable {
         if fMax > Double(sampleRate) / 2 + 1e-9 { out.append("fmax \(fMax) exceeds the Nyquist frequency \(sampleRate / 2)") }
         if power != 1 && power != 2 { out.append("power \(power) must be 1 or 2") }
         if !(logFloor > 0) { out.append("log_floor \(logFloor) must be positive") }
+        if out.isEmpty, let empty = MelFilterbank(settings: self).ranges.firstIndex(where: \.isEmpty) {
+            out.append("n_mels \(nMels) leaves band \(empty) without an FFT bin at n_fft \(nFFT) (bins \(String(format: "%.1f", Double(sampleRate) / Double(nFFT))) Hz apart): "
+                       + "use fewer bands or a larger n_fft")
+        }
         return out
     }
 }

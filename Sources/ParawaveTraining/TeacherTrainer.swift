@@ -21,6 +21,25 @@ extension Recipe {
     }
 }
 
+extension Recipe {
+    /// Settings that are valid but probably not meant, one sentence each, for the training
+    /// commands to print before they start.
+    public var warnings: [String] {
+        var out: [String] = []
+        let teacherField = teacherConfig.stack.receptiveField
+        if train.crop < teacherField {
+            out.append("train.crop (\(train.crop) samples) is shorter than the teacher's receptive field (\(teacherField) samples): "
+                       + "no sample of a crop sees a full past, which rendering always does; raise train.crop")
+        }
+        let studentField = studentConfig(mel: audio.mel).receptiveField
+        if distill.run.crop < studentField {
+            out.append("distill.crop (\(distill.run.crop) samples) is shorter than the student's receptive field (\(studentField) samples); "
+                       + "raise distill.crop")
+        }
+        return out
+    }
+}
+
 /// Maximum-likelihood training of a teacher (`train-teacher`): masked mean NLL of the crops,
 /// validation NLL in nats and bits per sample. The loop is `RunTrainer`'s.
 public final class TeacherTrainer: RunTrainer {

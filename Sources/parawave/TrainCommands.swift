@@ -46,6 +46,7 @@ struct TrainTeacherCommand: ParsableCommand {
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
         let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: runOptions.resume)
+        for warning in recipe.warnings where warning.hasPrefix("train.") { print("warning: " + warning) }
         let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume)
         let t = trainer.teacher.config
@@ -115,6 +116,7 @@ struct DistillCommand: ParsableCommand {
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
         let recipe = try overrides.recipe(recipeOptions, section: "distill", run: runDirectory, resume: runOptions.resume)
+        for warning in recipe.warnings where warning.hasPrefix("distill.") { print("warning: " + warning) }
         guard case .teacher(let teacherModel) = try TrainedModel.load(teacher) else {
             throw ParawaveError(teacher, "is not a teacher; --teacher takes a train-teacher run directory or its model.safetensors")
         }

@@ -146,6 +146,12 @@ struct RecipeTests {
         #expect(message("", overrides: ["train.stpes=1"]).contains("train.stpes: unknown key"))
         #expect(message("", overrides: ["steps"]).contains("expected section.key=value"))
         #expect(message("", overrides: ["train.steps=-1"]).contains("train.steps"))
+        // Bands without an FFT bin are an error; a crop shorter than a receptive field a warning.
+        #expect(message("audio: {n_mels: 512}").contains("without an FFT bin"))
+        #expect(try Recipe.parse("audio: {n_mels: 256}").audio.nMels == 256)
+        let short = try Recipe.parse("train: {crop: 400}\ndistill: {crop: 3000}")
+        #expect(short.warnings.count == 2 && short.warnings[0].hasPrefix("train.crop (400 samples)") && short.warnings[1].hasPrefix("distill.crop"))
+        #expect(try Recipe.load(Fixtures.root.appendingPathComponent("recipes/demo/recipe.yaml").path).warnings.isEmpty)
         // An empty key part is an error, not dropped; a bad value names the override, not the file.
         #expect(message("", overrides: ["teacher..layers=2"]).contains("expected section.key=value"))
         #expect(message("", overrides: ["train.steps=-1"]).hasPrefix("--set train.steps=-1: train.steps"), "\(message("", overrides: ["train.steps=-1"]))")
