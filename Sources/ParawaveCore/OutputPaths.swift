@@ -33,3 +33,31 @@ public enum OutputPaths {
         }
     }
 }
+
+extension OutputPaths {
+    /// Creates the folder `path` and any missing parents, with an error that names the path
+    /// and the reason in words (a file in the way, permissions, a full disk) rather than
+    /// Foundation's error codes.
+    public static func createFolder(_ path: String) throws {
+        try checkFolder(path)
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw ParawaveError(path, "cannot be created (\(String(cString: strerror(errno))))")
+            }
+        }
+    }
+
+    /// Throws when the folder `path` could not be made because a file stands at it or at
+    /// one of its parents; commands check before their slow work.
+    public static func checkFolder(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: prefix, isDirectory: &isFolder) else { return }
+            if !isFolder.boolValue { throw ParawaveError(path, "cannot be created: \(prefix) is a file, not a folder") }
+        }
+    }
+}

@@ -9,7 +9,7 @@ extension Evaluator {
     /// DIR/ID/real.wav, one WAV per system, and DIR/ID/spectrograms.png stacking them all.
     func writeExamples(entry: ManifestEntry, real: [Float], rendered: [(String, [Float])], mels: MelSpectrogram, in dir: String) throws {
         let folder = dir + "/" + entry.id
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try OutputPaths.createFolder(folder)
         try AudioFile.write(Audio(samples: real, sampleRate: settings.sampleRate), to: folder + "/real.wav")
         var panels = [SpectrogramImage.Panel(title: "real: \(entry.id)", logMel: mels.logMel(real))]
         for (name, audio) in rendered {

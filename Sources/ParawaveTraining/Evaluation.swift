@@ -251,7 +251,7 @@ public final class Evaluator {
     /// asked to.
     public func run() throws -> Report {
         if let dir = options.reportDirectory {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try OutputPaths.createFolder(dir)
         }
         let totalSamples = entries.map(\.samples).reduce(0, +) * systems.count
         let progress = options.showProgress ? ProgressReporter("evaluate", total: totalSamples, unit: "samples") : nil

@@ -86,11 +86,11 @@ public struct Prepare {
             throw ParawaveError(output, "already exists; pass --overwrite to replace it")
         }
         let parent = URL(fileURLWithPath: destination).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        try OutputPaths.createFolder(parent)
         let staging = destination + ".partial-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
         for folder in ["audio", "mel", "f0", "png"] {
-            try FileManager.default.createDirectory(atPath: staging + "/" + folder, withIntermediateDirectories: true)
+            try OutputPaths.createFolder(staging + "/" + folder)
         }
         do {
             let report = try build(files: files, missing: missing, roots: roots, into: staging)

@@ -21,6 +21,11 @@ public struct RunDirectory: Sendable {
     /// Throws unless the directory suits the start: a state to resume from with `resume`,
     /// none to overwrite without it.
     public func checkStart(resume: Bool) throws {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && !isFolder.boolValue {
+            throw ParawaveError(path, "is a file, not a run directory; choose another --run")
+        }
+        try OutputPaths.checkFolder(path)
         if resume && !hasState {
             throw ParawaveError(path, "has no train-state.safetensors to resume from; start the run without --resume")
         }
@@ -31,11 +36,7 @@ public struct RunDirectory: Sendable {
 
     /// Creates the directory (and `samples/`).
     public func create() throws {
-        do {
-            try FileManager.default.createDirectory(atPath: samples, withIntermediateDirectories: true)
-        } catch {
-            throw ParawaveError(path, "cannot create the run directory: \(error.localizedDescription)")
-        }
+        try OutputPaths.createFolder(samples)
     }
 
     /// Appends one JSON object per line to `metrics.jsonl` (keys sorted, numbers as given).

@@ -163,6 +163,13 @@ struct CLITests {
                                subject: dir + "/typo.yaml", problem: "audio.hop_lenght: unknown key (did you mean 'hop_length'?)", output: out)
         try expectClearFailure(["mel", dir + "/missing.wav", "--out", out], subject: dir + "/missing.wav", problem: "no such file", output: out)
 
+        // A --run that is a file, and folders that cannot be made, are named in words.
+        FileManager.default.createFile(atPath: dir + "/runfile", contents: Data("x".utf8))
+        try expectClearFailure(["train-teacher", "--data", dir + "/nodata", "--run", dir + "/runfile"], subject: dir + "/runfile",
+                               problem: "is a file, not a run directory", output: dir + "/runfile/model.safetensors")
+        try expectClearFailure(["train-teacher", "--data", dir + "/nodata", "--run", dir + "/runfile/sub", "--recipe",
+                                Fixtures.root.path + "/recipes/demo/recipe.yaml"], subject: dir + "/runfile/sub", problem: "is a file, not a folder",
+                               output: dir + "/runfile/sub")
         try NPY.write([Float](repeating: -3, count: 80), shape: [80, 1], to: dir + "/one.npy")
         try expectClearFailure(["griffin-lim", dir + "/one.npy", "--out", dir + "/one.wav"], subject: dir + "/one.npy", problem: "needs at least 2",
                                output: dir + "/one.wav")
