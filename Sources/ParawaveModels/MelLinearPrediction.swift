@@ -31,6 +31,13 @@ public final class MelLinearPrediction: @unchecked Sendable {
     /// The orders a model may ask for.
     public static let orders = 1...64
 
+    /// What is wrong with a model's `order` for mels of `mel` (0: no linear prediction).
+    public static func problems(order: Int, mel: MelSettings) -> [String] {
+        guard order != 0 else { return [] }
+        return orders.contains(order) && order < mel.nFFT / 2 ? []
+            : ["linearPrediction \(order) is outside \(orders) (or 0) or not below n_fft / 2 (\(mel.nFFT / 2))"]
+    }
+
     public let mel: MelSettings
     /// P, the predictor order.
     public let order: Int

@@ -80,9 +80,7 @@ public struct StudentConfig: ModelConfig {
         for (i, flow) in flows.enumerated() { out += flow.problems().map { "flows[\(i)]." + $0 } }
         if !(-20...0).contains(logScaleMin) { out.append("logScaleMin \(logScaleMin) is outside -20...0") }
         if !(0...10).contains(logScaleMax) { out.append("logScaleMax \(logScaleMax) is outside 0...10") }
-        if linearPrediction != 0 && (!MelLinearPrediction.orders.contains(linearPrediction) || linearPrediction >= mel.nFFT / 2) {
-            out.append("linearPrediction \(linearPrediction) is outside \(MelLinearPrediction.orders) (or 0) or not below n_fft / 2")
-        }
+        out += MelLinearPrediction.problems(order: linearPrediction, mel: mel)
         if !linearPredictionGain.isFinite || abs(linearPredictionGain) > 20 { out.append("linearPredictionGain \(linearPredictionGain) is outside -20...20") }
         return out + (pitch?.problems().map { "pitch." + $0 } ?? [])
     }

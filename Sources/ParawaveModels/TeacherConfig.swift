@@ -71,9 +71,7 @@ public struct TeacherConfig: ModelConfig {
         if !(1...64).contains(mixtures) { out.append("mixtures \(mixtures) is outside 1...64") }
         if !(2...16).contains(bits) { out.append("bits \(bits) is outside 2...16") }
         if !(-20...0).contains(logScaleMin) { out.append("logScaleMin \(logScaleMin) is outside -20...0") }
-        if linearPrediction != 0 && (!MelLinearPrediction.orders.contains(linearPrediction) || linearPrediction >= mel.nFFT / 2) {
-            out.append("linearPrediction \(linearPrediction) is outside \(MelLinearPrediction.orders) (or 0) or not below n_fft / 2")
-        }
+        out += MelLinearPrediction.problems(order: linearPrediction, mel: mel)
         return out + (pitch?.problems().map { "pitch." + $0 } ?? [])
     }
 

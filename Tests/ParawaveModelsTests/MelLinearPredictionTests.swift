@@ -14,6 +14,17 @@ struct MelLinearPredictionTests {
         return (lp, file, file.tensors["input.mel"]!.shape[1])
     }
 
+    /// The fixture's predictors by `MelLinearPrediction`, its audio and the predictions.
+    static func analysed() throws -> (lp: MelLinearPrediction, frames: Int, a: [Float], logRMS: [Float], x: [Float], p: [Float]) {
+        let (lp, file, F) = try load()
+        var a = [Float](repeating: 0, count: F * lp.order), logRMS = [Float](repeating: 0, count: F)
+        lp.analyse(logMel: file.tensors["input.mel"]!.values, frames: F, coefficients: &a, logRMS: &logRMS)
+        let x = file.tensors["input.audio"]!.values
+        var p = [Float](repeating: 0, count: x.count)
+        lp.predict(x, length: x.count, coefficients: a, frames: F, into: &p)
+        return (lp, F, a, logRMS, x, p)
+    }
+
     /// The predictors of a log-mel against numpy and scipy (scripts/make_fixtures.py: the
     /// pseudo-inverse by SVD, the autocorrelation by an inverse FFT, the predictor by a
     /// Toeplitz solve, not Levinson-Durbin), over voiced, quiet and silent frames: ln sqrt(E)
@@ -40,13 +51,8 @@ struct MelLinearPredictionTests {
     /// The synthesis filter inverts the prediction (x = e + p recovers x from its residual),
     /// and its backward pass is its adjoint: <S e, g> = <e, S^T g> for random e and g.
     @Test func synthesisInvertsPredictionAndBackwardIsTheAdjoint() throws {
-        let (lp, file, F) = try Self.load()
-        let P = lp.order
-        var a = [Float](repeating: 0, count: F * P), logRMS = [Float](repeating: 0, count: F)
-        lp.analyse(logMel: file.tensors["input.mel"]!.values, frames: F, coefficients: &a, logRMS: &logRMS)
-        let x = file.tensors["input.audio"]!.values, T = x.count
-        var p = [Float](repeating: 0, count: T)
-        lp.predict(x, length: T, coefficients: a, frames: F, into: &p)
+        let (lp, F, a, _, x, p) = try Self.analysed()
+        let P = lp.order, T = x.count
         var e = zip(x, p).map { $0 - $1 }
         lp.synthesize(&e, length: T, coefficients: a, frames: F)
         let worst = zip(e, x).map { abs($0 - $1) }.max()!
@@ -68,13 +74,7 @@ struct MelLinearPredictionTests {
     /// audio far better than repeating the previous sample with the same scale model (nats per
     /// sample of a logistic of scale 0.030 sqrt(E) per frame, over the voiced samples).
     @Test func predictsBetterThanThePreviousSample() throws {
-        let (lp, file, F) = try Self.load()
-        let P = lp.order
-        var a = [Float](repeating: 0, count: F * P), logRMS = [Float](repeating: 0, count: F)
-        lp.analyse(logMel: file.tensors["input.mel"]!.values, frames: F, coefficients: &a, logRMS: &logRMS)
-        let x = file.tensors["input.audio"]!.values, T = x.count
-        var p = [Float](repeating: 0, count: T)
-        lp.predict(x, length: T, coefficients: a, frames: F, into: &p)
+        let (lp, F, _, logRMS, x, p) = try Self.analysed()
         func nll(_ prediction: (Int) -> Float) -> Double {
             var total = 0.0, count = 0
             for t in 2000..<(2000 + 9600) {
