@@ -226,7 +226,7 @@ public final class Evaluator {
             let candidates = [recorded, directory.appendingPathComponent(recorded),
                               (directory.appendingPathComponent("..") as NSString).appendingPathComponent(recorded)]
             guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else { return (nil, nil) }
-            path = found
+            path = recorded == found ? found : URL(fileURLWithPath: found).standardizedFileURL.path
         } else {
             return (nil, nil)
         }
