@@ -8,15 +8,27 @@ import ParawaveCore
 public enum TrainingCurves {
     /// The panels for the metrics lines `lines` (skipped steps left out).
     public static func panels(_ lines: [[String: Any]]) -> [LineChart.Panel] {
-        let rows = lines.filter { ($0["skipped"] as? Bool) != true }
-        func series(_ key: String, _ label: String, _ color: Int, markers: Bool = false) -> LineChart.Series? {
-            let points = rows.compactMap { row -> (Double, Double)? in
-                guard let step = (row["step"] as? NSNumber)?.doubleValue, let value = (row[key] as? NSNumber)?.doubleValue else { return nil }
-                return (step, value)
-            }
-            return points.isEmpty ? nil : LineChart.Series(label: label, color: LineChart.palette[color], points: points, markers: markers)
+        var points: [String: [(Double, Double)]] = [:]
+        for line in lines { collect(line, into: &points) }
+        return panels(points: points)
+    }
+
+    /// Adds a metrics line's drawn values to `points`, per key (step, value); skipped steps
+    /// are left out.
+    static func collect(_ row: [String: Any], into points: inout [String: [(Double, Double)]]) {
+        guard (row["skipped"] as? Bool) != true, let step = (row["step"] as? NSNumber)?.doubleValue else { return }
+        for key in drawn where key != "step" && key != "skipped" {
+            if let value = (row[key] as? NSNumber)?.doubleValue { points[key, default: []].append((step, value)) }
         }
-        let isStudent = rows.contains { $0["kl"] != nil || $0["validation_kl"] != nil }
+    }
+
+    /// The panels for the collected series.
+    static func panels(points: [String: [(Double, Double)]]) -> [LineChart.Panel] {
+        func series(_ key: String, _ label: String, _ color: Int, markers: Bool = false) -> LineChart.Series? {
+            guard let values = points[key], !values.isEmpty else { return nil }
+            return LineChart.Series(label: label, color: LineChart.palette[color], points: values, markers: markers)
+        }
+        let isStudent = points["kl"] != nil || points["validation_kl"] != nil
         var panels: [LineChart.Panel] = []
         if isStudent {
             let kl = [series("kl", "training", 0), series("validation_kl", "validation", 1, markers: true)].compactMap { $0 }
@@ -36,27 +48,48 @@ public enum TrainingCurves {
     }
 
     /// Reads `path` (a run directory or a metrics.jsonl file) and writes the chart to `png`.
-    /// Returns the number of metrics lines drawn.
+    /// Returns the number of metrics lines drawn. The file is streamed a block at a time and
+    /// each line leaves only the numbers the chart draws (16 bytes a point), so a metrics file
+    /// of hundreds of megabytes plots in a fraction of its size.
     @discardableResult
-    public static func plot(_ path: String, png: String) throws -> Int {
+    public static func plot(_ path: String, png: String, blockSize: Int = 1 << 20) throws -> Int {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ParawaveError(path, "no such run directory or metrics file")
         }
         let file = isDirectory.boolValue ? RunDirectory(path).metrics : path
-        guard let data = FileManager.default.contents(atPath: file) else {
+        try OutputPaths.check([png])
+        guard let handle = FileHandle(forReadingAtPath: file) else {
             throw ParawaveError(file, "no metrics.jsonl here; has the run logged a step yet?")
         }
-        var lines: [[String: Any]] = []
-        for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw ParawaveError(file, "line \(number + 1) is not a JSON object")
+        defer { try? handle.close() }
+        var points: [String: [(Double, Double)]] = [:], pending = Data(), number = 0, count = 0
+        func take(_ line: Data) throws {
+            number += 1
+            guard !line.isEmpty else { return }
+            guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+                throw ParawaveError(file, "line \(number) is not a JSON object")
             }
-            lines.append(object)
+            collect(object, into: &points)
+            count += 1
         }
-        let panels = panels(lines)
+        while let block = try handle.read(upToCount: blockSize), !block.isEmpty {
+            pending.append(block)
+            var start = pending.startIndex
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                try take(pending[start..<newline])
+                start = newline + 1
+            }
+            pending = Data(pending[start...])
+        }
+        if !pending.isEmpty { try take(pending) }
+        let panels = panels(points: points)
         if panels.isEmpty { throw ParawaveError(file, "holds no training metrics to plot") }
         try LineChart.write(panels, to: png)
-        return lines.count
+        return count
     }
+
+    /// The keys `panels` reads.
+    static let drawn: Set<String> = ["step", "skipped", "kl", "validation_kl", "loss", "spectral", "validation_spectral", "validation_nll",
+                                     "learning_rate", "grad_norm"]
 }
