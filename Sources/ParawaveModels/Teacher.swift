@@ -184,8 +184,8 @@ public final class Teacher: @unchecked Sendable {
     }
 
     /// With linear prediction, before the stack: the frames' predictors and scales, the
-    /// prediction p_t from the audio's past into `a.lpExcitation`'s companion `a.lpPrediction`
-    /// (0 where not `centred`), and the stack's shifted input, the excitation in units of the
+    /// prediction p_t from the audio's past into `a.lpPrediction` (0 where not `centred`),
+    /// and the stack's shifted input, the excitation in units of the
     /// prior's scale: e_t = (x_t - p_t) / sigma0_t, sigma0_t = exp(ln sqrt(E_f) + the
     /// white-noise scale) (without the learned gain, so the input depends on no parameter).
     func prepareLinearPrediction(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, centred: Bool) {

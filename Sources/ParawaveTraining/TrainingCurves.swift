@@ -6,13 +6,6 @@ import ParawaveCore
 /// teacher's validation NLL beside it), a student's KL (training and validation), the spectral
 /// term, the learning rate and the gradient norm, each where the run logged it.
 public enum TrainingCurves {
-    /// The panels for the metrics lines `lines` (skipped steps left out).
-    public static func panels(_ lines: [[String: Any]]) -> [LineChart.Panel] {
-        var points: [String: [(Double, Double)]] = [:]
-        for line in lines { collect(line, into: &points) }
-        return panels(points: points)
-    }
-
     /// Adds a metrics line's drawn values to `points`, per key (step, value); skipped steps
     /// are left out.
     static func collect(_ row: [String: Any], into points: inout [String: [(Double, Double)]]) {

@@ -91,14 +91,7 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         // Every output is checked before any work, so a run that cannot write leaves nothing.
         try OutputPaths.check(json.map { [$0] } ?? [])
-        if let report {
-            var isFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: report, isDirectory: &isFolder) {
-                if !isFolder.boolValue { throw ParawaveError(report, "exists and is not a folder; --report takes a folder") }
-            } else {
-                try OutputPaths.check([report])
-            }
-        }
+        if let report { try OutputPaths.checkFolder(report) }
         var options = Evaluator.Options()
         options.split = ManifestEntry.Split(rawValue: split)!
         options.limit = limit
