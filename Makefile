@@ -13,11 +13,15 @@ CPU_FLAGS := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /pr
 BUILD_FLAGS := -c release $(CPU_FLAGS)
 RECIPE := recipes/demo/recipe.yaml
 DATA := data/demo
+# Speakers and sentences that no demo training utterance has (pocketsphinx-testdata's read
+# English), all of them evaluation: the check that quality is not tuned to one split.
+CHECK := data/check
+CHECK_SOURCES := /usr/share/pocketsphinx/test/data
 RUNS := runs/demo
 # The models trained with recipes/demo-long that ship with the repository.
 PRETRAINED := audio/pretrained
 
-.PHONY: all deps demo-deps build test test-kernels demo bench clean fixtures
+.PHONY: all deps demo-deps build test test-kernels demo check-data bench clean fixtures
 
 all: build
 
@@ -41,7 +45,7 @@ test-kernels: build
 
 ## demo: the whole flow on real speech from Debian's packages. Each step is skipped when
 ## its output is complete, and a killed training run continues where it stopped.
-demo: demo-deps build
+demo: demo-deps build check-data
 	@if [ -f $(DATA)/manifest.jsonl ]; then \
 	  echo "$(DATA) already prepared (delete it to prepare again)"; \
 	else \
@@ -67,6 +71,7 @@ demo: demo-deps build
 	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
 	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --teacher $(RUNS)/teacher --data $(DATA) --f0 both --report $(RUNS)/report
 	$(BIN) evaluate --model $(PRETRAINED)/teacher --model $(PRETRAINED)/student --data $(DATA) --report $(RUNS)/report-pretrained
+	$(BIN) evaluate --model $(RUNS)/student --data $(CHECK) --f0 both --report $(RUNS)/report-check
 	$(BIN) plot-metrics $(RUNS)/teacher --png $(RUNS)/teacher/curves.png
 	$(BIN) plot-metrics $(RUNS)/student --png $(RUNS)/student/curves.png
 	@echo
@@ -77,9 +82,18 @@ demo: demo-deps build
 	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student WAVs + spectrograms.png;"
 	@echo "                         each model twice: F0 tracked from the recording, and predicted from the mel as NAME-predicted-f0)"
 	@echo "  the shipped models:    $(RUNS)/report-pretrained (the same for $(PRETRAINED)/teacher and $(PRETRAINED)/student)"
+	@echo "  unseen speakers:       $(RUNS)/report-check (the student on $(CHECK), read sentences no training utterance has)"
 	@echo "  a validation utterance rendered by the teacher (autoregressive) and the student (parallel), the student from the"
 	@echo "  mel alone (F0 from its pitch predictor), and the real one:"
 	@ls $(RUNS)/samples/*.wav $(RUNS)/samples/*.png | sed 's/^/    /'
+
+## check-data: the unseen-speaker check corpus, every utterance in its validation split.
+check-data: demo-deps build
+	@if [ -f $(CHECK)/manifest.jsonl ]; then \
+	  echo "$(CHECK) already prepared"; \
+	else \
+	  $(BIN) prepare --recipe $(RECIPE) --set data.validation_fraction=1 --out $(CHECK) $(CHECK_SOURCES); \
+	fi
 
 ## bench: speed figures for BENCHMARKS.md.
 bench: build

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # The quality ladder: every candidate configuration (recipes/ladder/candidates.tsv) trained
-# for the same CPU time on the same data from the same seeds (a teacher for T minutes, then
-# a student for S minutes; `train.max_minutes` / `distill.max_minutes` stop them cleanly),
-# then scored together by `parawave evaluate` on the whole validation split, with tracked
-# and predicted F0, beside Griffin-Lim. Results go to OUT/report (the table, report.json,
-# WAVs, and per utterance one PNG stacking every candidate's spectrogram) and a section of
-# QUALITY.md. Runs that exist are resumed, so a stopped ladder continues where it was.
+# for the same CPU time on the same data from the same seeds (a teacher for T CPU-minutes,
+# then a student for S; `train.max_cpu_minutes` / `distill.max_cpu_minutes` stop them
+# cleanly, and CPU time is not spent while other programs hold the cores), then scored
+# together by `parawave evaluate` on the whole validation split, with tracked and predicted
+# F0, beside Griffin-Lim, and again on the unseen check corpus CHECK (data/check, which
+# `make check-data` prepares from speakers no training utterance has). Results go to
+# OUT/report and OUT/check-report (the table, report.json, WAVs, and per utterance one PNG
+# stacking every candidate's spectrogram) and a section of QUALITY.md. Runs that exist are
+# resumed, so a stopped ladder continues where it was.
 #
-#   scripts/quality-ladder.sh [-t T] [-s S] [-o OUT] [-d DATA] [-q QUALITY.md] [-l LABEL] NAME...
+#   scripts/quality-ladder.sh [-t T] [-s S] [-o OUT] [-d DATA] [-c CHECK] [-q QUALITY.md] [-l LABEL] NAME...
 #
-# Screening: -t 20 -s 15 over every candidate; the full budget: -t 90 -s 60 over the best
-# three. The learning rate is held constant after warm-up (a schedule over `steps` would
-# not know the budget); the EMA weights are what is scored.
+# Budgets are CPU-minutes of all threads: on 2 idle cores, -t 40 is 20 minutes. Screening:
+# -t 40 -s 30 over every candidate; the full budget: -t 180 -s 120 over the best three. The
+# learning rate is held constant after warm-up (a schedule over `steps` would not know the
+# budget); the EMA weights are what is scored.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-T=20 S=15 OUT="$ROOT/ladder" DATA="$ROOT/data/demo" QUALITY="$ROOT/QUALITY.md" LABEL=""
+T=40 S=30 OUT="$ROOT/ladder" DATA="$ROOT/data/demo" CHECK="$ROOT/data/check" QUALITY="$ROOT/QUALITY.md" LABEL=""
 CANDIDATES="$ROOT/recipes/ladder/candidates.tsv" RECIPE="$ROOT/recipes/demo/recipe.yaml"
 PARAWAVE=${PARAWAVE:-"$ROOT/.build/release/parawave"}
-while getopts "t:s:o:d:q:l:" option; do
+while getopts "t:s:o:d:c:q:l:" option; do
     case $option in
-        t) T=$OPTARG ;; s) S=$OPTARG ;; o) OUT=$OPTARG ;; d) DATA=$OPTARG ;; q) QUALITY=$OPTARG ;; l) LABEL=$OPTARG ;;
-        *) sed -n 2,16p "$0" >&2; exit 2 ;;
+        t) T=$OPTARG ;; s) S=$OPTARG ;; o) OUT=$OPTARG ;; d) DATA=$OPTARG ;; c) CHECK=$OPTARG ;; q) QUALITY=$OPTARG ;;
+        l) LABEL=$OPTARG ;;
+        *) sed -n 2,20p "$0" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -31,6 +36,7 @@ if [ $# -eq 0 ]; then
 fi
 [ -x "$PARAWAVE" ] || { echo "build first (make build): $PARAWAVE is missing" >&2; exit 1; }
 [ -f "$DATA/manifest.jsonl" ] || { echo "prepare the data first (make data): $DATA has no manifest" >&2; exit 1; }
+[ -f "$CHECK/manifest.jsonl" ] || { echo "prepare the check corpus first (make check-data): $CHECK has no manifest" >&2; exit 1; }
 
 overrides() {
     local line
@@ -39,8 +45,8 @@ overrides() {
     for setting in $line; do printf -- '--set\n%s\n' "$setting"; done
 }
 
-common=(--set train.steps=1000000 --set train.schedule=constant --set "train.max_minutes=$T"
-        --set distill.steps=1000000 --set distill.schedule=constant --set "distill.max_minutes=$S")
+common=(--set train.steps=1000000 --set train.schedule=constant --set "train.max_cpu_minutes=$T"
+        --set distill.steps=1000000 --set distill.schedule=constant --set "distill.max_cpu_minutes=$S")
 models=() labels=()
 for name in "$@"; do
     mapfile -t sets < <(overrides "$name")
@@ -48,23 +54,24 @@ for name in "$@"; do
     mkdir -p "$run"
     resume=()
     [ -f "$run/teacher/train-state.safetensors" ] && resume=(--resume)
-    echo "== $name: teacher ($T min) ${sets[*]:-}"
+    echo "== $name: teacher ($T CPU-minutes) ${sets[*]:-}"
     "$PARAWAVE" train-teacher --recipe "$RECIPE" --data "$DATA" --run "$run/teacher" "${common[@]}" "${sets[@]}" "${resume[@]}"
     resume=()
     [ -f "$run/student/train-state.safetensors" ] && resume=(--resume)
-    echo "== $name: student ($S min)"
+    echo "== $name: student ($S CPU-minutes)"
     "$PARAWAVE" distill --recipe "$RECIPE" --data "$DATA" --teacher "$run/teacher" --run "$run/student" "${common[@]}" "${sets[@]}" "${resume[@]}"
     models+=(--model "$run/teacher" --model "$run/student")
     labels+=(--label "$name-teacher" --label "$name")
 done
 
 echo "== evaluate"
-rm -rf "$OUT/report"
+rm -rf "$OUT/report" "$OUT/check-report"
 "$PARAWAVE" evaluate "${models[@]}" "${labels[@]}" --data "$DATA" --f0 both --report "$OUT/report"
+"$PARAWAVE" evaluate "${models[@]}" "${labels[@]}" --data "$CHECK" --f0 both --report "$OUT/check-report"
 
 # QUALITY.md: the table, the training speed and final validation of every run, the budget
 # and the command, and the spectrogram grid of one utterance.
-stage=${LABEL:-"T $T min, S $S min"}
+stage=${LABEL:-"T $T, S $S CPU-minutes"}
 grid="docs/quality/ladder-$(echo "$stage" | tr -c 'A-Za-z0-9' '-' | tr -s '-' | sed 's/-$//').png"
 mkdir -p "$ROOT/docs/quality"
 first=$(ls -d "$OUT"/report/*/ | head -1)
@@ -75,8 +82,16 @@ cp "$first/spectrograms.png" "$ROOT/$grid"
     echo
     echo "    scripts/quality-ladder.sh -t $T -s $S $*"
     echo
+    echo "The validation split of $(basename "$DATA"):"
+    echo
     echo '```'
     cat "$OUT/report/report.txt"
+    echo '```'
+    echo
+    echo "Unseen speakers and sentences ($(basename "$CHECK")):"
+    echo
+    echo '```'
+    cat "$OUT/check-report/report.txt"
     echo '```'
     echo
     echo "| candidate | overrides | teacher steps | teacher samples/s | teacher val. bits | student steps | student samples/s | student val. KL |"

@@ -74,17 +74,26 @@ public enum Corpus {
         String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") ? $0 : "_" })
     }
 
-    /// Deterministic split: an FNV-1a hash of the id, as a fraction of 2^64, below `fraction`.
+    /// Deterministic split: a hash of the id, as a fraction of 2^64, below `fraction`.
     public static func isValidation(_ id: String, fraction: Double) -> Bool {
         hashFraction(id) < fraction
     }
 
+    /// FNV-1a over the id's bytes, then MurmurHash3's 64-bit finaliser. FNV alone leaves its
+    /// top bits almost blind to the last bytes, so numbered recordings of one speaker
+    /// ("..._a-01" to "..._a-27") would land on the same side together; the finaliser lets
+    /// every input bit reach every output bit.
     static func hashFraction(_ id: String) -> Double {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in id.utf8 {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01B3
         }
+        hash ^= hash >> 33
+        hash &*= 0xFF51_AFD7_ED55_8CCD
+        hash ^= hash >> 33
+        hash &*= 0xC4CE_B9FE_1A85_EC53
+        hash ^= hash >> 33
         return Double(hash >> 11) * 0x1.0p-53
     }
 }

@@ -211,8 +211,13 @@ public struct Prepare {
     }
 
     /// Moves one utterance across when the hash split left a side empty (tiny corpora):
-    /// validation needs at least one utterance when the fraction is positive, train always.
+    /// validation needs at least one utterance when the fraction is positive, train always,
+    /// except at fraction 1, an evaluation-only corpus, which is all validation.
     static func ensureBothSplits(_ entries: inout [ManifestEntry], fraction: Double) {
+        if fraction >= 1 {
+            for i in entries.indices { entries[i].split = .validation }
+            return
+        }
         guard entries.count >= 2 else {
             for i in entries.indices { entries[i].split = .train }
             return

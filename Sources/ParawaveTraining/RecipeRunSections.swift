@@ -42,13 +42,18 @@ public struct TrainSection: Codable, Equatable, Sendable {
     /// A budget of training time in minutes, counted over resumes: the run validates,
     /// checkpoints and stops cleanly once it is spent, even before `steps`. 0: no budget.
     public var maxMinutes = 0.0
+    /// A budget of the process's CPU time in minutes (all threads, so two busy cores spend two
+    /// CPU-minutes a minute), counted over resumes like `max_minutes`. Unlike wall time it
+    /// is not spent while other programs hold the cores. 0: no budget.
+    public var maxCPUMinutes = 0.0
     public var seed = 1
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, batchSize = "batch_size", crop, learningRate = "learning_rate", schedule, warmupSteps = "warmup_steps"
         case decayEvery = "decay_every", decayFactor = "decay_factor", lrFloor = "lr_floor", emaDecay = "ema_decay"
         case clipNorm = "clip_norm", checkpointEvery = "checkpoint_every", validateEvery = "validate_every", logEvery = "log_every"
-        case validationUtterances = "validation_utterances", maxSkippedSteps = "max_skipped_steps", maxMinutes = "max_minutes", seed
+        case validationUtterances = "validation_utterances", maxSkippedSteps = "max_skipped_steps", maxMinutes = "max_minutes"
+        case maxCPUMinutes = "max_cpu_minutes", seed
     }
 
     public init() {}
@@ -79,6 +84,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
         try c.update(&validationUtterances, .validationUtterances)
         try c.update(&maxSkippedSteps, .maxSkippedSteps)
         try c.update(&maxMinutes, .maxMinutes)
+        try c.update(&maxCPUMinutes, .maxCPUMinutes)
         try c.update(&seed, .seed)
     }
 
@@ -105,6 +111,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
         v.require(validationUtterances, in: 0...100_000, "validation_utterances")
         v.require(maxSkippedSteps, in: 1...100_000, "max_skipped_steps")
         v.require(maxMinutes, in: 0...1_000_000, "max_minutes")
+        v.require(maxCPUMinutes, in: 0...1_000_000, "max_cpu_minutes")
         v.require(seed, in: 0...Int(Int32.max), "seed")
     }
 }

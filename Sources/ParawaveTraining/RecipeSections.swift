@@ -115,7 +115,8 @@ public struct PitchSection: Codable, Equatable, Sendable {
 public struct DataSection: Codable, Equatable, Sendable {
     /// Folders (or files) searched for audio when `prepare` is given none.
     public var sources: [String] = []
-    /// Fraction of utterances held out for validation, chosen by a hash of the id.
+    /// Fraction of utterances held out for validation, chosen by a hash of the id. 1 makes
+    /// the whole corpus validation: a data directory only to evaluate on (unseen speakers).
     public var validationFraction = 0.05
     /// Remove leading and trailing silence quieter than `trimDB` below the loudest frame.
     public var trimSilence = true
@@ -176,7 +177,7 @@ public struct DataSection: Codable, Equatable, Sendable {
     }
 
     func check(_ v: inout RecipeValidator) {
-        v.require(validationFraction, in: 0...0.5, "validation_fraction")
+        v.require(validationFraction, in: 0...1, "validation_fraction")
         v.require(trimDB, in: 10...120, "trim_db")
         v.require(minSeconds, in: 0...60, "min_seconds")
         v.require(maxSeconds, in: 1...3600, "max_seconds")

@@ -29,10 +29,14 @@ public class RunTrainer {
     public private(set) var consecutiveSkipped = 0
     /// Training time of earlier sessions of this run, seconds.
     var previousSeconds = 0.0
+    /// CPU time of earlier sessions of this run, seconds.
+    var previousCPUSeconds = 0.0
     /// Called after the backward pass and before the update (tests inject faults here).
     public var beforeUpdate: ((Int, ParameterStore) -> Void)?
     /// The clock that times the run (its training seconds, samples/s and `max_minutes`).
     public var now: () -> Date = { Date() }
+    /// The process's CPU time in seconds (`max_cpu_minutes` counts it).
+    public var cpuClock: () -> Double = { ProcessClock.cpuSeconds() }
     /// Where progress and notices go.
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     public var showProgress = true
@@ -45,9 +49,11 @@ public class RunTrainer {
         public var validationLoss: Double?
         public var skippedSteps: Int
         public var interrupted: Bool
-        /// Stopped before `steps` because `max_minutes` of training time were spent.
+        /// Stopped before `steps` because `max_minutes` of training time (or
+        /// `max_cpu_minutes` of CPU time) were spent.
         public var budgetReached: Bool
         public var seconds: Double
+        public var cpuSeconds: Double
     }
 
     /// `model` must hold freshly initialised weights (a new run); with `resume` they are
@@ -157,7 +163,7 @@ public class RunTrainer {
 
     /// Writes `model.safetensors` (EMA weights) and `train-state.safetensors`, each atomically;
     /// the state goes last, so a kill between the two resumes from the older state.
-    public func checkpoint(seconds: Double) throws {
+    public func checkpoint(seconds: Double, cpuSeconds: Double? = nil) throws {
         try modelCheckpoint(values: adam.ema).write(to: run.model)
         let n = store.count
         var tensors = stateTensors()
@@ -173,6 +179,7 @@ public class RunTrainer {
         state.metadata["skipped_steps"] = String(skippedSteps)
         state.metadata["consecutive_skipped"] = String(consecutiveSkipped)
         state.metadata["training_seconds"] = String(format: "%.3f", seconds)
+        state.metadata["training_cpu_seconds"] = String(format: "%.3f", cpuSeconds ?? previousCPUSeconds)
         try state.write(to: run.trainState)
     }
 
@@ -205,6 +212,7 @@ public class RunTrainer {
         skippedSteps = skipped
         consecutiveSkipped = consecutive
         previousSeconds = Double(file.metadata["training_seconds"] ?? "0") ?? 0
+        previousCPUSeconds = Double(file.metadata["training_cpu_seconds"] ?? "0") ?? 0
     }
 
     // MARK: training
@@ -222,7 +230,7 @@ public class RunTrainer {
     public func train(shouldStop: () -> Bool = { StopSignal.requested }) throws -> Outcome {
         let total = settings.steps
         let schedule = settings.learningRateSchedule
-        let start = now()
+        let start = now(), startCPU = cpuClock()
         let startStep = step
         let samplesPerStep = settings.batchSize * sampler.frames * recipe.audio.hopLength
         let progress = showProgress ? ProgressReporter(label, total: max(total - startStep, 0), unit: "steps") : nil
@@ -230,6 +238,16 @@ public class RunTrainer {
         var window: [(String, Double)] = [], windowSteps = 0
         var interrupted = false, budgetReached = false
         func seconds() -> Double { previousSeconds + now().timeIntervalSince(start) }
+        func cpuSeconds() -> Double { previousCPUSeconds + cpuClock() - startCPU }
+        // The budgets (train.max_minutes, train.max_cpu_minutes) count the run's time over resumes.
+        func budgetLeft() -> Double? {
+            var left: Double?
+            if settings.maxMinutes > 0 { left = settings.maxMinutes * 60 - seconds() }
+            if settings.maxCPUMinutes > 0 { left = min(left ?? .infinity, settings.maxCPUMinutes * 60 - cpuSeconds()) }
+            return left
+        }
+        func budgetSpent() -> Bool { (budgetLeft() ?? 1) <= 0 }
+        func save() throws { try checkpoint(seconds: seconds(), cpuSeconds: cpuSeconds()) }
         func validationFields(_ values: [(String, Double)]) -> [(String, MetricValue)] { values.map { ("validation_" + $0.0, .double($0.1)) } }
         if step == 0, let v = validate() {
             lastValidation = v
@@ -237,7 +255,7 @@ public class RunTrainer {
         }
         while step < total {
             if shouldStop() { interrupted = true; break }
-            if settings.maxMinutes > 0 && seconds() >= settings.maxMinutes * 60 { budgetReached = true; break }
+            if budgetSpent() { budgetReached = true; break }
             let batch = sampler.next(batch: settings.batchSize, generator: &generator)
             store.zeroGradients()
             let values = trainingStep(batch)
@@ -257,7 +275,7 @@ public class RunTrainer {
                     fields = window.map { ($0.0, .double($0.1 / Double(windowSteps))) }
                     fields += [("learning_rate", .double(rate)), ("grad_norm", .double(norm)),
                                ("samples_per_second", .double(Double((step - startStep) * samplesPerStep) / max(elapsed, 1e-9))),
-                               ("seconds", .double(seconds()))]
+                               ("seconds", .double(seconds())), ("cpu_seconds", .double(cpuSeconds()))]
                     window = []
                     windowSteps = 0
                 }
@@ -274,17 +292,16 @@ public class RunTrainer {
                                         + "and continue with --resume")
                 }
             }
-            // The time budget (train.max_minutes) counts the run's training time over resumes.
-            let outOfTime = settings.maxMinutes > 0 && seconds() >= settings.maxMinutes * 60
+            let outOfTime = budgetSpent()
             let finalStep = step == total || outOfTime
             if step % settings.validateEvery == 0 || finalStep, let v = validate() {
                 lastValidation = v
                 fields += validationFields(v)
             }
             if !fields.isEmpty { try run.appendMetrics([("step", .int(step))] + fields) }
-            if consecutiveSkipped == 0 && (step % settings.checkpointEvery == 0 || finalStep) { try checkpoint(seconds: seconds()) }
+            if consecutiveSkipped == 0 && (step % settings.checkpointEvery == 0 || finalStep) { try save() }
             let elapsed = max(now().timeIntervalSince(start), 1e-9)
-            let budget = settings.maxMinutes > 0 ? ", " + ProgressReporter.clock(max(0, settings.maxMinutes * 60 - seconds())) + " of the time budget left" : ""
+            let budget = budgetLeft().map { ", " + ProgressReporter.clock(max(0, $0)) + " of the time budget left" } ?? ""
             progress?.advance(detail: describe(last, validation: lastValidation)
                               + String(format: ", %.0f samples/s", Double((step - startStep) * samplesPerStep) / elapsed) + budget)
             if outOfTime && step < total {
@@ -295,19 +312,22 @@ public class RunTrainer {
         if !interrupted && consecutiveSkipped == 0 && !FileManager.default.fileExists(atPath: run.trainState) {
             // A new run that took no step (steps 0, or a budget spent at once) still leaves
             // its model: the initial weights.
-            try checkpoint(seconds: seconds())
+            try save()
         }
         if interrupted {
-            if consecutiveSkipped == 0 { try checkpoint(seconds: seconds()) }
+            if consecutiveSkipped == 0 { try save() }
             progress?.finish()
             log("stopped at step \(step); checkpoint written to \(run.path). Continue with --resume.")
         } else {
             progress?.finish()
             if budgetReached {
-                log("stopped at step \(step): the time budget of \(settings.maxMinutes) minutes is spent; checkpoint written to \(run.path)")
+                let spent = [settings.maxMinutes > 0 && seconds() >= settings.maxMinutes * 60 ? "\(settings.maxMinutes) minutes" : nil,
+                             settings.maxCPUMinutes > 0 && cpuSeconds() >= settings.maxCPUMinutes * 60
+                                ? "\(settings.maxCPUMinutes) CPU-minutes" : nil].compactMap { $0 }.joined(separator: " and ")
+                log("stopped at step \(step): the time budget of \(spent) is spent; checkpoint written to \(run.path)")
             }
         }
         return Outcome(step: step, trainLoss: last.first?.1 ?? .nan, validationLoss: lastValidation?.first?.1, skippedSteps: skippedSteps,
-                       interrupted: interrupted, budgetReached: budgetReached, seconds: seconds())
+                       interrupted: interrupted, budgetReached: budgetReached, seconds: seconds(), cpuSeconds: cpuSeconds())
     }
 }

@@ -102,6 +102,26 @@ struct PrepareTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["a", "b"], "no staging folder left behind")
     }
 
+    /// The split is a fair draw whatever the names look like: ids that share a long prefix
+    /// and differ in their last characters (one speaker's numbered recordings, as corpora
+    /// name them) each fall into validation with the given chance, independently. A hash
+    /// whose top bits barely feel the last bytes sends whole speakers to one side.
+    @Test func splitSpreadsNumberedRecordings() {
+        var total = 0
+        for prefix in ["klettres_he_alpha_a-", "klettres_de_syllab_", "p225_", "LJ001-", "wav_vk2tpm_004-part"] {
+            let ids = (1...400).map { prefix + String(format: "%03d", $0) }
+            let validation = ids.filter { Corpus.isValidation($0, fraction: 0.05) }.count
+            // Binomial(400, 0.05): mean 20, sd 4.4; 8...36 is beyond 2.7 sd either way.
+            #expect((8...36).contains(validation), "\(prefix): \(validation) of 400 in validation")
+            total += validation
+        }
+        #expect((60...140).contains(total))
+        // Neighbours are independent: of 400 consecutive pairs, few are both validation.
+        let ids = (1...401).map { "speaker_\($0)" }
+        let both = zip(ids, ids.dropFirst()).filter { Corpus.isValidation($0.0, fraction: 0.5) && Corpus.isValidation($0.1, fraction: 0.5) }.count
+        #expect((70...130).contains(both), "\(both) of 400 neighbouring pairs both in validation at fraction 0.5")
+    }
+
     @Test func folderWithoutAudioIsAnErrorAndWritesNothing() throws {
         let corpus = Fixtures.temporaryDirectory("empty-corpus")
         FileManager.default.createFile(atPath: corpus + "/notes.txt", contents: Data("x".utf8))

@@ -200,7 +200,8 @@ struct TeacherTrainerTests {
     /// `train.max_minutes` stops a run cleanly once its training time is spent: it validates,
     /// checkpoints and says so, and a resumed run whose budget is spent takes no step. The
     /// budget counts the run's training time over resumes. The run's clock is one that
-    /// advances 10 s a step, so the half-minute budget is spent by step 3.
+    /// advances 10 s a step, so the half-minute budget is spent by step 3. `max_cpu_minutes`
+    /// does the same with the process's CPU time.
     @Test func timeBudgetStopsCleanly() throws {
         let clip = try Self.clip()
         let data = TrainingData(train: [clip], validation: [clip], audio: Self.settings)
@@ -234,6 +235,32 @@ struct TeacherTrainerTests {
         stepwise(longer)
         longer.log = { _ in }
         #expect(try longer.train(shouldStop: { false }).step == 6)
+
+        // `max_cpu_minutes` counts the process's CPU time instead: here 20 CPU-seconds a step
+        // (two busy cores) against a wall clock that stands still, and over resumes too.
+        final class CPU: @unchecked Sendable { var seconds = 1000.0 }
+        let cpu = CPU()
+        func cpuStepwise(_ trainer: TeacherTrainer) {
+            trainer.showProgress = false
+            trainer.now = { Date(timeIntervalSince1970: 0) }
+            trainer.cpuClock = { cpu.seconds }
+            trainer.beforeUpdate = { _, _ in cpu.seconds += 20 }
+        }
+        let cpuRecipe = try Self.recipe(["train.steps=50", "train.max_cpu_minutes=1", "train.crop=1024"])
+        let cpuRun = RunDirectory(Fixtures.temporaryDirectory() + "/run")
+        let byCPU = try TeacherTrainer(recipe: cpuRecipe, data: data, run: cpuRun, resume: false)
+        cpuStepwise(byCPU)
+        var cpuSaid: [String] = []
+        byCPU.log = { cpuSaid.append($0) }
+        let cpuOutcome = try byCPU.train(shouldStop: { false })
+        #expect(cpuOutcome.budgetReached && cpuOutcome.step == 3 && cpuOutcome.cpuSeconds == 60 && cpuOutcome.seconds == 0)
+        #expect(cpuSaid.contains { $0.contains("time budget of 1.0 CPU-minutes") }, "\(cpuSaid)")
+        #expect(try SafeTensors.read(cpuRun.trainState).metadata["training_cpu_seconds"] == "60.000")
+        let cpuLonger = try TeacherTrainer(recipe: try Self.recipe(["train.steps=50", "train.max_cpu_minutes=2", "train.crop=1024"]),
+                                           data: data, run: cpuRun, resume: true)
+        cpuStepwise(cpuLonger)
+        cpuLonger.log = { _ in }
+        #expect(try cpuLonger.train(shouldStop: { false }).step == 6)
 
         // A new run of 0 steps writes the untrained model and its state, as it says it does.
         let empty = RunDirectory(Fixtures.temporaryDirectory() + "/run")
