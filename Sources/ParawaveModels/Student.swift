@@ -20,6 +20,12 @@ import ParawaveEngine
 /// x = 1/A(z) (sigma * y), sigma_t the teacher's scale of the sample's frame
 /// (`shapeExcitation`). Both steps are fixed by the mel, and the filter's Jacobian is unit
 /// lower-triangular, so the density of x is that of y shifted by sum_t log sigma_t.
+///
+/// With `config.sourceGain` > 0 the noise is centred on the sine source: x^0 = z + g e_t,
+/// g a learned scalar. The shift is a function of the conditioning only, so x stays one
+/// logistic per sample given z, with mu_tot carrying g e_t s_tot (mu_tot^0 = g e_t), and the
+/// entropy is unchanged; the flows start from a signal that already has the utterance's
+/// harmonics, as a neural source-filter model's filter does.
 public final class Student: @unchecked Sendable {
     public static let kind = "parawave.student"
 
@@ -27,6 +33,8 @@ public final class Student: @unchecked Sendable {
     public let store = ParameterStore()
     public let flows: [WaveNetStack]
     public let heads: [WaveNetHead]
+    /// g of the source-centred noise, with `config.sourceGain` > 0.
+    let sourceGain: ParameterStore.Entry?
     /// The speaker embeddings, with speaker conditioning.
     let speakerTable: SpeakerTable?
     /// The teacher's F0 predictor (copied by `adopt(from:)`; a frozen parameter group).
@@ -47,6 +55,7 @@ public final class Student: @unchecked Sendable {
         }
         self.flows = flows
         self.heads = heads
+        sourceGain = config.sourceGain > 0 ? store.add("student.source_gain", shape: [1]) : nil
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "student", speakers: config.speakers.count, channels: config.flows[0].speakerChannels, store: store)
         pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "student.pitch", store: store) }
@@ -70,6 +79,7 @@ public final class Student: @unchecked Sendable {
             bias[0] = 0
             bias[1] = logScale
         }
+        if let sourceGain { store.fill(sourceGain, config.sourceGain) }
         speakerTable?.initialise(store, generator: &generator)
     }
 
@@ -178,6 +188,18 @@ public final class Student: @unchecked Sendable {
         }
         a.states.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: z, count: n) }
         a.means.withUnsafeMutableBufferPointer { $0.baseAddress!.update(repeating: 0, count: n) }
+        if let sourceGain {
+            // x^0 = z + g e, mu_tot^0 = g e.
+            let g = store.value(sourceGain)[0]
+            a.states.withUnsafeMutableBufferPointer { x in
+                a.means.withUnsafeMutableBufferPointer { mu in
+                    for i in 0..<n {
+                        mu[i] = g * a.source[i]
+                        x[i] += mu[i]
+                    }
+                }
+            }
+        }
         a.logScale.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         for k in flows.indices {
             let stackActivations = a.flows[a.training ? k : 0], headActivations = a.heads[a.training ? k : 0]
@@ -307,6 +329,16 @@ public final class Student: @unchecked Sendable {
                     }
                 }
             }
+        }
+        if let sourceGain {
+            // dL/dg = sum_t (dL/dx^0_t + dL/dmu_tot^0_t) e_t.
+            var sum = 0.0
+            a.dState.withUnsafeBufferPointer { dx in
+                a.dMean.withUnsafeBufferPointer { dm in
+                    for i in 0..<n { sum += Double((dx[i] + dm[i]) * a.source[i]) }
+                }
+            }
+            store.gradient(sourceGain)[0] += Float(sum)
         }
         speakerTable?.scatter(a.dSpeakerVectors, speakers: a.speakers, store: store)
     }

@@ -26,9 +26,14 @@ public struct StudentConfig: ModelConfig {
     /// synthesis filter shapes (`Student.shapeExcitation`).
     public var linearPrediction: Int
     public var linearPredictionGain: Float
+    /// With a source: the noise is centred on it, x^0 = z + g * source, with g a learned
+    /// scalar (`student.source_gain` in the store) that starts at this value; 0: plain noise.
+    /// A shift fixed by the conditioning, so the density stays exact (DESIGN.md section 10).
+    public var sourceGain: Float = 0
 
     public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = [],
-                source: SineSource? = nil, pitch: PitchPredictorConfig? = nil, linearPrediction: Int = 0, linearPredictionGain: Float = 0) {
+                source: SineSource? = nil, pitch: PitchPredictorConfig? = nil, linearPrediction: Int = 0, linearPredictionGain: Float = 0,
+                sourceGain: Float = 0) {
         precondition(!flows.isEmpty, "a student needs a flow")
         precondition(flows.allSatisfy { $0.speakerChannels == flows[0].speakerChannels } && speakers.isEmpty == (flows[0].speakerChannels == 0),
                      "speakers and one speaker width for every flow go together")
@@ -44,9 +49,12 @@ public struct StudentConfig: ModelConfig {
         self.pitch = pitch
         self.linearPrediction = linearPrediction
         self.linearPredictionGain = linearPredictionGain
+        self.sourceGain = sourceGain
     }
 
-    enum CodingKeys: String, CodingKey { case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch, linearPrediction, linearPredictionGain }
+    enum CodingKeys: String, CodingKey {
+        case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch, linearPrediction, linearPredictionGain, sourceGain
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -71,6 +79,7 @@ public struct StudentConfig: ModelConfig {
             throw DecodingError.dataCorruptedError(forKey: .source, in: c, debugDescription: "flows and source disagree")
         }
         pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: flows[0].conditionChannels)
+        sourceGain = try c.decodeIfPresent(Float.self, forKey: .sourceGain) ?? 0
     }
 
     /// Problems with the config, each naming the value; empty when it is usable.
@@ -82,6 +91,8 @@ public struct StudentConfig: ModelConfig {
         if !(0...10).contains(logScaleMax) { out.append("logScaleMax \(logScaleMax) is outside 0...10") }
         out += MelLinearPrediction.problems(order: linearPrediction, mel: mel)
         if !linearPredictionGain.isFinite || abs(linearPredictionGain) > 20 { out.append("linearPredictionGain \(linearPredictionGain) is outside -20...20") }
+        if !sourceGain.isFinite || !(0...100).contains(sourceGain) { out.append("sourceGain \(sourceGain) is outside 0...100") }
+        if sourceGain > 0 && source == nil { out.append("sourceGain \(sourceGain) needs a source") }
         return out + (pitch?.problems().map { "pitch." + $0 } ?? [])
     }
 
@@ -98,6 +109,7 @@ public struct StudentConfig: ModelConfig {
             try c.encode(linearPrediction, forKey: .linearPrediction)
             try c.encode(linearPredictionGain, forKey: .linearPredictionGain)
         }
+        if sourceGain > 0 { try c.encode(sourceGain, forKey: .sourceGain) }
     }
 
     /// Samples of the past (of the noise) an output sample depends on besides its own:

@@ -23,6 +23,7 @@ extension Recipe {
         (config.linearPrediction, config.linearPredictionGain) = linearPrediction
         for k in config.flows.indices { config.flows[k].sourceChannels = source == nil ? 0 : 1 }
         config.source = source
+        config.sourceGain = source == nil ? 0 : Float(student.sourceGain)
         config.pitch = pitch
         guard !speakers.isEmpty else { return config }
         for k in config.flows.indices { config.flows[k].speakerChannels = student.stack.speakerChannels }
@@ -96,6 +97,10 @@ public final class DistillTrainer: RunTrainer {
         if let kind = recipe.student.source, kind != (teacher.config.source == nil ? .none : .sine) {
             throw ParawaveError(teacherName, "the recipe's student.source is '\(kind.rawValue)' but the teacher's source is "
                                 + "'\(teacher.config.source == nil ? "none" : "sine")'; a student sees its teacher's source (leave student.source out)")
+        }
+        if recipe.student.sourceGain > 0 && teacher.config.source == nil {
+            throw ParawaveError(teacherName, "the recipe's student.source_gain (\(recipe.student.sourceGain)) centres the student's noise on "
+                                + "its teacher's source, but the teacher has none; train it with teacher.source: sine, or set source_gain: 0")
         }
         if !teacher.config.speakers.isEmpty && recipe.student.stack.speakerChannels == 0 {
             throw ParawaveError(teacherName, "the teacher is conditioned on \(teacher.config.speakers.count) speakers; "

@@ -159,9 +159,12 @@ public struct StudentSection: Codable, Equatable, Sendable {
     /// The student always sees its teacher's source; when given (`none` or `sine`), this must
     /// name it, and distillation refuses a teacher whose source differs.
     public var source: SourceKind?
+    /// With a source: the student's noise is centred on it, z + g * source, g learned from
+    /// this start (0: plain noise), so its flows begin from the utterance's harmonics.
+    public var sourceGain = 0.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case flows, logScaleMin = "log_scale_min", logScaleMax = "log_scale_max", source
+        case flows, logScaleMin = "log_scale_min", logScaleMax = "log_scale_max", source, sourceGain = "source_gain"
     }
 
     public init() {}
@@ -173,6 +176,7 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.update(&logScaleMin, .logScaleMin)
         try c.update(&logScaleMax, .logScaleMax)
         if let kind = try c.decodeIfPresent(SourceKind.self, forKey: .source) { source = kind }
+        try c.update(&sourceGain, .sourceGain)
         try stack.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -184,10 +188,12 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.encode(logScaleMin, forKey: .logScaleMin)
         try c.encode(logScaleMax, forKey: .logScaleMax)
         try c.encodeIfPresent(source, forKey: .source)
+        try c.encode(sourceGain, forKey: .sourceGain)
     }
 
     func check(_ v: inout RecipeValidator) {
         stack.check(&v)
+        v.require(sourceGain, in: 0...100, "source_gain")
         v.require(logScaleMin, in: -20...0, "log_scale_min")
         v.require(logScaleMax, in: 0...10, "log_scale_max")
         if flows.isEmpty || flows.count > 16 { v.fail("flows", "must list 1 to 16 flows, got \(flows.count)") }

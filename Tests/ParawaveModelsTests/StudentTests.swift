@@ -10,7 +10,8 @@ struct StudentTests {
     static func tinyStudent(flows: [Int] = [2, 3], kernel: Int = 2, cycle: Int = 2, channels: Int = 4, mels: Int = 3, hop: Int = 4,
                             seed: UInt64 = 11, initialScale: Float = 0.5, outputScale: Float = 1, speakers: [String] = [],
                             speakerChannels: Int = 3, upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil,
-                            logScaleRange: ClosedRange<Float> = -7...2, linearPrediction: (order: Int, gain: Float) = (0, 0)) -> Student {
+                            logScaleRange: ClosedRange<Float> = -7...2, linearPrediction: (order: Int, gain: Float) = (0, 0),
+                            sourceGain: Float = 0) -> Student {
         let stacks = flows.map {
             WaveNetStackConfig(layers: $0, cycle: cycle, kernelSize: kernel, residualChannels: channels, gateOutChannels: channels,
                                skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
@@ -19,7 +20,7 @@ struct StudentTests {
         let student = Student(config: StudentConfig(flows: stacks, logScaleMin: logScaleRange.lowerBound, logScaleMax: logScaleRange.upperBound,
                                                     mel: MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels),
                                                     speakers: speakers, source: source, linearPrediction: linearPrediction.order,
-                                                    linearPredictionGain: linearPrediction.gain))
+                                                    linearPredictionGain: linearPrediction.gain, sourceGain: sourceGain))
         student.initialise(seed: seed, initialScale: initialScale, outputScale: outputScale)
         var g = SeededGenerator(seed: seed + 1)
         student.melMean = (0..<mels).map { _ in g.uniformOpen() - 5 }
@@ -250,6 +251,70 @@ struct StudentTests {
         let loaded = try Student.load(try SafeTensors.decode(data), name: "s")
         #expect(loaded.config.source == SineSource(harmonics: 4, ramp: 8) && loaded.config == student.config)
         #expect(loaded.store.valueArray.map(\.bitPattern) == student.store.valueArray.map(\.bitPattern))
+    }
+
+    /// Noise centred on the source, x^0 = z + g e: the output is exactly the plain student's
+    /// on the noise z + g e (one logistic per sample with mu_tot shifted by g e s_tot, log s_tot
+    /// unchanged); g's gradient (and every other) matches finite differences; the gain is a
+    /// parameter of the checkpoint; and without a source the config is refused.
+    @Test func sourceCentredNoise() throws {
+        let source = SineSource(harmonics: 4, ramp: 8)
+        let centred = Self.tinyStudent(source: source, logScaleRange: -30...30, sourceGain: 1.5)
+        let plain = Self.tinyStudent(source: source, logScaleRange: -30...30)
+        #expect(centred.store.count == plain.store.count + 1 && centred.store.valueArray.contains(1.5))
+        let B = 2, frames = 3, hop = 4, n = B * frames * hop
+        let z = Self.noise(n, seed: 7), mel = TeacherTests.mel(3, B * frames, seed: 8)
+        let f0: [Float] = [900, 1300, 0]
+        let e = centred.sourceSignal(f0: f0, samples: frames * hop)! + centred.sourceSignal(f0: f0.reversed(), samples: frames * hop, initialPhase: 2)!
+        // The same weights apart from g: the plain student on z + g e gives the same output.
+        let shared = plain.store.entries.map(\.name)
+        for name in shared {
+            let from = centred.store.entry(name)!, to = plain.store.entry(name)!
+            plain.store.value(to).update(from: centred.store.value(from), count: to.count)
+        }
+        let a = centred.makeActivations(batch: B, frames: frames), b = plain.makeActivations(batch: B, frames: frames)
+        centred.forward(a, noise: z, mel: mel, source: e)
+        plain.forward(b, noise: zip(z, e).map { $0 + 1.5 * $1 }, mel: mel, source: e)
+        #expect(zip(a.output, b.output).map { abs($0 - $1) }.max()! <= 1e-5)
+        #expect(zip(a.logScale, b.logScale).map { abs($0 - $1) }.max()! == 0)
+        // mu_tot = x - z s_tot: the noise's own mean, now g e s_tot, is in it.
+        for i in 0..<n {
+            let expected = a.output[a.output.startIndex + i] - z[i] * exp(a.logScale[i])
+            #expect(abs(a.mean[a.mean.startIndex + i] - expected) <= 1e-4 * max(1, abs(expected)))
+        }
+        let wx = GradientCheck.random(n, seed: 9), wm = GradientCheck.random(n, seed: 10), wl = GradientCheck.random(n, seed: 12)
+        func loss() -> Double {
+            centred.forward(a, noise: z, mel: mel, source: e)
+            var sum = 0.0
+            for i in 0..<n {
+                sum += Double(wx[i]) * Double(a.output[a.output.startIndex + i]) + Double(wm[i]) * Double(a.mean[a.mean.startIndex + i])
+                    + Double(wl[i]) * Double(a.logScale[i])
+            }
+            return sum
+        }
+        _ = loss()
+        centred.store.zeroGradients()
+        centred.backward(a, dOutput: wx, dMean: wm, dLogScale: wl)
+        let point = centred.store.valueArray.map(Double.init)
+        let gain = try #require(centred.store.entry("student.source_gain"))
+        #expect(centred.store.gradient(gain)[0] != 0)
+        let errors = GradientCheck.worstDirectionalError(blocks: [(gain.name, gain.offset, gain.count)], point: point,
+                                                         analytic: centred.store.gradientArray, epsilon: 1e-2) { values in
+            centred.store.setValues(values.map(Float.init))
+            return loss()
+        }
+        centred.store.setValues(point.map(Float.init))
+        #expect(errors.values.max()! < 2e-3, "\(errors)")
+
+        let saved = Self.tinyStudent(source: source, sourceGain: 1.5)
+        let data = saved.checkpoint(values: saved.store.valueArray, step: 5).encode()
+        let loaded = try Student.load(try SafeTensors.decode(data), name: "s")
+        #expect(loaded.config.sourceGain == 1.5 && loaded.config == saved.config)
+        #expect(loaded.store.valueArray.map(\.bitPattern) == saved.store.valueArray.map(\.bitPattern))
+        var unsourced = plain.config
+        unsourced.sourceGain = 1
+        unsourced.source = nil
+        #expect(unsourced.problems().contains { $0.contains("needs a source") })
     }
 
     /// The untrained student outputs small scales and means near zero (DESIGN.md section 4).
