@@ -7,8 +7,10 @@
 # F0, beside Griffin-Lim, and again on the unseen check corpus CHECK (data/check, which
 # `make check-data` prepares from speakers no training utterance has). Results go to
 # OUT/report and OUT/check-report (the table, report.json, WAVs, and per utterance one PNG
-# stacking every candidate's spectrogram) and a section of QUALITY.md. Runs that exist are
-# resumed, so a stopped ladder continues where it was.
+# stacking every candidate's spectrogram) and a section of QUALITY.md. Candidates whose
+# overrides differ only in distill.* and student.* keys share one teacher run
+# (OUT/teacher-HASH), trained once. Runs that exist are resumed, so a stopped ladder
+# continues where it was.
 #
 #   scripts/quality-ladder.sh [-t T] [-s S] [-o OUT] [-d DATA] [-c CHECK] [-q QUALITY.md] [-l LABEL] NAME...
 #
@@ -47,21 +49,34 @@ overrides() {
 
 common=(--set train.steps=1000000 --set train.schedule=constant --set "train.max_cpu_minutes=$T"
         --set distill.steps=1000000 --set distill.schedule=constant --set "distill.max_cpu_minutes=$S")
-models=() labels=()
+# The teacher run of a candidate: one per distinct set of teacher-side overrides.
+teacher_run() {
+    local key
+    key=$(overrides "$1" | paste -sd' ' | tr ' ' '\n' | grep -v -e '^--set$' -e '^distill\.' -e '^student\.' | sort | md5sum | cut -c1-8)
+    echo "$OUT/teacher-$key"
+}
+
+models=() labels=() scored=" " trained=" "
 for name in "$@"; do
     mapfile -t sets < <(overrides "$name")
-    run="$OUT/$name"
+    run="$OUT/$name" teacher=$(teacher_run "$name")
     mkdir -p "$run"
-    resume=()
-    [ -f "$run/teacher/train-state.safetensors" ] && resume=(--resume)
-    echo "== $name: teacher ($T CPU-minutes) ${sets[*]:-}"
-    "$PARAWAVE" train-teacher --recipe "$RECIPE" --data "$DATA" --run "$run/teacher" "${common[@]}" "${sets[@]}" "${resume[@]}"
+    if [[ $trained != *" $teacher "* ]]; then
+        resume=()
+        [ -f "$teacher/train-state.safetensors" ] && resume=(--resume)
+        echo "== $name: teacher ($T CPU-minutes) ${sets[*]:-}"
+        "$PARAWAVE" train-teacher --recipe "$RECIPE" --data "$DATA" --run "$teacher" "${common[@]}" "${sets[@]}" "${resume[@]}"
+        [ -f "$teacher/ladder-name" ] || echo "$name" > "$teacher/ladder-name"
+        trained+="$teacher "
+    fi
     resume=()
     [ -f "$run/student/train-state.safetensors" ] && resume=(--resume)
-    echo "== $name: student ($S CPU-minutes)"
-    "$PARAWAVE" distill --recipe "$RECIPE" --data "$DATA" --teacher "$run/teacher" --run "$run/student" "${common[@]}" "${sets[@]}" "${resume[@]}"
-    models+=(--model "$run/teacher" --model "$run/student")
-    labels+=(--label "$name-teacher" --label "$name")
+    echo "== $name: student ($S CPU-minutes) of $(basename "$teacher")"
+    "$PARAWAVE" distill --recipe "$RECIPE" --data "$DATA" --teacher "$teacher" --run "$run/student" "${common[@]}" "${sets[@]}" "${resume[@]}"
+    if [[ $scored != *" $teacher "* ]]; then
+        models+=(--model "$teacher") labels+=(--label "$(cat "$teacher/ladder-name")-teacher") scored+="$teacher "
+    fi
+    models+=(--model "$run/student") labels+=(--label "$name")
 done
 
 echo "== evaluate"
@@ -97,7 +112,8 @@ cp "$first/spectrograms.png" "$ROOT/$grid"
     echo "| candidate | overrides | teacher steps | teacher samples/s | teacher val. bits | student steps | student samples/s | student val. KL |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
     for name in "$@"; do
-        python3 - "$OUT/$name" "$name" "$(grep -v '^#' "$CANDIDATES" | awk -F'\t' -v n="$name" '$1 == n { print $2 }')" <<'PY'
+        python3 - "$OUT/$name" "$name" "$(grep -v '^#' "$CANDIDATES" | awk -F'\t' -v n="$name" '$1 == n { print $2 }')" \
+            "$(teacher_run "$name")" <<'PY'
 import json, sys
 run, name, sets = sys.argv[1:4]
 def last(path, key):
@@ -106,7 +122,7 @@ def last(path, key):
         row = json.loads(line)
         if key in row: value = (row["step"], row[key])
     return value
-t, s = run + "/teacher/metrics.jsonl", run + "/student/metrics.jsonl"
+t, s = sys.argv[4] + "/metrics.jsonl", run + "/student/metrics.jsonl"
 ts, tv, ss, sv = last(t, "samples_per_second"), last(t, "validation_bits"), last(s, "samples_per_second"), last(s, "validation_kl")
 fmt = lambda v, f: f % v[1] if v else "-"
 print(f"| {name} | {sets or '(recipes/demo)'} | {tv[0] if tv else '-'} | {fmt(ts, '%.0f')} | {fmt(tv, '%.3f')} | "
