@@ -150,3 +150,30 @@ public final class QualityMeter: @unchecked Sendable {
         return QualityMetrics(logMelDB: logMelDB, spectralConvergence: sc, logMagnitude: lm, mcd: mcd)
     }
 }
+
+/// Bursts: how much louder a rendering gets than the real recording anywhere. Over windows
+/// of 100 ms every 50 ms, the largest 10 log10((E_g + E_0) / (E_r + E_0)), with E the mean
+/// square of the window and E_0 = 1e-6 (-60 dB full scale), so that a quiet hiss over the
+/// recording's silence is not a burst. 0 for identical signals; an autoregressive model that
+/// runs away on its own samples shows tens of dB.
+public enum LoudnessExcess {
+    public static let windowSeconds = 0.1, floor = 1e-6
+
+    /// The worst window's excess in dB over the signals' common length (nil when shorter
+    /// than a window).
+    public static func worstDB(reference: [Float], generated: [Float], sampleRate: Int) -> Double? {
+        let n = min(reference.count, generated.count), window = max(1, Int(Double(sampleRate) * windowSeconds)), hop = max(1, window / 2)
+        guard n >= window else { return nil }
+        var worst = -Double.infinity, start = 0
+        while start + window <= n {
+            var er = 0.0, eg = 0.0
+            for i in start..<(start + window) {
+                er += Double(reference[i]) * Double(reference[i])
+                eg += Double(generated[i]) * Double(generated[i])
+            }
+            worst = max(worst, 10 * log10((eg / Double(window) + floor) / (er / Double(window) + floor)))
+            start += hop
+        }
+        return worst
+    }
+}

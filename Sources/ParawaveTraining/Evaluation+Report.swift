@@ -28,7 +28,7 @@ extension Evaluator {
     /// The summary as a text table, one row per system.
     public static func table(_ report: Report) -> String {
         let header = ["system", "log-mel dB", "SC", "log-mag", "MR-STFT", "MCD dB", "F0 RMSE c", "F0 <50c", "V/UV err", "STOI",
-                      "NLL bits", "KL nats", "RTF"]
+                      "burst dB", "NLL bits", "KL nats", "RTF"]
         var rows = [header]
         for s in report.systems {
             let m = s.mean, q = m.quality
@@ -37,7 +37,7 @@ extension Evaluator {
                          m.pitch?.rmseCents.map { String(format: "%.1f", $0) } ?? "-",
                          m.pitch?.within50.map { String(format: "%.1f%%", 100 * $0) } ?? "-",
                          m.pitch.map { String(format: "%.1f%%", 100 * $0.voicingError) } ?? "-",
-                         m.stoi.map { String(format: "%.3f", $0) } ?? "-",
+                         m.stoi.map { String(format: "%.3f", $0) } ?? "-", m.burstDB.map { String(format: "%.1f", $0) } ?? "-",
                          m.nllBits.map { String(format: "%.3f", $0) } ?? "-", m.klNats.map { String(format: "%.4f", $0) } ?? "-",
                          String(format: "%.3f", m.rtf)])
         }

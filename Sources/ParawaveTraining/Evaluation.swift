@@ -54,10 +54,14 @@ public final class Evaluator {
         /// F0 against the real recording's (nil in reports written before pitch was measured).
         public var pitch: PitchMetrics?
         public var stoi: Double?
+        /// `LoudnessExcess.worstDB`: per utterance its worst 100 ms window, in the means the
+        /// worst over the split.
+        public var burstDB: Double?
 
         enum CodingKeys: String, CodingKey {
             case logMelDB = "log_mel_db", spectralConvergence = "spectral_convergence", logMagnitude = "log_magnitude"
             case stftDistance = "stft_distance", mcd = "mcd_db", rtf, nllBits = "nll_bits", klNats = "kl_nats", pitch, stoi
+            case burstDB = "burst_db"
         }
 
         public init(quality: QualityMetrics, rtf: Double, nllBits: Double? = nil, klNats: Double? = nil, pitch: PitchMetrics? = nil,
@@ -80,6 +84,7 @@ public final class Evaluator {
             klNats = try c.decodeIfPresent(Double.self, forKey: .klNats)
             pitch = try c.decodeIfPresent(PitchMetrics.self, forKey: .pitch)
             stoi = try c.decodeIfPresent(Double.self, forKey: .stoi)
+            burstDB = try c.decodeIfPresent(Double.self, forKey: .burstDB)
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -94,6 +99,7 @@ public final class Evaluator {
             try c.encodeIfPresent(klNats, forKey: .klNats)
             try c.encodeIfPresent(pitch, forKey: .pitch)
             try c.encodeIfPresent(stoi, forKey: .stoi)
+            try c.encodeIfPresent(burstDB, forKey: .burstDB)
         }
     }
 
@@ -288,6 +294,7 @@ public final class Evaluator {
                 score.pitch = utterancePitch.metrics
                 let common = min(real.count, audio.count)
                 score.stoi = try STOI.score(reference: Array(real.prefix(common)), degraded: Array(audio.prefix(common)), sampleRate: settings.sampleRate)
+                score.burstDB = LoudnessExcess.worstDB(reference: real, generated: audio, sampleRate: settings.sampleRate)
                 // A teacher's likelihood of the real audio; a student's KL to its teacher.
                 if case .model(let renderer, let klTeacher) = system.renderer {
                     switch (renderer.model, klTeacher) {
@@ -328,6 +335,7 @@ public final class Evaluator {
             mean.pitch = pitch[s].metrics
             let stoi = scores.compactMap(\.stoi)
             mean.stoi = stoi.isEmpty ? nil : stoi.reduce(0, +) / Double(stoi.count)
+            mean.burstDB = scores.compactMap(\.burstDB).max()
             return SystemSummary(name: system.name, kind: system.kind, model: system.path, teacher: system.teacherPath,
                                  f0: system.kind == "griffin-lim" ? nil : system.predictedF0 ? "predicted" : "tracked", utterances: results.count, seconds: totalSeconds, mean: mean)
         }

@@ -23,6 +23,8 @@ struct EvaluateCommand: ParsableCommand {
               F0 <50c        the share of those frames within 50 cents
               V/UV err       the share of frames whose voicing decisions differ
               STOI           short-time objective intelligibility (higher is better)
+              burst dB       the worst 100 ms window's loudness over the recording's (floor -60 dBFS;
+                             the split's worst utterance)
               NLL bits       a teacher's negative log-likelihood of the real audio per sample
               KL nats        a student's KL to its teacher per sample (16 draws per step)
               RTF            render time / audio duration

@@ -33,6 +33,23 @@ struct QualityMetricsTests {
     }
 
     /// The DCT is scipy's orthonormal DCT-II: orthonormal rows, so it preserves energy.
+    /// The burst measure: 0 dB for identical signals, the window's gain where one 100 ms
+    /// stretch is 10 dB louder, and no burst for hiss at -70 dB over digital silence.
+    @Test func loudnessExcessFindsBursts() throws {
+        let sr = 16000
+        var g = SeededGenerator(seed: 3)
+        let speech = (0..<sr).map { i in 0.3 * sin(Float(i) * 0.07) * (0.5 + 0.5 * g.uniformOpen()) }
+        #expect(try #require(LoudnessExcess.worstDB(reference: speech, generated: speech, sampleRate: sr)) == 0)
+        var burst = speech
+        for i in 4000..<5600 { burst[i] *= Float(pow(10, 0.5)) }
+        let db = try #require(LoudnessExcess.worstDB(reference: speech, generated: burst, sampleRate: sr))
+        #expect(abs(db - 10) < 0.01, "\(db)")
+        let silence = [Float](repeating: 0, count: sr)
+        let hiss = (0..<sr).map { _ in Float(pow(10, -3.5)) * (g.uniformOpen() * 2 - 1) * Float(3).squareRoot() }
+        #expect(try #require(LoudnessExcess.worstDB(reference: silence, generated: hiss, sampleRate: sr)) < 0.5)
+        #expect(LoudnessExcess.worstDB(reference: speech, generated: Array(speech.prefix(100)), sampleRate: sr) == nil)
+    }
+
     @Test func dctIsOrthonormal() {
         let dct = OrthonormalDCT(size: 7)
         let x = (0..<7).map { sin(Double($0) * 1.3) + 0.2 * Double($0) }

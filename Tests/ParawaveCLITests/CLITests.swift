@@ -519,7 +519,7 @@ struct CLITests {
         let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/teacher", "--model", dir + "/student", "--data", dir + "/data",
                                                    "--report", dir + "/report", "--chunk-frames", "5"])
         #expect(evaluate.status == 0, "\(evaluate.stderr)")
-        for row in ["griffin-lim", "teacher", "student", "log-mel dB", "MCD dB", "F0 RMSE c", "F0 <50c", "V/UV err", "STOI", "KL nats"] {
+        for row in ["griffin-lim", "teacher", "student", "log-mel dB", "MCD dB", "F0 RMSE c", "F0 <50c", "V/UV err", "STOI", "burst dB", "KL nats"] {
             #expect(evaluate.stdout.contains(row), "\(evaluate.stdout)")
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/report.json"))) as! [String: Any]
@@ -536,6 +536,8 @@ struct CLITests {
             // Pitch (the same tracker on the real and the rendered audio) and STOI.
             let stoi = (mean["stoi"] as? NSNumber)?.doubleValue ?? .nan
             #expect(stoi.isFinite && stoi <= 1, "\(system["name"]!) STOI \(stoi)")
+            let burst = (mean["burst_db"] as? NSNumber)?.doubleValue ?? .nan
+            #expect(burst.isFinite, "\(system["name"]!) burst \(burst)")
             let pitch = mean["pitch"] as? [String: Any]
             let vuv = (pitch?["vuv_error"] as? NSNumber)?.doubleValue ?? .nan
             #expect(vuv >= 0 && vuv <= 1 && ((pitch?["frames"] as? NSNumber)?.intValue ?? 0) > 0, "\(system["name"]!) pitch \(String(describing: pitch))")
