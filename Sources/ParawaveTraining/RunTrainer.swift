@@ -27,6 +27,8 @@ public class RunTrainer {
     public private(set) var step = 0
     public private(set) var skippedSteps = 0
     public private(set) var consecutiveSkipped = 0
+    /// Held while this trainer exists.
+    var lock: FolderLock?
     /// Training time of earlier sessions of this run, seconds.
     var previousSeconds = 0.0
     /// CPU time of earlier sessions of this run, seconds.
@@ -79,6 +81,14 @@ public class RunTrainer {
         adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay), groups: groups)
         generator = SeededGenerator(seed: UInt64(settings.seed) &* 0x9E37_79B9 &+ 0x5EED)
         try run.checkStart(resume: resume)
+        // One writer per run: a second training command on this run refuses here.
+        let existed = FileManager.default.fileExists(atPath: run.path)
+        do {
+            lock = try FolderLock(folder: run.path, what: "--run")
+        } catch {
+            if !existed { try? FileManager.default.removeItem(atPath: run.path) }
+            throw error
+        }
     }
 
     /// After the subclass is set up: restores the saved state, or creates the run.

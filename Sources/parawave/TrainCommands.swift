@@ -15,6 +15,21 @@ struct RunOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Continue the run in RUN from its last checkpoint.")
     var resume = false
+
+    /// The run's lock, taken before anything is loaded when the run's folder exists, so a
+    /// second command on a run in training refuses at once (the trainer takes it otherwise).
+    func lockExistingRun() throws -> FolderLock? {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: runPath, isDirectory: &isFolder), isFolder.boolValue else { return nil }
+        return try FolderLock(folder: runPath, what: "--run")
+    }
+
+    /// What a run that took no step says.
+    static func nothingTrained(_ outcome: RunTrainer.Outcome, section: String) -> String {
+        outcome.budgetReached
+            ? "step \(outcome.step): the run's time budget is spent; nothing to train (raise \(section).max_minutes or \(section).max_cpu_minutes)"
+            : "step \(outcome.step): the run is already at \(section).steps; nothing to train (extend it with --steps)"
+    }
 }
 
 /// `--steps` and `--seed`, shared by the training commands.
@@ -45,6 +60,8 @@ struct TrainTeacherCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
+        let lock = try runOptions.lockExistingRun()
+        defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: runOptions.resume)
         for warning in recipe.warnings where warning.hasPrefix("train.") { print("warning: " + warning) }
         let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
@@ -59,7 +76,7 @@ struct TrainTeacherCommand: ParsableCommand {
         StopSignal.install()
         let outcome = try trainer.train()
         if outcome.trainLoss.isNaN {
-            print("step \(outcome.step): the run is already at train.steps; nothing to train (extend it with --steps)")
+            print(RunOptions.nothingTrained(outcome, section: "train"))
         } else {
             var line = String(format: "step %d: training loss %.4f nats (%.4f bits) per sample", outcome.step, outcome.trainLoss,
                               outcome.trainLoss / M_LN2)
@@ -115,6 +132,8 @@ struct DistillCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
+        let lock = try runOptions.lockExistingRun()
+        defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "distill", run: runDirectory, resume: runOptions.resume)
         for warning in recipe.warnings where warning.hasPrefix("distill.") { print("warning: " + warning) }
         guard case .teacher(let teacherModel) = try TrainedModel.load(teacher) else {
@@ -136,7 +155,7 @@ struct DistillCommand: ParsableCommand {
         StopSignal.install()
         let outcome = try trainer.train()
         if outcome.trainLoss.isNaN {
-            print("step \(outcome.step): the run is already at distill.steps; nothing to train (extend it with --steps)")
+            print(RunOptions.nothingTrained(outcome, section: "distill"))
         } else {
             var line = String(format: "step %d: training loss %.4f", outcome.step, outcome.trainLoss)
             if let v = outcome.validationLoss { line += String(format: ", validation KL %.4f nats per sample", v) }

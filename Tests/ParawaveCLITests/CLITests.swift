@@ -205,6 +205,34 @@ struct CLITests {
         return dir
     }
 
+    /// One run, one writer: a second training command on a run that another process is
+    /// training refuses at once, naming that process, and changes nothing; once the first is
+    /// killed (SIGKILL: no chance to clean up) the run can be continued.
+    @Test func secondTrainerOnARunRefuses() throws {
+        let dir = try tinyCorpus()
+        let common = ["train-teacher", "--data", dir + "/data", "--run", dir + "/run"]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.executable("parawave"))
+        process.arguments = common + ["--recipe", dir + "/r.yaml", "--set", "train.steps=1000000"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let state = dir + "/run/train-state.safetensors"
+        while process.isRunning && (try? SafeTensors.read(state)) == nil { usleep(1000) }
+        #expect(process.isRunning)
+        let second = try CommandRunner.parawave(common + ["--resume"])
+        #expect(second.status != 0 && second.stderr.contains("is in use by another process (process \(process.processIdentifier))"),
+                "\(second.stderr)")
+        #expect(second.stdout.isEmpty && second.stderr.split(separator: "\n").count == 1, "refused before loading anything: \(second.stderr)")
+        let other = try CommandRunner.parawave(["distill", "--data", dir + "/data", "--teacher", dir + "/run", "--run", dir + "/run",
+                                                "--recipe", dir + "/r.yaml"])
+        #expect(other.status != 0, "\(other.stderr)")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let resumed = try CommandRunner.parawave(common + ["--resume", "--set", "train.max_cpu_minutes=0.0001"])
+        #expect(resumed.status == 0 && resumed.stdout.contains("time budget is spent; nothing to train"), "\(resumed.stdout)")
+    }
+
     /// train-teacher killed with SIGKILL between checkpoints and continued with --resume ends
     /// with a model file byte-identical to an uninterrupted run. The kill comes once the run
     /// has checkpointed a step drawn from a fixed seed (between 50 and 300 of 600), plus a
