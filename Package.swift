@@ -4,7 +4,7 @@ import PackageDescription
 /// Parawave: neural waveform synthesis (WaveNet teacher, IAF student) on the CPU.
 ///
 /// Modules by layer of abstraction:
-/// - C edges, one module per library: CSndfile, CFFTW, CSoxr, CPNG, COpenBLAS.
+/// - C edges, one module per library: CSndfile, CFFTW, CSoxr, CPNG, COpenBLAS, CZlib.
 /// - ParawaveCore: errors, atomic file writes, progress reporting.
 /// - ParawaveAudio: audio I/O, resampling, STFT, mel front end, .npy, PNG images.
 /// - ParawaveEngine: tensors, kernels and BLAS-backed matrix products.
@@ -34,10 +34,11 @@ let package = Package(
         .systemLibrary(name: "CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "ParawaveCore", swiftSettings: release),
         .target(name: "ParawaveAudio", dependencies: ["ParawaveCore", "CSndfile", "CFFTW", "CSoxr", "CPNG"], swiftSettings: release),
-        .target(name: "ParawaveEngine", dependencies: ["ParawaveCore", "COpenBLAS"], swiftSettings: release),
+        .target(name: "ParawaveEngine", dependencies: ["ParawaveCore", "COpenBLAS", "CZlib"], swiftSettings: release),
         .target(name: "ParawaveModels", dependencies: ["ParawaveCore", "ParawaveAudio", "ParawaveEngine"], swiftSettings: release),
         .target(
             name: "ParawaveTraining",

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import ParawaveCore
 
@@ -8,8 +9,11 @@ import ParawaveCore
 /// padded with spaces so the data starts 8-byte aligned; then the tensors' bytes, offsets
 /// relative to the data start. The writer produces exactly what Python's `safetensors`
 /// writes for the same tensors (compact JSON, metadata first, tensors sorted by name, F32),
-/// so its files load there unchanged. The reader takes F32, F64, F16 and BF16 (converted to
-/// Float32) and rejects malformed files with a clear error.
+/// so its files load there unchanged, with one addition: the metadata key
+/// `parawave.crc32`, the CRC-32 (zlib's) of the tensor bytes in 8 hex digits, so that bytes
+/// damaged after writing are found on load rather than trained on. The reader checks it
+/// when present (files from Python's `safetensors` carry none), takes F32, F64, F16 and BF16
+/// (converted to Float32) and rejects malformed files with a clear error.
 public struct SafeTensors: Equatable, Sendable {
     public struct Tensor: Equatable, Sendable {
         public var shape: [Int]
@@ -48,9 +52,33 @@ public struct SafeTensors: Equatable, Sendable {
 
     // MARK: writing
 
-    /// The file's bytes.
-    public func encode() -> Data {
+    /// The metadata key of the tensor bytes' checksum.
+    public static let checksumKey = "parawave.crc32"
+
+    /// The CRC-32 of `bytes` in 8 lowercase hex digits.
+    static func crc32(_ bytes: UnsafeRawBufferPointer) -> String {
+        var crc = CZlib.crc32(0, nil, 0)
+        var start = 0
+        while start < bytes.count {
+            let chunk = min(bytes.count - start, Int(UInt32.max >> 1))
+            crc = CZlib.crc32(crc, bytes.baseAddress!.advanced(by: start).assumingMemoryBound(to: Bytef.self), uInt(chunk))
+            start += chunk
+        }
+        return String(format: "%08x", UInt32(truncatingIfNeeded: crc))
+    }
+
+    /// The file's bytes, with the tensor bytes' checksum in the metadata unless `checksum`
+    /// is false (then byte for byte what Python's `safetensors` writes).
+    public func encode(checksum: Bool = true) -> Data {
         let names = tensors.keys.sorted()
+        var tensorBytes = Data(capacity: 4 * tensors.values.map(\.values.count).reduce(0, +))
+        for name in names {
+            tensors[name]!.values.withUnsafeBufferPointer { buffer in
+                for v in buffer { withUnsafeBytes(of: v.bitPattern.littleEndian) { tensorBytes.append(contentsOf: $0) } }
+            }
+        }
+        var metadata = metadata
+        if checksum { metadata[Self.checksumKey] = tensorBytes.withUnsafeBytes { Self.crc32($0) } }
         var header = "{"
         var parts: [String] = []
         if !metadata.isEmpty {
@@ -70,11 +98,7 @@ public struct SafeTensors: Equatable, Sendable {
         var out = Data(capacity: 8 + headerBytes.count + offset)
         withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: headerBytes)
-        for name in names {
-            tensors[name]!.values.withUnsafeBufferPointer { buffer in
-                for v in buffer { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
-            }
-        }
+        out.append(tensorBytes)
         return out
     }
 
@@ -177,6 +201,14 @@ public struct SafeTensors: Equatable, Sendable {
         ranges.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
         for (previous, next) in zip(ranges, ranges.dropFirst()) where next.0 < previous.1 {
             throw fail("tensors '\(previous.2)' and '\(next.2)' overlap")
+        }
+        if let stored = result.metadata.removeValue(forKey: checksumKey) {
+            let end = dataStart + (ranges.map(\.1).max() ?? 0)
+            let actual = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[dataStart..<end])) }
+            guard actual == stored.lowercased() else {
+                throw ParawaveError(name, "its tensor bytes fail their checksum (CRC-32 \(actual), recorded \(stored)): the file was "
+                                    + "damaged after it was written; use an earlier copy or retrain")
+            }
         }
         return result
     }
