@@ -13,8 +13,20 @@ public enum AtomicFile {
     /// Writes `data` to `path` atomically.
     public static func write(_ data: Data, to path: String) throws {
         try write(to: path) { temporary in
-            guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-                throw ParawaveError(path, "cannot create file (\(String(cString: strerror(errno))))")
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            guard fd >= 0 else { throw ParawaveError(path, "cannot create file (\(String(cString: strerror(errno))))") }
+            defer { close(fd) }
+            try data.withUnsafeBytes { raw in
+                var done = 0
+                while done < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else {
+                        throw ParawaveError(path, "cannot be written completely (\(n < 0 ? String(cString: strerror(errno)) : "no progress") "
+                                            + "after \(done) of \(raw.count) bytes); the previous file, if any, is unchanged")
+                    }
+                    done += n
+                }
             }
         }
     }

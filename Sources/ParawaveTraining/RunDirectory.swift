@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ParawaveCore
 import ParawaveEngine
 
@@ -42,11 +45,15 @@ public struct RunDirectory: Sendable {
     /// Appends one JSON object per line to `metrics.jsonl` (keys sorted, numbers as given).
     public func appendMetrics(_ fields: [(String, MetricValue)]) throws {
         let line = "{" + fields.sorted { $0.0 < $1.0 }.map { "\"\($0.0)\":\($0.1.json)" }.joined(separator: ",") + "}\n"
-        if !FileManager.default.fileExists(atPath: metrics) { FileManager.default.createFile(atPath: metrics, contents: nil) }
-        guard let handle = FileHandle(forWritingAtPath: metrics) else { throw ParawaveError(metrics, "cannot append metrics") }
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(line.utf8))
+        let fd = open(metrics, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw ParawaveError(metrics, "cannot be opened to append metrics (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        let bytes = Array(line.utf8)
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+        if n != bytes.count {
+            let reason = n < 0 ? String(cString: strerror(errno)) : "only \(n) of \(bytes.count) bytes written"
+            throw ParawaveError(metrics, "cannot append metrics (\(reason)); the last checkpoint is intact, continue with --resume")
+        }
     }
 
     /// Drops metric lines past `step` (written after the checkpoint a resumed run restarts from).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ParawaveCore
 import ParawaveEngine
 
@@ -19,6 +20,9 @@ struct Parawave: ParsableCommand {
     /// OpenBLAS sizes its pool by the affinity mask alone; a container's or batch scheduler's
     /// CPU quota limits it too, as it does the toolkit's own workers (`Parallel.availableCPUs`).
     static func main() {
+        // Past a file-size limit (ulimit -f) a write should fail with EFBIG, which every
+        // writer reports with the path, rather than kill the process with SIGXFSZ.
+        signal(SIGXFSZ, SIG_IGN)
         BLAS.setThreads(min(BLAS.threads, Parallel.availableCPUs))
         main(nil)
     }

@@ -233,6 +233,55 @@ struct CLITests {
         #expect(resumed.status == 0 && resumed.stdout.contains("time budget is spent; nothing to train"), "\(resumed.stdout)")
     }
 
+    /// Disk faults, made real with a file-size limit (`ulimit -f`, in KiB): a checkpoint that
+    /// cannot be written completely ends training with one line naming the file and the
+    /// reason, the previous checkpoint stays intact, and --resume continues from it; a WAV
+    /// or a data directory that cannot be written leaves nothing behind.
+    @Test func fileSizeLimitIsAClearErrorAndLosesNothing() throws {
+        let dir = try tinyCorpus()
+        let bin = CommandRunner.executable("parawave")
+        let common = ["train-teacher", "--data", dir + "/data", "--run", dir + "/run"]
+        let first = try CommandRunner.parawave(common + ["--recipe", dir + "/r.yaml", "--steps", "14"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let state = dir + "/run/train-state.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: state))
+        #expect(before.count > 48 * 1024, "the state (\(before.count) bytes) must exceed the limit below")
+        func limited(_ kib: Int, _ arguments: [String]) throws -> CommandRunner.Result {
+            let quoted = ([bin] + arguments).map { "'" + $0 + "'" }.joined(separator: " ")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "ulimit -f \(kib); exec \(quoted)"]
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return CommandRunner.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                                        stderr: String(decoding: stderr, as: UTF8.self))
+        }
+        let faulty = try limited(48, common + ["--resume", "--steps", "28"])
+        #expect(faulty.status != 0, "\(faulty.stdout)")
+        let last = faulty.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.contains("train-state.safetensors") && last.contains("File too large") && last.contains("cannot be written completely"),
+                "\(faulty.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: state)) == before, "the previous state changed")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/run").allSatisfy { !$0.contains(".tmp-") })
+        let resumed = try CommandRunner.parawave(common + ["--resume", "--steps", "28"])
+        #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step 14") && resumed.stdout.contains("step 28:"), "\(resumed.stdout)")
+
+        let wav = dir + "/out.wav"
+        let mel = dir + "/data/mel/" + (try FileManager.default.contentsOfDirectory(atPath: dir + "/data/mel")).sorted()[0]
+        let render = try limited(1, ["render", "--model", dir + "/run", "--mel", mel, "--out", wav])
+        #expect(render.status != 0 && render.stderr.contains("out.wav"), "\(render.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: wav))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.contains(".tmp-") })
+        // A data directory that cannot be written completely is not left half-made.
+        let prepare = try limited(4, ["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data2"])
+        #expect(prepare.status != 0 && prepare.stderr.contains("File too large"), "\(prepare.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.hasPrefix("data2") })
+    }
+
     /// train-teacher killed with SIGKILL between checkpoints and continued with --resume ends
     /// with a model file byte-identical to an uninterrupted run. The kill comes once the run
     /// has checkpointed a step drawn from a fixed seed (between 50 and 300 of 600), plus a
