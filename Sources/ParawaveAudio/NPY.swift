@@ -44,10 +44,7 @@ public enum NPY {
 
     /// Reads `path`.
     public static func read(_ path: String) throws -> NPYArray {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ParawaveError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
-        }
-        return try decode(data, name: path)
+        return try decode(try InputFile.contents(of: path, what: ".npy"), name: path)
     }
 
     /// Parses the bytes of a `.npy` file; `name` labels errors.

@@ -134,10 +134,7 @@ public struct SafeTensors: Equatable, Sendable {
 
     /// Reads `path`.
     public static func read(_ path: String) throws -> SafeTensors {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ParawaveError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such checkpoint file")
-        }
-        return try decode(data, name: path)
+        return try decode(try InputFile.contents(of: path, what: "checkpoint"), name: path)
     }
 
     /// Parses a file's bytes; `name` labels errors.

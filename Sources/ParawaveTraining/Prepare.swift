@@ -70,6 +70,8 @@ public struct Prepare {
     /// Where per-file notes (skips) go; standard error by default.
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     public var showProgress = true
+    /// Asked before each file; true stops the preparation, which then leaves nothing behind.
+    public var shouldStop: () -> Bool = { StopSignal.requested }
 
     public init(recipe: Recipe, corpora: [String], output: String) {
         self.recipe = recipe
@@ -89,6 +91,7 @@ public struct Prepare {
         try OutputPaths.createFolder(parent)
         let staging = destination + ".partial-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
+        Self.removeAbandonedStaging(of: destination)
         for folder in ["audio", "mel", "f0", "png"] {
             try OutputPaths.createFolder(staging + "/" + folder)
         }
@@ -119,6 +122,10 @@ public struct Prepare {
         var statistics = MelStatistics.Accumulator()
         let speakerExpression = try data.speakerExpression()
         for file in files {
+            if shouldStop() {
+                progress.finish()
+                throw ParawaveError(output, "preparation interrupted after \(entries.count) utterances; nothing was written (run it again)")
+            }
             defer { progress.advance() }
             var speaker: String?
             if let speakerExpression {
@@ -208,6 +215,17 @@ public struct Prepare {
             try SpectrogramImage.write([.init(title: entry.id, logMel: mel, f0: f0)], settings: audio.mel, to: "\(directory)/png/\(entry.id).png")
         }
         return report
+    }
+
+    /// Removes the staging folders (DATA.partial-PID) that killed preparations of the same
+    /// destination left behind: those whose process no longer exists.
+    static func removeAbandonedStaging(of destination: String) {
+        let url = URL(fileURLWithPath: destination)
+        let parent = url.deletingLastPathComponent().path, prefix = url.lastPathComponent + ".partial-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: parent + "/" + name) }
+        }
     }
 
     /// Moves one utterance across when the hash split left a side empty (tiny corpora):

@@ -32,10 +32,17 @@ public struct Recipe: Codable, Equatable, Sendable {
     }
 
     /// Loads `path`, applies `overrides` (`section.key=value`, the value in YAML syntax) and validates.
+    /// A folder stands for the recipe.yaml inside it (`--recipe recipes/demo`).
     public static func load(_ path: String, overrides: [String] = []) throws -> Recipe {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ParawaveError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the recipe" : "no such recipe file")
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            let inside = (path.hasSuffix("/") ? path : path + "/") + "recipe.yaml"
+            guard FileManager.default.fileExists(atPath: inside) else {
+                throw ParawaveError(path, "is a folder without a recipe.yaml; give the recipe file")
+            }
+            return try load(inside, overrides: overrides)
         }
+        let data = try InputFile.contents(of: path, what: "recipe")
         guard let text = String(data: data, encoding: .utf8) else { throw ParawaveError(path, "the recipe is not UTF-8 text") }
         return try parse(text, name: path, overrides: overrides)
     }
@@ -143,6 +150,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         }
         switch error {
         case .typeMismatch(let type, let context):
+            if "\(type)".contains("Mapping") { return "\(path(context)): expected a mapping of keys (a section of key: value lines)" }
             return "\(path(context)): expected \(typeName(type)) (\(context.debugDescription))"
         case .valueNotFound(let type, let context):
             return "\(path(context)): expected \(typeName(type)) but the value is empty"

@@ -96,10 +96,17 @@ public enum StopSignal {
 
     public static var requested: Bool { flag != 0 }
 
-    /// Installs handlers for SIGINT and SIGTERM that only set the flag.
+    /// Installs handlers for SIGINT and SIGTERM that only set the flag, and unblocks both
+    /// on the calling thread: a process started with them blocked (a parent's signal mask is
+    /// inherited) would otherwise never see a Ctrl-C.
     public static func install() {
         signal(SIGINT) { _ in StopSignal.flag = 1 }
         signal(SIGTERM) { _ in StopSignal.flag = 1 }
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     public static func reset() { flag = 0 }

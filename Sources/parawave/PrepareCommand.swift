@@ -33,7 +33,14 @@ struct PrepareCommand: ParsableCommand {
         let recipe = try recipeOptions.load(requireFile: true)
         var prepare = Prepare(recipe: recipe, corpora: corpora, output: out)
         prepare.overwrite = overwrite
-        let report = try prepare.run()
+        StopSignal.install()
+        let report: Prepare.Report
+        do {
+            report = try prepare.run()
+        } catch where StopSignal.requested {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode(130)
+        }
         print(report.summary)
         print("data directory: \(out) (manifest.jsonl, audio/, mel/, f0/, png/, stats.json, prepare.json)")
     }

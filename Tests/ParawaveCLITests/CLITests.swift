@@ -185,6 +185,87 @@ struct CLITests {
         try expectClearFailure(["pitch", dir + "/nan.wav", "--out", out], subject: dir + "/nan.wav", problem: "non-finite sample", output: out)
     }
 
+    /// More bad input over the commands: recipes with a section or a value of the wrong
+    /// type, negative and absurd numbers, a recipe folder, folders given as files, a
+    /// non-UTF-8 path, a damaged checkpoint. Each is a non-zero exit with one line naming the
+    /// file (or the setting) and the problem, and no output.
+    @Test func moreBadInputsFailCleanly() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let wav = Fixtures.path("audio/mono_pcm16.wav"), out = dir + "/out.npy"
+        let recipes: [(String, String, String)] = [
+            ("section.yaml", "audio: 16000\n", "audio: expected a mapping"),
+            ("type.yaml", "audio:\n  sample_rate: fast\n", "audio.sample_rate"),
+            ("negative.yaml", "audio:\n  hop_length: -256\n", "hop_length"),
+            ("absurd.yaml", "audio:\n  n_fft: 100000000000\n", "n_fft"),
+        ]
+        for (name, text, problem) in recipes {
+            try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)
+            try expectClearFailure(["mel", wav, "--out", out, "--recipe", dir + "/" + name], subject: dir + "/" + name, problem: problem, output: out)
+        }
+        let demo = Fixtures.root.path + "/recipes/demo/recipe.yaml"
+        try expectClearFailure(["mel", wav, "--out", out, "--recipe", demo, "--set", "audio.n_mels=-80"], subject: "audio.n_mels",
+                               problem: "n_mels", output: out)
+        try expectClearFailure(["mel", wav, "--out", out, "--recipe", demo, "--set", "audio.sample_rate=lots"], subject: "audio.sample_rate",
+                               problem: "lots", output: out)
+        // A recipe folder without recipe.yaml; a folder where an audio file or a mel belongs.
+        try expectClearFailure(["mel", wav, "--out", out, "--recipe", dir], subject: dir, problem: "is a folder", output: out)
+        let folderRecipe = try CommandRunner.parawave(["mel", wav, "--out", dir + "/ok.npy", "--recipe", Fixtures.root.path + "/recipes/demo"])
+        #expect(folderRecipe.status == 0, "a recipe folder stands for its recipe.yaml: \(folderRecipe.stderr)")
+        try expectClearFailure(["mel", dir, "--out", out], subject: dir, problem: "is a folder", output: out)
+        let student = Fixtures.root.path + "/audio/pretrained/student"
+        try expectClearFailure(["render", "--model", student, "--mel", dir, "--out", dir + "/x.wav"], subject: dir, problem: "is a folder",
+                               output: dir + "/x.wav")
+        // A path that is not UTF-8 is named as well as it can be, and fails like any missing file.
+        let bytes: [UInt8] = Array((dir + "/caf").utf8) + [0xE9, 0xFF] + Array(".wav".utf8)
+        let latin1 = String(decoding: bytes, as: UTF8.self)
+        let run = try CommandRunner.parawave(["mel", latin1, "--out", out])
+        #expect(run.status != 0 && run.stderr.split(separator: "\n").count == 1 && run.stderr.contains("no such file"), "\(run.stderr)")
+        // A checkpoint whose tensor bytes were damaged after writing.
+        // (The shipped model predates checksums: written again, it gets one.)
+        var model = try SafeTensors.read(student + "/model.safetensors").encode()
+        model[model.count - 1001] ^= 0x10
+        FileManager.default.createFile(atPath: dir + "/damaged.safetensors", contents: model)
+        try expectClearFailure(["render", "--model", dir + "/damaged.safetensors", "--mel",
+                                Fixtures.root.path + "/audio/examples/klettres_de_syllab_sein.npy",
+                                "--out", dir + "/x.wav"], subject: dir + "/damaged.safetensors", problem: "fail their checksum", output: dir + "/x.wav")
+    }
+
+    /// An interrupted prepare (SIGINT) exits 130 with one line naming the data directory and
+    /// leaves nothing behind; the staging folder a killed prepare left is removed by the
+    /// next one.
+    @Test func interruptedPrepareLeavesNothing() throws {
+        let dir = Fixtures.temporaryDirectory()
+        for i in 0..<400 {
+            TestWAV.write(TestWAV.speechLike(seconds: 0.3, sampleRate: 8000, pitch: 100 + Double(i % 50)), sampleRate: 8000, to: "\(dir)/corpus/u\(i).wav")
+        }
+        try Self.tinyRecipe.write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.executable("parawave"))
+        process.arguments = ["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data"]
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        let staging = dir + "/data.partial-\(process.processIdentifier)/audio"
+        while process.isRunning && ((try? FileManager.default.contentsOfDirectory(atPath: staging))?.count ?? 0) < 2 { usleep(500) }
+        kill(process.processIdentifier, SIGINT)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        let last = stderr.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.contains(dir + "/data") && last.contains("interrupted") && last.contains("nothing was written"), "\(stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["corpus", "r.yaml"])
+
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        try FileManager.default.createDirectory(atPath: dir + "/data.partial-\(gone.processIdentifier)/audio", withIntermediateDirectories: true)
+        let prepared = try CommandRunner.parawave(["prepare", dir + "/corpus", "--recipe", dir + "/r.yaml", "--out", dir + "/data"])
+        #expect(prepared.status == 0, "\(prepared.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["corpus", "data", "r.yaml"])
+    }
+
     static let tinyRecipe = """
         audio: {sample_rate: 8000, n_fft: 256, hop_length: 64, win_length: 256, n_mels: 20, fmax: 4000}
         data: {validation_fraction: 0.3, trim_silence: false}
