@@ -21,7 +21,7 @@ RUNS := runs/demo
 # The models trained with recipes/demo-long that ship with the repository.
 PRETRAINED := audio/pretrained
 
-.PHONY: all deps demo-deps build test test-kernels demo check-data bench clean fixtures
+.PHONY: all deps demo-deps build test test-kernels demo check-data soak bench clean fixtures
 
 all: build
 
@@ -94,6 +94,11 @@ check-data: demo-deps build
 	else \
 	  $(BIN) prepare --recipe $(RECIPE) --set data.validation_fraction=1 --out $(CHECK) $(CHECK_SOURCES); \
 	fi
+
+## soak: a small training run SIGKILLed at 20 seeded random moments and resumed each time
+## must end bit-identical to the run never interrupted (a few minutes; not part of `test`).
+soak: demo-deps build
+	scripts/soak.sh
 
 ## bench: speed figures for BENCHMARKS.md.
 bench: build
