@@ -14,7 +14,7 @@ import ParawaveEngine
 ///   KL          = H(P_S, P_T) - H(P_S)
 ///
 /// scored with the teacher's continuous logistic-mixture density. The loss is
-/// `KL + w_spec * spectral(x, y) - gamma * KL(P_S(c) || P_T(c'))` where y is the real audio of
+/// `KL + w_spec * spectral(x, y) - gamma * KL(P_S(c) || P_T(c')) + w_adv * adversarial(x)` where y is the real audio of
 /// the same mels and c' is another utterance's mel and speaker (the next in the batch). Gradients reach
 /// the student through x (back through the frozen teacher to its input), through the samples
 /// x_t^n (to mu_tot and log s_tot) and through log s_tot. Means are over the samples where
@@ -50,13 +50,17 @@ public final class Distillation {
 
     /// Per-sample averages (nats) of one batch.
     public struct Terms: Sendable {
-        public var crossEntropy = 0.0, entropy = 0.0, spectral = 0.0, contrastive = 0.0, loss = 0.0
+        public var crossEntropy = 0.0, entropy = 0.0, spectral = 0.0, contrastive = 0.0, adversarial = 0.0, loss = 0.0
         public var kl: Double { crossEntropy - entropy }
         public init() {}
     }
 
     public let student: Student, teacher: Teacher
     public let settings: Settings
+    /// A term on the student's waveform from outside (the adversarial one), with its weight:
+    /// given the waveform (B, T) and the mask, it returns its value and, when given a
+    /// gradient buffer, adds weight times its gradient with respect to the waveform into it.
+    public var waveformTerm: (weight: Float, evaluate: (UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?) -> Double)?
     public let batch: Int, frames: Int, length: Int
     /// Whether the buffers for gradients exist.
     public let training: Bool
@@ -178,8 +182,14 @@ public final class Distillation {
             }
             if gradients { for i in 0..<n { dOutput[i] += dSpectral[i] * weight(i) } }
         }
+        if let term = waveformTerm {
+            terms.adversarial = output.withUnsafeBufferPointer { x in
+                dOutput.withUnsafeMutableBufferPointer { d in term.evaluate(x.baseAddress!, mask, gradients ? d.baseAddress! : nil) }
+            }
+        }
         terms.loss = Double(settings.crossEntropyWeight) * terms.crossEntropy - Double(settings.entropyWeight) * terms.entropy
             + Double(settings.spectralWeight) * terms.spectral - Double(settings.contrastiveWeight) * terms.contrastive
+            + Double(waveformTerm?.weight ?? 0) * terms.adversarial
         if gradients {
             if !excitation.isEmpty {
                 dOutput.withUnsafeMutableBufferPointer { d in

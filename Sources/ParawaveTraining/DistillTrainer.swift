@@ -60,6 +60,60 @@ public final class DistillTrainer: RunTrainer {
     /// The teacher as given (run directory or checkpoint), recorded in the student's checkpoint
     /// so `evaluate` can score the student against it.
     let teacherName: String
+    /// The adversarial term's discriminator, its optimizer and buffers (nil without one).
+    let adversary: Adversary?
+
+    final class Adversary {
+        let discriminator: Discriminator
+        let adam: Adam
+        let weight: Float, start: Int, learningRate: Double
+        let activations: Discriminator.Activations
+        /// The batch's fake waveforms, kept for the discriminator's step, and dL/dlogits.
+        var fake: [Float], dLogits: [Float]
+
+        init(config: DiscriminatorConfig, settings: DistillSection, batch: Int, length: Int, seed: Int) {
+            discriminator = Discriminator(config: config)
+            discriminator.initialise(seed: UInt64(seed) &+ 0xD15C)
+            adam = Adam(store: discriminator.store, emaDecay: 0)
+            weight = Float(settings.adversarialWeight)
+            start = settings.adversarialStart
+            learningRate = settings.discriminatorLearningRate
+            activations = discriminator.makeActivations(batch: batch, length: length)
+            fake = [Float](repeating: 0, count: batch * length)
+            dLogits = fake
+        }
+
+        /// The generator's term: mean (D(x) - 1)^2, its gradient (times the weight) added into dX.
+        func generatorTerm(x: UnsafePointer<Float>, mask: UnsafePointer<Float>?, dX: UnsafeMutablePointer<Float>?) -> Double {
+            let n = fake.count
+            fake.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x, count: n) }
+            discriminator.forward(activations, x: x)
+            let loss = Discriminator.leastSquares(activations.logits, target: 1, mask: mask, weight: weight, dLogits: &dLogits)
+            if let dX {
+                discriminator.backward(activations, dLogits: dLogits, x: x, parameters: false, input: true)
+                for i in 0..<n { dX[i] += activations.dInput[i] }
+            }
+            return loss
+        }
+
+        /// One step of the discriminator on the real audio and the fakes of the generator's
+        /// step: mean (D(y) - 1)^2 + mean D(x)^2. Returns the two terms.
+        func step(real: UnsafePointer<Float>, mask: UnsafePointer<Float>?) -> (real: Double, fake: Double) {
+            let store = discriminator.store
+            store.zeroGradients()
+            discriminator.forward(activations, x: real)
+            let realLoss = Discriminator.leastSquares(activations.logits, target: 1, mask: mask, weight: 1, dLogits: &dLogits)
+            discriminator.backward(activations, dLogits: dLogits, x: real, parameters: true, input: false)
+            let fakeLoss = fake.withUnsafeBufferPointer { x in
+                discriminator.forward(activations, x: x.baseAddress!)
+                let value = Discriminator.leastSquares(activations.logits, target: 0, mask: mask, weight: 1, dLogits: &dLogits)
+                discriminator.backward(activations, dLogits: dLogits, x: x.baseAddress!, parameters: true, input: false)
+                return value
+            }
+            if store.gradientsAreFinite { _ = adam.update(store, learningRate: learningRate) }
+            return (realLoss, fakeLoss)
+        }
+    }
 
     /// Sets up a new run in `run` distilling `teacher`, or with `resume` continues the one
     /// there. The recipe's audio settings must be the teacher's.
@@ -82,6 +136,9 @@ public final class DistillTrainer: RunTrainer {
         terms.crossEntropyWeight = Float(recipe.distill.klWeight)
         terms.entropyWeight = Float(recipe.distill.klWeight)
         distillation = Distillation(student: student, teacher: teacher, batch: settings.batchSize, frames: frames, settings: terms)
+        adversary = recipe.distill.discriminator.map {
+            Adversary(config: $0, settings: recipe.distill, batch: settings.batchSize, length: frames * recipe.audio.hopLength, seed: settings.seed)
+        }
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
                        groups: student.parameterGroups(clipNorm: settings.clipNorm), label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase))
         try start(resume: resume)
@@ -124,6 +181,12 @@ public final class DistillTrainer: RunTrainer {
         return v
     }
 
+    /// The adversarial terms of a training step (0 before the term starts), so every metrics
+    /// line of a run has the same fields.
+    func adversarialValues(generator: Double, real: Double, fake: Double) -> [(String, Double)] {
+        adversary == nil ? [] : [("adversarial", generator), ("discriminator_real", real), ("discriminator_fake", fake)]
+    }
+
     func evaluate(_ batch: CropBatch, generator: inout SeededGenerator, gradients: Bool) -> Distillation.Terms {
         let n = batch.batch * batch.length
         let z = Student.noise(count: n, generator: &generator)
@@ -134,7 +197,16 @@ public final class DistillTrainer: RunTrainer {
     }
 
     override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
-        values(evaluate(batch, generator: &generator, gradients: true))
+        guard let adversary, step >= adversary.start else {
+            return values(evaluate(batch, generator: &generator, gradients: true)) + adversarialValues(generator: 0, real: 0, fake: 0)
+        }
+        distillation.waveformTerm = (adversary.weight, { x, mask, dX in adversary.generatorTerm(x: x, mask: mask, dX: dX) })
+        defer { distillation.waveformTerm = nil }
+        let terms = evaluate(batch, generator: &generator, gradients: true)
+        let d = batch.audio.withUnsafeBufferPointer { real in
+            batch.mask.withUnsafeBufferPointer { mask in adversary.step(real: real.baseAddress!, mask: mask.isEmpty ? nil : mask.baseAddress!) }
+        }
+        return values(terms) + adversarialValues(generator: terms.adversarial, real: d.real, fake: d.fake)
     }
 
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
@@ -167,12 +239,23 @@ public final class DistillTrainer: RunTrainer {
     }
 
     override func stateTensors() -> [String: SafeTensors.Tensor] {
-        Self.normalisationTensors(prefix: "student", mean: student.melMean, std: student.melStd)
+        var tensors = Self.normalisationTensors(prefix: "student", mean: student.melMean, std: student.melStd)
+        if let adversary {
+            let n = adversary.discriminator.store.count
+            tensors["discriminator.values"] = .init(shape: [n], values: adversary.discriminator.store.valueArray)
+            tensors["discriminator.adam.m"] = .init(shape: [n], values: adversary.adam.m)
+            tensors["discriminator.adam.v"] = .init(shape: [n], values: adversary.adam.v)
+        }
+        return tensors
     }
 
     override func stateMetadata() -> [String: String] {
         var m = student.metadata(step: step)
         m["teacher_config"] = teacher.metadata(step: 0)["config"]
+        if let adversary {
+            m["discriminator_adam_step"] = String(adversary.adam.step)
+            m["discriminator_config"] = String(decoding: try! JSONEncoder().encode(adversary.discriminator.config), as: UTF8.self)
+        }
         return m
     }
 
@@ -182,6 +265,20 @@ public final class DistillTrainer: RunTrainer {
             throw ParawaveError(path, "was distilled from a teacher of a different shape than --teacher's; resume with the same teacher")
         }
         (student.melMean, student.melStd) = try Self.normalisation(prefix: "student", bands: student.melMean.count, in: file, path: path)
+        if let adversary {
+            let config = String(decoding: try JSONEncoder().encode(adversary.discriminator.config), as: UTF8.self)
+            guard file.metadata["discriminator_config"] == config, let adamStep = file.metadata["discriminator_adam_step"].flatMap({ Int($0) }) else {
+                throw ParawaveError(path, "holds no discriminator of the recipe's shape; resume with the run's own recipe (its "
+                                    + "distill.adversarial_weight and discriminator_* keys)")
+            }
+            let n = adversary.discriminator.store.count
+            let values = try file.tensor("discriminator.values", shape: [n], file: path)
+            let m = try file.tensor("discriminator.adam.m", shape: [n], file: path), v = try file.tensor("discriminator.adam.v", shape: [n], file: path)
+            adversary.discriminator.store.setValues(values)
+            adversary.adam.restore(m: m, v: v, ema: values, step: adamStep)
+        } else if file.metadata["discriminator_config"] != nil {
+            throw ParawaveError(path, "was distilled with an adversarial term that the recipe lacks; resume with the run's own recipe")
+        }
     }
 
     override func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String {
@@ -189,6 +286,9 @@ public final class DistillTrainer: RunTrainer {
         var detail = String(format: "KL %.3f nats (H(S,T) %.3f, H(S) %.3f)", named["kl"] ?? .nan, named["cross_entropy"] ?? .nan,
                             named["entropy"] ?? .nan)
         if let s = named["spectral"] { detail += String(format: ", spectral %.4g", s) }
+        if let g = named["adversarial"], g != 0 {
+            detail += String(format: ", adversarial %.3f (D real %.3f, fake %.3f)", g, named["discriminator_real"] ?? .nan, named["discriminator_fake"] ?? .nan)
+        }
         if let v = validation?.first?.1 { detail += String(format: ", validation KL %.3f", v) }
         return detail
     }

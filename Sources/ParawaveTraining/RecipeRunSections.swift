@@ -171,12 +171,22 @@ public struct DistillSection: Codable, Equatable, Sendable {
     public var klWeight = 1.0
     /// The untrained student's output scale s_tot.
     public var initialScale = 0.05
+    /// The least-squares adversarial term on the student's waveform (Yamamoto et al. 2019,
+    /// Parallel WaveGAN): its weight (0: none), the step it starts at (after a warm-up on
+    /// the other terms), and the discriminator's shape and learning rate (Adam, constant).
+    public var adversarialWeight = 0.0
+    public var adversarialStart = 200
+    public var discriminatorLayers = 10
+    public var discriminatorChannels = 64
+    public var discriminatorLearningRate = 0.0002
 
     public var steps: Int { get { run.steps } set { run.steps = newValue } }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case mcSamples = "mc_samples", spectralLoss = "spectral_loss", contrastiveWeight = "contrastive_weight", initialScale = "initial_scale"
-        case klWeight = "kl_weight"
+        case klWeight = "kl_weight", adversarialWeight = "adversarial_weight", adversarialStart = "adversarial_start"
+        case discriminatorLayers = "discriminator_layers", discriminatorChannels = "discriminator_channels"
+        case discriminatorLearningRate = "discriminator_learning_rate"
     }
 
     public init() {}
@@ -189,6 +199,11 @@ public struct DistillSection: Codable, Equatable, Sendable {
         try c.update(&contrastiveWeight, .contrastiveWeight)
         try c.update(&initialScale, .initialScale)
         try c.update(&klWeight, .klWeight)
+        try c.update(&adversarialWeight, .adversarialWeight)
+        try c.update(&adversarialStart, .adversarialStart)
+        try c.update(&discriminatorLayers, .discriminatorLayers)
+        try c.update(&discriminatorChannels, .discriminatorChannels)
+        try c.update(&discriminatorLearningRate, .discriminatorLearningRate)
         try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -201,6 +216,16 @@ public struct DistillSection: Codable, Equatable, Sendable {
         try c.encode(contrastiveWeight, forKey: .contrastiveWeight)
         try c.encode(initialScale, forKey: .initialScale)
         try c.encode(klWeight, forKey: .klWeight)
+        try c.encode(adversarialWeight, forKey: .adversarialWeight)
+        try c.encode(adversarialStart, forKey: .adversarialStart)
+        try c.encode(discriminatorLayers, forKey: .discriminatorLayers)
+        try c.encode(discriminatorChannels, forKey: .discriminatorChannels)
+        try c.encode(discriminatorLearningRate, forKey: .discriminatorLearningRate)
+    }
+
+    /// The discriminator of the adversarial term, nil without one.
+    public var discriminator: DiscriminatorConfig? {
+        adversarialWeight > 0 ? DiscriminatorConfig(layers: discriminatorLayers, channels: discriminatorChannels) : nil
     }
 
     func check(_ v: inout RecipeValidator) {
@@ -210,6 +235,11 @@ public struct DistillSection: Codable, Equatable, Sendable {
         v.require(contrastiveWeight, in: 0...10, "contrastive_weight")
         v.require(initialScale, in: 1e-4...10, "initial_scale")
         v.require(klWeight, in: 0...10, "kl_weight")
+        v.require(adversarialWeight, in: 0...1000, "adversarial_weight")
+        v.require(adversarialStart, in: 0...100_000_000, "adversarial_start")
+        v.require(discriminatorLayers, in: 2...64, "discriminator_layers")
+        v.require(discriminatorChannels, in: 1...1024, "discriminator_channels")
+        v.require(discriminatorLearningRate, in: 1e-7...1, "discriminator_learning_rate")
         if klWeight == 0 && (spectralLoss.kind == .none || spectralLoss.weight == 0) { v.fail("kl_weight", "0 leaves no loss without a spectral term") }
         if contrastiveWeight > 0 && run.batchSize < 2 { v.fail("contrastive_weight", "needs batch_size of at least 2 (it pairs each mel with another)") }
     }

@@ -129,6 +129,44 @@ struct DistillTrainerTests {
         }
     }
 
+    /// The adversarial term: its metrics are 0 before `adversarial_start` and measured after;
+    /// the discriminator's weights and Adam moments are kept in the training state, so a run
+    /// stopped and resumed ends bit-identical to one that was not (the student's model and the
+    /// discriminator alike); a recipe without the term cannot resume such a run.
+    @Test func adversarialTermResumesExactly() throws {
+        let recipe = try Self.recipe(["distill.steps=8", "distill.checkpoint_every=3", "distill.validate_every=4", "distill.log_every=1",
+                                      "distill.spectral_loss={kind: magnitude, weight: 0.5}", "distill.adversarial_weight=2",
+                                      "distill.adversarial_start=3", "distill.discriminator_layers=3", "distill.discriminator_channels=4"])
+        let straight = RunDirectory(Fixtures.temporaryDirectory() + "/a")
+        let a = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: straight, resume: false)
+        a.showProgress = false
+        _ = try a.train(shouldStop: { false })
+        let metrics = try straight.readMetrics().filter { $0["loss"] != nil }
+        #expect(metrics.count == 8)
+        for row in metrics {
+            let step = row["step"] as! Int, g = row["adversarial"] as! Double, real = row["discriminator_real"] as! Double
+            #expect(step <= 3 ? (g == 0 && real == 0) : (g > 0 && real > 0), "step \(step): \(row)")
+        }
+        let interrupted = RunDirectory(Fixtures.temporaryDirectory() + "/b")
+        let b = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: interrupted, resume: false)
+        b.showProgress = false
+        b.log = { _ in }
+        _ = try b.train(shouldStop: { b.step == 5 })
+        let c = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: interrupted, resume: true)
+        c.showProgress = false
+        _ = try c.train(shouldStop: { false })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: straight.model)) == Data(contentsOf: URL(fileURLWithPath: interrupted.model)))
+        let s1 = try SafeTensors.read(straight.trainState), s2 = try SafeTensors.read(interrupted.trainState)
+        for name in ["values", "adam.m", "adam.v", "discriminator.values", "discriminator.adam.m", "discriminator.adam.v"] {
+            #expect(s1.tensors[name]!.values.map(\.bitPattern) == s2.tensors[name]!.values.map(\.bitPattern), "\(name)")
+        }
+        #expect(s1.metadata["discriminator_adam_step"] == "5")
+        #expect(throws: ParawaveError.self) {
+            _ = try DistillTrainer(recipe: try Self.recipe(["distill.steps=8"]), data: Self.data, teacher: Self.teacher, teacherName: "t",
+                                   run: interrupted, resume: true)
+        }
+    }
+
     /// A recipe whose audio settings are not the teacher's is refused, naming the teacher.
     @Test func audioMustMatchTheTeacher() throws {
         let run = RunDirectory(Fixtures.temporaryDirectory() + "/student")
