@@ -28,6 +28,17 @@ struct StudentTests {
         return student
     }
 
+    /// sum_i wx_i x_i + wm_i mu_tot_i + wl_i log s_tot_i: a scalar of every output, whose
+    /// gradient is (wx, wm, wl), for the finite-difference checks.
+    static func weightedSum(_ a: Student.Activations, wx: [Float], wm: [Float], wl: [Float]) -> Double {
+        var sum = 0.0
+        for i in wx.indices {
+            sum += Double(wx[i]) * Double(a.output[a.output.startIndex + i]) + Double(wm[i]) * Double(a.mean[a.mean.startIndex + i])
+                + Double(wl[i]) * Double(a.logScale[i])
+        }
+        return sum
+    }
+
     static func noise(_ count: Int, seed: UInt64) -> [Float] {
         var g = SeededGenerator(seed: seed)
         return Student.noise(count: count, generator: &g)
@@ -118,12 +129,7 @@ struct StudentTests {
         let a = student.makeActivations(batch: B, frames: frames)
         func loss() -> Double {
             student.forward(a, noise: z, mel: mel)
-            var sum = 0.0
-            for i in 0..<(B * T) {
-                sum += Double(wx[i]) * Double(a.output[a.output.startIndex + i]) + Double(wm[i]) * Double(a.mean[a.mean.startIndex + i])
-                    + Double(wl[i]) * Double(a.logScale[i])
-            }
-            return sum
+            return Self.weightedSum(a, wx: wx, wm: wm, wl: wl)
         }
         _ = loss()
         student.store.zeroGradients()
@@ -225,12 +231,7 @@ struct StudentTests {
         let b = fdStudent.makeActivations(batch: B, frames: short)
         func loss() -> Double {
             fdStudent.forward(b, noise: fdZ, mel: fdMel, source: fdSource)
-            var sum = 0.0
-            for i in 0..<n {
-                sum += Double(wx[i]) * Double(b.output[b.output.startIndex + i]) + Double(wm[i]) * Double(b.mean[b.mean.startIndex + i])
-                    + Double(wl[i]) * Double(b.logScale[i])
-            }
-            return sum
+            return Self.weightedSum(b, wx: wx, wm: wm, wl: wl)
         }
         _ = loss()
         fdStudent.store.zeroGradients()
@@ -285,12 +286,7 @@ struct StudentTests {
         let wx = GradientCheck.random(n, seed: 9), wm = GradientCheck.random(n, seed: 10), wl = GradientCheck.random(n, seed: 12)
         func loss() -> Double {
             centred.forward(a, noise: z, mel: mel, source: e)
-            var sum = 0.0
-            for i in 0..<n {
-                sum += Double(wx[i]) * Double(a.output[a.output.startIndex + i]) + Double(wm[i]) * Double(a.mean[a.mean.startIndex + i])
-                    + Double(wl[i]) * Double(a.logScale[i])
-            }
-            return sum
+            return Self.weightedSum(a, wx: wx, wm: wm, wl: wl)
         }
         _ = loss()
         centred.store.zeroGradients()

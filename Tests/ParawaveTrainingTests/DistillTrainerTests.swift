@@ -99,24 +99,31 @@ struct DistillTrainerTests {
         #expect(DistillTrainer.relativePath(to: "runs/t", from: cwd + "/runs/s") == "../t")
     }
 
+    /// A run of `recipe` trained straight through, and another stopped after `stoppingAt`
+    /// steps and resumed to the end.
+    static func straightAndResumed(_ recipe: Recipe, stoppingAt stop: Int) throws -> (straight: RunDirectory, resumed: RunDirectory) {
+        let straight = RunDirectory(Fixtures.temporaryDirectory() + "/a")
+        let a = try DistillTrainer(recipe: recipe, data: data, teacher: teacher, teacherName: "t", run: straight, resume: false)
+        a.showProgress = false
+        _ = try a.train(shouldStop: { false })
+        let interrupted = RunDirectory(Fixtures.temporaryDirectory() + "/b")
+        let b = try DistillTrainer(recipe: recipe, data: data, teacher: teacher, teacherName: "t", run: interrupted, resume: false)
+        b.showProgress = false
+        b.log = { _ in }
+        _ = try b.train(shouldStop: { b.step == stop })
+        let c = try DistillTrainer(recipe: recipe, data: data, teacher: teacher, teacherName: "t", run: interrupted, resume: true)
+        c.showProgress = false
+        #expect(c.step == stop)
+        _ = try c.train(shouldStop: { false })
+        return (straight, interrupted)
+    }
+
     /// Stop and resume is exact for distillation too (noise comes from the run's generator),
     /// with the spectral and contrastive terms on.
     @Test func stopAndResumeIsExact() throws {
         let recipe = try Self.recipe(["distill.steps=8", "distill.checkpoint_every=3", "distill.validate_every=4",
                                       "distill.spectral_loss={kind: magnitude, weight: 0.5}", "distill.contrastive_weight=0.2"])
-        let straight = RunDirectory(Fixtures.temporaryDirectory() + "/a")
-        let a = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: straight, resume: false)
-        a.showProgress = false
-        _ = try a.train(shouldStop: { false })
-        let interrupted = RunDirectory(Fixtures.temporaryDirectory() + "/b")
-        let b = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: interrupted, resume: false)
-        b.showProgress = false
-        b.log = { _ in }
-        _ = try b.train(shouldStop: { b.step == 5 })
-        let c = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: interrupted, resume: true)
-        c.showProgress = false
-        #expect(c.step == 5)
-        _ = try c.train(shouldStop: { false })
+        let (straight, interrupted) = try Self.straightAndResumed(recipe, stoppingAt: 5)
         #expect(try Data(contentsOf: URL(fileURLWithPath: straight.model)) == Data(contentsOf: URL(fileURLWithPath: interrupted.model)))
         let s1 = try SafeTensors.read(straight.trainState), s2 = try SafeTensors.read(interrupted.trainState)
         for name in ["values", "adam.m", "adam.v", "adam.ema"] {
@@ -137,24 +144,13 @@ struct DistillTrainerTests {
         let recipe = try Self.recipe(["distill.steps=8", "distill.checkpoint_every=3", "distill.validate_every=4", "distill.log_every=1",
                                       "distill.spectral_loss={kind: magnitude, weight: 0.5}", "distill.adversarial_weight=2",
                                       "distill.adversarial_start=3", "distill.discriminator_layers=3", "distill.discriminator_channels=4"])
-        let straight = RunDirectory(Fixtures.temporaryDirectory() + "/a")
-        let a = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: straight, resume: false)
-        a.showProgress = false
-        _ = try a.train(shouldStop: { false })
+        let (straight, interrupted) = try Self.straightAndResumed(recipe, stoppingAt: 5)
         let metrics = try straight.readMetrics().filter { $0["loss"] != nil }
         #expect(metrics.count == 8)
         for row in metrics {
             let step = row["step"] as! Int, g = row["adversarial"] as! Double, real = row["discriminator_real"] as! Double
             #expect(step <= 3 ? (g == 0 && real == 0) : (g > 0 && real > 0), "step \(step): \(row)")
         }
-        let interrupted = RunDirectory(Fixtures.temporaryDirectory() + "/b")
-        let b = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: interrupted, resume: false)
-        b.showProgress = false
-        b.log = { _ in }
-        _ = try b.train(shouldStop: { b.step == 5 })
-        let c = try DistillTrainer(recipe: recipe, data: Self.data, teacher: Self.teacher, teacherName: "t", run: interrupted, resume: true)
-        c.showProgress = false
-        _ = try c.train(shouldStop: { false })
         #expect(try Data(contentsOf: URL(fileURLWithPath: straight.model)) == Data(contentsOf: URL(fileURLWithPath: interrupted.model)))
         let s1 = try SafeTensors.read(straight.trainState), s2 = try SafeTensors.read(interrupted.trainState)
         for name in ["values", "adam.m", "adam.v", "discriminator.values", "discriminator.adam.m", "discriminator.adam.v"] {
