@@ -4,7 +4,7 @@ import PackageDescription
 /// Parawave: neural waveform synthesis (WaveNet teacher, IAF student) on the CPU.
 ///
 /// Modules by layer of abstraction:
-/// - C edges, one module per library: CSndfile, CFFTW, CSoxr, CPNG, COpenBLAS, CZlib.
+/// - C edges, one module per library: CSndfile, CFFTW, CSoxr, CPNG, COpenBLAS, CZlib, CDNNL.
 /// - ParawaveCore: errors, atomic file writes, progress reporting.
 /// - ParawaveAudio: audio I/O, resampling, STFT, mel front end, .npy, PNG images.
 /// - ParawaveEngine: tensors, kernels and BLAS-backed matrix products.
@@ -35,10 +35,11 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         .target(name: "ParawaveCore", swiftSettings: release),
         .target(name: "ParawaveAudio", dependencies: ["ParawaveCore", "CSndfile", "CFFTW", "CSoxr", "CPNG"], swiftSettings: release),
-        .target(name: "ParawaveEngine", dependencies: ["ParawaveCore", "COpenBLAS", "CZlib"], swiftSettings: release),
+        .target(name: "ParawaveEngine", dependencies: ["ParawaveCore", "COpenBLAS", "CZlib", "CDNNL"], swiftSettings: release),
         .target(name: "ParawaveModels", dependencies: ["ParawaveCore", "ParawaveAudio", "ParawaveEngine"], swiftSettings: release),
         .target(
             name: "ParawaveTraining",

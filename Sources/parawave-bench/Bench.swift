@@ -12,7 +12,8 @@ struct Bench {
         let selected = Set(CommandLine.arguments.dropFirst())
         let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate),
                                                     ("synthesize", synthesize), ("distill", distill), ("spectral", spectral),
-                                                    ("threads", threads), ("gate", gate), ("pitch", pitch), ("source", source)]
+                                                    ("threads", threads), ("gate", gate), ("pitch", pitch), ("source", source),
+                                                    ("bf16", bf16)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -48,6 +49,32 @@ struct Bench {
             }
         }
         BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// bfloat16 products through oneDNN (float32 accumulation and output) beside float32
+    /// SGEMM on the same shapes: square ones for the peaks, and the shapes of a T-small layer
+    /// (128 x 7,936 x 192: the stacked taps of one crop; 128 x 7,936 x 64: a 1x1). The operands'
+    /// conversion to bfloat16 is timed separately.
+    static func bf16() throws {
+        guard BFloat16GEMM.isSupported else { print("bf16   this CPU has no bfloat16 arithmetic"); return }
+        var bf16Peak = 0.0, floatPeak = 0.0
+        for (m, n, k) in [(2048, 2048, 2048), (1024, 1024, 1024), (128, 7936, 192), (128, 7936, 64)] {
+            var rng = SeededGenerator(seed: 1)
+            let a = (0..<(m * k)).map { _ in rng.normal() }, b = (0..<(k * n)).map { _ in rng.normal() }
+            let a16 = a.map(BFloat16.from), b16 = b.map(BFloat16.from)
+            var c = [Float](repeating: 0, count: m * n)
+            let flops = 2 * Double(m) * Double(n) * Double(k)
+            let single = time(runs: 5) { BLAS.sgemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &c, ldc: n) }
+            let half = try time(runs: 5) {
+                try BFloat16GEMM.shared.gemm(m: m, n: n, k: k, a: a16, lda: k, b: b16, ldb: n, beta: 0, c: &c, ldc: n)
+            }
+            var scratch = [UInt16](repeating: 0, count: k * n)
+            let convert = time(runs: 5) { b.withUnsafeBufferPointer { BFloat16.convert($0.baseAddress!, count: k * n, into: &scratch) } }
+            if m == n { bf16Peak = max(bf16Peak, flops / half / 1e9); floatPeak = max(floatPeak, flops / single / 1e9) }
+            print(String(format: "bf16   %4d x %4d x %4d  float32 %7.1f GFLOP/s  bfloat16 %7.1f GFLOP/s  (%.2fx; converting B: %.2f ms, %.0f%% of the product)",
+                         m, n, k, flops / single / 1e9, flops / half / 1e9, single / half, convert * 1000, 100 * convert / half))
+        }
+        print(String(format: "bf16   peaks: bfloat16 %.1f GFLOP/s, float32 %.1f GFLOP/s (%.2fx)", bf16Peak, floatPeak, bf16Peak / floatPeak))
     }
 
     /// The T-small residual stack (DESIGN.md section 9: 24 layers, 4 cycles of dilations 1..32,
