@@ -21,7 +21,7 @@ RUNS := runs/demo
 # The models trained with recipes/demo-long that ship with the repository.
 PRETRAINED := audio/pretrained
 
-.PHONY: all deps demo-deps build test test-kernels demo check-data soak bench clean fixtures
+.PHONY: all deps demo-deps build test test-kernels demo check-data soak fuzz bench clean fixtures
 
 all: build
 
@@ -99,6 +99,11 @@ check-data: demo-deps build
 ## must end bit-identical to the run never interrupted (a few minutes; not part of `test`).
 soak: demo-deps build
 	scripts/soak.sh
+
+## fuzz: the parsers of outside input under libFuzzer and AddressSanitizer, FUZZ_SECONDS
+## (60) each; says how many executions ran.
+fuzz: deps
+	scripts/fuzz.sh
 
 ## bench: speed figures for BENCHMARKS.md.
 bench: build

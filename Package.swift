@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "parawave", targets: ["parawave"]),
         .executable(name: "parawave-bench", targets: ["parawave-bench"]),
+        .executable(name: "parawave-fuzz", targets: ["parawave-fuzz"]),
         .library(name: "ParawaveAudio", targets: ["ParawaveAudio"]),
         .library(name: "ParawaveEngine", targets: ["ParawaveEngine"]),
         .library(name: "ParawaveModels", targets: ["ParawaveModels"]),
@@ -50,6 +51,9 @@ let package = Package(
             dependencies: ["ParawaveTraining", "ParawaveEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
         .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining", "ParawaveModels"], swiftSettings: release),
+        // The parsers of outside input for libFuzzer (`make fuzz`), or, built normally, the
+        // replay of its inputs.
+        .executableTarget(name: "parawave-fuzz", dependencies: ["ParawaveTraining", "ParawaveModels"], swiftSettings: release),
 
         // Test-only helpers: fixture paths and scratch folders.
         .target(name: "ParawaveTestSupport", dependencies: ["ParawaveCore"], path: "Sources/ParawaveTestSupport"),

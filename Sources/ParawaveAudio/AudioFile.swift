@@ -130,7 +130,7 @@ private final class OpenFile {
             sf_close(handle)
             throw ParawaveError(path, problem)
         }
-        if info.sampleRate <= 0 || info.channels <= 0 {
+        if info.sampleRate <= 0 || info.channels <= 0 || info.channels > 1024 {
             sf_close(handle)
             throw ParawaveError(path, "invalid header: \(info.channels) channels at \(info.sampleRate) Hz")
         }
@@ -161,24 +161,42 @@ private final class OpenFile {
         return nil
     }
 
-    /// Reads every frame and averages channels into one.
+    /// Reads every frame and averages channels into one. The frames come in blocks, so the
+    /// memory follows the audio actually decoded, not the length a header claims.
     func readMono() throws -> Audio {
         let channels = info.channels
-        let frames = info.frames
+        // libsndfile's SF_COUNT_MAX: a stream of unknown length, read to its end.
+        let unknownLength = info.frames == Int(Int64.max)
+        let frames = unknownLength ? Int.max : info.frames
         if frames <= 0 { throw ParawaveError(path, "the file contains no audio samples") }
-        var interleaved = [Float](repeating: 0, count: frames * channels)
-        let got = interleaved.withUnsafeMutableBufferPointer { sf_readf_float(handle, $0.baseAddress, sf_count_t(frames)) }
-        if sf_error(handle) != 0 {
-            throw ParawaveError(path, "cannot read audio: \(String(cString: sf_strerror(handle))) (libsndfile)")
+        let (total, overflow) = frames.multipliedReportingOverflow(by: channels)
+        if !unknownLength && (overflow || total > 1 << 34) {
+            throw ParawaveError(path, "invalid header: it declares \(frames) frames of \(channels) channels")
         }
-        if got < sf_count_t(frames) {
+        let block = 1 << 16
+        var interleaved: [Float] = []
+        interleaved.reserveCapacity(unknownLength ? block * channels : min(total, block * channels * 16))
+        var scratch = [Float](repeating: 0, count: block * channels)
+        var got = 0
+        while got < frames {
+            let want = min(block, frames - got)
+            let read = Int(scratch.withUnsafeMutableBufferPointer { sf_readf_float(handle, $0.baseAddress, sf_count_t(want)) })
+            if sf_error(handle) != 0 {
+                throw ParawaveError(path, "cannot read audio: \(String(cString: sf_strerror(handle))) (libsndfile)")
+            }
+            guard read > 0 else { break }
+            interleaved.append(contentsOf: scratch.prefix(read * channels))
+            got += read
+        }
+        if got == 0 { throw ParawaveError(path, "the file contains no audio samples") }
+        if !unknownLength && got < frames {
             throw ParawaveError(path, "the file is truncated: its header declares \(frames) frames but only \(got) could be read")
         }
         if channels == 1 { return Audio(samples: interleaved, sampleRate: info.sampleRate) }
-        var mono = [Float](repeating: 0, count: frames)
+        var mono = [Float](repeating: 0, count: got)
         let scale = 1 / Float(channels)
         interleaved.withUnsafeBufferPointer { src in
-            for t in 0..<frames {
+            for t in 0..<got {
                 var sum: Float = 0
                 for c in 0..<channels { sum += src[t * channels + c] }
                 mono[t] = sum * scale

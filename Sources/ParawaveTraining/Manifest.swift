@@ -36,17 +36,22 @@ public struct DataDirectory: Sendable {
         guard let data = FileManager.default.contents(atPath: manifest) else {
             throw ParawaveError(path, "not a prepared data directory (no manifest.jsonl); run `parawave prepare` first")
         }
+        entries = try Self.parseManifest(data, name: manifest)
+    }
+
+    /// The entries of a manifest's bytes, one JSON object a line; `name` labels errors.
+    public static func parseManifest(_ data: Data, name: String) throws -> [ManifestEntry] {
         let decoder = JSONDecoder()
         var entries: [ManifestEntry] = []
         for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() where !line.isEmpty {
             do {
                 entries.append(try decoder.decode(ManifestEntry.self, from: Data(line.utf8)))
             } catch {
-                throw ParawaveError(manifest, "line \(number + 1) is not a valid manifest entry")
+                throw ParawaveError(name, "line \(number + 1) is not a valid manifest entry")
             }
         }
-        if entries.isEmpty { throw ParawaveError(manifest, "the manifest lists no utterances") }
-        self.entries = entries
+        if entries.isEmpty { throw ParawaveError(name, "the manifest lists no utterances") }
+        return entries
     }
 
     public func entries(_ split: ManifestEntry.Split) -> [ManifestEntry] { entries.filter { $0.split == split } }

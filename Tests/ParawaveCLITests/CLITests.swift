@@ -266,6 +266,27 @@ struct CLITests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["corpus", "data", "r.yaml"])
     }
 
+    /// Every input that `make fuzz` found to crash a parser (Tests/Fixtures/fuzz/TARGET/)
+    /// now passes through it cleanly: replayed by `parawave-fuzz` in a child process, so a
+    /// regression fails this test rather than the suite.
+    @Test func fuzzFindingsReplayCleanly() throws {
+        let root = Fixtures.root.path + "/Tests/Fixtures/fuzz"
+        let targets = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
+        #expect(targets.contains("audio"))
+        for target in targets {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandRunner.executable("parawave-fuzz"))
+            process.arguments = [target, root + "/" + target]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0 && said.contains("none crashed") && !said.contains(": 0 inputs"), "\(target): \(said)")
+        }
+    }
+
     static let tinyRecipe = """
         audio: {sample_rate: 8000, n_fft: 256, hop_length: 64, win_length: 256, n_mels: 20, fmax: 4000}
         data: {validation_fraction: 0.3, trim_silence: false}
