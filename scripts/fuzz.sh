@@ -36,7 +36,7 @@ for target in "${TARGETS[@]}"; do
         find "$folder" -maxdepth 1 -type f -size -2M -exec cp {} "$corpus/" \;
     done
     log=.build/fuzz/$target.log
-    if ! PARAWAVE_FUZZ_TARGET=$target "$FUZZER" "$corpus" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
+    if ! PARAWAVE_FUZZ_TARGET=$target LSAN_OPTIONS="suppressions=$ROOT/scripts/fuzz-lsan.supp" "$FUZZER" "$corpus" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
         -rss_limit_mb=4096 -artifact_prefix="$findings/" -print_final_stats=1 > "$log" 2>&1; then
         tail -40 "$log"
         echo "fuzz $target: FAILED; the input is in $findings (log: $log)" >&2
