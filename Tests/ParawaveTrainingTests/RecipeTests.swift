@@ -19,6 +19,10 @@ struct RecipeTests {
         #expect(recipe.data.sources.count == 2 && !recipe.data.sources.contains { $0.contains("pocketsphinx") }, "the check corpus is held out")
         #expect(recipe.teacher.layers == 16 && recipe.teacher.stack.gateChannels == 64 && recipe.teacher.mixtures == 10)
         #expect(recipe.teacher.sineSource == SineSource(harmonics: 8, amplitude: .inverse, trainingPhase: .aligned))
+        // The quality ladder's winners (QUALITY.md): linear prediction from the mel under the
+        // teacher, the student's noise centred on the source.
+        #expect(recipe.teacher.linearPrediction == 24 && recipe.teacher.logScaleMin == -16)
+        #expect(recipe.student.sourceGain > 0 && recipe.distill.initialScale == 1)
         #expect(recipe.train.schedule == .cosine && recipe.train.warmupSteps == 50)
         #expect(recipe.student.flows == [6, 6, 6, 6] && recipe.student.stack.residualChannels == 32)
         #expect(recipe.distill.spectralLoss.kind == .multiResolution && recipe.distill.spectralLoss.weight == 1 && recipe.distill.mcSamples == 16 && recipe.distill.steps == 600)
