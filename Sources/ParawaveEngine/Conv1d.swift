@@ -15,6 +15,11 @@ public struct Conv1d: Sendable {
     public let kernelSize: Int
     public let dilation: Int
     public let padding: Int
+    /// Its products stay float32 even inside `BLAS.withPrecision(.bfloat16)`: for the layers
+    /// that read the waveform or write the model's outputs, where bfloat16's 8-bit mantissa
+    /// would add noise at -48 dB to the audio (mixed precision keeps first and last layers
+    /// in float32).
+    public var keepsFloat32 = false
 
     public init(inputChannels: Int, outputChannels: Int, kernelSize: Int = 1, dilation: Int = 1, padding: Int? = nil) {
         precondition(inputChannels > 0 && outputChannels > 0 && kernelSize > 0 && dilation > 0, "invalid convolution")
@@ -40,6 +45,11 @@ public struct Conv1d: Sendable {
     /// out (B, Cout, T) = conv(inp (B, Cin, T)) + bias, or += when `accumulate`.
     public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>?, batch: Int, length T: Int, accumulate: Bool = false) {
+        if keepsFloat32 && BLAS.precision != .single {
+            return BLAS.withPrecision(.single) {
+                forward(out: out, inp: inp, weight: weight, bias: bias, batch: batch, length: T, accumulate: accumulate)
+            }
+        }
         let Cin = inputChannels, Cout = outputChannels
         for b in 0..<batch {
             let y = out + b * Cout * T, x = inp + b * Cin * T
@@ -66,6 +76,11 @@ public struct Conv1d: Sendable {
     public func backward(dInp: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
                          dOut: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          batch: Int, length T: Int) {
+        if keepsFloat32 && BLAS.precision != .single {
+            return BLAS.withPrecision(.single) {
+                backward(dInp: dInp, dWeight: dWeight, dBias: dBias, dOut: dOut, inp: inp, weight: weight, batch: batch, length: T)
+            }
+        }
         let Cin = inputChannels, Cout = outputChannels
         for b in 0..<batch {
             let dy = dOut + b * Cout * T, x = inp + b * Cin * T

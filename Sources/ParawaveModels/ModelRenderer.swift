@@ -3,6 +3,40 @@ import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 
+/// The precision `render` and `evaluate` use for a model, as asked on the command line.
+public enum RenderPrecision: String, CaseIterable, Sendable {
+    /// A teacher: half. A student: bfloat16 where the CPU has the arithmetic, single otherwise.
+    case auto
+    /// A teacher's generator reads Float16 weights (float32 arithmetic).
+    case half
+    /// Float32 throughout.
+    case single
+    /// A student's products with bfloat16 operands and float32 accumulation (oneDNN).
+    case bfloat16
+
+    /// The teacher generator's weight storage this asks for.
+    public func teacherWeights() throws -> PackedMatrix.Precision {
+        switch self {
+        case .auto, .half: return .half
+        case .single: return .single
+        case .bfloat16:
+            throw ParawaveError("--precision bfloat16", "a teacher generates sample by sample with Float16 (half, the default) or Float32 "
+                                + "(single) weights; bfloat16 is for a student's parallel pass")
+        }
+    }
+
+    /// The precision of a student's products this asks for.
+    public func studentProducts(bfloat16Supported: Bool = BFloat16GEMM.isSupported) throws -> MatrixPrecision {
+        switch self {
+        case .auto: return bfloat16Supported ? .bfloat16 : .single
+        case .single: return .single
+        case .half:
+            throw ParawaveError("--precision half", "a student renders with matrix products: auto, single or bfloat16; half is a teacher's")
+        case .bfloat16: return try PrecisionChoice.bfloat16.resolved(key: "--precision", bfloat16Supported: bfloat16Supported)
+        }
+    }
+}
+
 /// Audio from a raw log-mel with a trained model, as `render` and `evaluate` both make it: a
 /// teacher generates sample by sample (its `TeacherGenerator`, made once and reused across
 /// utterances), a student synthesises in one parallel pass per flow from seeded logistic
@@ -13,16 +47,27 @@ public final class ModelRenderer: @unchecked Sendable {
     public let chunkFrames: Int
     /// The teacher's generator (nil for a student).
     let generator: TeacherGenerator?
+    /// The precision of a student's products (single for a teacher).
+    public let products: MatrixPrecision
 
-    /// `precision`: how a teacher's generator stores the weights every sample reads.
-    public init(_ model: TrainedModel, precision: PackedMatrix.Precision = .half, chunkFrames: Int = Student.defaultChunkFrames) {
+    /// `precision`: how a teacher's generator stores the weights every sample reads, or the
+    /// precision of a student's products; throws when it does not apply to the model or the CPU.
+    public init(_ model: TrainedModel, precision: RenderPrecision = .auto, chunkFrames: Int = Student.defaultChunkFrames) throws {
         self.model = model
         self.chunkFrames = chunkFrames
         if case .teacher(let teacher) = model {
-            generator = TeacherGenerator(teacher: teacher, batch: 1, precision: precision)
+            generator = TeacherGenerator(teacher: teacher, batch: 1, precision: try precision.teacherWeights())
+            products = .single
         } else {
             generator = nil
+            products = try precision.studentProducts()
         }
+    }
+
+    /// What renders, in words: "teacher, autoregressive, half precision" or "student, parallel, bfloat16".
+    public var description: String {
+        if let generator { return "teacher, autoregressive, \(generator.precision) precision" }
+        return "student, parallel, \(products == .bfloat16 ? "bfloat16" : "float32")"
     }
 
     /// mel.columns * hop samples rendered from `mel` (Cc, F). `f0` (Hz per frame, 0 where
@@ -41,7 +86,9 @@ public final class ModelRenderer: @unchecked Sendable {
             var random = SeededGenerator(seed: seed)
             let noise = Student.noise(count: mel.columns * student.config.flows[0].hop, generator: &random).map { $0 * temperature }
             let source = f0.flatMap { student.sourceSignal(f0: $0, samples: noise.count) }
-            return student.synthesize(mel: mel, noise: noise, speaker: speaker, source: source, chunkFrames: chunkFrames, progress: progress)
+            return BLAS.withPrecision(products) {
+                student.synthesize(mel: mel, noise: noise, speaker: speaker, source: source, chunkFrames: chunkFrames, progress: progress)
+            }
         }
     }
 }

@@ -13,8 +13,12 @@ public struct WaveNetHead: Sendable {
     public init(prefix: String, inputChannels S: Int, outputChannels P: Int, store: ParameterStore) {
         inputChannels = S
         outputChannels = P
-        first = Conv1d(inputChannels: S, outputChannels: S)
-        second = Conv1d(inputChannels: S, outputChannels: P)
+        // The outputs (a student's mu and log s, a teacher's mixture) stay float32 in bfloat16 runs.
+        var first = Conv1d(inputChannels: S, outputChannels: S), second = Conv1d(inputChannels: S, outputChannels: P)
+        first.keepsFloat32 = true
+        second.keepsFloat32 = true
+        self.first = first
+        self.second = second
         firstWeight = store.add("\(prefix).0.weight", shape: [1, S, S])
         firstBias = store.add("\(prefix).0.bias", shape: [S])
         secondWeight = store.add("\(prefix).1.weight", shape: [1, P, S])

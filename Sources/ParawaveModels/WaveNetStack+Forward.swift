@@ -64,7 +64,10 @@ extension WaveNetStack {
             let input = res + a.residualSlot(l) * stride, output = res + a.residualSlot(l + 1) * stride
             let gateBias = UnsafePointer(gateBiases), conditionTerms = frameRate ? UnsafePointer(terms) : nil
             let count = B * tilesPerUtterance
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            // The first layer reads the waveform's embedding, whose quiet passages bfloat16's 8-bit
+            // mantissa would drown: it stays float32, as the input convolution does.
+            let precision = l == 0 ? MatrixPrecision.single : BLAS.precision
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in BLAS.withPrecision(precision) {
                 let h = hAll + worker * 2 * G * tile, z = zAll + worker * G * tile
                 let stackedX = xAll + worker * rows * tile, out = oAll + worker * SR * tile
                 for index in (count * worker / workers)..<(count * (worker + 1) / workers) {
@@ -111,7 +114,7 @@ extension WaveNetStack {
                         for t in 0..<n { dst[t] = (src[t] + (source[t] + bo)) * scale }
                     }
                 }
-            }
+            } }
         }
     }
 

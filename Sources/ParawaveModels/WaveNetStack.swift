@@ -49,7 +49,9 @@ public struct WaveNetStack: Sendable {
         config = c
         self.prefix = prefix
         let R = c.residualChannels, G = c.gateOutChannels, S = c.skipChannels, C = c.conditionChannels
-        input = Conv1d(inputChannels: 1, outputChannels: R)
+        var input = Conv1d(inputChannels: 1, outputChannels: R)
+        input.keepsFloat32 = true  // it reads the waveform
+        self.input = input
         inputWeight = store.add("\(prefix).input.weight", shape: [1, R, 1])
         inputBias = store.add("\(prefix).input.bias", shape: [R])
         upsample = Conv1d(inputChannels: C, outputChannels: C, kernelSize: c.upsampleKernel, padding: (c.upsampleKernel - 1) / 2)
@@ -59,8 +61,11 @@ public struct WaveNetStack: Sendable {
         upsampleBias = store.add("\(prefix).upsample.bias", shape: [C])
         layers = (0..<c.layers).map { l in
             let name = "\(prefix).layers.\(l)"
+            var dilated = Conv1d.causal(inputChannels: R, outputChannels: 2 * G, kernelSize: c.kernelSize, dilation: c.dilation(l))
+            // The first layer reads the waveform's embedding: float32 in bfloat16 runs too.
+            dilated.keepsFloat32 = l == 0
             return Layer(
-                dilated: .causal(inputChannels: R, outputChannels: 2 * G, kernelSize: c.kernelSize, dilation: c.dilation(l)),
+                dilated: dilated,
                 condition: Conv1d(inputChannels: C, outputChannels: 2 * G),
                 skip: Conv1d(inputChannels: G, outputChannels: S),
                 residual: Conv1d(inputChannels: G, outputChannels: R),

@@ -41,11 +41,13 @@ public enum CommandRunner {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? beside
     }
 
-    /// Runs `parawave` with `arguments`, capturing its output.
-    public static func parawave(_ arguments: [String]) throws -> Result {
+    /// Runs `parawave` with `arguments`, capturing its output; `environment` is added to the
+    /// test's own.
+    public static func parawave(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable("parawave"))
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

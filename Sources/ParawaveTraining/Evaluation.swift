@@ -36,7 +36,7 @@ public final class Evaluator {
         /// Names of the models in the table, in order (default: their role, numbered).
         public var labels: [String] = []
         /// How a teacher's generator stores the weights every sample reads.
-        public var precision: PackedMatrix.Precision = .half
+        public var precision = RenderPrecision.auto
         /// Where a source-conditioned model's F0 comes from: pYIN on the real recording, the
         /// model's pitch predictor on the mel, or both (then each such model is scored twice,
         /// the second time as `NAME-predicted-f0`).
@@ -185,14 +185,15 @@ public final class Evaluator {
             switch model {
             case .teacher(let teacher):
                 system = System(name: name, kind: "teacher", path: modelPath, teacherPath: nil,
-                                renderer: .model(ModelRenderer(.teacher(teacher), precision: options.precision), klTeacher: nil))
+                                renderer: .model(try ModelRenderer(.teacher(teacher), precision: options.precision), klTeacher: nil))
             case .student(let student):
                 let (teacher, teacherPath) = try Self.teacherForKL(of: student, studentPath: modelPath, recorded: metadata["teacher"],
                                                                    override: options.teacher)
                 if teacher == nil {
                     FileHandle.standardError.write(Data("warning: \(name): its teacher was not found (give --teacher), so its KL is not reported\n".utf8))
                 }
-                system = System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath, renderer: .model(ModelRenderer(.student(student), chunkFrames: options.chunkFrames), klTeacher: teacher))
+                system = System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath, renderer: .model(try ModelRenderer(.student(student), precision: options.precision,
+                                                                                                                               chunkFrames: options.chunkFrames), klTeacher: teacher))
             }
             guard model.source != nil && options.f0 != .tracked else {
                 systems.append(system)

@@ -46,6 +46,10 @@ public struct TrainSection: Codable, Equatable, Sendable {
     /// CPU-minutes a minute), counted over resumes like `max_minutes`. Unlike wall time it
     /// is not spent while other programs hold the cores. 0: no budget.
     public var maxCPUMinutes = 0.0
+    /// The arithmetic of the step's matrix products: `auto` (bfloat16 where the CPU has
+    /// AVX512_BF16 or AMX, single otherwise), `single` (float32) or `bfloat16` (bfloat16
+    /// operands, float32 accumulation; weights, gradients, optimiser and validation float32).
+    public var precision = PrecisionChoice.auto
     public var seed = 1
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -53,7 +57,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
         case decayEvery = "decay_every", decayFactor = "decay_factor", lrFloor = "lr_floor", emaDecay = "ema_decay"
         case clipNorm = "clip_norm", checkpointEvery = "checkpoint_every", validateEvery = "validate_every", logEvery = "log_every"
         case validationUtterances = "validation_utterances", maxSkippedSteps = "max_skipped_steps", maxMinutes = "max_minutes"
-        case maxCPUMinutes = "max_cpu_minutes", seed
+        case maxCPUMinutes = "max_cpu_minutes", precision, seed
     }
 
     public init() {}
@@ -85,6 +89,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
         try c.update(&maxSkippedSteps, .maxSkippedSteps)
         try c.update(&maxMinutes, .maxMinutes)
         try c.update(&maxCPUMinutes, .maxCPUMinutes)
+        try c.update(&precision, .precision)
         try c.update(&seed, .seed)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ParawaveCore
+import ParawaveEngine
 
 /// The recipe a training command (`train-teacher`, `distill`) runs with: the given recipe
 /// file, or when resuming without one the run's own `recipe.yaml`; `steps` and `seed` become
@@ -43,6 +44,11 @@ public struct RunRecipe: Sendable {
         var before = section == "train" ? saved.train : saved.distill.run
         if steps { before.steps = given.steps }
         if seed { before.seed = given.seed }
+        // The run's recipe records what `auto` chose; the same choice here is no change.
+        if given.precision == .auto, let chosen = try? given.precision.resolved(key: section + ".precision"),
+           before.precision.rawValue == chosen.rawValue {
+            before.precision = .auto
+        }
         guard given != before else { return nil }
         let detail = given.steps != before.steps
             ? " (\(section).steps \(given.steps), the run's \(before.steps); the learning-rate schedule follows it)" : ""

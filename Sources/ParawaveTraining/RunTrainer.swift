@@ -20,6 +20,8 @@ public class RunTrainer {
     public let settings: TrainSection
     public let store: ParameterStore
     public let adam: Adam
+    /// The precision of the training step's products (the section's `precision`, resolved).
+    public let precision: MatrixPrecision
     let sampler: CropSampler
     let validationBatches: [CropBatch]
     let label: String, stateKind: String
@@ -70,6 +72,7 @@ public class RunTrainer {
         self.store = store
         self.label = label
         self.stateKind = stateKind
+        precision = try settings.precision.resolved(key: (label == "distill" ? "distill" : "train") + ".precision")
         let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor, rate = recipe.audio.sampleRate
         let frames = recipe.audio.mel.frames(forCrop: settings.crop)
         if source != nil { try data.requireF0(for: label == "distill" ? "student" : "teacher") }
@@ -100,7 +103,11 @@ public class RunTrainer {
             try run.create()
             try? FileManager.default.removeItem(atPath: run.metrics)
         }
-        try AtomicFile.write(Data(try recipe.yaml().utf8), to: run.recipe)
+        // The run's recipe records the precision the steps use (auto resolved).
+        var recorded = recipe
+        let choice = PrecisionChoice(rawValue: precision.rawValue) ?? .single
+        if label == "distill" { recorded.distill.run.precision = choice } else { recorded.train.precision = choice }
+        try AtomicFile.write(Data(try recorded.yaml().utf8), to: run.recipe)
     }
 
     // MARK: what subclasses provide
@@ -259,6 +266,10 @@ public class RunTrainer {
         func budgetSpent() -> Bool { (budgetLeft() ?? 1) <= 0 }
         func save() throws { try checkpoint(seconds: seconds(), cpuSeconds: cpuSeconds()) }
         func validationFields(_ values: [(String, Double)]) -> [(String, MetricValue)] { values.map { ("validation_" + $0.0, .double($0.1)) } }
+        if step < total {
+            let asked = settings.precision == .auto ? " (auto: \(precision == .bfloat16 ? "this CPU has bfloat16 arithmetic" : "this CPU has no bfloat16 arithmetic"))" : ""
+            log("\(label): matrix products in \(precision == .bfloat16 ? "bfloat16 (float32 accumulation)" : "float32")\(asked)")
+        }
         if step == 0, let v = validate() {
             lastValidation = v
             try run.appendMetrics([("step", .int(0))] + validationFields(v))
@@ -268,7 +279,7 @@ public class RunTrainer {
             if budgetSpent() { budgetReached = true; break }
             let batch = sampler.next(batch: settings.batchSize, generator: &generator)
             store.zeroGradients()
-            let values = trainingStep(batch)
+            let values = BLAS.withPrecision(precision) { trainingStep(batch) }
             beforeUpdate?(step + 1, store)
             step += 1
             let rate = schedule.rate(base: settings.learningRate, step: step)

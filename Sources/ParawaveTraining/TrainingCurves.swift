@@ -15,28 +15,41 @@ public enum TrainingCurves {
         }
     }
 
-    /// The panels for the collected series.
-    static func panels(points: [String: [(Double, Double)]]) -> [LineChart.Panel] {
-        func series(_ key: String, _ label: String, _ color: Int, markers: Bool = false) -> LineChart.Series? {
-            guard let values = points[key], !values.isEmpty else { return nil }
-            return LineChart.Series(label: label, color: LineChart.palette[color], points: values, markers: markers)
+    /// The panels for the collected series of one run.
+    static func panels(points: [String: [(Double, Double)]]) -> [LineChart.Panel] { panels(runs: [("", points)]) }
+
+    /// The panels for several runs' series, each run in its own colours and named in the
+    /// legend (a single run with an empty name is drawn as `plot-metrics RUN` draws it).
+    /// Runs are compared panel by panel: a panel is drawn when any run has its values.
+    public static func panels(runs: [(name: String, points: [String: [(Double, Double)]])]) -> [LineChart.Panel] {
+        let single = runs.count == 1
+        func series(_ key: String, _ label: String, _ color: Int, markers: Bool = false) -> [LineChart.Series] {
+            runs.enumerated().compactMap { r, run in
+                guard let values = run.points[key], !values.isEmpty else { return nil }
+                // One run: the series' own colours. Several: a colour per run (validation
+                // drawn with markers in the same colour).
+                let colour = single ? LineChart.palette[color % LineChart.palette.count] : LineChart.palette[r % LineChart.palette.count]
+                let name = run.name.isEmpty ? label : (label.isEmpty ? run.name : "\(run.name) \(label)")
+                return LineChart.Series(label: name, color: colour, points: values, markers: markers)
+            }
         }
-        let isStudent = points["kl"] != nil || points["validation_kl"] != nil
+        let isStudent = runs.contains { $0.points["kl"] != nil || $0.points["validation_kl"] != nil }
         var panels: [LineChart.Panel] = []
         if isStudent {
-            let kl = [series("kl", "training", 0), series("validation_kl", "validation", 1, markers: true)].compactMap { $0 }
+            let kl = series("kl", "training", 0) + series("validation_kl", "validation", 1, markers: true)
             if !kl.isEmpty { panels.append(LineChart.Panel(title: "KL(student || teacher), nats per sample", series: kl, logarithmic: true)) }
-            if let loss = series("loss", "training", 0) { panels.append(LineChart.Panel(title: "distillation loss", series: [loss])) }
-            let spectral = [series("spectral", "training", 0), series("validation_spectral", "validation", 1, markers: true)].compactMap { $0 }
+            let loss = series("loss", single ? "training" : "", 0)
+            if !loss.isEmpty { panels.append(LineChart.Panel(title: "distillation loss", series: loss)) }
+            let spectral = series("spectral", "training", 0) + series("validation_spectral", "validation", 1, markers: true)
             if !spectral.isEmpty { panels.append(LineChart.Panel(title: "spectral term", series: spectral)) }
         } else {
-            let loss = [series("loss", "training", 0), series("validation_nll", "validation", 1, markers: true)].compactMap { $0 }
+            let loss = series("loss", "training", 0) + series("validation_nll", "validation", 1, markers: true)
             if !loss.isEmpty { panels.append(LineChart.Panel(title: "negative log-likelihood, nats per sample", series: loss)) }
         }
-        if let lr = series("learning_rate", "learning rate", 2) { panels.append(LineChart.Panel(title: "learning rate", series: [lr])) }
-        if let norm = series("grad_norm", "before clipping", 3) {
-            panels.append(LineChart.Panel(title: "gradient norm", series: [norm], logarithmic: true))
-        }
+        let lr = series("learning_rate", single ? "learning rate" : "", 2)
+        if !lr.isEmpty { panels.append(LineChart.Panel(title: "learning rate", series: lr)) }
+        let norm = series("grad_norm", single ? "before clipping" : "", 3)
+        if !norm.isEmpty { panels.append(LineChart.Panel(title: "gradient norm", series: norm, logarithmic: true)) }
         return panels
     }
 
@@ -46,12 +59,40 @@ public enum TrainingCurves {
     /// of hundreds of megabytes plots in a fraction of its size.
     @discardableResult
     public static func plot(_ path: String, png: String, blockSize: Int = 1 << 20) throws -> Int {
+        try plot([path], names: [""], png: png, blockSize: blockSize)
+    }
+
+    /// Several runs on one chart, run `i` named `names[i]` in the legend; returns the metrics
+    /// lines drawn in all.
+    @discardableResult
+    public static func plot(_ paths: [String], names: [String], png: String, blockSize: Int = 1 << 20) throws -> Int {
+        precondition(paths.count == names.count && !paths.isEmpty, "one name per run")
+        try OutputPaths.check([png])
+        var runs: [(name: String, points: [String: [(Double, Double)]])] = [], count = 0
+        for (path, name) in zip(paths, names) {
+            let (points, lines) = try read(path, blockSize: blockSize)
+            runs.append((name, points))
+            count += lines
+        }
+        let panels = panels(runs: runs)
+        if panels.isEmpty { throw ParawaveError(paths.count == 1 ? metricsFile(paths[0]) : paths.joined(separator: ", "), "holds no training metrics to plot") }
+        try LineChart.write(panels, to: png)
+        return count
+    }
+
+    /// The metrics file of a run directory, or the path itself.
+    static func metricsFile(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue ? RunDirectory(path).metrics : path
+    }
+
+    /// The drawn series of one run's metrics, streamed, and the number of lines read.
+    public static func read(_ path: String, blockSize: Int = 1 << 20) throws -> ([String: [(Double, Double)]], Int) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ParawaveError(path, "no such run directory or metrics file")
         }
         let file = isDirectory.boolValue ? RunDirectory(path).metrics : path
-        try OutputPaths.check([png])
         guard let handle = FileHandle(forReadingAtPath: file) else {
             throw ParawaveError(file, "no metrics.jsonl here; has the run logged a step yet?")
         }
@@ -76,10 +117,7 @@ public enum TrainingCurves {
             pending = Data(pending[start...])
         }
         if !pending.isEmpty { try take(pending) }
-        let panels = panels(points: points)
-        if panels.isEmpty { throw ParawaveError(file, "holds no training metrics to plot") }
-        try LineChart.write(panels, to: png)
-        return count
+        return (points, count)
     }
 
     /// The keys `panels` reads.

@@ -31,6 +31,36 @@ struct Bench {
     }
 
     nonisolated(unsafe) static var peak = 0.0
+    /// The bfloat16 GEMM peak (square products through oneDNN), measured by `bf16Peak()`.
+    nonisolated(unsafe) static var bfloat16Peak = 0.0
+
+    /// The precisions this CPU runs: float32, and bfloat16 where it has the arithmetic.
+    /// `PARAWAVE_BENCH_PRECISION=single` or `bfloat16` keeps one.
+    static var precisions: [MatrixPrecision] {
+        let all: [MatrixPrecision] = BFloat16GEMM.isSupported ? [.single, .bfloat16] : [.single]
+        guard let only = ProcessInfo.processInfo.environment["PARAWAVE_BENCH_PRECISION"].flatMap(MatrixPrecision.init) else { return all }
+        return all.filter { $0 == only }
+    }
+
+    /// "" for float32; for bfloat16 the fraction of the bfloat16 peak as well.
+    static func peakFractions(_ gflops: Double, _ precision: MatrixPrecision) -> String {
+        if precision == .single { return String(format: "%5.1f%% of SGEMM peak", 100 * gflops / peak) }
+        if bfloat16Peak == 0 { bf16Peak() }
+        return String(format: "%5.1f%% of SGEMM peak, %5.1f%% of the bfloat16 peak", 100 * gflops / peak, 100 * gflops / bfloat16Peak)
+    }
+
+    /// The bfloat16 GEMM peak: the best of 1,024^3 and 2,048^3 through oneDNN.
+    static func bf16Peak() {
+        guard BFloat16GEMM.isSupported else { return }
+        for n in [1024, 2048] {
+            var rng = SeededGenerator(seed: 1)
+            let a = (0..<(n * n)).map { _ in BFloat16.from(rng.normal()) }, b = (0..<(n * n)).map { _ in BFloat16.from(rng.normal()) }
+            var c = [Float](repeating: 0, count: n * n)
+            let seconds = time(runs: 3) { try? BFloat16GEMM.shared.gemm(m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, beta: 0, c: &c, ldc: n) }
+            bfloat16Peak = max(bfloat16Peak, 2 * Double(n * n * n) / seconds / 1e9)
+        }
+        print(String(format: "bf16   GEMM peak (oneDNN, 1024^3 and 2048^3)  %8.1f GFLOP/s", bfloat16Peak))
+    }
 
     /// SGEMM GFLOP/s on square products: the machine's peak that the kernels are compared with.
     static func sgemm() {
@@ -122,13 +152,15 @@ struct Bench {
     /// (stack and head) three times (forward, and the two products of the backward).
     static func teacher() {
         if peak == 0 { sgemm() }
-        let teacher = tSmall()
-        let (step, samples) = trainingStep(teacher, seed: 2)
-        let seconds = time(runs: 5, step)
-        let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
-        let gflops = 2 * macs * 3 * samples / seconds / 1e9
-        print(String(format: "teacher T-small train step  B 4 x %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (%.0f ms/step)",
-                     31 * 256, samples / seconds, gflops, 100 * gflops / peak, seconds * 1000))
+        for precision in precisions {
+            let teacher = tSmall()
+            let (step, samples) = trainingStep(teacher, seed: 2)
+            let seconds = time(runs: 5) { BLAS.withPrecision(precision, step) }
+            let macs = Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
+            let gflops = 2 * macs * 3 * samples / seconds / 1e9
+            print(String(format: "teacher T-small train step  %@  B 4 x %d  %9.0f samples/s  %6.1f GFLOP/s  %@  (%.0f ms/step)",
+                         precision.rawValue, 31 * 256, samples / seconds, gflops, peakFractions(gflops, precision), seconds * 1000))
+        }
     }
 
     /// One training step of `teacher` on a fixed random batch of 4 x 7,936 samples, and its
@@ -190,11 +222,13 @@ struct Bench {
         let noise = Student.noise(count: frames * 256, generator: &rng)
         let macs = Double(student.config.multiplyAddsPerSample), executed = Double(student.config.synthesisMultiplyAddsPerSample)
         // render's chunk sizes: each chunk recomputes the flows' receptive field on its left.
-        for chunk in [128, 256, 512, frames] {
-            let seconds = time(runs: 3) { _ = student.synthesize(mel: mel, noise: noise, chunkFrames: chunk) }
-            let gflops = 2 * executed * samples / seconds / 1e9, nominal = 2 * macs * samples / seconds / 1e9
-            print(String(format: "synthesize S-small 10 s batch 1 chunks of %3d frames  %9.0f samples/s  (%.2fx real time)  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (model's multiply-adds: %5.1f%%)",
-                         chunk, samples / seconds, samples / seconds / 16000, gflops, 100 * gflops / peak, 100 * nominal / peak))
+        for precision in precisions {
+            for chunk in [128, 256, 512, frames] {
+                let seconds = time(runs: 3) { BLAS.withPrecision(precision) { _ = student.synthesize(mel: mel, noise: noise, chunkFrames: chunk) } }
+                let gflops = 2 * executed * samples / seconds / 1e9, nominal = 2 * macs * samples / seconds / 1e9
+                print(String(format: "synthesize S-small %@ 10 s batch 1 chunks of %3d frames  %9.0f samples/s  (%.2fx real time)  %6.1f GFLOP/s  %@  (model's multiply-adds: %5.1f%% of SGEMM peak)",
+                             precision.rawValue, chunk, samples / seconds, samples / seconds / 16000, gflops, peakFractions(gflops, precision), 100 * nominal / peak))
+            }
         }
         print(String(format: "synthesize S-small: %.3f M multiply-adds per sample in the model, %.3f M computed per sample (the conditioning "
                      + "products per frame), receptive field %d samples", macs / 1e6, executed / 1e6, student.config.receptiveField))
@@ -215,17 +249,21 @@ struct Bench {
         let distillation = Distillation(student: student, teacher: teacher, batch: B, frames: frames, settings: settings)
         let adam = Adam(store: student.store, clipNorm: 10, emaDecay: 0.999)
         let z = Student.noise(count: B * T, generator: &rng), eps = Student.noise(count: N * B * T, generator: &rng)
-        let seconds = time(runs: 3) {
-            student.store.zeroGradients()
-            _ = distillation.evaluate(mel: mel, audio: audio, mask: nil, noise: z, samples: eps, gradients: true)
-            adam.update(student.store, learningRate: 1e-4)
+        for precision in precisions {
+            let seconds = time(runs: 3) {
+                BLAS.withPrecision(precision) {
+                    student.store.zeroGradients()
+                    _ = distillation.evaluate(mel: mel, audio: audio, mask: nil, noise: z, samples: eps, gradients: true)
+                    adam.update(student.store, learningRate: 1e-4)
+                }
+            }
+            let samples = Double(B * T)
+            // Student: forward + two backward products; teacher: forward + the input-gradient product.
+            let macs = 3 * Double(student.config.multiplyAddsPerSample) + 2 * Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
+            let gflops = 2 * macs * samples / seconds / 1e9
+            print(String(format: "distill S-small from T-small  %@  B 2 x %d  N %d  %9.0f samples/s  %6.1f GFLOP/s  %@  (%.0f ms/step)",
+                         precision.rawValue, T, N, samples / seconds, gflops, peakFractions(gflops, precision), seconds * 1000))
         }
-        let samples = Double(B * T)
-        // Student: forward + two backward products; teacher: forward + the input-gradient product.
-        let macs = 3 * Double(student.config.multiplyAddsPerSample) + 2 * Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
-        let gflops = 2 * macs * samples / seconds / 1e9
-        print(String(format: "distill S-small from T-small  B 2 x %d  N %d  %9.0f samples/s  %6.1f GFLOP/s  %5.1f%% of SGEMM peak  (%.0f ms/step)",
-                     T, N, samples / seconds, gflops, 100 * gflops / peak, seconds * 1000))
     }
 
     /// The thread policy: OpenBLAS's pool and the toolkit's own loops (`Parallel`) each at 1 or

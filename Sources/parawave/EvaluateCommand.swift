@@ -75,8 +75,10 @@ struct EvaluateCommand: ParsableCommand {
         valueName: "tracked|predicted|both"))
     var f0: Evaluator.F0Choice = .tracked
 
-    @Option(name: .long, help: "How a teacher stores the weights it reads every sample: half (Float16, faster) or single (Float32, equal to the parallel pass to 1e-5).")
-    var precision: PackedMatrix.Precision = .half
+    @Option(name: .long, help: ArgumentHelp(
+        "auto (the default): a teacher reads Float16 weights (half), a student multiplies in bfloat16 where the CPU has it; single: "
+            + "Float32 throughout. Applied to every model; see `parawave render --help`.", valueName: "auto|single"))
+    var precision: RenderPrecision = .auto
 
     func validate() throws {
         if ManifestEntry.Split(rawValue: split) == nil { throw ValidationError("--split must be validation or train, got '\(split)'") }

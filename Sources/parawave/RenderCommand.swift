@@ -18,8 +18,9 @@ struct RenderCommand: ParsableCommand {
             .npy of shape (n_mels, frames) made with the model's audio settings (see \
             `parawave mel`, or Tacotron 2 / WaveGlow / HiFi-GAN mels of the same \
             settings); --wav computes it from audio (copy synthesis). A teacher reads its \
-            weights in Float16 by default (--precision half); --precision single keeps \
-            Float32 throughout. A speaker-conditioned \
+            weights in Float16 by default (--precision half); a student multiplies in \
+            bfloat16 with float32 accumulation where the CPU has it (--precision bfloat16); \
+            --precision single keeps Float32 throughout. A speaker-conditioned \
             model (trained on data prepared with data.speaker_pattern) needs --speaker, one of \
             the speakers `parawave info` lists for it. A source-conditioned model (trained \
             with teacher.source sine) needs the utterance's F0: with --wav it is tracked from \
@@ -54,9 +55,10 @@ struct RenderCommand: ParsableCommand {
     var seed: Int = 1
 
     @Option(name: .long, help: ArgumentHelp(
-        "How a teacher stores the weights it reads every sample: half (Float16, the default; about 1.5x faster) or single (Float32, "
-            + "equal to the parallel pass to 1e-5). Teachers only.", valueName: "half|single"))
-    var precision: PackedMatrix.Precision?
+        "A teacher: half (Float16 weights, the default; about 1.5x faster) or single (Float32, equal to the parallel pass to 1e-5). "
+            + "A student: bfloat16 (bfloat16 operands, float32 accumulation; the default where the CPU has AVX512_BF16 or AMX) or "
+            + "single. auto picks the default.", valueName: "auto|half|single|bfloat16"))
+    var precision: RenderPrecision = .auto
 
     @Option(name: .long, help: ArgumentHelp("The speaker to render as (speaker-conditioned models only).", valueName: "NAME"))
     var speaker: String?
@@ -78,15 +80,13 @@ struct RenderCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try TrainedModel.load(model)
-        let settings: MelSettings, mean: [Float], what: String
+        let settings: MelSettings, mean: [Float]
         switch loaded {
-        case .teacher(let t):
-            (settings, mean, what) = (t.config.mel, t.melMean, "teacher, autoregressive, \(precision ?? .half) precision")
-        case .student(let s): (settings, mean, what) = (s.config.mel, s.melMean, "student, parallel")
+        case .teacher(let t): (settings, mean) = (t.config.mel, t.melMean)
+        case .student(let s): (settings, mean) = (s.config.mel, s.melMean)
         }
-        if precision != nil, case .student = loaded {
-            throw ParawaveError(model, "is a student, which renders in Float32 with BLAS; --precision applies to teachers")
-        }
+        let renderer = try ModelRenderer(loaded, precision: precision, chunkFrames: chunkFrames)
+        let what = renderer.description
         let speakerRow = try SpeakerNames.choose(speaker, in: loaded.speakers, model: loaded.role)
         try OutputPaths.check([out] + (png.map { [$0] } ?? []))
         let (input, reference, recording) = try inputMel(settings: settings)
@@ -104,7 +104,6 @@ struct RenderCommand: ParsableCommand {
             progress.advance(by: done - last)
             last = done
         }
-        let renderer = ModelRenderer(loaded, precision: precision ?? .half, chunkFrames: chunkFrames)
         let audio = renderer.render(mel: input, f0: track, speaker: speakerRow, temperature: temperature, seed: UInt64(seed), progress: report)
         let elapsed = Date().timeIntervalSince(start)
         progress.finish()
@@ -177,3 +176,4 @@ struct RenderCommand: ParsableCommand {
 }
 
 extension PackedMatrix.Precision: ExpressibleByArgument {}
+extension RenderPrecision: ExpressibleByArgument {}

@@ -66,4 +66,83 @@ struct BFloat16Tests {
             }
         }
     }
+
+    /// `BLAS.sgemm` inside `withPrecision(.bfloat16)`: shapes large enough to leave OpenBLAS,
+    /// split over the workers by columns (n >= m) or by rows, with sizes that are not whole
+    /// 16s, every transpose, and accumulation into C. Against float32 products of the rounded
+    /// operands (only the summation order differs) and of the originals (bfloat16's bound), and
+    /// the same twice, bit for bit.
+    @Test(.enabled(if: BFloat16GEMM.isSupported, "this CPU has no bfloat16 arithmetic"),
+          arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func sgemmInBFloat16(_ transposeA: Bool, _ transposeB: Bool) throws {
+        for (m, n, k) in [(40, 2_051, 67), (1_043, 35, 70)] {
+            #expect(m * n * k >= BLAS.bfloat16MinimumWork)
+            let lda = (transposeA ? m : k) + 1, ldb = (transposeB ? k : n) + 2, ldc = n + 3
+            let aRows = transposeA ? k : m, bRows = transposeB ? n : k
+            let a32 = GradientCheck.random(aRows * lda, seed: 6), b32 = GradientCheck.random(bRows * ldb, seed: 7)
+            let aRounded = a32.map { BFloat16.float(BFloat16.from($0)) }, bRounded = b32.map { BFloat16.float(BFloat16.from($0)) }
+            let start = GradientCheck.random(m * ldc, seed: 8)
+            func element(_ x: [Float], _ ld: Int, _ transposed: Bool, _ r: Int, _ c: Int) -> Float { transposed ? x[c * ld + r] : x[r * ld + c] }
+            for beta: Float in [0, 1] {
+                var ours = start, again = start, exact = start, float32 = start
+                BLAS.withPrecision(.bfloat16) {
+                    BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a32, lda: lda, b: b32, ldb: ldb,
+                               beta: beta, c: &ours, ldc: ldc)
+                    BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a32, lda: lda, b: b32, ldb: ldb,
+                               beta: beta, c: &again, ldc: ldc)
+                }
+                BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: aRounded, lda: lda, b: bRounded, ldb: ldb,
+                           beta: beta, c: &exact, ldc: ldc)
+                BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a32, lda: lda, b: b32, ldb: ldb,
+                           beta: beta, c: &float32, ldc: ldc)
+                #expect(ours.map(\.bitPattern) == again.map(\.bitPattern), "deterministic")
+                var worst: Float = 0, worstRounding: Float = 0, untouched = true
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var magnitude: Float = 1
+                        for p in 0..<k { magnitude += abs(element(a32, lda, transposeA, i, p) * element(b32, ldb, transposeB, p, j)) }
+                        let o = ours[i * ldc + j]
+                        worst = max(worst, abs(o - exact[i * ldc + j]) / magnitude)
+                        worstRounding = max(worstRounding, abs(o - float32[i * ldc + j]) / magnitude)
+                    }
+                    for j in n..<ldc where ours[i * ldc + j] != start[i * ldc + j] { untouched = false }
+                }
+                #expect(worst <= 1e-5, "\(m) x \(n) x \(k) beta \(beta): \(worst) of sum |a||b| from the rounded operands' float32 product")
+                #expect(worstRounding <= 0x1p-8 + 1e-5, "\(m) x \(n) x \(k) beta \(beta): \(worstRounding) of sum |a||b| from float32")
+                #expect(worstRounding > 0, "the product did run in bfloat16")
+                #expect(untouched, "C's padding is untouched")
+            }
+        }
+    }
+
+    /// The CPU's conversion instruction rounds as `BFloat16.from` does (ties to even, NaN
+    /// kept, overflow to infinity), for every length's vector tail; subnormal inputs, which
+    /// the instruction reads as zero, are left out.
+    @Test func conversionMatchesTheDefinition() {
+        var g = SeededGenerator(seed: 9)
+        var values: [Float] = [1, 1 + 0x1p-8, 1 + 3 * 0x1p-8, -2.5, .infinity, -.infinity, .greatestFiniteMagnitude, 0, -0.0, 65504, 1e-30]
+        for _ in 0..<1000 { values.append(Float(bitPattern: UInt32.random(in: 0x0080_0000...0x7F7F_FFFF, using: &g)) * (g.uniformOpen() < 0.5 ? -1 : 1)) }
+        for count in [values.count, 1, 15, 16, 17, 33] {
+            var out = [UInt16](repeating: 0, count: count)
+            values.withUnsafeBufferPointer { BFloat16.convert($0.baseAddress!, count: count, into: &out) }
+            #expect(out == values.prefix(count).map(BFloat16.from), "\(count) values")
+        }
+        var nan = [UInt16](repeating: 0, count: 1)
+        [Float.nan].withUnsafeBufferPointer { BFloat16.convert($0.baseAddress!, count: 1, into: &nan) }
+        #expect(BFloat16.float(nan[0]).isNaN)
+    }
+
+    /// `auto` is bfloat16 only where the CPU has it; asking for bfloat16 on a CPU without it
+    /// is an error that says so and names the key.
+    @Test func precisionChoices() throws {
+        #expect(try PrecisionChoice.auto.resolved(key: "train.precision", bfloat16Supported: false) == .single)
+        #expect(try PrecisionChoice.auto.resolved(key: "train.precision", bfloat16Supported: true) == .bfloat16)
+        #expect(try PrecisionChoice.single.resolved(key: "train.precision", bfloat16Supported: true) == .single)
+        #expect(try PrecisionChoice.bfloat16.resolved(key: "train.precision", bfloat16Supported: true) == .bfloat16)
+        let error = #expect(throws: ParawaveError.self) { try PrecisionChoice.bfloat16.resolved(key: "distill.precision", bfloat16Supported: false) }
+        #expect(error?.description.contains("distill.precision") == true)
+        #expect(error?.description.contains("no bfloat16 arithmetic") == true)
+        #expect(MatrixPrecision.available.contains(.single))
+        #expect(MatrixPrecision.available.contains(.bfloat16) == BFloat16GEMM.isSupported)
+    }
 }

@@ -30,7 +30,8 @@ struct DistillTrainerTests {
                                         "student.gate_channels=16", "student.skip_channels=8", "distill.steps=150", "distill.batch_size=2",
                                         "distill.crop=1024", "distill.learning_rate=0.003", "distill.mc_samples=4",
                                         "distill.spectral_loss={kind: none}", "distill.validate_every=1000", "distill.checkpoint_every=1000",
-                                        "distill.log_every=10", "distill.validation_utterances=2", "distill.ema_decay=0.9", "distill.seed=5"]
+                                        "distill.log_every=10", "distill.validation_utterances=2", "distill.ema_decay=0.9", "distill.seed=5",
+                                        "distill.precision=single"]
                                        + overrides)
     }
 

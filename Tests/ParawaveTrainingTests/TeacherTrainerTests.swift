@@ -16,7 +16,7 @@ struct TeacherTrainerTests {
             audio: {sample_rate: 8000, n_fft: 256, hop_length: 64, win_length: 256, n_mels: 20, fmax: 4000}
             teacher: {layers: 6, cycle: 3, kernel_size: 2, residual_channels: 16, gate_channels: 32, skip_channels: 16, mixtures: 2}
             train: {steps: 300, batch_size: 2, crop: 2048, learning_rate: 0.003, checkpoint_every: 1000, validate_every: 1000,
-                    log_every: 50, validation_utterances: 4, seed: 3}
+                    log_every: 50, validation_utterances: 4, precision: single, seed: 3}
             """, overrides: overrides)
     }
 
@@ -160,11 +160,14 @@ struct TeacherTrainerTests {
     }
 
     /// A stop request (Ctrl-C) checkpoints at once; resuming from it ends bit-identical to an
-    /// uninterrupted run with the same recipe and seed (weights, EMA, moments, metrics).
-    @Test func stopAndResumeIsExact() throws {
+    /// uninterrupted run with the same recipe and seed (weights, EMA, moments, metrics), in
+    /// float32 and, where the CPU has it, in bfloat16. The run's recipe records the precision,
+    /// and bfloat16's weights differ from float32's (its products did run in bfloat16).
+    @Test(arguments: MatrixPrecision.available) func stopAndResumeIsExact(_ precision: MatrixPrecision) throws {
         let clip = try Self.clip(), other = try Self.clip(seconds: 0.4, pitch: 190)
         let data = TrainingData(train: [clip, other], validation: [other], audio: Self.settings)
-        let recipe = try Self.recipe(["train.steps=12", "train.checkpoint_every=5", "train.validate_every=4", "train.log_every=2", "train.crop=1024"])
+        let recipe = try Self.recipe(["train.steps=12", "train.checkpoint_every=5", "train.validate_every=4", "train.log_every=2", "train.crop=1024",
+                                      "train.precision=\(precision.rawValue)"])
         let straight = RunDirectory(Fixtures.temporaryDirectory() + "/run")
         let a = try TeacherTrainer(recipe: recipe, data: data, run: straight, resume: false)
         a.showProgress = false
@@ -191,6 +194,18 @@ struct TeacherTrainerTests {
         let m1 = try straight.readMetrics().map { $0.filter { $0.key != "seconds" && $0.key != "samples_per_second" }.description }
         let m2 = try interrupted.readMetrics().map { $0.filter { $0.key != "seconds" && $0.key != "samples_per_second" }.description }
         #expect(m1.count == m2.count)
+
+        #expect(try Recipe.load(straight.recipe).train.precision.rawValue == precision.rawValue)
+        if precision == .bfloat16 {
+            let float32 = RunDirectory(Fixtures.temporaryDirectory() + "/run")
+            let d = try TeacherTrainer(recipe: try Self.recipe(["train.steps=12", "train.crop=1024", "train.precision=single"]), data: data,
+                                       run: float32, resume: false)
+            d.showProgress = false
+            _ = try d.train(shouldStop: { false })
+            let w32 = try SafeTensors.read(float32.trainState).tensors["values"]!.values, w16 = s1.tensors["values"]!.values
+            let difference = zip(w32, w16).map { abs($0 - $1) }.max() ?? 0
+            #expect(difference > 0 && difference < 0.05, "bfloat16 against float32 weights after 12 steps: \(difference)")
+        }
 
         // A recipe with another teacher cannot resume this run.
         let changed = try Self.recipe(["train.steps=12", "teacher.layers=5", "train.crop=1024"])
