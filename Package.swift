@@ -50,7 +50,7 @@ let package = Package(
             name: "parawave",
             dependencies: ["ParawaveTraining", "ParawaveEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
-        .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining", "ParawaveModels"], swiftSettings: release),
+        .executableTarget(name: "parawave-bench", dependencies: ["ParawaveTraining", "ParawaveModels", "CDNNL"], swiftSettings: release),
         // The parsers of outside input for libFuzzer (`make fuzz`), or, built normally, the
         // replay of its inputs.
         .executableTarget(name: "parawave-fuzz", dependencies: ["ParawaveTraining", "ParawaveModels"], swiftSettings: release),

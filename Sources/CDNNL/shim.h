@@ -121,3 +121,34 @@ static inline int parawave_dnnl_set_threads(int threads) {
     set(threads);
     return 1;
 }
+
+/// y (rows) = W x at batch 1 with the CPU's bfloat16 dot-product instruction (vdpbf16ps, two
+/// multiply-adds per float32 lane): W packed as (columns / 2, rows, 2) bfloat16 (the pairs of
+/// consecutive columns side by side), rows a multiple of 64, columns even; x is rounded to
+/// bfloat16 into `pairs` (columns / 2 words). The generator's per-sample products at this
+/// shape are measured against its Float16-weight kernel in `parawave-bench bf16`.
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline void parawave_bf16_gemv(const uint16_t *w, const float *x, long rows, long columns, uint32_t *pairs, float *y) {
+    long half = columns / 2;
+    for (long p = 0; p < half; p++) {
+        __m128bh two = _mm_cvtneps_pbh(_mm_set_ps(0, 0, x[2 * p + 1], x[2 * p]));
+        pairs[p] = (uint32_t)_mm_cvtsi128_si32((__m128i)two);
+    }
+    for (long r0 = 0; r0 < rows; r0 += 64) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (long p = 0; p < half; p++) {
+            __m512bh xb = (__m512bh)_mm512_set1_epi32((int)pairs[p]);
+            const uint16_t *wp = w + (p * rows + r0) * 2;
+            a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(wp), xb);
+            a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(wp + 32), xb);
+            a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(wp + 64), xb);
+            a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(wp + 96), xb);
+        }
+        _mm512_storeu_ps(y + r0, a0);
+        _mm512_storeu_ps(y + r0 + 16, a1);
+        _mm512_storeu_ps(y + r0 + 32, a2);
+        _mm512_storeu_ps(y + r0 + 48, a3);
+    }
+}
+#endif

@@ -1,3 +1,4 @@
+import CDNNL
 import Foundation
 import ParawaveAudio
 import ParawaveCore
@@ -105,6 +106,52 @@ struct Bench {
                          m, n, k, flops / single / 1e9, flops / half / 1e9, single / half, convert * 1000, 100 * convert / half))
         }
         print(String(format: "bf16   peaks: bfloat16 %.1f GFLOP/s, float32 %.1f GFLOP/s (%.2fx)", bf16Peak, floatPeak, bf16Peak / floatPeak))
+        generatorProducts()
+    }
+
+    /// The teacher generator's per-sample products at batch 1 on T-small's shapes (24 layers,
+    /// each 128 x 192 for the taps and 128 x 64 for skip and residual; 1.6 MB of weights in
+    /// 16 bits, beyond the core's L2): its Float16-weight kernel (F16C conversion, float32
+    /// multiply-adds) against a bfloat16 kernel on vdpbf16ps, one core.
+    static func generatorProducts() {
+        var rng = SeededGenerator(seed: 11)
+        let layers = 24, shapes = [(128, 192), (128, 64)]
+        var halves: [PackedMatrix] = [], packed: [[UInt16]] = []
+        for _ in 0..<layers {
+            for (rows, columns) in shapes {
+                let values = (0..<(rows * columns)).map { _ in 0.1 * rng.normal() }
+                halves.append(PackedMatrix(rows: rows, columns: columns, precision: .half) { values[$0 * columns + $1] })
+                // (columns / 2, rows, 2): the pair (2p, 2p + 1) of row o side by side.
+                var w = [UInt16](repeating: 0, count: rows * columns)
+                for p in 0..<(columns / 2) { for o in 0..<rows { for j in 0..<2 { w[(p * rows + o) * 2 + j] = BFloat16.from(values[o * columns + 2 * p + j]) } } }
+                packed.append(w)
+            }
+        }
+        let x = (0..<192).map { _ in rng.normal() }
+        var y = [Float](repeating: 0, count: 128), pairs = [UInt32](repeating: 0, count: 96)
+        let samples = 2000
+        let half = time(runs: 5) {
+            for _ in 0..<samples { for m in halves { m.product(y: &y, ldy: 128, x: x, ldx: 192, batch: 1) } }
+        }
+        let bf16 = time(runs: 5) {
+            for _ in 0..<samples {
+                for (i, w) in packed.enumerated() {
+                    parawave_bf16_gemv(w, x, 128, Int(shapes[i % 2].1), &pairs, &y)
+                }
+            }
+        }
+        // The two kernels agree to bfloat16's rounding of the weights and the input.
+        var reference = [Float](repeating: 0, count: 128)
+        halves[0].product(y: &reference, ldy: 128, x: x, ldx: 192, batch: 1)
+        parawave_bf16_gemv(packed[0], x, 128, 192, &pairs, &y)
+        let scale = reference.map(abs).max() ?? 1
+        let worst = zip(y, reference).map { abs($0 - $1) }.max() ?? 0
+        print(String(format: "bf16   generator products agree to %.2e of the largest output", worst / scale))
+        let macs = Double(layers * (128 * 192 + 128 * 64))
+        print(String(format: "bf16   generator products, T-small, batch 1, one core: Float16 weights %.0f samples/s (%.1f GFLOP/s), "
+                     + "bfloat16 vdpbf16ps %.0f samples/s (%.1f GFLOP/s): %.2fx",
+                     Double(samples) / half, 2 * macs * Double(samples) / half / 1e9, Double(samples) / bf16,
+                     2 * macs * Double(samples) / bf16 / 1e9, half / bf16))
     }
 
     /// The T-small residual stack (DESIGN.md section 9: 24 layers, 4 cycles of dilations 1..32,
