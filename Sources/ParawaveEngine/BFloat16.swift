@@ -161,7 +161,37 @@ final class BFloat16ThreadState {
         threads = count
     }
 
-    /// Buffer `index` (0 or 1) with room for `count` values.
+    /// The regions `BLAS.withRoundedOperands` rounded: the float32 start, the count, the copy.
+    private var regions: [(start: UnsafePointer<Float>, count: Int, copy: UnsafePointer<UInt16>)] = []
+
+    /// Rounds `regions` into buffers 2, 3, ... (after those of the regions already held), over
+    /// the cores; returns how many were added.
+    func round(_ new: [(UnsafePointer<Float>, Int)]) -> Int {
+        for (start, count) in new {
+            let copy = buffer(2 + regions.count, count: count)
+            let chunk = 1 << 16
+            Parallel.forEachChunk((count + chunk - 1) / chunk) { range in
+                let lo = range.lowerBound * chunk, hi = min(count, range.upperBound * chunk)
+                BFloat16.convert(start + lo, count: hi - lo, into: copy + lo)
+            }
+            regions.append((start, count, UnsafePointer(copy)))
+        }
+        return new.count
+    }
+
+    func forget(_ count: Int) { regions.removeLast(count) }
+
+    /// The rounded copy of the `extent` values from `start`, if a region holds them all.
+    func rounded(_ start: UnsafePointer<Float>, extent: Int) -> UnsafePointer<UInt16>? {
+        for region in regions.reversed() {
+            let offset = region.start.distance(to: start)
+            if offset >= 0 && offset + extent <= region.count { return region.copy + offset }
+        }
+        return nil
+    }
+
+    /// Buffer `index` with room for `count` values (0 and 1: a block's operands; from 2: the
+    /// rounded regions).
     func buffer(_ index: Int, count: Int) -> UnsafeMutablePointer<UInt16> {
         while buffers.count <= index {
             buffers.append(.allocate(capacity: 1))

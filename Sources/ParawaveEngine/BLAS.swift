@@ -103,6 +103,11 @@ public enum BLAS {
                                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let splitColumns = n >= m
         let parts = max(1, min(threads, (splitColumns ? n : m) / 64))
+        // Operands inside a region `withRoundedOperands` rounded already are read from there.
+        let state = BFloat16ThreadState.current
+        let (aRows, aColumns) = transposeA ? (k, m) : (m, k), (bRows, bColumns) = transposeB ? (n, k) : (k, n)
+        let aRounded = state.rounded(a, extent: (aRows - 1) * lda + aColumns)
+        let bRounded = state.rounded(b, extent: (bRows - 1) * ldb + bColumns)
         // Blocks of whole 16s, so each one's rounding runs at full vector width.
         func bound(_ p: Int) -> Int {
             let total = splitColumns ? n : m
@@ -113,33 +118,60 @@ public enum BLAS {
             guard hi > lo else { return }
             if splitColumns {
                 // Columns lo..<hi of op(B) and of C.
-                bfloat16Block(transposeA: transposeA, transposeB: transposeB, m: m, n: hi - lo, k: k, a: a, lda: lda,
-                              b: transposeB ? b + lo * ldb : b + lo, ldb: ldb, beta: beta, c: c + lo, ldc: ldc)
+                let offset = transposeB ? lo * ldb : lo
+                bfloat16Block(transposeA: transposeA, transposeB: transposeB, m: m, n: hi - lo, k: k, a: a, aRounded: aRounded, lda: lda,
+                              b: b + offset, bRounded: bRounded.map { $0 + offset }, ldb: ldb, beta: beta, c: c + lo, ldc: ldc)
             } else {
                 // Rows lo..<hi of op(A) and of C.
-                bfloat16Block(transposeA: transposeA, transposeB: transposeB, m: hi - lo, n: n, k: k,
-                              a: transposeA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * ldc, ldc: ldc)
+                let offset = transposeA ? lo : lo * lda
+                bfloat16Block(transposeA: transposeA, transposeB: transposeB, m: hi - lo, n: n, k: k, a: a + offset,
+                              aRounded: aRounded.map { $0 + offset }, lda: lda, b: b, bRounded: bRounded, ldb: ldb, beta: beta,
+                              c: c + lo * ldc, ldc: ldc)
             }
         }
         if parts == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
     }
 
-    /// One block of `bfloat16Product`, on the calling thread.
+    /// One block of `bfloat16Product`, on the calling thread: an operand without a rounded
+    /// copy is rounded into the thread's buffers.
     static func bfloat16Block(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                              a: UnsafePointer<Float>, aRounded: UnsafePointer<UInt16>?, lda: Int,
+                              b: UnsafePointer<Float>, bRounded: UnsafePointer<UInt16>?, ldb: Int,
                               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let state = BFloat16ThreadState.current
-        // A is stored (m x k) or, transposed, (k x m); B (k x n) or (n x k): rounded dense.
+        // A is stored (m x k) or, transposed, (k x m); B (k x n) or (n x k).
         let (aRows, aColumns) = transposeA ? (k, m) : (m, k), (bRows, bColumns) = transposeB ? (n, k) : (k, n)
-        let a16 = state.buffer(0, count: aRows * aColumns), b16 = state.buffer(1, count: bRows * bColumns)
-        BFloat16.convert(a, rows: aRows, columns: aColumns, stride: lda, into: a16)
-        BFloat16.convert(b, rows: bRows, columns: bColumns, stride: ldb, into: b16)
+        var a16 = aRounded, b16 = bRounded, ldA = lda, ldB = ldb
+        if a16 == nil {
+            let buffer = state.buffer(0, count: aRows * aColumns)
+            BFloat16.convert(a, rows: aRows, columns: aColumns, stride: lda, into: buffer)
+            a16 = UnsafePointer(buffer)
+            ldA = aColumns
+        }
+        if b16 == nil {
+            let buffer = state.buffer(1, count: bRows * bColumns)
+            BFloat16.convert(b, rows: bRows, columns: bColumns, stride: ldb, into: buffer)
+            b16 = UnsafePointer(buffer)
+            ldB = bColumns
+        }
         do {
             try BFloat16GEMM.shared.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                                         a: a16, lda: aColumns, b: b16, ldb: bColumns, beta: beta, c: c, ldc: ldc, threads: 1)
+                                         a: a16!, lda: ldA, b: b16!, ldb: ldB, beta: beta, c: c, ldc: ldc, threads: 1)
         } catch {
             preconditionFailure("a bfloat16 product was asked for where oneDNN cannot make one: \(error)")
         }
+    }
+
+    /// Runs `body` with each of `regions` (a float32 pointer and a count of values) rounded to
+    /// bfloat16 once, in bfloat16 runs: the products in `body` whose operand lies inside a
+    /// region read the rounded copy instead of rounding it again (a convolution's K taps are K
+    /// products on shifted views of one input). The regions must not change inside `body`.
+    public static func withRoundedOperands<R>(_ regions: [(UnsafePointer<Float>, Int)], _ body: () throws -> R) rethrows -> R {
+        guard precision == .bfloat16 else { return try body() }
+        let state = BFloat16ThreadState.current
+        let added = state.round(regions)
+        defer { state.forget(added) }
+        return try body()
     }
 
     /// The same product by three loops in Float64 accumulation: the reference `sgemm` is tested against.

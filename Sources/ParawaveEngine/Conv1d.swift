@@ -61,13 +61,16 @@ public struct Conv1d: Sendable {
             } else if let bias {
                 for c in 0..<Cout { let v = bias[c]; for t in 0..<T { y[c * T + t] += v } }
             }
-            for k in 0..<kernelSize {
-                let s = shift(k)
-                guard abs(s) < T else { continue }
-                let w = weight + k * Cout * Cin
-                // Y[:, t] += W_k X[:, t - s] over the t where both are in range.
-                let (yStart, xStart, n) = s >= 0 ? (s, 0, T - s) : (0, -s, T + s)
-                BLAS.sgemm(m: Cout, n: n, k: Cin, a: w, lda: Cin, b: x + xStart, ldb: T, beta: 1, c: y + yStart, ldc: T)
+            // In bfloat16 the input is rounded once for all K taps.
+            BLAS.withRoundedOperands(kernelSize > 1 ? [(x, Cin * T)] : []) {
+                for k in 0..<kernelSize {
+                    let s = shift(k)
+                    guard abs(s) < T else { continue }
+                    let w = weight + k * Cout * Cin
+                    // Y[:, t] += W_k X[:, t - s] over the t where both are in range.
+                    let (yStart, xStart, n) = s >= 0 ? (s, 0, T - s) : (0, -s, T + s)
+                    BLAS.sgemm(m: Cout, n: n, k: Cin, a: w, lda: Cin, b: x + xStart, ldb: T, beta: 1, c: y + yStart, ldc: T)
+                }
             }
         }
     }
@@ -87,18 +90,22 @@ public struct Conv1d: Sendable {
             if let dBias {
                 for c in 0..<Cout { dBias[c] += VectorMath.sum(dy + c * T, count: T) }
             }
-            for k in 0..<kernelSize {
-                let s = shift(k)
-                guard abs(s) < T else { continue }
-                let w = weight + k * Cout * Cin
-                let (yStart, xStart, n) = s >= 0 ? (s, 0, T - s) : (0, -s, T + s)
-                if let dInp {
-                    BLAS.sgemm(transposeA: true, m: Cin, n: n, k: Cout, a: w, lda: Cin, b: dy + yStart, ldb: T,
-                               beta: 1, c: dInp + b * Cin * T + xStart, ldc: T)
-                }
-                if let dWeight {
-                    BLAS.sgemm(transposeB: true, m: Cout, n: Cin, k: n, a: dy + yStart, lda: T, b: x + xStart, ldb: T,
-                               beta: 1, c: dWeight + k * Cout * Cin, ldc: Cin)
+            // In bfloat16 dOut and the input are rounded once for every product of the taps.
+            let uses = (dInp != nil ? kernelSize : 0) + (dWeight != nil ? kernelSize : 0)
+            BLAS.withRoundedOperands(uses > 1 ? [(dy, Cout * T)] + (dWeight != nil && kernelSize > 1 ? [(x, Cin * T)] : []) : []) {
+                for k in 0..<kernelSize {
+                    let s = shift(k)
+                    guard abs(s) < T else { continue }
+                    let w = weight + k * Cout * Cin
+                    let (yStart, xStart, n) = s >= 0 ? (s, 0, T - s) : (0, -s, T + s)
+                    if let dInp {
+                        BLAS.sgemm(transposeA: true, m: Cin, n: n, k: Cout, a: w, lda: Cin, b: dy + yStart, ldb: T,
+                                   beta: 1, c: dInp + b * Cin * T + xStart, ldc: T)
+                    }
+                    if let dWeight {
+                        BLAS.sgemm(transposeB: true, m: Cout, n: Cin, k: n, a: dy + yStart, lda: T, b: x + xStart, ldb: T,
+                                   beta: 1, c: dWeight + k * Cout * Cin, ldc: Cin)
+                    }
                 }
             }
         }

@@ -145,4 +145,36 @@ struct BFloat16Tests {
         #expect(MatrixPrecision.available.contains(.single))
         #expect(MatrixPrecision.available.contains(.bfloat16) == BFloat16GEMM.isSupported)
     }
+
+    /// A dilated convolution's forward and backward in bfloat16 (the input, and dOut, rounded
+    /// once for all K taps) against float32: every output within bfloat16's bound of the sum of
+    /// |a||b| behind it (computed by the same convolution on absolute values), and the products
+    /// did run in bfloat16. A convolution that keeps float32 gives float32's results exactly.
+    @Test(.enabled(if: BFloat16GEMM.isSupported, "this CPU has no bfloat16 arithmetic"))
+    func convolutionInBFloat16() throws {
+        let Cin = 48, Cout = 64, T = 3000, B = 2
+        var conv = Conv1d.causal(inputChannels: Cin, outputChannels: Cout, kernelSize: 3, dilation: 2)
+        let x = GradientCheck.random(B * Cin * T, seed: 12), w = GradientCheck.random(3 * Cout * Cin, seed: 13, scale: 0.2)
+        let dy = GradientCheck.random(B * Cout * T, seed: 15)
+        func run(_ precision: MatrixPrecision, _ x: [Float], _ w: [Float], _ dy: [Float]) -> ([Float], [Float], [Float]) {
+            var out = [Float](repeating: 0, count: B * Cout * T), dx = [Float](repeating: 0, count: B * Cin * T)
+            var dw = [Float](repeating: 0, count: w.count)
+            BLAS.withPrecision(precision) {
+                conv.forward(out: &out, inp: x, weight: w, bias: nil, batch: B, length: T)
+                conv.backward(dInp: &dx, dWeight: &dw, dBias: nil, dOut: dy, inp: x, weight: w, batch: B, length: T)
+            }
+            return (out, dx, dw)
+        }
+        let half = run(.bfloat16, x, w, dy), single = run(.single, x, w, dy)
+        let magnitude = run(.single, x.map(abs), w.map(abs), dy.map(abs))
+        for (name, h, f, m) in [("output", half.0, single.0, magnitude.0), ("dInp", half.1, single.1, magnitude.1),
+                                ("dWeight", half.2, single.2, magnitude.2)] {
+            let worst = zip(zip(h, f), m).map { abs($0.0 - $0.1) / ($1 + 1e-3) }.max() ?? 0
+            #expect(worst <= 0x1p-8 + 1e-5, "\(name): \(worst) of sum |a||b|")
+            #expect(h != f, "\(name) ran in bfloat16")
+        }
+        conv.keepsFloat32 = true
+        let kept = run(.bfloat16, x, w, dy)
+        #expect(kept.0 == single.0 && kept.1 == single.1 && kept.2 == single.2)
+    }
 }
