@@ -10,11 +10,12 @@
 // descriptors are built here.
 
 /// A matmul primitive C (m x n, float32, row stride ldc) = A (m x k) B (k x n), plus C when
-/// `accumulate` (a sum post-op), with A and B bfloat16 at the given row and column strides
+/// `accumulate` (a sum post-op), with A and B of type `operands` (dnnl_bf16; dnnl_f32 for
+/// the comparison with OpenBLAS that `parawave-bench bf16` makes) at the given row and column strides
 /// (a transposed operand is a swap of its strides). Fills the three memory descriptors the
 /// primitive's arguments need.
-static inline dnnl_status_t parawave_bf16_matmul_create(
-        dnnl_engine_t engine, int64_t m, int64_t n, int64_t k,
+static inline dnnl_status_t parawave_matmul_create(
+        dnnl_data_type_t operands, dnnl_engine_t engine, int64_t m, int64_t n, int64_t k,
         int64_t a_row, int64_t a_col, int64_t b_row, int64_t b_col, int64_t ldc, int accumulate,
         dnnl_primitive_t *primitive, dnnl_memory_desc_t *a_md, dnnl_memory_desc_t *b_md, dnnl_memory_desc_t *c_md,
         dnnl_memory_desc_t *scratchpad_md) {
@@ -22,8 +23,8 @@ static inline dnnl_status_t parawave_bf16_matmul_create(
     dnnl_dims_t b_dims = {k, n}, b_strides = {b_row, b_col};
     dnnl_dims_t c_dims = {m, n}, c_strides = {ldc, 1};
     dnnl_status_t s;
-    if ((s = dnnl_memory_desc_init_by_strides(a_md, 2, a_dims, dnnl_bf16, a_strides)) != dnnl_success) return s;
-    if ((s = dnnl_memory_desc_init_by_strides(b_md, 2, b_dims, dnnl_bf16, b_strides)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_strides(a_md, 2, a_dims, operands, a_strides)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_strides(b_md, 2, b_dims, operands, b_strides)) != dnnl_success) return s;
     if ((s = dnnl_memory_desc_init_by_strides(c_md, 2, c_dims, dnnl_f32, c_strides)) != dnnl_success) return s;
     dnnl_matmul_desc_t desc;
     if ((s = dnnl_matmul_desc_init(&desc, a_md, b_md, NULL, c_md)) != dnnl_success) return s;
@@ -53,6 +54,15 @@ static inline dnnl_status_t parawave_bf16_matmul_create(
     if (s == dnnl_success) s = dnnl_primitive_create(primitive, pd);
     dnnl_primitive_desc_destroy(pd);
     return s;
+}
+
+static inline dnnl_status_t parawave_bf16_matmul_create(
+        dnnl_engine_t engine, int64_t m, int64_t n, int64_t k,
+        int64_t a_row, int64_t a_col, int64_t b_row, int64_t b_col, int64_t ldc, int accumulate,
+        dnnl_primitive_t *primitive, dnnl_memory_desc_t *a_md, dnnl_memory_desc_t *b_md, dnnl_memory_desc_t *c_md,
+        dnnl_memory_desc_t *scratchpad_md) {
+    return parawave_matmul_create(dnnl_bf16, engine, m, n, k, a_row, a_col, b_row, b_col, ldc, accumulate, primitive, a_md, b_md,
+                                  c_md, scratchpad_md);
 }
 
 /// Bytes of scratchpad a primitive made by `parawave_bf16_matmul_create` needs.

@@ -51,6 +51,7 @@ public final class BFloat16GEMM: @unchecked Sendable {
         var m, n, k, aRow, aColumn, bRow, bColumn, ldc: Int
         var accumulate: Bool
         var threads: Int
+        var float32 = false
     }
 
     final class Entry {
@@ -76,6 +77,21 @@ public final class BFloat16GEMM: @unchecked Sendable {
     public func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
                      a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil) throws {
+        try run(float32: false, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: UnsafeRawPointer(a), lda: lda,
+                b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, threads: threads)
+    }
+
+    /// The same product with float32 operands through oneDNN's float32 matmul: only for
+    /// measuring it against OpenBLAS (`parawave-bench bf16`), which the engine uses.
+    public func float32Gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil) throws {
+        try run(float32: true, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: UnsafeRawPointer(a), lda: lda,
+                b: UnsafeRawPointer(b), ldb: ldb, beta: beta, c: c, ldc: ldc, threads: threads)
+    }
+
+    private func run(float32: Bool, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
+                     b: UnsafeRawPointer, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int?) throws {
         precondition(beta == 0 || beta == 1, "beta must be 0 or 1")
         precondition(m > 0 && n > 0 && k > 0, "empty product")
         guard let engine else { throw ParawaveError("oneDNN", "no CPU engine could be created") }
@@ -84,7 +100,8 @@ public final class BFloat16GEMM: @unchecked Sendable {
         let local = BFloat16ThreadState.current, threads = max(1, threads ?? BLAS.threads)
         local.setThreads(threads)
         let key = Key(m: m, n: n, k: k, aRow: transposeA ? 1 : lda, aColumn: transposeA ? lda : 1,
-                      bRow: transposeB ? 1 : ldb, bColumn: transposeB ? ldb : 1, ldc: ldc, accumulate: beta == 1, threads: threads)
+                      bRow: transposeB ? 1 : ldb, bColumn: transposeB ? ldb : 1, ldc: ldc, accumulate: beta == 1, threads: threads,
+                      float32: float32)
         let entry = try self.entry(key, engine: engine)
         let stream = try local.stream(engine)
         let scratchpad = local.scratchpad(bytes: entry.scratchpadBytes)
@@ -97,7 +114,7 @@ public final class BFloat16GEMM: @unchecked Sendable {
                 }
             }
         }
-        guard status == dnnl_success else { throw ParawaveError("oneDNN", "a bfloat16 matrix product failed: status \(status.rawValue)") }
+        guard status == dnnl_success else { throw ParawaveError("oneDNN", "a matrix product failed: status \(status.rawValue)") }
     }
 
     private func entry(_ key: Key, engine: dnnl_engine_t) throws -> Entry {
@@ -105,7 +122,7 @@ public final class BFloat16GEMM: @unchecked Sendable {
         defer { lock.unlock() }
         if let cached = cache[key] { return cached }
         let entry = Entry()
-        let status = parawave_bf16_matmul_create(engine, Int64(key.m), Int64(key.n), Int64(key.k), Int64(key.aRow), Int64(key.aColumn),
+        let status = parawave_matmul_create(key.float32 ? dnnl_f32 : dnnl_bf16, engine, Int64(key.m), Int64(key.n), Int64(key.k), Int64(key.aRow), Int64(key.aColumn),
                                                  Int64(key.bRow), Int64(key.bColumn), Int64(key.ldc), key.accumulate ? 1 : 0,
                                                  &entry.primitive, &entry.a, &entry.b, &entry.c, &entry.scratchpad)
         guard status == dnnl_success else {

@@ -99,6 +99,11 @@ struct Bench {
             let half = try time(runs: 5) {
                 try BFloat16GEMM.shared.gemm(m: m, n: n, k: k, a: a16, lda: k, b: b16, ldb: n, beta: 0, c: &c, ldc: n)
             }
+            let oneDNNSingle = try time(runs: 5) {
+                try BFloat16GEMM.shared.float32Gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, beta: 0, c: &c, ldc: n)
+            }
+            print(String(format: "bf16   %4d x %4d x %4d  float32: OpenBLAS %7.1f GFLOP/s, oneDNN %7.1f GFLOP/s", m, n, k,
+                         flops / single / 1e9, flops / oneDNNSingle / 1e9))
             var scratch = [UInt16](repeating: 0, count: k * n)
             let convert = time(runs: 5) { b.withUnsafeBufferPointer { BFloat16.convert($0.baseAddress!, count: k * n, into: &scratch) } }
             if m == n { bf16Peak = max(bf16Peak, flops / half / 1e9); floatPeak = max(floatPeak, flops / single / 1e9) }
