@@ -692,6 +692,106 @@ def linear_prediction_fixture():
               out("models", "linear_prediction.safetensors"), metadata={"order": str(order), "bits": str(bits), "config": "sr16k"})
 
 
+# ---------------------------------------------------------------- WaveGlow
+
+def waveglow_fixture():
+    """A tiny WaveGlow in PyTorch float64, written from NVIDIA's glow.py equations
+    (DESIGN.md section 6) without weight normalisation: 4 flows over groups of 4, 2 channels
+    leaving before flow 2, coupling networks of 2 layers of 6 channels (kernel 3, dilations
+    1 and 2, centred), 5 mel bands repeated to frames of 8 samples and smoothed by a centred
+    3-tap convolution, then squeezed (channel c * group + g). Every weight is random, the
+    end layers too, and each 1x1 convolution is a random orthogonal matrix plus noise.
+    Saved in Parawave's layouts (convolution weights (K, Cout, Cin)): the parameters, the
+    inputs, z, the loss's three parts per sample and every gradient."""
+    import torch
+    import torch.nn.functional as F
+    from safetensors.numpy import save_file
+    rng = np.random.RandomState(31)
+    flows, group, every, early, L, R, K, C, hop, Ku, B, Fr, sigma = 4, 4, 2, 2, 2, 6, 3, 5, 8, 3, 2, 3, 1.0
+    T = Fr * hop
+    Tq = T // group
+    P = {}
+
+    def add(name, shape, scale):
+        P[name] = (rng.uniform(-1, 1, size=shape) * scale).astype(np.float32)
+
+    add("waveglow.upsample.weight", (Ku, C, C), 1 / np.sqrt(C * Ku)); add("waveglow.upsample.bias", (C,), 0.3)
+    channels = []
+    r = group
+    for k in range(flows):
+        if k % every == 0 and k > 0:
+            r -= early
+        channels.append(r)
+        q, _ = np.linalg.qr(rng.randn(r, r))
+        P[f"waveglow.convinv.{k}.weight"] = (q + 0.2 * rng.uniform(-1, 1, (r, r))).astype(np.float32)[None]
+        h, w = r // 2, f"waveglow.WN.{k}"
+        add(f"{w}.start.weight", (1, R, h), 1 / np.sqrt(h)); add(f"{w}.start.bias", (R,), 0.3)
+        add(f"{w}.cond_layer.weight", (1, 2 * R * L, C * group), 1 / np.sqrt(C * group)); add(f"{w}.cond_layer.bias", (2 * R * L,), 0.3)
+        for i in range(L):
+            add(f"{w}.in_layers.{i}.weight", (K, 2 * R, R), 1 / np.sqrt(K * R)); add(f"{w}.in_layers.{i}.bias", (2 * R,), 0.3)
+            width = 2 * R if i < L - 1 else R
+            add(f"{w}.res_skip_layers.{i}.weight", (1, width, R), 1 / np.sqrt(R)); add(f"{w}.res_skip_layers.{i}.bias", (width,), 0.3)
+        add(f"{w}.end.weight", (1, 2 * (r - h), R), 0.3 / np.sqrt(R)); add(f"{w}.end.bias", (2 * (r - h),), 0.1)
+    audio = (0.5 * np.sin(np.arange(B * T) * 0.37) + 0.2 * rng.randn(B * T)).reshape(B, T).astype(np.float32)
+    mel = rng.randn(B, C, Fr).astype(np.float32)
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in P.items()}
+
+    def conv(x, name, dilation=1, bias=True):
+        w = t[name + ".weight"].permute(1, 2, 0)              # (K, Cout, Cin) -> (Cout, Cin, K)
+        k = w.shape[2]
+        return F.conv1d(x, w, t[name + ".bias"] if bias else None, dilation=dilation, padding=(k - 1) // 2 * dilation)
+
+    def wn(k, a, spect):
+        w = f"waveglow.WN.{k}"
+        x = conv(a, w + ".start")
+        cond = conv(spect, w + ".cond_layer")
+        output = 0
+        for i in range(L):
+            acts = conv(x, f"{w}.in_layers.{i}", dilation=2 ** i) + cond[:, i * 2 * R:(i + 1) * 2 * R]
+            acts = torch.tanh(acts[:, :R]) * torch.sigmoid(acts[:, R:])
+            rs = conv(acts, f"{w}.res_skip_layers.{i}")
+            if i < L - 1:
+                x = x + rs[:, :R]
+                output = output + rs[:, R:]
+            else:
+                output = output + rs
+        return conv(output, w + ".end")
+
+    up = torch.tensor(mel, dtype=torch.float64).repeat_interleave(hop, dim=2)
+    up = conv(up, "waveglow.upsample")
+    spect = up.unfold(2, group, group).permute(0, 2, 1, 3).reshape(B, Tq, C * group).permute(0, 2, 1)
+    x = torch.tensor(audio, dtype=torch.float64).unfold(1, group, group).permute(0, 2, 1)
+    outputs, log_s_total, log_det_total = [], 0, 0
+    for k in range(flows):
+        if k % every == 0 and k > 0:
+            outputs.append(x[:, :early])
+            x = x[:, early:]
+        W = t[f"waveglow.convinv.{k}.weight"][0]
+        x = torch.einsum("ij,bjt->bit", W, x)
+        log_det_total = log_det_total + B * Tq * torch.slogdet(W)[1]     # log|det W| (glow.py's logdet where det > 0)
+        h = x.shape[1] // 2
+        coupled = wn(k, x[:, :h], spect)
+        log_s, bias = coupled[:, h:], coupled[:, :h]
+        x = torch.cat([x[:, :h], torch.exp(log_s) * x[:, h:] + bias], 1)
+        log_s_total = log_s_total + log_s.sum()
+    outputs.append(x)
+    z = torch.cat(outputs, 1)
+    n = B * T
+    gaussian = (z * z).sum() / (2 * sigma ** 2) / n
+    loss = gaussian - log_s_total / n - log_det_total / n
+    loss.backward()
+    tensors = dict(P)
+    tensors.update({"input.audio": audio, "input.mel": mel, "output.z": z.detach().numpy().astype(np.float32),
+                    "output.loss": np.array([loss.item(), gaussian.item(), -log_s_total.item() / n, -log_det_total.item() / n],
+                                            dtype=np.float32)})
+    for k, v in t.items():
+        tensors["grad." + k] = v.grad.numpy().astype(np.float32)
+    save_file(tensors, out("models", "waveglow.safetensors"),
+              metadata={"flows": str(flows), "group": str(group), "early_every": str(every), "early_size": str(early),
+                        "layers": str(L), "channels": str(R), "kernel": str(K), "mels": str(C), "hop": str(hop),
+                        "batch": str(B), "frames": str(Fr)})
+
+
 GENERATORS = {
     "mel": mel_fixtures,
     "griffinlim": griffinlim_fixture,
@@ -707,6 +807,7 @@ GENERATORS = {
     "teacher_speakers": lambda: teacher_fixture(speakers=True),
     "pitch_predictor": pitch_predictor_fixture,
     "linear_prediction": linear_prediction_fixture,
+    "waveglow": waveglow_fixture,
 }
 
 

@@ -1,0 +1,535 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+
+/// WaveGlow's sizes (DESIGN.md section 6): the audio squeezed into `group` channels of
+/// T / group samples, `flows` steps of (invertible 1x1 convolution, affine coupling), and
+/// `earlySize` channels leaving early every `earlyEvery` steps. Each coupling's network has
+/// `layers` non-causal dilated layers (dilation 2^i, kernel `kernelSize`) of
+/// `residualChannels` channels. The mel (`melChannels`, frames of `hop` samples) is repeated
+/// to the sample rate, smoothed by a learned centred convolution of `upsampleKernel` taps,
+/// and squeezed like the audio.
+public struct WaveGlowConfig: Codable, Equatable, Sendable {
+    public var flows = 12
+    public var group = 8
+    public var earlyEvery = 4
+    public var earlySize = 2
+    public var layers = 8
+    public var residualChannels = 64
+    public var kernelSize = 3
+    /// The standard deviation of z in training (NVIDIA's code: 1.0).
+    public var sigma: Float = 1
+    public var melChannels = 80
+    public var hop = 256
+    public var upsampleKernel = 3
+
+    public init(flows: Int = 12, group: Int = 8, earlyEvery: Int = 4, earlySize: Int = 2, layers: Int = 8, residualChannels: Int = 64,
+                kernelSize: Int = 3, sigma: Float = 1, melChannels: Int = 80, hop: Int = 256, upsampleKernel: Int = 3) {
+        self.flows = flows; self.group = group; self.earlyEvery = earlyEvery; self.earlySize = earlySize; self.layers = layers
+        self.residualChannels = residualChannels; self.kernelSize = kernelSize; self.sigma = sigma; self.melChannels = melChannels
+        self.hop = hop; self.upsampleKernel = upsampleKernel
+    }
+
+    /// Whether channels leave before flow `k` (every `earlyEvery` flows, not before the first).
+    public func exits(before k: Int) -> Bool { k > 0 && k % earlyEvery == 0 }
+
+    /// The channels flow `k` transforms.
+    public func channels(atFlow k: Int) -> Int { group - earlySize * (k / earlyEvery) }
+
+    /// Where the channels that leave before flow `k` sit in z (the early outputs first, in
+    /// order, then the last flow's output, as NVIDIA's `glow.py` concatenates them).
+    public func exitOffset(before k: Int) -> Int { earlySize * (k / earlyEvery - 1) }
+
+    /// Where the last flow's output sits in z.
+    public var finalOffset: Int { group - channels(atFlow: flows - 1) }
+
+    /// What is wrong with these sizes, if anything.
+    public func problems() -> [String] {
+        var found: [String] = []
+        if flows < 1 { found.append("flows must be at least 1") }
+        if group < 2 || group % 2 != 0 { found.append("group must be an even number of at least 2") }
+        if earlyEvery < 1 { found.append("early_every must be at least 1") }
+        if earlySize < 0 { found.append("early_size must not be negative") }
+        if layers < 1 || residualChannels < 1 || kernelSize < 1 || kernelSize % 2 == 0 {
+            found.append("the coupling network needs at least one layer and channel, and an odd kernel size")
+        }
+        if upsampleKernel < 1 || upsampleKernel % 2 == 0 { found.append("upsample_kernel must be odd") }
+        if hop < 1 || hop % max(group, 1) != 0 { found.append("hop_length (\(hop)) must be a multiple of group (\(group))") }
+        if found.isEmpty {
+            for k in 0..<flows where channels(atFlow: k) < 2 || channels(atFlow: k) % 2 != 0 {
+                found.append("flow \(k) would transform \(channels(atFlow: k)) channels; every flow needs an even number of at least 2")
+                break
+            }
+        }
+        return found
+    }
+
+    /// Multiply-adds per output sample of one pass (the couplings' networks, the 1x1
+    /// convolutions and the conditioning layers), for comparison with a student's.
+    public var multiplyAddsPerSample: Int {
+        let R = residualChannels, K = kernelSize, Cg = melChannels * group
+        var total = 0
+        for k in 0..<flows {
+            let r = channels(atFlow: k), h = r / 2
+            total += r * r + h * R + Cg * 2 * R * layers + layers * K * R * 2 * R + (layers - 1) * R * 2 * R + R * R + R * r
+        }
+        return total / group + melChannels * melChannels * upsampleKernel
+    }
+}
+
+/// WaveGlow (Prenger, Valle and Catanzaro 2019): a flow from audio to Gaussian noise trained
+/// by maximum likelihood, written to the conventions of NVIDIA's `glow.py`. The audio (B, T)
+/// is squeezed to x (B, group, T / group) with x[b, g, t] = audio[b, t * group + g]; flow k
+/// multiplies its channels by an invertible matrix W_k (log|det W_k| by LU), splits them into
+/// halves a and b, and maps b to exp(log s) b + t with (t, log s) from a WaveNet-like network
+/// of a and the conditioning (the first half of its output is t, the second log s). The
+/// loss per sample is `[sum z^2 / (2 sigma^2) - sum log s - T' B sum_k log|det W_k|] / (B T)`.
+/// Weight normalisation, which NVIDIA's code adds to the coupling layers, is left out: it
+/// changes the optimisation, not the model.
+public final class WaveGlow: @unchecked Sendable {
+    public let config: WaveGlowConfig
+    public let store: ParameterStore
+    let upsample: Conv1d
+    let upsampleWeight: ParameterStore.Entry, upsampleBias: ParameterStore.Entry
+    public let couplings: [Coupling]
+    let mixing: [Conv1d]
+    let mixingWeights: [ParameterStore.Entry]
+
+    public init(config: WaveGlowConfig, store: ParameterStore = ParameterStore()) {
+        precondition(config.problems().isEmpty, "invalid WaveGlow config: \(config.problems())")
+        self.config = config
+        self.store = store
+        let C = config.melChannels
+        upsample = Conv1d(inputChannels: C, outputChannels: C, kernelSize: config.upsampleKernel, padding: (config.upsampleKernel - 1) / 2)
+        upsampleWeight = store.add("waveglow.upsample.weight", shape: [config.upsampleKernel, C, C])
+        upsampleBias = store.add("waveglow.upsample.bias", shape: [C])
+        var couplings: [Coupling] = [], mixing: [Conv1d] = [], weights: [ParameterStore.Entry] = []
+        for k in 0..<config.flows {
+            let r = config.channels(atFlow: k)
+            mixing.append(Conv1d(inputChannels: r, outputChannels: r))
+            weights.append(store.add("waveglow.convinv.\(k).weight", shape: [1, r, r]))
+            couplings.append(Coupling(prefix: "waveglow.WN.\(k)", channels: r, config: config, store: store))
+        }
+        self.couplings = couplings
+        self.mixing = mixing
+        mixingWeights = weights
+    }
+
+    /// Random orthogonal W_k with determinant +1 (Glow's initialisation), PyTorch's default
+    /// uniform bound 1/sqrt(fan-in) for the networks, and each network's last layer at zero,
+    /// so every coupling starts as the identity.
+    public func initialise(seed: UInt64) {
+        var generator = SeededGenerator(seed: seed)
+        let C = config.melChannels
+        let bound = 1 / Float(C * config.upsampleKernel).squareRoot()
+        store.initUniform(upsampleWeight, bound: bound, generator: &generator)
+        store.initUniform(upsampleBias, bound: bound, generator: &generator)
+        for (k, entry) in mixingWeights.enumerated() {
+            let r = config.channels(atFlow: k)
+            var q = LAPACK.orthogonalFactor((0..<(r * r)).map { _ in Double(generator.normal()) }, n: r)
+            if let det = LAPACK.logAbsDeterminant(q, n: r), det.sign < 0 { for i in 0..<r { q[i * r] = -q[i * r] } }
+            let w = store.value(entry)
+            for i in 0..<(r * r) { w[i] = Float(q[i]) }
+        }
+        for coupling in couplings { coupling.initialise(store, generator: &generator) }
+    }
+
+    /// Buffers of one pass over `batch` utterances of `frames` mel frames.
+    public final class Activations {
+        public let batch: Int, frames: Int, length: Int, squeezed: Int
+        let repeated: FloatBuffer, upsampled: FloatBuffer, conditioning: FloatBuffer, dConditioning: FloatBuffer, dUpsampled: FloatBuffer
+        /// Per flow: its input (B, r, T'), the mixed channels y = W x, the network's input a
+        /// (the first half of y) and output (t; log s), and the network's own activations.
+        let inputs: [FloatBuffer], mixed: [FloatBuffer], halves: [FloatBuffer], outputs: [FloatBuffer]
+        let networks: [Coupling.Activations]
+        /// z (B, group, T'): the early outputs, then the last flow's output.
+        public let z: FloatBuffer
+        /// Scratch of the backward pass and the inverse.
+        let dCurrent: FloatBuffer, dPrevious: FloatBuffer, dOutput: FloatBuffer, dHalf: FloatBuffer, dMixed: FloatBuffer
+
+        init(config c: WaveGlowConfig, batch: Int, frames: Int) {
+            self.batch = batch
+            self.frames = frames
+            length = frames * c.hop
+            squeezed = length / c.group
+            let B = batch, Tq = squeezed, C = c.melChannels
+            repeated = FloatBuffer(B * C * length)
+            upsampled = FloatBuffer(B * C * length)
+            dUpsampled = FloatBuffer(B * C * length)
+            conditioning = FloatBuffer(B * C * c.group * Tq)
+            dConditioning = FloatBuffer(B * C * c.group * Tq)
+            inputs = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) * Tq) }
+            mixed = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) * Tq) }
+            halves = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) / 2 * Tq) }
+            outputs = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) * Tq) }
+            networks = (0..<c.flows).map { _ in Coupling.Activations(config: c, batch: B, length: Tq) }
+            z = FloatBuffer(B * c.group * Tq)
+            dCurrent = FloatBuffer(B * c.group * Tq)
+            dPrevious = FloatBuffer(B * c.group * Tq)
+            dOutput = FloatBuffer(B * c.group * Tq)
+            dHalf = FloatBuffer(B * c.group / 2 * Tq)
+            dMixed = FloatBuffer(B * c.group * Tq)
+        }
+    }
+
+    public func makeActivations(batch: Int, frames: Int) -> Activations { Activations(config: config, batch: batch, frames: frames) }
+
+    /// The parts of the loss per sample (nats): z's Gaussian term sum z^2 / (2 sigma^2), the
+    /// couplings' -sum log s and the convolutions' -sum log|det W|, each over B T.
+    public struct Loss: Sendable {
+        public var gaussian: Double, logScale: Double, logDeterminant: Double
+        /// The training loss, as NVIDIA's code reports it.
+        public var total: Double { gaussian + logScale + logDeterminant }
+        /// The negative log-likelihood per sample with the Gaussian's constant, in nats.
+        public func negativeLogLikelihood(sigma: Float) -> Double { total + 0.5 * log(2 * Double.pi) + log(Double(sigma)) }
+    }
+
+    /// z of `audio` (B, T) given `mel` (B, C, F) (the network's input mel, already
+    /// normalised as the trainer normalises it), with every activation the backward pass
+    /// needs; returns the loss's parts per sample.
+    @discardableResult
+    public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>) -> Loss {
+        let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
+        conditioningForward(a, mel: mel)
+        // x[b, g, t] = audio[b, t * group + g], into the first flow's input.
+        let x0 = a.inputs[0].pointer
+        for b in 0..<B { for g in 0..<G { for t in 0..<Tq { x0[(b * G + g) * Tq + t] = audio[b * a.length + t * G + g] } } }
+        var logScale = 0.0, logDeterminant = 0.0
+        for k in 0..<c.flows {
+            let r = c.channels(atFlow: k), h = r / 2
+            if c.exits(before: k) {
+                // The first earlySize channels of the previous flow's output leave to z.
+                let rp = c.channels(atFlow: k - 1), e = c.earlySize, offset = c.exitOffset(before: k), mixedPrevious = a.mixed[k - 1].pointer
+                for b in 0..<B {
+                    // The previous flow's output is (a; b') held as (mixed[:h] ; the coupled half).
+                    for ch in 0..<rp {
+                        let source = mixedPrevious + (b * rp + ch) * Tq
+                        let target = ch < e ? a.z.pointer + (b * G + offset + ch) * Tq : a.inputs[k].pointer + (b * r + ch - e) * Tq
+                        target.update(from: source, count: Tq)
+                    }
+                }
+            } else if k > 0 {
+                let rp = c.channels(atFlow: k - 1)
+                a.inputs[k].pointer.update(from: a.mixed[k - 1].pointer, count: B * rp * Tq)
+            }
+            // y = W x.
+            let w = UnsafePointer(store.value(mixingWeights[k]))
+            mixing[k].forward(out: a.mixed[k].pointer, inp: a.inputs[k].pointer, weight: w, bias: nil, batch: B, length: Tq)
+            if let det = LAPACK.logAbsDeterminant((0..<(r * r)).map { Double(w[$0]) }, n: r) { logDeterminant += Double(B * Tq) * det.logAbs }
+            // (t; log s) = WN(a), then b <- exp(log s) b + t, in place in `mixed`.
+            let half = a.halves[k].pointer, y = a.mixed[k].pointer, out = a.outputs[k].pointer
+            for b in 0..<B { (half + b * h * Tq).update(from: y + b * r * Tq, count: h * Tq) }
+            couplings[k].forward(a.networks[k], input: half, conditioning: a.conditioning.pointer, out: out, store: store)
+            for b in 0..<B {
+                let tRows = out + b * r * Tq, sRows = tRows + h * Tq, bRows = y + (b * r + h) * Tq
+                for i in 0..<(h * Tq) {
+                    let s = sRows[i]
+                    logScale += Double(s)
+                    bRows[i] = exp(s) * bRows[i] + tRows[i]
+                }
+            }
+        }
+        // The last flow's output is z's final channels.
+        let last = c.flows - 1, rl = c.channels(atFlow: last), offset = c.finalOffset
+        for b in 0..<B { (a.z.pointer + (b * G + offset) * Tq).update(from: a.mixed[last].pointer + b * rl * Tq, count: rl * Tq) }
+        var squares = 0.0
+        for i in 0..<(B * G * Tq) { squares += Double(a.z[i]) * Double(a.z[i]) }
+        let n = Double(B * a.length)
+        return Loss(gaussian: squares / (2 * sigma * sigma) / n, logScale: -logScale / n, logDeterminant: -logDeterminant / n)
+    }
+
+    /// Adds the gradient of the loss per sample (as `forward` returned it) to every parameter's
+    /// gradient in `store`, from the activations of the last `forward`. The mixed channels of
+    /// `a` are overwritten.
+    public func backward(_ a: Activations) {
+        let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = c.sigma
+        let n = Float(B * a.length)
+        a.dConditioning.zero()
+        // dL/dz = z / (sigma^2 n) for the last flow's output.
+        let last = c.flows - 1, offset = c.finalOffset
+        var r = c.channels(atFlow: last)
+        var dCurrent = a.dCurrent.pointer, dPrevious = a.dPrevious.pointer
+        for b in 0..<B {
+            for i in 0..<(r * Tq) { dCurrent[b * r * Tq + i] = a.z[(b * G + offset) * Tq + i] / (sigma * sigma * n) }
+        }
+        for k in stride(from: last, through: 0, by: -1) {
+            r = c.channels(atFlow: k)
+            let h = r / 2
+            let out = a.outputs[k].pointer, y = a.mixed[k].pointer, dOut = a.dOutput.pointer, dy = a.dMixed.pointer
+            // y holds (a; exp(s) b + t): recover b to form dlog s = db' exp(s) b - 1 / n.
+            for bi in 0..<B {
+                let tRows = out + bi * r * Tq, sRows = tRows + h * Tq, coupled = y + (bi * r + h) * Tq
+                let dCoupled = dCurrent + (bi * r + h) * Tq, dT = dOut + bi * r * Tq, dS = dT + h * Tq
+                let dB = dy + (bi * r + h) * Tq
+                for i in 0..<(h * Tq) {
+                    let scale = exp(sRows[i]), original = (coupled[i] - tRows[i]) / scale
+                    dT[i] = dCoupled[i]
+                    dS[i] = dCoupled[i] * scale * original - 1 / n
+                    dB[i] = dCoupled[i] * scale
+                }
+                (dy + bi * r * Tq).update(from: dCurrent + bi * r * Tq, count: h * Tq)
+            }
+            // The network's input a gets its gradient through (t, log s) too.
+            let dHalf = a.dHalf.pointer
+            dHalf.update(repeating: 0, count: B * h * Tq)
+            couplings[k].backward(a.networks[k], dOut: dOut, input: a.halves[k].pointer, dInput: dHalf,
+                                  conditioning: a.conditioning.pointer, dConditioning: a.dConditioning.pointer, store: store)
+            for bi in 0..<B {
+                let target = dy + bi * r * Tq, source = dHalf + bi * h * Tq
+                for i in 0..<(h * Tq) { target[i] += source[i] }
+            }
+            // y = W x: dW += dy x^T, dx = W^T dy; and -log|det W| adds -(B T' / n) W^-T.
+            let w = UnsafePointer(store.value(mixingWeights[k])), dW = store.gradient(mixingWeights[k])
+            dPrevious.update(repeating: 0, count: B * r * Tq)
+            mixing[k].backward(dInp: dPrevious, dWeight: dW, dBias: nil, dOut: dy, inp: a.inputs[k].pointer, weight: w, batch: B, length: Tq)
+            if let inverse = LAPACK.inverse((0..<(r * r)).map { Double(w[$0]) }, n: r) {
+                let factor = Double(B * Tq) / Double(n)
+                for i in 0..<r { for j in 0..<r { dW[i * r + j] -= Float(factor * inverse[j * r + i]) } }
+            }
+            if c.exits(before: k) {
+                // The previous flow's output: (the channels that left to z; this flow's input).
+                let rp = c.channels(atFlow: k - 1), e = c.earlySize, exit = c.exitOffset(before: k)
+                for bi in 0..<B {
+                    for ch in 0..<rp {
+                        let target = dCurrent + (bi * rp + ch) * Tq
+                        if ch < e {
+                            for t in 0..<Tq { target[t] = a.z[(bi * G + exit + ch) * Tq + t] / (sigma * sigma * n) }
+                        } else {
+                            target.update(from: dPrevious + (bi * r + ch - e) * Tq, count: Tq)
+                        }
+                    }
+                }
+            } else {
+                swap(&dCurrent, &dPrevious)
+            }
+        }
+        conditioningBackward(a)
+    }
+
+    /// audio (B, T) from z (B, group, T') given `mel` (B, C, F): the inverse pass.
+    public func inverse(_ a: Activations, z: UnsafePointer<Float>, mel: UnsafePointer<Float>, audio: UnsafeMutablePointer<Float>) {
+        let c = config, B = a.batch, Tq = a.squeezed, G = c.group
+        conditioningForward(a, mel: mel)
+        let last = c.flows - 1
+        var r = c.channels(atFlow: last)
+        var current = a.dCurrent.pointer, previous = a.dPrevious.pointer
+        for b in 0..<B { (current + b * r * Tq).update(from: z + (b * G + c.finalOffset) * Tq, count: r * Tq) }
+        for k in stride(from: last, through: 0, by: -1) {
+            r = c.channels(atFlow: k)
+            let h = r / 2, half = a.halves[k].pointer, out = a.outputs[k].pointer
+            for b in 0..<B { (half + b * h * Tq).update(from: current + b * r * Tq, count: h * Tq) }
+            couplings[k].forward(a.networks[k], input: half, conditioning: a.conditioning.pointer, out: out, store: store)
+            for b in 0..<B {
+                let tRows = out + b * r * Tq, sRows = tRows + h * Tq, rows = current + (b * r + h) * Tq
+                for i in 0..<(h * Tq) { rows[i] = (rows[i] - tRows[i]) / exp(sRows[i]) }
+            }
+            // x = W^-1 y.
+            let w = store.value(mixingWeights[k])
+            let inverse = (LAPACK.inverse((0..<(r * r)).map { Double(w[$0]) }, n: r) ?? []).map { Float($0) }
+            precondition(inverse.count == r * r, "flow \(k)'s 1x1 convolution is singular")
+            previous.update(repeating: 0, count: B * r * Tq)
+            mixing[k].forward(out: previous, inp: current, weight: inverse, bias: nil, batch: B, length: Tq)
+            if c.exits(before: k) {
+                let rp = c.channels(atFlow: k - 1), e = c.earlySize, exit = c.exitOffset(before: k)
+                for b in 0..<B {
+                    for ch in 0..<rp {
+                        let target = current + (b * rp + ch) * Tq
+                        if ch < e { target.update(from: z + (b * G + exit + ch) * Tq, count: Tq) }
+                        else { target.update(from: previous + (b * r + ch - e) * Tq, count: Tq) }
+                    }
+                }
+            } else {
+                swap(&current, &previous)
+            }
+        }
+        // audio[b, t * group + g] = x[b, g, t].
+        for b in 0..<B { for g in 0..<G { for t in 0..<Tq { audio[b * a.length + t * G + g] = current[(b * G + g) * Tq + t] } } }
+    }
+
+    /// The mel repeated to the sample rate, smoothed by the learned convolution, and squeezed:
+    /// conditioning[b, c * group + g, t] = upsampled[b, c, t * group + g].
+    func conditioningForward(_ a: Activations, mel: UnsafePointer<Float>) {
+        let c = config, B = a.batch, C = c.melChannels, T = a.length, Tq = a.squeezed, G = c.group
+        RepeatUpsample.forward(out: a.repeated.pointer, inp: mel, rows: B * C, frames: a.frames, hop: c.hop)
+        upsample.forward(out: a.upsampled.pointer, inp: a.repeated.pointer, weight: store.value(upsampleWeight),
+                         bias: store.value(upsampleBias), batch: B, length: T)
+        let up = a.upsampled.pointer, cond = a.conditioning.pointer
+        for b in 0..<B { for ch in 0..<C { for g in 0..<G { for t in 0..<Tq {
+            cond[((b * C + ch) * G + g) * Tq + t] = up[(b * C + ch) * T + t * G + g]
+        } } } }
+    }
+
+    /// The upsampling convolution's gradients from dConditioning.
+    func conditioningBackward(_ a: Activations) {
+        let c = config, B = a.batch, C = c.melChannels, T = a.length, Tq = a.squeezed, G = c.group
+        let dUp = a.dUpsampled.pointer, dCond = a.dConditioning.pointer
+        for b in 0..<B { for ch in 0..<C { for g in 0..<G { for t in 0..<Tq {
+            dUp[(b * C + ch) * T + t * G + g] = dCond[((b * C + ch) * G + g) * Tq + t]
+        } } } }
+        upsample.backward(dInp: nil, dWeight: store.gradient(upsampleWeight), dBias: store.gradient(upsampleBias), dOut: dUp,
+                          inp: a.repeated.pointer, weight: store.value(upsampleWeight), batch: B, length: T)
+    }
+}
+
+extension WaveGlow {
+    /// The coupling's network (NVIDIA's `WN`): a 1x1 start from the h input channels to R,
+    /// L non-causal dilated layers (dilation 2^i, kernel K, gated tanh-sigmoid units) each
+    /// conditioned through its slice of one 1x1 layer on the squeezed mel, residual and skip
+    /// paths (the last layer writes the skip path only, no sqrt(0.5) scaling), and a 1x1 end
+    /// to 2h outputs (t, then log s) that starts at zero.
+    public struct Coupling: Sendable {
+        public let inputs: Int, outputs: Int
+        let R: Int, L: Int, conditionChannels: Int
+        let start: Conv1d, condition: Conv1d, dilated: [Conv1d], residualSkip: [Conv1d], end: Conv1d
+        let startWeight: ParameterStore.Entry, startBias: ParameterStore.Entry
+        let conditionWeight: ParameterStore.Entry, conditionBias: ParameterStore.Entry
+        let dilatedWeights: [ParameterStore.Entry], dilatedBiases: [ParameterStore.Entry]
+        let residualSkipWeights: [ParameterStore.Entry], residualSkipBiases: [ParameterStore.Entry]
+        let endWeight: ParameterStore.Entry, endBias: ParameterStore.Entry
+
+        init(prefix: String, channels r: Int, config c: WaveGlowConfig, store: ParameterStore) {
+            let h = r / 2, R = c.residualChannels, L = c.layers, K = c.kernelSize, Cg = c.melChannels * c.group
+            inputs = h
+            outputs = 2 * (r - h)
+            self.R = R
+            self.L = L
+            conditionChannels = Cg
+            start = Conv1d(inputChannels: h, outputChannels: R)
+            condition = Conv1d(inputChannels: Cg, outputChannels: 2 * R * L)
+            dilated = (0..<L).map { i in
+                let d = 1 << i
+                return Conv1d(inputChannels: R, outputChannels: 2 * R, kernelSize: K, dilation: d, padding: (K - 1) / 2 * d)
+            }
+            residualSkip = (0..<L).map { Conv1d(inputChannels: R, outputChannels: $0 < L - 1 ? 2 * R : R) }
+            end = Conv1d(inputChannels: R, outputChannels: 2 * (r - h))
+            startWeight = store.add("\(prefix).start.weight", shape: [1, R, h])
+            startBias = store.add("\(prefix).start.bias", shape: [R])
+            conditionWeight = store.add("\(prefix).cond_layer.weight", shape: [1, 2 * R * L, Cg])
+            conditionBias = store.add("\(prefix).cond_layer.bias", shape: [2 * R * L])
+            dilatedWeights = (0..<L).map { store.add("\(prefix).in_layers.\($0).weight", shape: [K, 2 * R, R]) }
+            dilatedBiases = (0..<L).map { store.add("\(prefix).in_layers.\($0).bias", shape: [2 * R]) }
+            residualSkipWeights = (0..<L).map { store.add("\(prefix).res_skip_layers.\($0).weight", shape: [1, $0 < L - 1 ? 2 * R : R, R]) }
+            residualSkipBiases = (0..<L).map { store.add("\(prefix).res_skip_layers.\($0).bias", shape: [$0 < L - 1 ? 2 * R : R]) }
+            endWeight = store.add("\(prefix).end.weight", shape: [1, 2 * (r - h), R])
+            endBias = store.add("\(prefix).end.bias", shape: [2 * (r - h)])
+        }
+
+        func initialise(_ store: ParameterStore, generator: inout SeededGenerator) {
+            func uniform(_ entry: ParameterStore.Entry, fanIn: Int) {
+                store.initUniform(entry, bound: 1 / Float(fanIn).squareRoot(), generator: &generator)
+            }
+            uniform(startWeight, fanIn: inputs); uniform(startBias, fanIn: inputs)
+            uniform(conditionWeight, fanIn: conditionChannels); uniform(conditionBias, fanIn: conditionChannels)
+            for i in 0..<L {
+                uniform(dilatedWeights[i], fanIn: dilated[i].kernelSize * R); uniform(dilatedBiases[i], fanIn: dilated[i].kernelSize * R)
+                uniform(residualSkipWeights[i], fanIn: R); uniform(residualSkipBiases[i], fanIn: R)
+            }
+            // The end layer stays zero: the coupling starts as the identity.
+        }
+
+        /// The network's activations over (B, ., T').
+        public final class Activations {
+            let batch: Int, length: Int
+            let residual: [FloatBuffer], preGate: [FloatBuffer], gated: [FloatBuffer], residualSkip: [FloatBuffer]
+            let conditioned: FloatBuffer, skip: FloatBuffer
+            let dResidual: FloatBuffer, dNext: FloatBuffer, dSkip: FloatBuffer, dPreGate: FloatBuffer, dGated: FloatBuffer
+            let dResidualSkip: FloatBuffer, dConditioned: FloatBuffer
+
+            init(config c: WaveGlowConfig, batch B: Int, length T: Int) {
+                batch = B
+                length = T
+                let R = c.residualChannels, L = c.layers
+                residual = (0..<L).map { _ in FloatBuffer(B * R * T) }
+                preGate = (0..<L).map { _ in FloatBuffer(B * 2 * R * T) }
+                gated = (0..<L).map { _ in FloatBuffer(B * R * T) }
+                residualSkip = (0..<L).map { _ in FloatBuffer(B * 2 * R * T) }
+                conditioned = FloatBuffer(B * 2 * R * L * T)
+                skip = FloatBuffer(B * R * T)
+                dResidual = FloatBuffer(B * R * T)
+                dNext = FloatBuffer(B * R * T)
+                dSkip = FloatBuffer(B * R * T)
+                dPreGate = FloatBuffer(B * 2 * R * T)
+                dGated = FloatBuffer(B * R * T)
+                dResidualSkip = FloatBuffer(B * 2 * R * T)
+                dConditioned = FloatBuffer(B * 2 * R * L * T)
+            }
+        }
+
+        /// out (B, 2h, T') = (t; log s) of input (B, h, T') and the squeezed conditioning.
+        func forward(_ a: Activations, input: UnsafePointer<Float>, conditioning: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                     store: ParameterStore) {
+            let B = a.batch, T = a.length
+            func w(_ e: ParameterStore.Entry) -> UnsafePointer<Float> { UnsafePointer(store.value(e)) }
+            start.forward(out: a.residual[0].pointer, inp: input, weight: w(startWeight), bias: w(startBias), batch: B, length: T)
+            condition.forward(out: a.conditioned.pointer, inp: conditioning, weight: w(conditionWeight), bias: w(conditionBias), batch: B, length: T)
+            a.skip.zero()
+            for i in 0..<L {
+                let pre = a.preGate[i].pointer
+                dilated[i].forward(out: pre, inp: a.residual[i].pointer, weight: w(dilatedWeights[i]), bias: w(dilatedBiases[i]), batch: B, length: T)
+                for b in 0..<B {
+                    let target = pre + b * 2 * R * T, source = a.conditioned.pointer + (b * 2 * R * L + i * 2 * R) * T
+                    for j in 0..<(2 * R * T) { target[j] += source[j] }
+                }
+                GatedUnit.forward(out: a.gated[i].pointer, inp: pre, batch: B, channels: R, length: T)
+                let rs = a.residualSkip[i].pointer
+                residualSkip[i].forward(out: rs, inp: a.gated[i].pointer, weight: w(residualSkipWeights[i]), bias: w(residualSkipBiases[i]),
+                                        batch: B, length: T)
+                let width = i < L - 1 ? 2 * R : R
+                for b in 0..<B {
+                    let rows = rs + b * width * T, skip = a.skip.pointer + b * R * T
+                    if i < L - 1 {
+                        let current = a.residual[i].pointer + b * R * T, next = a.residual[i + 1].pointer + b * R * T
+                        for j in 0..<(R * T) { next[j] = current[j] + rows[j] }
+                        for j in 0..<(R * T) { skip[j] += rows[R * T + j] }
+                    } else {
+                        for j in 0..<(R * T) { skip[j] += rows[j] }
+                    }
+                }
+            }
+            end.forward(out: out, inp: a.skip.pointer, weight: w(endWeight), bias: w(endBias), batch: B, length: T)
+        }
+
+        /// Parameter gradients into `store`; dInput += d/d input; dConditioning += d/d conditioning.
+        func backward(_ a: Activations, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>,
+                      conditioning: UnsafePointer<Float>, dConditioning: UnsafeMutablePointer<Float>, store: ParameterStore) {
+            let B = a.batch, T = a.length
+            func w(_ e: ParameterStore.Entry) -> UnsafePointer<Float> { UnsafePointer(store.value(e)) }
+            func g(_ e: ParameterStore.Entry) -> UnsafeMutablePointer<Float> { store.gradient(e) }
+            a.dSkip.zero()
+            end.backward(dInp: a.dSkip.pointer, dWeight: g(endWeight), dBias: g(endBias), dOut: dOut, inp: a.skip.pointer, weight: w(endWeight),
+                         batch: B, length: T)
+            // dResidual: the gradient reaching layer i's residual input from above.
+            a.dResidual.zero()
+            for i in stride(from: L - 1, through: 0, by: -1) {
+                let width = i < L - 1 ? 2 * R : R
+                let drs = a.dResidualSkip.pointer
+                for b in 0..<B {
+                    let rows = drs + b * width * T
+                    if i < L - 1 {
+                        (rows).update(from: a.dResidual.pointer + b * R * T, count: R * T)
+                        (rows + R * T).update(from: a.dSkip.pointer + b * R * T, count: R * T)
+                    } else {
+                        rows.update(from: a.dSkip.pointer + b * R * T, count: R * T)
+                    }
+                }
+                a.dGated.zero()
+                residualSkip[i].backward(dInp: a.dGated.pointer, dWeight: g(residualSkipWeights[i]), dBias: g(residualSkipBiases[i]), dOut: drs,
+                                         inp: a.gated[i].pointer, weight: w(residualSkipWeights[i]), batch: B, length: T)
+                a.dPreGate.zero()
+                GatedUnit.backward(dInp: a.dPreGate.pointer, dOut: a.dGated.pointer, inp: a.preGate[i].pointer, batch: B, channels: R, length: T)
+                for b in 0..<B {
+                    (a.dConditioned.pointer + (b * 2 * R * L + i * 2 * R) * T).update(from: a.dPreGate.pointer + b * 2 * R * T, count: 2 * R * T)
+                }
+                // The residual input gets the identity path (from layer i + 1) plus the dilated layer's.
+                if i == L - 1 { a.dResidual.zero() }
+                dilated[i].backward(dInp: a.dResidual.pointer, dWeight: g(dilatedWeights[i]), dBias: g(dilatedBiases[i]), dOut: a.dPreGate.pointer,
+                                    inp: a.residual[i].pointer, weight: w(dilatedWeights[i]), batch: B, length: T)
+            }
+            start.backward(dInp: dInput, dWeight: g(startWeight), dBias: g(startBias), dOut: a.dResidual.pointer, inp: input,
+                           weight: w(startWeight), batch: B, length: T)
+            condition.backward(dInp: dConditioning, dWeight: g(conditionWeight), dBias: g(conditionBias), dOut: a.dConditioned.pointer,
+                               inp: conditioning, weight: w(conditionWeight), batch: B, length: T)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import ParawaveCore
+import ParawaveEngine
+import ParawaveModels
+import ParawaveTestSupport
+import Testing
+
+struct WaveGlowTests {
+    /// A tiny WaveGlow: 4 flows over groups of 4 with 2 channels leaving after flow 2 (so
+    /// flows 0-1 transform 4 channels and 2-3 transform 2), networks of 2 layers of 6
+    /// channels, 5 mel bands, frames of 8 samples.
+    static let config = WaveGlowConfig(flows: 4, group: 4, earlyEvery: 2, earlySize: 2, layers: 2, residualChannels: 6, kernelSize: 3,
+                                       sigma: 1, melChannels: 5, hop: 8, upsampleKernel: 3)
+
+    /// A tiny model with every weight random (the end layers too, so no coupling is the
+    /// identity) and the 1x1 convolutions orthogonal as initialised, then perturbed.
+    static func model(seed: UInt64) -> WaveGlow {
+        let model = WaveGlow(config: config)
+        model.initialise(seed: seed)
+        let saved = model.store.valueArray
+        let noise = GradientCheck.random(saved.count, seed: seed + 100, scale: 0.3)
+        model.store.setValues(zip(saved, noise).map { $0 + $1 })
+        return model
+    }
+
+    @Test func configSizes() {
+        let c = Self.config
+        #expect((0..<4).map(c.channels(atFlow:)) == [4, 4, 2, 2])
+        #expect(c.exits(before: 2) && !c.exits(before: 0) && !c.exits(before: 1) && !c.exits(before: 3))
+        #expect(c.exitOffset(before: 2) == 0 && c.finalOffset == 2)
+        let nvidia = WaveGlowConfig()
+        #expect((0..<12).map(nvidia.channels(atFlow:)) == [8, 8, 8, 8, 6, 6, 6, 6, 4, 4, 4, 4] && nvidia.finalOffset == 4)
+        #expect(nvidia.problems().isEmpty)
+        #expect(!WaveGlowConfig(group: 6, earlySize: 2).problems().isEmpty, "flows of 6, 4, 2 channels, but hop 256 is no multiple of 6")
+        #expect(!WaveGlowConfig(flows: 12, group: 4, earlyEvery: 2, earlySize: 2).problems().isEmpty, "no channels left")
+    }
+
+    /// The initial 1x1 convolutions are orthogonal with determinant +1, and the initial
+    /// couplings are the identity (their last layer is zero): z is x mixed by the W_k alone,
+    /// and log s is 0.
+    @Test func initialisation() {
+        let model = WaveGlow(config: Self.config)
+        model.initialise(seed: 3)
+        for k in 0..<Self.config.flows {
+            let r = Self.config.channels(atFlow: k)
+            let w = model.store.value(model.store.entries.first { $0.name == "waveglow.convinv.\(k).weight" }!)
+            let values = (0..<(r * r)).map { Double(w[$0]) }
+            let det = LAPACK.logAbsDeterminant(values, n: r)!
+            #expect(abs(det.logAbs) < 1e-6 && det.sign == 1)
+        }
+        let B = 1, F = 3, T = F * Self.config.hop
+        let a = model.makeActivations(batch: B, frames: F)
+        let audio = GradientCheck.random(B * T, seed: 4), mel = GradientCheck.random(B * 5 * F, seed: 5)
+        let loss = model.forward(a, audio: audio, mel: mel)
+        #expect(abs(loss.logScale) < 1e-12 && abs(loss.logDeterminant) < 1e-6)
+        // Orthogonal mixing keeps the squared norm: sum z^2 = sum x^2.
+        let squares = audio.map { Double($0) * Double($0) }.reduce(0, +)
+        #expect(abs(loss.gaussian - squares / 2 / Double(T)) < 1e-5)
+    }
+
+    /// The inverse pass undoes the forward pass: inverse(forward(x)) = x to 1e-5, with two
+    /// utterances, early outputs and every weight random.
+    @Test func inverseUndoesForward() {
+        let model = Self.model(seed: 6)
+        let B = 2, F = 4, T = F * Self.config.hop
+        let a = model.makeActivations(batch: B, frames: F)
+        let audio = GradientCheck.random(B * T, seed: 7, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 8)
+        model.forward(a, audio: audio, mel: mel)
+        let z = a.z.array
+        #expect(z.contains { abs($0) > 0.1 } && z != audio)
+        var back = [Float](repeating: 0, count: B * T)
+        let b = model.makeActivations(batch: B, frames: F)
+        model.inverse(b, z: z, mel: mel, audio: &back)
+        let worst = zip(back, audio).map { abs($0 - $1) }.max() ?? 1
+        #expect(worst < 1e-5, "inverse(forward(x)) differs from x by \(worst)")
+    }
+
+    /// The change of variables: the loss's log-determinant terms (sum log s + T' B sum_k
+    /// log|det W_k|, from the loss's parts) equal log|det dz/dx| of the whole flow, the
+    /// Jacobian by central differences in x (one utterance of 16 samples, so a 16 x 16
+    /// Jacobian), its log-determinant by LU.
+    @Test func logDeterminantMatchesTheJacobian() {
+        let model = Self.model(seed: 9)
+        let F = 2, T = F * Self.config.hop
+        let a = model.makeActivations(batch: 1, frames: F)
+        let audio = GradientCheck.random(T, seed: 10, scale: 0.5), mel = GradientCheck.random(5 * F, seed: 11)
+        let loss = model.forward(a, audio: audio, mel: mel)
+        let claimed = -(loss.logScale + loss.logDeterminant) * Double(T)
+        var jacobian = [Double](repeating: 0, count: T * T)
+        let h: Float = 1e-2
+        for j in 0..<T {
+            var x = audio
+            x[j] += h
+            model.forward(a, audio: x, mel: mel)
+            let up = a.z.array
+            x[j] = audio[j] - h
+            model.forward(a, audio: x, mel: mel)
+            let down = a.z.array
+            for i in 0..<T { jacobian[i * T + j] = (Double(up[i]) - Double(down[i])) / (2 * Double(h)) }
+        }
+        let measured = LAPACK.logAbsDeterminant(jacobian, n: T)!.logAbs
+        #expect(abs(measured - claimed) < 2e-3, "log|det J| \(measured), the model's \(claimed)")
+        #expect(abs(claimed) > 0.1, "a non-trivial determinant")
+    }
+
+    /// Every parameter's gradient of the loss per sample against Richardson-extrapolated
+    /// central differences along a direction per tensor (`worstDirectionalError`): the
+    /// upsampler, each 1x1 convolution (through the data term and -log|det W|), and every
+    /// layer of each coupling's network, with early outputs on the way.
+    @Test func gradientsMatchFiniteDifferences() {
+        let model = Self.model(seed: 12)
+        let B = 2, F = 3, T = F * Self.config.hop
+        let a = model.makeActivations(batch: B, frames: F)
+        let audio = GradientCheck.random(B * T, seed: 13, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 14)
+        func loss() -> Double { model.forward(a, audio: audio, mel: mel).total }
+        _ = loss()
+        model.store.zeroGradients()
+        model.backward(a)
+        let point = model.store.valueArray.map(Double.init)
+        let errors = GradientCheck.worstDirectionalError(blocks: model.store.entries.map { ($0.name, $0.offset, $0.count) }, point: point,
+                                                         analytic: model.store.gradientArray, epsilon: 1e-2) { values in
+            model.store.setValues(values.map(Float.init))
+            return loss()
+        }
+        model.store.setValues(point.map(Float.init))
+        #expect(errors.count == model.store.entries.count)
+        #expect(errors.values.max()! < 2e-3, "\(errors.sorted { $0.value > $1.value }.prefix(4))")
+    }
+
+    /// Against an independent implementation of NVIDIA's glow.py equations in PyTorch
+    /// float64 (scripts/make_fixtures.py waveglow): z, the loss's three parts and every
+    /// parameter's gradient, to 1e-4 (float32 against float64). Measured: 4e-5 at worst.
+    @Test func matchesPyTorchReference() throws {
+        let file = try SafeTensors.read(Fixtures.path("models/waveglow.safetensors"))
+        let model = WaveGlow(config: Self.config)
+        for entry in model.store.entries {
+            let tensor = try #require(file.tensors[entry.name], "\(entry.name) is in the fixture")
+            #expect(tensor.shape == entry.shape, "\(entry.name)")
+            model.store.value(entry).update(from: tensor.values, count: entry.count)
+        }
+        let B = 2, F = 3
+        let a = model.makeActivations(batch: B, frames: F)
+        let audio = file.tensors["input.audio"]!.values, mel = file.tensors["input.mel"]!.values
+        let loss = model.forward(a, audio: audio, mel: mel)
+        let reference = file.tensors["output.loss"]!.values
+        for (ours, theirs, name) in [(loss.total, reference[0], "loss"), (loss.gaussian, reference[1], "gaussian"),
+                                     (loss.logScale, reference[2], "log s"), (loss.logDeterminant, reference[3], "log det")] {
+            #expect(abs(ours - Double(theirs)) <= 1e-4 * max(1, abs(Double(theirs))), "\(name): \(ours) against \(theirs)")
+        }
+        #expect(GradientCheck.worstGoldenError(a.z.array, file.tensors["output.z"]!.values) < 1e-4)
+        model.store.zeroGradients()
+        model.backward(a)
+        for entry in model.store.entries {
+            let ours = Array(UnsafeBufferPointer(start: model.store.gradient(entry), count: entry.count))
+            let theirs = file.tensors["grad." + entry.name]!.values, scale = theirs.map(abs).max() ?? 0
+            // Each element against its own size, or 1% of the tensor's largest where smaller:
+            // the conditioning layer's smallest gradients are 4e-4 of its largest, where float32
+            // sums round at 1e-7 of the scale.
+            let error = zip(ours, theirs).map { abs($0 - $1) / max(abs($1), 1e-2 * scale, 1e-30) }.max() ?? 0
+            #expect(error < 1e-4, "grad \(entry.name): \(error)")
+        }
+    }
+}
