@@ -10,7 +10,7 @@ import ParawaveEngine
 /// `residualChannels` channels. The mel (`melChannels`, frames of `hop` samples) is repeated
 /// to the sample rate, smoothed by a learned centred convolution of `upsampleKernel` taps,
 /// and squeezed like the audio.
-public struct WaveGlowConfig: Codable, Equatable, Sendable {
+public struct WaveGlowConfig: ModelConfig {
     public var flows = 12
     public var group = 8
     public var earlyEvery = 4
@@ -20,15 +20,18 @@ public struct WaveGlowConfig: Codable, Equatable, Sendable {
     public var kernelSize = 3
     /// The standard deviation of z in training (NVIDIA's code: 1.0).
     public var sigma: Float = 1
-    public var melChannels = 80
-    public var hop = 256
     public var upsampleKernel = 3
+    /// The mel front end it is conditioned on (its bands and hop).
+    public var mel = MelSettings()
+
+    public var melChannels: Int { mel.nMels }
+    public var hop: Int { mel.hopLength }
 
     public init(flows: Int = 12, group: Int = 8, earlyEvery: Int = 4, earlySize: Int = 2, layers: Int = 8, residualChannels: Int = 64,
-                kernelSize: Int = 3, sigma: Float = 1, melChannels: Int = 80, hop: Int = 256, upsampleKernel: Int = 3) {
+                kernelSize: Int = 3, sigma: Float = 1, upsampleKernel: Int = 3, mel: MelSettings = MelSettings()) {
         self.flows = flows; self.group = group; self.earlyEvery = earlyEvery; self.earlySize = earlySize; self.layers = layers
-        self.residualChannels = residualChannels; self.kernelSize = kernelSize; self.sigma = sigma; self.melChannels = melChannels
-        self.hop = hop; self.upsampleKernel = upsampleKernel
+        self.residualChannels = residualChannels; self.kernelSize = kernelSize; self.sigma = sigma; self.upsampleKernel = upsampleKernel
+        self.mel = mel
     }
 
     /// Whether channels leave before flow `k` (every `earlyEvery` flows, not before the first).
@@ -46,8 +49,13 @@ public struct WaveGlowConfig: Codable, Equatable, Sendable {
 
     /// What is wrong with these sizes, if anything.
     public func problems() -> [String] {
-        var found: [String] = []
-        if flows < 1 { found.append("flows must be at least 1") }
+        var found: [String] = mel.problems()
+        if !(1...64).contains(flows) { found.append("flows \(flows) is outside 1...64") }
+        if !(2...64).contains(group) { found.append("group \(group) is outside 2...64") }
+        if !(1...64).contains(layers) { found.append("layers \(layers) is outside 1...64") }
+        if !(1...1024).contains(residualChannels) { found.append("residual_channels \(residualChannels) is outside 1...1024") }
+        if !(1...31).contains(kernelSize) || !(1...31).contains(upsampleKernel) { found.append("kernel sizes must be in 1...31") }
+        if !(sigma > 0 && sigma <= 10) { found.append("sigma \(sigma) is outside (0, 10]") }
         if group < 2 || group % 2 != 0 { found.append("group must be an even number of at least 2") }
         if earlyEvery < 1 { found.append("early_every must be at least 1") }
         if earlySize < 0 { found.append("early_size must not be negative") }
@@ -56,7 +64,7 @@ public struct WaveGlowConfig: Codable, Equatable, Sendable {
         }
         if upsampleKernel < 1 || upsampleKernel % 2 == 0 { found.append("upsample_kernel must be odd") }
         if hop < 1 || hop % max(group, 1) != 0 { found.append("hop_length (\(hop)) must be a multiple of group (\(group))") }
-        if found.isEmpty {
+        if found.isEmpty && earlySize >= 0 && earlyEvery >= 1 {
             for k in 0..<flows where channels(atFlow: k) < 2 || channels(atFlow: k) % 2 != 0 {
                 found.append("flow \(k) would transform \(channels(atFlow: k)) channels; every flow needs an even number of at least 2")
                 break
@@ -87,19 +95,32 @@ public struct WaveGlowConfig: Codable, Equatable, Sendable {
 /// loss per sample is `[sum z^2 / (2 sigma^2) - sum log s - T' B sum_k log|det W_k|] / (B T)`.
 /// Weight normalisation, which NVIDIA's code adds to the coupling layers, is left out: it
 /// changes the optimisation, not the model.
-public final class WaveGlow: @unchecked Sendable {
+public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
+    public static let kind = "parawave.waveglow"
+    public static let role = "waveglow"
     public let config: WaveGlowConfig
     public let store: ParameterStore
+    /// Per-band normalisation of the log-mel, (n_mels) each (the training data's statistics).
+    public var melMean: [Float]
+    public var melStd: [Float]
+    public var mel: MelSettings { config.mel }
+    public var speakers: [String] { [] }
+    public var source: SineSource? { nil }
+    public var pitch: PitchPredictor? { nil }
+
+    public convenience init(config: WaveGlowConfig) { self.init(config: config, store: ParameterStore()) }
     let upsample: Conv1d
     let upsampleWeight: ParameterStore.Entry, upsampleBias: ParameterStore.Entry
     public let couplings: [Coupling]
     let mixing: [Conv1d]
     let mixingWeights: [ParameterStore.Entry]
 
-    public init(config: WaveGlowConfig, store: ParameterStore = ParameterStore()) {
+    public init(config: WaveGlowConfig, store: ParameterStore) {
         precondition(config.problems().isEmpty, "invalid WaveGlow config: \(config.problems())")
         self.config = config
         self.store = store
+        melMean = [Float](repeating: 0, count: config.melChannels)
+        melStd = [Float](repeating: 1, count: config.melChannels)
         let C = config.melChannels
         upsample = Conv1d(inputChannels: C, outputChannels: C, kernelSize: config.upsampleKernel, padding: (config.upsampleKernel - 1) / 2)
         upsampleWeight = store.add("waveglow.upsample.weight", shape: [config.upsampleKernel, C, C])
@@ -138,7 +159,7 @@ public final class WaveGlow: @unchecked Sendable {
     /// Buffers of one pass over `batch` utterances of `frames` mel frames.
     public final class Activations {
         public let batch: Int, frames: Int, length: Int, squeezed: Int
-        let repeated: FloatBuffer, upsampled: FloatBuffer, conditioning: FloatBuffer, dConditioning: FloatBuffer, dUpsampled: FloatBuffer
+        let normalised: FloatBuffer, repeated: FloatBuffer, upsampled: FloatBuffer, conditioning: FloatBuffer, dConditioning: FloatBuffer, dUpsampled: FloatBuffer
         /// Per flow: its input (B, r, T'), the mixed channels y = W x, the network's input a
         /// (the first half of y) and output (t; log s), and the network's own activations.
         let inputs: [FloatBuffer], mixed: [FloatBuffer], halves: [FloatBuffer], outputs: [FloatBuffer]
@@ -154,6 +175,7 @@ public final class WaveGlow: @unchecked Sendable {
             length = frames * c.hop
             squeezed = length / c.group
             let B = batch, Tq = squeezed, C = c.melChannels
+            normalised = FloatBuffer(B * C * frames)
             repeated = FloatBuffer(B * C * length)
             upsampled = FloatBuffer(B * C * length)
             dUpsampled = FloatBuffer(B * C * length)
@@ -185,9 +207,9 @@ public final class WaveGlow: @unchecked Sendable {
         public func negativeLogLikelihood(sigma: Float) -> Double { total + 0.5 * log(2 * Double.pi) + log(Double(sigma)) }
     }
 
-    /// z of `audio` (B, T) given `mel` (B, C, F) (the network's input mel, already
-    /// normalised as the trainer normalises it), with every activation the backward pass
-    /// needs; returns the loss's parts per sample.
+    /// z of `audio` (B, T) given the raw log-mel `mel` (B, C, F) (normalised here by
+    /// `melMean` and `melStd`), with every activation the backward pass needs; returns the
+    /// loss's parts per sample.
     @discardableResult
     public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>) -> Loss {
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
@@ -351,7 +373,8 @@ public final class WaveGlow: @unchecked Sendable {
     /// conditioning[b, c * group + g, t] = upsampled[b, c, t * group + g].
     func conditioningForward(_ a: Activations, mel: UnsafePointer<Float>) {
         let c = config, B = a.batch, C = c.melChannels, T = a.length, Tq = a.squeezed, G = c.group
-        RepeatUpsample.forward(out: a.repeated.pointer, inp: mel, rows: B * C, frames: a.frames, hop: c.hop)
+        MelNormalisation.apply(mel, into: a.normalised.pointer, mean: melMean, std: melStd, batch: B, frames: a.frames)
+        RepeatUpsample.forward(out: a.repeated.pointer, inp: a.normalised.pointer, rows: B * C, frames: a.frames, hop: c.hop)
         upsample.forward(out: a.upsampled.pointer, inp: a.repeated.pointer, weight: store.value(upsampleWeight),
                          bias: store.value(upsampleBias), batch: B, length: T)
         let up = a.upsampled.pointer, cond = a.conditioning.pointer

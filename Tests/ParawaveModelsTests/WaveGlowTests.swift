@@ -1,4 +1,5 @@
 import Foundation
+import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 import ParawaveModels
@@ -10,7 +11,7 @@ struct WaveGlowTests {
     /// flows 0-1 transform 4 channels and 2-3 transform 2), networks of 2 layers of 6
     /// channels, 5 mel bands, frames of 8 samples.
     static let config = WaveGlowConfig(flows: 4, group: 4, earlyEvery: 2, earlySize: 2, layers: 2, residualChannels: 6, kernelSize: 3,
-                                       sigma: 1, melChannels: 5, hop: 8, upsampleKernel: 3)
+                                       sigma: 1, upsampleKernel: 3, mel: MelSettings(sampleRate: 8000, nFFT: 32, hopLength: 8, nMels: 5))
 
     /// A tiny model with every weight random (the end layers too, so no coupling is the
     /// identity) and the 1x1 convolutions orthogonal as initialised, then perturbed.
@@ -31,7 +32,8 @@ struct WaveGlowTests {
         let nvidia = WaveGlowConfig()
         #expect((0..<12).map(nvidia.channels(atFlow:)) == [8, 8, 8, 8, 6, 6, 6, 6, 4, 4, 4, 4] && nvidia.finalOffset == 4)
         #expect(nvidia.problems().isEmpty)
-        #expect(!WaveGlowConfig(group: 6, earlySize: 2).problems().isEmpty, "flows of 6, 4, 2 channels, but hop 256 is no multiple of 6")
+        #expect(!WaveGlowConfig(group: 6, earlySize: 2).problems().isEmpty, "hop 256 is no multiple of 6")
+        #expect(!WaveGlowConfig(layers: 1_000_000).problems().isEmpty && !WaveGlowConfig(sigma: 0).problems().isEmpty)
         #expect(!WaveGlowConfig(flows: 12, group: 4, earlyEvery: 2, earlySize: 2).problems().isEmpty, "no channels left")
     }
 
@@ -159,5 +161,24 @@ struct WaveGlowTests {
             let error = zip(ours, theirs).map { abs($0 - $1) / max(abs($1), 1e-2 * scale, 1e-30) }.max() ?? 0
             #expect(error < 1e-4, "grad \(entry.name): \(error)")
         }
+    }
+
+    /// A checkpoint holds the config, every weight and the mel normalisation, and loads
+    /// back bit-identical; a damaged config or a wrong kind is refused.
+    @Test func checkpointRoundTrip() throws {
+        let model = Self.model(seed: 15)
+        model.melMean = [-5, -4, -3, -2, -1]
+        model.melStd = [1, 2, 3, 4, 5]
+        let file = model.checkpoint(values: model.store.valueArray, step: 7)
+        let loaded = try WaveGlow.load(file, name: "x")
+        #expect(loaded.config == model.config && loaded.melMean == model.melMean && loaded.melStd == model.melStd)
+        #expect(loaded.store.valueArray.map(\.bitPattern) == model.store.valueArray.map(\.bitPattern))
+        var forged = file
+        forged.metadata["config"] = file.metadata["config"]!.replacingOccurrences(of: "\"flows\":4", with: "\"flows\":-3")
+        #expect(forged.metadata["config"] != file.metadata["config"])
+        #expect(throws: ParawaveError.self) { try WaveGlow.load(forged, name: "x") }
+        var wrong = file
+        wrong.metadata["kind"] = "parawave.teacher"
+        #expect(throws: ParawaveError.self) { try WaveGlow.load(wrong, name: "x") }
     }
 }
