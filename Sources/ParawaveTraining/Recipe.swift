@@ -14,8 +14,9 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var student = StudentSection()
     public var train = TrainSection()
     public var distill = DistillSection()
+    public var waveglow = WaveGlowSection()
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case audio, pitch, data, teacher, student, train, distill }
+    enum CodingKeys: String, CodingKey, CaseIterable { case audio, pitch, data, teacher, student, train, distill, waveglow }
 
     public init() {}
 
@@ -29,6 +30,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         try c.update(&student, .student)
         try c.update(&train, .train)
         try c.update(&distill, .distill)
+        try c.update(&waveglow, .waveglow)
     }
 
     /// Loads `path`, applies `overrides` (`section.key=value`, the value in YAML syntax) and validates.
@@ -115,6 +117,7 @@ public struct Recipe: Codable, Equatable, Sendable {
         v.section("student") { student.check(&$0) }
         v.section("train") { train.check(&$0) }
         v.section("distill") { distill.check(&$0) }
+        v.section("waveglow") { waveglow.check(&$0, audio: audio) }
     }
 
     /// Sets `section.key[.key...]=value` in the parsed document.

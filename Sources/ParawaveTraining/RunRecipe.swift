@@ -12,7 +12,7 @@ public struct RunRecipe: Sendable {
     /// own (the learning-rate schedule follows `steps`), for the command to show.
     public var warning: String?
 
-    /// `section` is "train" or "distill".
+    /// `section` is "train", "distill" or "waveglow".
     public static func resolve(recipe path: String?, overrides: [String] = [], steps: Int? = nil, seed: Int? = nil, section: String,
                                run: RunDirectory, resume: Bool) throws -> RunRecipe {
         try run.checkStart(resume: resume)
@@ -40,8 +40,15 @@ public struct RunRecipe: Sendable {
     /// The warning for resuming with `recipe` a run made with `saved`, nil when their `section`
     /// settings agree (steps and seed given on the command line aside).
     static func changedSettings(_ recipe: Recipe, saved: Recipe, section: String, run: RunDirectory, steps: Bool, seed: Bool) -> String? {
-        let given = section == "train" ? recipe.train : recipe.distill.run
-        var before = section == "train" ? saved.train : saved.distill.run
+        func settings(_ r: Recipe) -> TrainSection {
+            switch section {
+            case "train": r.train
+            case "waveglow": r.waveglow.run
+            default: r.distill.run
+            }
+        }
+        let given = settings(recipe)
+        var before = settings(saved)
         if steps { before.steps = given.steps }
         if seed { before.seed = given.seed }
         // The run's recipe records what `auto` chose; the same choice here is no change.

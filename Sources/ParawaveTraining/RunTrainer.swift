@@ -72,7 +72,7 @@ public class RunTrainer {
         self.store = store
         self.label = label
         self.stateKind = stateKind
-        precision = try settings.precision.resolved(key: (label == "distill" ? "distill" : "train") + ".precision")
+        precision = try settings.precision.resolved(key: Self.section(label) + ".precision")
         let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor, rate = recipe.audio.sampleRate
         let frames = recipe.audio.mel.frames(forCrop: settings.crop)
         if source != nil { try data.requireF0(for: label == "distill" ? "student" : "teacher") }
@@ -94,6 +94,15 @@ public class RunTrainer {
         }
     }
 
+    /// The recipe section of a run's settings, from the trainer's label.
+    static func section(_ label: String) -> String {
+        switch label {
+        case "distill": "distill"
+        case "train-waveglow": "waveglow"
+        default: "train"
+        }
+    }
+
     /// After the subclass is set up: restores the saved state, or creates the run.
     func start(resume: Bool) throws {
         if resume {
@@ -106,7 +115,11 @@ public class RunTrainer {
         // The run's recipe records the precision the steps use (auto resolved).
         var recorded = recipe
         let choice = PrecisionChoice(rawValue: precision.rawValue) ?? .single
-        if label == "distill" { recorded.distill.run.precision = choice } else { recorded.train.precision = choice }
+        switch Self.section(label) {
+        case "distill": recorded.distill.run.precision = choice
+        case "waveglow": recorded.waveglow.run.precision = choice
+        default: recorded.train.precision = choice
+        }
         try AtomicFile.write(Data(try recorded.yaml().utf8), to: run.recipe)
     }
 

@@ -14,7 +14,7 @@ struct Parawave: ParsableCommand {
             shape (n_mels, frames), as in Tacotron 2, WaveGlow and HiFi-GAN.
             """,
         version: ParawaveVersion.string,
-        subcommands: [PrepareCommand.self, TrainTeacherCommand.self, DistillCommand.self, RenderCommand.self, EvaluateCommand.self, PlotMetricsCommand.self, MelCommand.self, PitchCommand.self, SpectrogramCommand.self,
+        subcommands: [PrepareCommand.self, TrainTeacherCommand.self, DistillCommand.self, TrainWaveGlowCommand.self, RenderCommand.self, EvaluateCommand.self, PlotMetricsCommand.self, MelCommand.self, PitchCommand.self, SpectrogramCommand.self,
                       GriffinLimCommand.self, InfoCommand.self])
 
     /// OpenBLAS sizes its pool by the affinity mask alone; a container's or batch scheduler's

@@ -90,6 +90,52 @@ struct TrainTeacherCommand: ParsableCommand {
     }
 }
 
+struct TrainWaveGlowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-waveglow",
+        abstract: "Train a WaveGlow flow by maximum likelihood on a prepared data directory.",
+        discussion: """
+            The recipe's waveglow: section sets the model (n_flows, n_group, n_early_every, \
+            n_early_size, layers, residual_channels, kernel_size, sigma) and its run (every \
+            key of train:). The run directory, checkpoints, --resume and Ctrl-C work as for \
+            train-teacher. The loss is NVIDIA's per sample (sum z^2 / 2 sigma^2 - sum log s - \
+            sum log|det W|); validation reports the negative log-likelihood with the \
+            Gaussian's constant, in nats and bits per sample.
+            """)
+
+    @OptionGroup var recipeOptions: RecipeOptions
+    @OptionGroup var overrides: TrainingOverrides
+    @OptionGroup var runOptions: RunOptions
+
+    func run() throws {
+        let runDirectory = RunDirectory(runOptions.runPath)
+        let lock = try runOptions.lockExistingRun()
+        defer { withExtendedLifetime(lock) {} }
+        let recipe = try overrides.recipe(recipeOptions, section: "waveglow", run: runDirectory, resume: runOptions.resume)
+        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
+        let trainer = try WaveGlowTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume)
+        let c = trainer.model.config
+        print("waveglow: \(c.flows) flows over groups of \(c.group), \(c.earlySize) channels out every \(c.earlyEvery); coupling networks of "
+              + "\(c.layers) layers x \(c.residualChannels) channels; \(trainer.model.store.count) parameters, "
+              + String(format: "%.2f M multiply-adds per sample", Double(c.multiplyAddsPerSample) / 1e6))
+        print("data: \(corpus.train.count) training and \(corpus.validation.count) validation utterances; "
+              + (runOptions.resume ? "resuming at step \(trainer.step)" : "starting") + " toward \(recipe.waveglow.run.steps) steps")
+        StopSignal.install()
+        let outcome = try trainer.train()
+        if outcome.trainLoss.isNaN {
+            print(RunOptions.nothingTrained(outcome, section: "waveglow"))
+        } else {
+            var line = String(format: "step %d: training loss %.4f nats per sample", outcome.step, outcome.trainLoss)
+            if let v = outcome.validationLoss { line += String(format: ", validation NLL %.4f nats (%.4f bits)", v, v / M_LN2) }
+            if outcome.skippedSteps > 0 { line += ", \(outcome.skippedSteps) non-finite steps skipped" }
+            print(line)
+        }
+        print("run: \(runOptions.runPath) (model.safetensors, train-state.safetensors, recipe.yaml, metrics.jsonl); "
+              + "training time \(ProgressReporter.clock(outcome.seconds))")
+        if outcome.interrupted { throw ExitCode(130) }
+    }
+}
+
 extension TrainTeacherCommand {
     /// How the model uses the data's speakers, for the summary line.
     static func speakerNote(_ speakers: [String], channels: Int, dataSpeakers: Int) -> String {

@@ -1,0 +1,91 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveModels
+
+/// `waveglow:` the flow trained by maximum likelihood (DESIGN.md section 6), with NVIDIA's
+/// key names, and beside them every key of `train:` for its run (steps, batch_size, crop,
+/// learning_rate, schedule, ema_decay, clip_norm, checkpoint_every, precision, ...), with
+/// defaults of its own.
+public struct WaveGlowSection: Codable, Equatable, Sendable {
+    public var run: TrainSection = {
+        var t = TrainSection()
+        t.steps = 20000
+        t.batchSize = 4
+        t.crop = 8000
+        t.learningRate = 0.0001
+        return t
+    }()
+    public var flows = 12
+    public var group = 8
+    public var earlyEvery = 4
+    public var earlySize = 2
+    public var layers = 8
+    public var residualChannels = 64
+    public var kernelSize = 3
+    /// z's standard deviation in training (NVIDIA's code: 1.0); `render --sigma` sets the
+    /// sampling one.
+    public var sigma = 1.0
+    public var upsampleKernel = 3
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case flows = "n_flows", group = "n_group", earlyEvery = "n_early_every", earlySize = "n_early_size", layers
+        case residualChannels = "residual_channels", kernelSize = "kernel_size", sigma, upsampleKernel = "upsample_kernel"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: TrainSection.CodingKeys.allCases.map(\.stringValue))
+        try c.update(&flows, .flows)
+        try c.update(&group, .group)
+        try c.update(&earlyEvery, .earlyEvery)
+        try c.update(&earlySize, .earlySize)
+        try c.update(&layers, .layers)
+        try c.update(&residualChannels, .residualChannels)
+        try c.update(&kernelSize, .kernelSize)
+        try c.update(&sigma, .sigma)
+        try c.update(&upsampleKernel, .upsampleKernel)
+        try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
+    }
+
+    /// One flat mapping: the train keys, then WaveGlow's.
+    public func encode(to encoder: Encoder) throws {
+        try run.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(flows, forKey: .flows)
+        try c.encode(group, forKey: .group)
+        try c.encode(earlyEvery, forKey: .earlyEvery)
+        try c.encode(earlySize, forKey: .earlySize)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(residualChannels, forKey: .residualChannels)
+        try c.encode(kernelSize, forKey: .kernelSize)
+        try c.encode(sigma, forKey: .sigma)
+        try c.encode(upsampleKernel, forKey: .upsampleKernel)
+    }
+
+    /// The model these keys describe for the recipe's mel front end.
+    public func config(mel: MelSettings) -> WaveGlowConfig {
+        WaveGlowConfig(flows: flows, group: group, earlyEvery: earlyEvery, earlySize: earlySize, layers: layers,
+                       residualChannels: residualChannels, kernelSize: kernelSize, sigma: Float(sigma), upsampleKernel: upsampleKernel, mel: mel)
+    }
+
+    func check(_ v: inout RecipeValidator, audio: AudioSection) {
+        run.check(&v)
+        v.require(flows, in: 1...64, "n_flows")
+        v.require(group, in: 2...64, "n_group")
+        v.require(earlyEvery, in: 1...64, "n_early_every")
+        v.require(earlySize, in: 0...64, "n_early_size")
+        v.require(layers, in: 1...64, "layers")
+        v.require(residualChannels, in: 1...1024, "residual_channels")
+        v.require(kernelSize, in: 1...31, "kernel_size")
+        v.require(sigma, in: 1e-3...10, "sigma")
+        v.require(upsampleKernel, in: 1...31, "upsample_kernel")
+        guard v.problems.isEmpty else { return }
+        for problem in config(mel: audio.mel).problems() where !problem.contains("n_fft") && !problem.contains("sample_rate") {
+            v.fail("n_group", problem)
+            break
+        }
+    }
+}

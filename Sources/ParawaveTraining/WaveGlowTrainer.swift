@@ -1,0 +1,65 @@
+import Foundation
+import ParawaveAudio
+import ParawaveCore
+import ParawaveEngine
+import ParawaveModels
+
+/// Maximum-likelihood training of WaveGlow (`train-waveglow`): the loss per sample of its
+/// crops (NVIDIA's, without the Gaussian's constant) and, for validation, the negative
+/// log-likelihood with it, in nats and bits per sample. The loop is `RunTrainer`'s. Crops
+/// padded beyond an utterance's end keep their zeros: the flow models the whole crop.
+public final class WaveGlowTrainer: RunTrainer {
+    public static let stateKind = "parawave.waveglow.train-state"
+
+    public let model: WaveGlow
+    let activations: WaveGlow.Activations
+
+    /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
+    /// one there from its last checkpoint.
+    public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool) throws {
+        let settings = recipe.waveglow.run
+        model = WaveGlow(config: recipe.waveglow.config(mel: recipe.audio.mel))
+        model.initialise(seed: UInt64(settings.seed))
+        model.melMean = data.melMean
+        model.melStd = data.melStd
+        activations = model.makeActivations(batch: settings.batchSize, frames: recipe.audio.mel.frames(forCrop: settings.crop))
+        try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: model.store,
+                       label: "train-waveglow", stateKind: Self.stateKind)
+        try start(resume: resume)
+    }
+
+    /// Mean validation NLL (nats per sample, with the Gaussian's constant) under the EMA weights.
+    public func validationLoss() -> Double? { validate()?.first?.1 }
+
+    override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
+        let loss = model.forward(activations, audio: batch.audio, mel: batch.mel)
+        model.backward(activations)
+        return [("loss", loss.total), ("gaussian", loss.gaussian), ("log_s", loss.logScale), ("log_det_w", loss.logDeterminant)]
+    }
+
+    override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
+        var sum = 0.0
+        for batch in batches { sum += model.forward(activations, audio: batch.audio, mel: batch.mel).negativeLogLikelihood(sigma: model.config.sigma) }
+        let nll = sum / Double(max(batches.count, 1))
+        return [("nll", nll), ("bits", nll / M_LN2)]
+    }
+
+    override func modelCheckpoint(values: [Float]) -> SafeTensors { model.checkpoint(values: values, step: step) }
+
+    override func stateTensors() -> [String: SafeTensors.Tensor] {
+        Self.normalisationTensors(prefix: WaveGlow.role, mean: model.melMean, std: model.melStd)
+    }
+
+    override func stateMetadata() -> [String: String] { model.metadata(step: step) }
+
+    override func restoreModelState(from file: SafeTensors, path: String) throws {
+        try checkSavedConfig(model.config, what: "WaveGlow", in: file, path: path)
+        (model.melMean, model.melStd) = try Self.normalisation(prefix: WaveGlow.role, bands: model.config.melChannels, in: file, path: path)
+    }
+
+    override func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String {
+        var detail = String(format: "loss %.4f nats", values.first?.1 ?? .nan)
+        if let v = validation?.first?.1 { detail += String(format: ", validation NLL %.4f nats (%.3f bits)", v, v / M_LN2) }
+        return detail
+    }
+}
