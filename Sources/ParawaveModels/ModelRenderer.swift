@@ -47,14 +47,19 @@ public final class ModelRenderer: @unchecked Sendable {
     public let chunkFrames: Int
     /// The teacher's generator (nil for a student).
     let generator: TeacherGenerator?
-    /// The precision of a student's products (single for a teacher).
+    /// The precision of a student's or WaveGlow's products (single for a teacher).
     public let products: MatrixPrecision
+    /// WaveGlow's sampling standard deviation of z (NVIDIA's inference default: 0.6).
+    public let sigma: Float
+    public static let defaultSigma: Float = 0.6
 
     /// `precision`: how a teacher's generator stores the weights every sample reads, or the
     /// precision of a student's products; throws when it does not apply to the model or the CPU.
-    public init(_ model: TrainedModel, precision: RenderPrecision = .auto, chunkFrames: Int = Student.defaultChunkFrames) throws {
+    public init(_ model: TrainedModel, precision: RenderPrecision = .auto, chunkFrames: Int = Student.defaultChunkFrames,
+                sigma: Float = ModelRenderer.defaultSigma) throws {
         self.model = model
         self.chunkFrames = chunkFrames
+        self.sigma = sigma
         if case .teacher(let teacher) = model {
             generator = TeacherGenerator(teacher: teacher, batch: 1, precision: try precision.teacherWeights())
             products = .single
@@ -67,7 +72,9 @@ public final class ModelRenderer: @unchecked Sendable {
     /// What renders, in words: "teacher, autoregressive, half precision" or "student, parallel, bfloat16".
     public var description: String {
         if let generator { return "teacher, autoregressive, \(generator.precision) precision" }
-        return "student, parallel, \(products == .bfloat16 ? "bfloat16" : "float32")"
+        let arithmetic = products == .bfloat16 ? "bfloat16" : "float32"
+        if case .waveglow = model { return "waveglow, parallel, \(arithmetic), sigma \(sigma)" }
+        return "student, parallel, \(arithmetic)"
     }
 
     /// mel.columns * hop samples rendered from `mel` (Cc, F). `f0` (Hz per frame, 0 where
@@ -89,6 +96,16 @@ public final class ModelRenderer: @unchecked Sendable {
             return BLAS.withPrecision(products) {
                 student.synthesize(mel: mel, noise: noise, speaker: speaker, source: source, chunkFrames: chunkFrames, progress: progress)
             }
+        case .waveglow(let waveglow):
+            // z ~ N(0, sigma^2) through the inverse pass, the whole utterance at once.
+            let c = waveglow.config, frames = mel.columns, samples = frames * c.hop
+            var random = SeededGenerator(seed: seed)
+            let z = (0..<samples).map { _ in sigma * temperature * random.normal() }
+            var audio = [Float](repeating: 0, count: samples)
+            let activations = waveglow.makeActivations(batch: 1, frames: frames)
+            BLAS.withPrecision(products) { waveglow.inverse(activations, z: z, mel: mel.values, audio: &audio) }
+            progress?(samples)
+            return audio
         }
     }
 }

@@ -7,6 +7,7 @@ import ParawaveEngine
 public enum TrainedModel {
     case teacher(Teacher)
     case student(Student)
+    case waveglow(WaveGlow)
 
     /// Loads `path`: a run directory (its `model.safetensors`) or a checkpoint file.
     public static func load(_ path: String) throws -> TrainedModel {
@@ -22,8 +23,10 @@ public enum TrainedModel {
             return (.teacher(try Teacher.load(checkpoint, name: file)), checkpoint.metadata)
         case Student.kind?:
             return (.student(try Student.load(checkpoint, name: file)), checkpoint.metadata)
+        case WaveGlow.kind?:
+            return (.waveglow(try WaveGlow.load(checkpoint, name: file)), checkpoint.metadata)
         case let kind?:
-            throw ParawaveError(file, "holds a '\(kind)', not a model `render` can use (a teacher or a student)")
+            throw ParawaveError(file, "holds a '\(kind)', not a model `render` can use (a teacher, a student or a WaveGlow)")
         case nil:
             throw ParawaveError(file, "has no model kind in its metadata; it was not written by Parawave")
         }
@@ -47,6 +50,7 @@ public enum TrainedModel {
         switch self {
         case .teacher(let t): t
         case .student(let s): s
+        case .waveglow(let w): w
         }
     }
 
@@ -66,6 +70,6 @@ public enum TrainedModel {
     /// True when the model carries a pitch predictor.
     public var hasPitchPredictor: Bool { model.pitch != nil }
 
-    /// "teacher" or "student".
+    /// "teacher", "student" or "waveglow".
     public var role: String { type(of: model).role }
 }

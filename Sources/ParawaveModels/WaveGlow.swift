@@ -128,7 +128,10 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         var couplings: [Coupling] = [], mixing: [Conv1d] = [], weights: [ParameterStore.Entry] = []
         for k in 0..<config.flows {
             let r = config.channels(atFlow: k)
-            mixing.append(Conv1d(inputChannels: r, outputChannels: r))
+            // The 1x1 convolutions mix the audio itself: float32 in bfloat16 runs too.
+            var mix = Conv1d(inputChannels: r, outputChannels: r)
+            mix.keepsFloat32 = true
+            mixing.append(mix)
             weights.append(store.add("waveglow.convinv.\(k).weight", shape: [1, r, r]))
             couplings.append(Coupling(prefix: "waveglow.WN.\(k)", channels: r, config: config, store: store))
         }
@@ -418,14 +421,21 @@ extension WaveGlow {
             self.R = R
             self.L = L
             conditionChannels = Cg
-            start = Conv1d(inputChannels: h, outputChannels: R)
+            // The layers that read the audio (start, the first dilated layer) and write (t, log s)
+            // stay float32 in bfloat16 runs, as a student's do.
+            var start = Conv1d(inputChannels: h, outputChannels: R), end = Conv1d(inputChannels: R, outputChannels: 2 * (r - h))
+            start.keepsFloat32 = true
+            end.keepsFloat32 = true
+            self.start = start
+            self.end = end
             condition = Conv1d(inputChannels: Cg, outputChannels: 2 * R * L)
             dilated = (0..<L).map { i in
                 let d = 1 << i
-                return Conv1d(inputChannels: R, outputChannels: 2 * R, kernelSize: K, dilation: d, padding: (K - 1) / 2 * d)
+                var layer = Conv1d(inputChannels: R, outputChannels: 2 * R, kernelSize: K, dilation: d, padding: (K - 1) / 2 * d)
+                layer.keepsFloat32 = i == 0
+                return layer
             }
             residualSkip = (0..<L).map { Conv1d(inputChannels: R, outputChannels: $0 < L - 1 ? 2 * R : R) }
-            end = Conv1d(inputChannels: R, outputChannels: 2 * (r - h))
             startWeight = store.add("\(prefix).start.weight", shape: [1, R, h])
             startBias = store.add("\(prefix).start.bias", shape: [R])
             conditionWeight = store.add("\(prefix).cond_layer.weight", shape: [1, 2 * R * L, Cg])

@@ -37,6 +37,8 @@ public final class Evaluator {
         public var labels: [String] = []
         /// How a teacher's generator stores the weights every sample reads.
         public var precision = RenderPrecision.auto
+        /// WaveGlow's sampling standard deviation.
+        public var sigma = ModelRenderer.defaultSigma
         /// Where a source-conditioned model's F0 comes from: pYIN on the real recording, the
         /// model's pitch predictor on the mel, or both (then each such model is scored twice,
         /// the second time as `NAME-predicted-f0`).
@@ -194,6 +196,10 @@ public final class Evaluator {
                 }
                 system = System(name: name, kind: "student", path: modelPath, teacherPath: teacherPath, renderer: .model(try ModelRenderer(.student(student), precision: options.precision,
                                                                                                                                chunkFrames: options.chunkFrames), klTeacher: teacher))
+            case .waveglow(let waveglow):
+                system = System(name: name, kind: "waveglow", path: modelPath, teacherPath: nil,
+                                renderer: .model(try ModelRenderer(.waveglow(waveglow), precision: options.precision, sigma: options.sigma),
+                                                 klTeacher: nil))
             }
             guard model.source != nil && options.f0 != .tracked else {
                 systems.append(system)

@@ -80,12 +80,16 @@ struct EvaluateCommand: ParsableCommand {
             + "Float32 throughout. Applied to every model; see `parawave render --help`.", valueName: "auto|single"))
     var precision: RenderPrecision = .auto
 
+    @Option(name: .long, help: ArgumentHelp("WaveGlow's sampling standard deviation of z (default 0.6).", valueName: "S"))
+    var sigma: Float = ModelRenderer.defaultSigma
+
     func validate() throws {
         if ManifestEntry.Split(rawValue: split) == nil { throw ValidationError("--split must be validation or train, got '\(split)'") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if chunkFrames < 1 { throw ValidationError("--chunk-frames must be at least 1") }
         if seed < 0 { throw ValidationError("--seed must be non-negative") }
         if !(temperature > 0 && temperature <= 2) { throw ValidationError("--temperature must be in (0, 2], got \(temperature)") }
+        if !(sigma > 0 && sigma <= 2) { throw ValidationError("--sigma must be in (0, 2], got \(sigma)") }
         if label.count > model.count { throw ValidationError("--label names \(label.count) models, but only \(model.count) --model given") }
         for name in label where name.isEmpty || name.contains("/") || Set(label).count != label.count || name == "griffin-lim" || name == "real" {
             throw ValidationError("--label '\(name)' must be a distinct, non-empty name without '/' (and not griffin-lim or real)")
@@ -106,6 +110,7 @@ struct EvaluateCommand: ParsableCommand {
         options.seed = UInt64(seed)
         options.temperature = temperature
         options.precision = precision
+        options.sigma = sigma
         options.f0 = f0
         let evaluator = try Evaluator(models: model, data: data, options: options)
         let result = try evaluator.run()

@@ -54,6 +54,9 @@ struct RenderCommand: ParsableCommand {
     @Option(name: .long, help: "Random seed for sampling.")
     var seed: Int = 1
 
+    @Option(name: .long, help: ArgumentHelp("WaveGlow's sampling standard deviation of z (default 0.6, NVIDIA's).", valueName: "S"))
+    var sigma: Float?
+
     @Option(name: .long, help: ArgumentHelp(
         "A teacher: half (Float16 weights, the default; about 1.5x faster) or single (Float32, equal to the parallel pass to 1e-5). "
             + "A student: bfloat16 (bfloat16 operands, float32 accumulation; the default where the CPU has AVX512_BF16 or AMX) or "
@@ -76,6 +79,7 @@ struct RenderCommand: ParsableCommand {
         if !(temperature > 0 && temperature <= 2) { throw ValidationError("--temperature must be in (0, 2], got \(temperature)") }
         if seed < 0 { throw ValidationError("--seed must be non-negative") }
         if chunkFrames < 1 { throw ValidationError("--chunk-frames must be at least 1") }
+        if let sigma, !(sigma > 0 && sigma <= 2) { throw ValidationError("--sigma must be in (0, 2], got \(sigma)") }
     }
 
     func run() throws {
@@ -84,8 +88,12 @@ struct RenderCommand: ParsableCommand {
         switch loaded {
         case .teacher(let t): (settings, mean) = (t.config.mel, t.melMean)
         case .student(let s): (settings, mean) = (s.config.mel, s.melMean)
+        case .waveglow(let w): (settings, mean) = (w.config.mel, w.melMean)
         }
-        let renderer = try ModelRenderer(loaded, precision: precision, chunkFrames: chunkFrames)
+        if sigma != nil, case .waveglow = loaded {} else if sigma != nil {
+            throw ParawaveError("--sigma", "is WaveGlow's sampling standard deviation; \(model) is a \(loaded.role) (use --temperature)")
+        }
+        let renderer = try ModelRenderer(loaded, precision: precision, chunkFrames: chunkFrames, sigma: sigma ?? ModelRenderer.defaultSigma)
         let what = renderer.description
         let speakerRow = try SpeakerNames.choose(speaker, in: loaded.speakers, model: loaded.role)
         try OutputPaths.check([out] + (png.map { [$0] } ?? []))
