@@ -97,15 +97,10 @@ public final class ModelRenderer: @unchecked Sendable {
                 student.synthesize(mel: mel, noise: noise, speaker: speaker, source: source, chunkFrames: chunkFrames, progress: progress)
             }
         case .waveglow(let waveglow):
-            // z ~ N(0, sigma^2) through the inverse pass, the whole utterance at once.
-            let c = waveglow.config, frames = mel.columns, samples = frames * c.hop
+            // z ~ N(0, sigma^2) through the inverse pass, in chunks of `chunkFrames` frames.
             var random = SeededGenerator(seed: seed)
-            let z = (0..<samples).map { _ in sigma * temperature * random.normal() }
-            var audio = [Float](repeating: 0, count: samples)
-            let activations = waveglow.makeActivations(batch: 1, frames: frames)
-            BLAS.withPrecision(products) { waveglow.inverse(activations, z: z, mel: mel.values, audio: &audio) }
-            progress?(samples)
-            return audio
+            let z = (0..<(mel.columns * waveglow.config.hop)).map { _ in sigma * temperature * random.normal() }
+            return BLAS.withPrecision(products) { waveglow.synthesize(mel: mel, z: z, chunkFrames: chunkFrames, progress: progress) }
         }
     }
 }

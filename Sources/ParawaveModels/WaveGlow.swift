@@ -172,33 +172,42 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         /// Scratch of the backward pass and the inverse.
         let dCurrent: FloatBuffer, dPrevious: FloatBuffer, dOutput: FloatBuffer, dHalf: FloatBuffer, dMixed: FloatBuffer
 
-        init(config c: WaveGlowConfig, batch: Int, frames: Int) {
+        /// False for the inverse pass alone: one flow's buffers, reused by every flow.
+        public let training: Bool
+
+        init(config c: WaveGlowConfig, batch: Int, frames: Int, training: Bool) {
             self.batch = batch
             self.frames = frames
+            self.training = training
             length = frames * c.hop
             squeezed = length / c.group
             let B = batch, Tq = squeezed, C = c.melChannels
+            let slots = training ? c.flows : 1
+            func channels(_ k: Int) -> Int { training ? c.channels(atFlow: k) : c.group }
             normalised = FloatBuffer(B * C * frames)
             repeated = FloatBuffer(B * C * length)
             upsampled = FloatBuffer(B * C * length)
-            dUpsampled = FloatBuffer(B * C * length)
+            dUpsampled = FloatBuffer(training ? B * C * length : 0)
             conditioning = FloatBuffer(B * C * c.group * Tq)
-            dConditioning = FloatBuffer(B * C * c.group * Tq)
-            inputs = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) * Tq) }
-            mixed = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) * Tq) }
-            halves = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) / 2 * Tq) }
-            outputs = (0..<c.flows).map { FloatBuffer(B * c.channels(atFlow: $0) * Tq) }
-            networks = (0..<c.flows).map { _ in Coupling.Activations(config: c, batch: B, length: Tq) }
+            dConditioning = FloatBuffer(training ? B * C * c.group * Tq : 0)
+            inputs = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
+            mixed = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
+            halves = (0..<slots).map { FloatBuffer(B * channels($0) / 2 * Tq) }
+            outputs = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
+            networks = (0..<slots).map { _ in Coupling.Activations(config: c, batch: B, length: Tq, training: training) }
             z = FloatBuffer(B * c.group * Tq)
             dCurrent = FloatBuffer(B * c.group * Tq)
             dPrevious = FloatBuffer(B * c.group * Tq)
-            dOutput = FloatBuffer(B * c.group * Tq)
-            dHalf = FloatBuffer(B * c.group / 2 * Tq)
-            dMixed = FloatBuffer(B * c.group * Tq)
+            dOutput = FloatBuffer(training ? B * c.group * Tq : 0)
+            dHalf = FloatBuffer(training ? B * c.group / 2 * Tq : 0)
+            dMixed = FloatBuffer(training ? B * c.group * Tq : 0)
         }
     }
 
-    public func makeActivations(batch: Int, frames: Int) -> Activations { Activations(config: config, batch: batch, frames: frames) }
+    /// Buffers for `forward` and `backward` (`training`), or for `inverse` alone.
+    public func makeActivations(batch: Int, frames: Int, training: Bool = true) -> Activations {
+        Activations(config: config, batch: batch, frames: frames, training: training)
+    }
 
     /// The parts of the loss per sample (nats): z's Gaussian term sum z^2 / (2 sigma^2), the
     /// couplings' -sum log s and the convolutions' -sum log|det W|, each over B T.
@@ -215,6 +224,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     /// loss's parts per sample.
     @discardableResult
     public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>) -> Loss {
+        precondition(a.training, "forward needs training activations")
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
         conditioningForward(a, mel: mel)
         // x[b, g, t] = audio[b, t * group + g], into the first flow's input.
@@ -342,9 +352,10 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         for b in 0..<B { (current + b * r * Tq).update(from: z + (b * G + c.finalOffset) * Tq, count: r * Tq) }
         for k in stride(from: last, through: 0, by: -1) {
             r = c.channels(atFlow: k)
-            let h = r / 2, half = a.halves[k].pointer, out = a.outputs[k].pointer
+            let slot = a.training ? k : 0
+            let h = r / 2, half = a.halves[slot].pointer, out = a.outputs[slot].pointer
             for b in 0..<B { (half + b * h * Tq).update(from: current + b * r * Tq, count: h * Tq) }
-            couplings[k].forward(a.networks[k], input: half, conditioning: a.conditioning.pointer, out: out, store: store)
+            couplings[k].forward(a.networks[slot], input: half, conditioning: a.conditioning.pointer, out: out, store: store)
             for b in 0..<B {
                 let tRows = out + b * r * Tq, sRows = tRows + h * Tq, rows = current + (b * r + h) * Tq
                 for i in 0..<(h * Tq) { rows[i] = (rows[i] - tRows[i]) / exp(sRows[i]) }
@@ -370,6 +381,42 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         }
         // audio[b, t * group + g] = x[b, g, t].
         for b in 0..<B { for g in 0..<G { for t in 0..<Tq { audio[b * a.length + t * G + g] = current[(b * G + g) * Tq + t] } } }
+    }
+
+    /// Frames of context a chunk needs on each side so that its core renders as in one pass:
+    /// every flow's network sees (2^L - 1)(K - 1)/2 squeezed steps each way, the upsampler
+    /// (K_u - 1)/2 samples, and a frame more for the rounding.
+    public var chunkContext: Int {
+        let c = config
+        let steps = c.flows * ((1 << c.layers) - 1) * (c.kernelSize - 1) / 2
+        return (steps * c.group + (c.upsampleKernel - 1) / 2 + c.hop - 1) / c.hop + 1
+    }
+
+    /// audio (F * hop) of one utterance from its raw log-mel (C, F) and z (group, F * hop /
+    /// group), in chunks of `chunkFrames` frames, each inverted with `chunkContext` frames of
+    /// mel and z on both sides, so memory follows the chunk and the output is the one-pass
+    /// output (to float32 rounding). `progress` gets the samples done.
+    public func synthesize(mel: Matrix, z: [Float], chunkFrames: Int, progress: ((Int) -> Void)? = nil) -> [Float] {
+        let c = config, F = mel.columns, C = c.melChannels, hop = c.hop, G = c.group, perFrame = hop / G
+        precondition(mel.rows == C && z.count == F * hop, "mel and z shapes")
+        var audio = [Float](repeating: 0, count: F * hop)
+        let context = chunkContext, chunk = max(1, chunkFrames)
+        var start = 0
+        while start < F {
+            let end = min(F, start + chunk), from = max(0, start - context), to = min(F, end + context), frames = to - from
+            var windowMel = [Float](repeating: 0, count: C * frames)
+            for ch in 0..<C { for f in 0..<frames { windowMel[ch * frames + f] = mel.values[ch * F + from + f] } }
+            let Tq = F * perFrame, windowTq = frames * perFrame
+            var windowZ = [Float](repeating: 0, count: G * windowTq)
+            for g in 0..<G { for t in 0..<windowTq { windowZ[g * windowTq + t] = z[g * Tq + from * perFrame + t] } }
+            var windowAudio = [Float](repeating: 0, count: frames * hop)
+            let a = makeActivations(batch: 1, frames: frames, training: false)
+            inverse(a, z: windowZ, mel: windowMel, audio: &windowAudio)
+            for i in 0..<((end - start) * hop) { audio[start * hop + i] = windowAudio[(start - from) * hop + i] }
+            start = end
+            progress?(start * hop)
+        }
+        return audio
     }
 
     /// The mel repeated to the sample rate, smoothed by the learned convolution, and squeezed:
@@ -466,26 +513,36 @@ extension WaveGlow {
             let batch: Int, length: Int
             let residual: [FloatBuffer], preGate: [FloatBuffer], gated: [FloatBuffer], residualSkip: [FloatBuffer]
             let conditioned: FloatBuffer, skip: FloatBuffer
-            let dResidual: FloatBuffer, dNext: FloatBuffer, dSkip: FloatBuffer, dPreGate: FloatBuffer, dGated: FloatBuffer
+            let dResidual: FloatBuffer, dSkip: FloatBuffer, dPreGate: FloatBuffer, dGated: FloatBuffer
             let dResidualSkip: FloatBuffer, dConditioned: FloatBuffer
 
-            init(config c: WaveGlowConfig, batch B: Int, length T: Int) {
+            /// Without `training`, the layers share one set of buffers (two residual ones, used
+            /// in turn) and there are no gradient buffers.
+            init(config c: WaveGlowConfig, batch B: Int, length T: Int, training: Bool) {
                 batch = B
                 length = T
-                let R = c.residualChannels, L = c.layers
-                residual = (0..<L).map { _ in FloatBuffer(B * R * T) }
-                preGate = (0..<L).map { _ in FloatBuffer(B * 2 * R * T) }
-                gated = (0..<L).map { _ in FloatBuffer(B * R * T) }
-                residualSkip = (0..<L).map { _ in FloatBuffer(B * 2 * R * T) }
+                let R = c.residualChannels, L = c.layers, g = training ? B * T : 0
+                if training {
+                    residual = (0..<L).map { _ in FloatBuffer(B * R * T) }
+                    preGate = (0..<L).map { _ in FloatBuffer(B * 2 * R * T) }
+                    gated = (0..<L).map { _ in FloatBuffer(B * R * T) }
+                    residualSkip = (0..<L).map { _ in FloatBuffer(B * 2 * R * T) }
+                } else {
+                    let pair = [FloatBuffer(B * R * T), FloatBuffer(B * R * T)]
+                    let pre = FloatBuffer(B * 2 * R * T), z = FloatBuffer(B * R * T), rs = FloatBuffer(B * 2 * R * T)
+                    residual = (0..<L).map { pair[$0 % 2] }
+                    preGate = Array(repeating: pre, count: L)
+                    gated = Array(repeating: z, count: L)
+                    residualSkip = Array(repeating: rs, count: L)
+                }
                 conditioned = FloatBuffer(B * 2 * R * L * T)
                 skip = FloatBuffer(B * R * T)
-                dResidual = FloatBuffer(B * R * T)
-                dNext = FloatBuffer(B * R * T)
-                dSkip = FloatBuffer(B * R * T)
-                dPreGate = FloatBuffer(B * 2 * R * T)
-                dGated = FloatBuffer(B * R * T)
-                dResidualSkip = FloatBuffer(B * 2 * R * T)
-                dConditioned = FloatBuffer(B * 2 * R * L * T)
+                dResidual = FloatBuffer(R * g)
+                dSkip = FloatBuffer(R * g)
+                dPreGate = FloatBuffer(2 * R * g)
+                dGated = FloatBuffer(R * g)
+                dResidualSkip = FloatBuffer(2 * R * g)
+                dConditioned = FloatBuffer(2 * R * L * g)
             }
         }
 

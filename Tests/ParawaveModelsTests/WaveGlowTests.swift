@@ -181,4 +181,25 @@ struct WaveGlowTests {
         wrong.metadata["kind"] = "parawave.teacher"
         #expect(throws: ParawaveError.self) { try WaveGlow.load(wrong, name: "x") }
     }
+
+    /// Rendering in chunks (each with `chunkContext` frames of context on both sides, here
+    /// 8: 4 flows x 3 squeezed steps each way x 4 samples, plus the upsampler's sample and a
+    /// frame) equals one pass over the utterance, whatever the chunk size, with inference
+    /// buffers that every flow's network shares.
+    @Test func chunkedSynthesisEqualsOnePass() {
+        let model = Self.model(seed: 16)
+        let F = 40, T = F * Self.config.hop
+        let mel = Matrix(rows: 5, columns: F, values: GradientCheck.random(5 * F, seed: 17))
+        let z = GradientCheck.random(T, seed: 18)
+        var whole = [Float](repeating: 0, count: T)
+        model.inverse(model.makeActivations(batch: 1, frames: F), z: z, mel: mel.values, audio: &whole)
+        #expect(model.chunkContext == 8)
+        for chunk in [1, 7, 16, 40, 100] {
+            var done: [Int] = []
+            let chunked = model.synthesize(mel: mel, z: z, chunkFrames: chunk) { done.append($0) }
+            let worst = zip(chunked, whole).map { abs($0 - $1) }.max() ?? 1
+            #expect(worst < 1e-5, "chunks of \(chunk): \(worst)")
+            #expect(done.last == T && done == done.sorted())
+        }
+    }
 }
