@@ -14,7 +14,7 @@ struct Bench {
         let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate),
                                                     ("synthesize", synthesize), ("distill", distill), ("spectral", spectral),
                                                     ("threads", threads), ("gate", gate), ("pitch", pitch), ("source", source),
-                                                    ("bf16", bf16)]
+                                                    ("bf16", bf16), ("waveglow", waveglow)]
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -315,6 +315,50 @@ struct Bench {
             let gflops = 2 * macs * samples / seconds / 1e9
             print(String(format: "distill S-small from T-small  %@  B 2 x %d  N %d  %9.0f samples/s  %6.1f GFLOP/s  %@  (%.0f ms/step)",
                          precision.rawValue, T, N, samples / seconds, gflops, peakFractions(gflops, precision), seconds * 1000))
+        }
+    }
+
+    /// WG-small (12 flows over groups of 8, 2 channels out every 4, coupling networks of 8
+    /// layers x 64 channels, 80 mels, hop 256): a training step on 4 x 7,936 samples (forward,
+    /// backward, Adam) and synthesis of 10 s at batch 1 in 256-frame chunks (render's way) and
+    /// in one pass, in each precision, beside S-small's multiply-adds per sample.
+    static func waveglow() {
+        if peak == 0 { sgemm() }
+        let config = WaveGlowConfig(flows: 12, group: 8, earlyEvery: 4, earlySize: 2, layers: 8, residualChannels: 64, kernelSize: 3,
+                                    mel: MelSettings(sampleRate: 16000))
+        let macs = Double(config.multiplyAddsPerSample)
+        print(String(format: "waveglow WG-small: %.3f M multiply-adds per sample (S-small: %.3f M)", macs / 1e6,
+                     Double(sSmall().config.multiplyAddsPerSample) / 1e6))
+        for precision in precisions {
+            let model = WaveGlow(config: config)
+            model.initialise(seed: 1)
+            var rng = SeededGenerator(seed: 12)
+            let B = 4, frames = 31, T = frames * 256
+            let audio = (0..<(B * T)).map { _ in 0.1 * rng.normal() }
+            let mel = (0..<(B * 80 * frames)).map { _ in rng.normal() - 4 }
+            let a = model.makeActivations(batch: B, frames: frames)
+            let adam = Adam(store: model.store, clipNorm: 10, emaDecay: 0.9999)
+            let step = time(runs: 3) {
+                BLAS.withPrecision(precision) {
+                    model.store.zeroGradients()
+                    model.forward(a, audio: audio, mel: mel)
+                    model.backward(a)
+                    adam.update(model.store, learningRate: 1e-4)
+                }
+            }
+            let trainingGFLOPS = 2 * macs * 3 * Double(B * T) / step / 1e9
+            print(String(format: "waveglow WG-small train step  %@  B 4 x %d  %9.0f samples/s  %6.1f GFLOP/s  %@",
+                         precision.rawValue, T, Double(B * T) / step, trainingGFLOPS, peakFractions(trainingGFLOPS, precision)))
+            let synthFrames = 625, samples = Double(synthFrames * 256)
+            let synthMel = Matrix(rows: 80, columns: synthFrames, values: (0..<(80 * synthFrames)).map { _ in rng.normal() - 4 })
+            let z = (0..<(synthFrames * 256)).map { _ in 0.6 * rng.normal() }
+            for chunk in [256, synthFrames] {
+                let seconds = time(runs: 3) { BLAS.withPrecision(precision) { _ = model.synthesize(mel: synthMel, z: z, chunkFrames: chunk) } }
+                let gflops = 2 * macs * samples / seconds / 1e9
+                print(String(format: "waveglow WG-small synthesize %@ 10 s batch 1 chunks of %3d frames (context %d each side)  %9.0f samples/s  (%.2fx real time)  %6.1f GFLOP/s of the model's  %@",
+                             precision.rawValue, chunk, model.chunkContext, samples / seconds, samples / seconds / 16000, gflops,
+                             peakFractions(gflops, precision)))
+            }
         }
     }
 
