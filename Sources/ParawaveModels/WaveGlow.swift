@@ -56,15 +56,12 @@ public struct WaveGlowConfig: ModelConfig {
         if !(1...1024).contains(residualChannels) { found.append("residual_channels \(residualChannels) is outside 1...1024") }
         if !(1...31).contains(kernelSize) || !(1...31).contains(upsampleKernel) { found.append("kernel sizes must be in 1...31") }
         if !(sigma > 0 && sigma <= 10) { found.append("sigma \(sigma) is outside (0, 10]") }
-        if group < 2 || group % 2 != 0 { found.append("group must be an even number of at least 2") }
-        if earlyEvery < 1 { found.append("early_every must be at least 1") }
-        if earlySize < 0 { found.append("early_size must not be negative") }
-        if layers < 1 || residualChannels < 1 || kernelSize < 1 || kernelSize % 2 == 0 {
-            found.append("the coupling network needs at least one layer and channel, and an odd kernel size")
-        }
-        if upsampleKernel < 1 || upsampleKernel % 2 == 0 { found.append("upsample_kernel must be odd") }
+        if group % 2 != 0 { found.append("group \(group) must be even") }
+        if !(1...64).contains(earlyEvery) { found.append("early_every \(earlyEvery) is outside 1...64") }
+        if !(0...64).contains(earlySize) { found.append("early_size \(earlySize) is outside 0...64") }
+        if kernelSize % 2 == 0 || upsampleKernel % 2 == 0 { found.append("kernel sizes must be odd") }
         if hop < 1 || hop % max(group, 1) != 0 { found.append("hop_length (\(hop)) must be a multiple of group (\(group))") }
-        if found.isEmpty && earlySize >= 0 && earlyEvery >= 1 {
+        if found.isEmpty {
             for k in 0..<flows where channels(atFlow: k) < 2 || channels(atFlow: k) % 2 != 0 {
                 found.append("flow \(k) would transform \(channels(atFlow: k)) channels; every flow needs an even number of at least 2")
                 break

@@ -183,5 +183,4 @@ struct RenderCommand: ParsableCommand {
     }
 }
 
-extension PackedMatrix.Precision: ExpressibleByArgument {}
 extension RenderPrecision: ExpressibleByArgument {}
