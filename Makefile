@@ -2,7 +2,7 @@
 # system dependencies (Debian packages) and build in release mode.
 
 SWIFT ?= swift
-BUILD_PACKAGES := libsndfile1-dev libfftw3-dev libopenblas-dev libsoxr-dev libpng-dev zlib1g-dev libdnnl-dev pkg-config
+BUILD_PACKAGES := libsndfile1-dev libfftw3-dev libopenblas-dev libsoxr-dev libpng-dev zlib1g-dev libdnnl-dev libopenmpi-dev openmpi-bin pkg-config
 DEMO_PACKAGES := klettres-data pocketsphinx-testdata codec2-examples
 BIN := .build/release/parawave
 # Swift compiles for baseline x86-64 (SSE2) unless told otherwise. On CPUs with AVX2 and FMA

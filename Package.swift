@@ -4,7 +4,7 @@ import PackageDescription
 /// Parawave: neural waveform synthesis (WaveNet teacher, IAF student) on the CPU.
 ///
 /// Modules by layer of abstraction:
-/// - C edges, one module per library: CSndfile, CFFTW, CSoxr, CPNG, COpenBLAS, CZlib, CDNNL.
+/// - C edges, one module per library: CSndfile, CFFTW, CSoxr, CPNG, COpenBLAS, CZlib, CDNNL, CMPI.
 /// - ParawaveCore: errors, atomic file writes, progress reporting.
 /// - ParawaveAudio: audio I/O, resampling, STFT, mel front end, .npy, PNG images.
 /// - ParawaveEngine: tensors, kernels and BLAS-backed matrix products.
@@ -37,6 +37,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "ParawaveCore", swiftSettings: release),
         .target(name: "ParawaveAudio", dependencies: ["ParawaveCore", "CSndfile", "CFFTW", "CSoxr", "CPNG"], swiftSettings: release),
@@ -44,7 +45,7 @@ let package = Package(
         .target(name: "ParawaveModels", dependencies: ["ParawaveCore", "ParawaveAudio", "ParawaveEngine"], swiftSettings: release),
         .target(
             name: "ParawaveTraining",
-            dependencies: ["ParawaveAudio", "ParawaveEngine", "ParawaveModels", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ParawaveAudio", "ParawaveEngine", "ParawaveModels", "CMPI", .product(name: "Yams", package: "Yams")],
             swiftSettings: release),
         .executableTarget(
             name: "parawave",

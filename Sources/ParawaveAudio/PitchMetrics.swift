@@ -49,6 +49,13 @@ public struct PitchMetrics: Codable, Equatable, Sendable {
             }
         }
 
+        /// The counts and sums as numbers (to add over processes), and back.
+        public var sums: [Double] { [squaredCents, Double(within), Double(both), Double(disagreements), Double(frames)] }
+
+        public init(sums v: [Double]) {
+            (squaredCents, within, both, disagreements, frames) = (v[0], Int(v[1]), Int(v[2]), Int(v[3]), Int(v[4]))
+        }
+
         public mutating func add(_ other: Accumulator) {
             squaredCents += other.squaredCents
             within += other.within

@@ -87,21 +87,25 @@ public final class SpectralLoss: @unchecked Sendable {
     }
 
     /// Loss of generated x against real y, both (B, T) row-major; when `dX` (B, T) is given,
-    /// adds weight * dL/dx into it. Returns the unweighted loss.
+    /// adds weight * dL/dx into it. Returns the unweighted loss. With a `shard` the B rows are
+    /// part of a larger batch (data parallelism): the loss is the whole batch's (its sums formed
+    /// over the parts by `shard.sum`) and the gradient is its gradient with respect to these rows.
     public func evaluate(x: UnsafePointer<Float>, y: UnsafePointer<Float>, batch: Int, length: Int,
-                         dX: UnsafeMutablePointer<Float>?, weight: Float) -> Double {
+                         dX: UnsafeMutablePointer<Float>?, weight: Float, shard: BatchShard? = nil) -> Double {
         precondition(batch >= 1 && length >= 1, "a spectral loss needs at least one sample per utterance")
+        let shard = shard ?? .whole(batch)
+        precondition(shard.count == batch, "the shard must describe these rows")
         let share = 1 / Double(analyses.count)
         var loss = 0.0
         for analysis in analyses {
-            loss += share * evaluate(analysis, x: x, y: y, batch: batch, length: length, dX: dX, weight: weight * Float(share))
+            loss += share * evaluate(analysis, x: x, y: y, batch: batch, length: length, dX: dX, weight: weight * Float(share), shard: shard)
         }
         return loss
     }
 
     /// One resolution's term: STFT of x and y, the loss, and (with `dX`) the backward pass.
     private func evaluate(_ a: FrameAnalysis, x: UnsafePointer<Float>, y: UnsafePointer<Float>, batch: Int, length: Int,
-                          dX: UnsafeMutablePointer<Float>?, weight: Float) -> Double {
+                          dX: UnsafeMutablePointer<Float>?, weight: Float, shard: BatchShard) -> Double {
         let frames = a.frameCount(length), bins = a.bins, items = batch * frames
         let powerX = zeroed(Double.self, items * bins), powerY = zeroed(Double.self, items * bins)   // (B, F, K)
         let partials = zeroed(Double.self, items * SpectralHead.partialCount)                          // (B, F, 3)
@@ -116,7 +120,7 @@ public final class SpectralLoss: @unchecked Sendable {
             a.analyse(worker, signal: y + b * length, length: length, frame: f, power: py)
             SpectralHead.framePartials(kind, px: px, py: py, bins: bins, into: partials + item * SpectralHead.partialCount)
         }
-        let head = SpectralHead(kind: kind, batch: batch, frames: frames, bins: bins, px: powerX, py: powerY, partials: partials)
+        let head = SpectralHead(kind: kind, batch: batch, frames: frames, bins: bins, px: powerX, py: powerY, partials: partials, shard: shard)
         guard let dX else { return head.loss }
 
         let span = a.winLength
@@ -152,7 +156,7 @@ public final class SpectralLoss: @unchecked Sendable {
                     }
                 }
             }
-            let head = SpectralHead(kind: kind, batch: batch, frames: frames, bins: bins, px: px, py: py, partials: partials)
+            let head = SpectralHead(kind: kind, batch: batch, frames: frames, bins: bins, px: px, py: py, partials: partials, shard: .whole(batch))
             loss += head.loss / Double(analyses.count)
         }
         return loss
@@ -162,7 +166,8 @@ public final class SpectralLoss: @unchecked Sendable {
 /// The loss as a function of the frame powers P_x, P_y (B, F, K), and its gradient dL/dP_x.
 private struct SpectralHead {
     let kind: SpectralLoss.Kind
-    let batch: Int, frames: Int, bins: Int
+    /// Rows here, and in the whole batch the loss is over (more under data parallelism).
+    let batch: Int, frames: Int, bins: Int, totalBatch: Int
     /// Frame-averaged kinds: mean_f v(P_x) - mean_f v(P_y), (B, K), v = P or sqrt(P + floor).
     var meanDifference: [Double] = []
     /// Multi-resolution: ||(|Y| - |X|)||_F and ||Y||_F.
@@ -194,9 +199,10 @@ private struct SpectralHead {
     /// The loss from the powers and the per-frame partials (`framePartials`), summed in a fixed
     /// order, keeping what `upstream` needs.
     init(kind: SpectralLoss.Kind, batch: Int, frames: Int, bins: Int,
-         px: UnsafePointer<Double>, py: UnsafePointer<Double>, partials: UnsafePointer<Double>) {
+         px: UnsafePointer<Double>, py: UnsafePointer<Double>, partials: UnsafePointer<Double>, shard: BatchShard) {
         self.kind = kind
         self.batch = batch
+        totalBatch = shard.total
         self.frames = frames
         self.bins = bins
         let items = batch * frames
@@ -216,7 +222,8 @@ private struct SpectralHead {
                 meanDifference[i] /= Double(frames)
                 sum += meanDifference[i] * meanDifference[i]
             }
-            loss = sum / Double(batch * bins)
+            if !shard.isWhole { sum = shard.sum(sum) }
+            loss = sum / Double(totalBatch * bins)
         case .multiResolution:
             var difference = 0.0, target = 0.0, logDifference = 0.0
             for item in 0..<items {
@@ -224,9 +231,10 @@ private struct SpectralHead {
                 target += partials[3 * item + 1]
                 logDifference += partials[3 * item + 2]
             }
+            if !shard.isWhole { (difference, target, logDifference) = { ($0[0], $0[1], $0[2]) }(shard.sum([difference, target, logDifference])) }
             differenceNorm = difference.squareRoot()
             targetNorm = target.squareRoot()
-            loss = differenceNorm / targetNorm + logDifference / Double(items * bins)
+            loss = differenceNorm / targetNorm + logDifference / Double(totalBatch * frames * bins)
         }
     }
 
@@ -235,7 +243,7 @@ private struct SpectralHead {
         switch kind {
         case .power, .magnitude:
             // dL/dmean_f v = 2 d / (B K), shared by the F frames; dv/dP = 1 or 1 / (2 v).
-            let scale = 2 / Double(batch * bins * frames)
+            let scale = 2 / Double(totalBatch * bins * frames)
             for k in 0..<bins {
                 let d = scale * meanDifference[b * bins + k]
                 g[k] = kind == .power ? d : d / (2 * (px[k] + SpectralLoss.powerFloor).squareRoot())
@@ -244,7 +252,7 @@ private struct SpectralHead {
             // dSC/d|X| = (|X| - |Y|) / (||Y - X|| ||Y||) (zero when |X| = |Y| everywhere);
             // dlog-term/d|X| = sign(|X| - |Y|) / (|X| BFK); d|X|/dP = 1 / (2|X|) above the floor.
             let convergence = differenceNorm > 0 ? 1 / (differenceNorm * targetNorm) : 0
-            let count = Double(batch * frames * bins)
+            let count = Double(totalBatch * frames * bins)
             for k in 0..<bins {
                 guard px[k] > SpectralLoss.powerFloor else { g[k] = 0; continue }
                 let mx = px[k].squareRoot(), my = Self.clampedMagnitude(py[k])

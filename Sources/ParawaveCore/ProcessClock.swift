@@ -13,4 +13,11 @@ public enum ProcessClock {
         guard clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) == 0 else { return 0 }
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
+
+    /// A monotonic clock in seconds (for timeouts; its origin is arbitrary).
+    public static func wallSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
 }

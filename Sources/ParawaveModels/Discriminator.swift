@@ -163,10 +163,11 @@ public final class Discriminator: @unchecked Sendable {
     /// The least-squares GAN loss mean over the samples with nonzero `mask` (nil: all) of
     /// (D - target)^2, and its gradient with respect to the logits in `dLogits` (scaled by
     /// `weight`): target 1 for real audio (and for the generator's loss on fakes), 0 for fakes.
+    /// A `count` replaces the mask's count as the divisor (data parallelism: the whole batch's).
     public static func leastSquares(_ logits: [Float], target: Float, mask: UnsafePointer<Float>?, weight: Float,
-                                    dLogits: inout [Float]) -> Double {
+                                    dLogits: inout [Float], count given: Int? = nil) -> Double {
         let n = logits.count
-        let count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
+        let count = given ?? max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
         var sum = 0.0
         for i in 0..<n {
             let on: Float = (mask?[i] ?? 1) != 0 ? 1 : 0

@@ -111,12 +111,25 @@ public final class Distillation {
     /// list the same speakers), and for source-conditioned models (both are, with the same
     /// source) the utterances' sources (B, T). With `gradients`, the student's parameter
     /// gradients are added into its store.
+    ///
+    /// Data parallelism: with a `shard` these B rows are part of a larger batch. Every term is
+    /// then the whole batch's (means over its samples, sums formed by `shard.sum`), and the
+    /// gradients are the whole batch's loss's with respect to this part. The contrastive term
+    /// then needs `neighbours`: each row's next utterance in the whole batch (mel (B, Cc, F),
+    /// source (B, T) and speakers), which may live on another rank.
     public func evaluate(mel: UnsafePointer<Float>, audio: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
                          noise z: UnsafePointer<Float>, samples eps: UnsafePointer<Float>, speakers: [Int]? = nil,
-                         source: UnsafePointer<Float>? = nil, gradients: Bool) -> Terms {
+                         source: UnsafePointer<Float>? = nil, gradients: Bool, shard: BatchShard? = nil,
+                         neighbours: (mel: [Float], source: [Float], speakers: [Int]?)? = nil) -> Terms {
         precondition(training || !gradients, "gradients need a Distillation made with training: true")
         let B = batch, T = length, n = B * T
-        let count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
+        let shard = shard ?? .whole(B)
+        precondition(shard.count == B, "the shard must describe these rows")
+        var count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
+        if !shard.isWhole {
+            let local = mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n
+            count = max(1, Int(shard.sum(Double(local))))
+        }
         let weight = { (i: Int) -> Float in (mask?[i] ?? 1) != 0 ? 1 : 0 }
         var terms = Terms()
         student.forward(studentActivations, noise: z, mel: mel, speakers: speakers, source: source)
@@ -153,20 +166,34 @@ public final class Distillation {
         // the next utterance's.
         terms.crossEntropy = crossEntropy(mel: mel, speakers: speakers, source: source, eps: eps, mask: mask, count: count,
                                           scale: settings.crossEntropyWeight, gradients: gradients)
+        var contrastiveCE = 0.0
         if settings.contrastiveWeight != 0 {
-            precondition(B >= 2, "the contrastive term needs a batch of at least 2")
+            precondition(shard.total >= 2, "the contrastive term needs a batch of at least 2")
             let C = teacher.config.stack.conditionChannels, size = C * frames
-            for b in 0..<B { for i in 0..<size { otherMel[b * size + i] = mel[((b + 1) % B) * size + i] } }
-            if let source { for b in 0..<B { for t in 0..<T { otherSource[b * T + t] = source[((b + 1) % B) * T + t] } } }
-            let other = otherMel, otherSpeakers = speakers.map { s in (0..<B).map { s[($0 + 1) % B] } }
-            let contrastiveCE = other.withUnsafeBufferPointer { m in
+            var otherSpeakers = speakers.map { s in (0..<B).map { s[($0 + 1) % B] } }
+            if let neighbours {
+                precondition(neighbours.mel.count == B * size, "one neighbour per row")
+                otherMel = neighbours.mel
+                if source != nil { otherSource = neighbours.source }
+                otherSpeakers = neighbours.speakers
+            } else {
+                precondition(shard.isWhole, "a part of a batch needs its rows' neighbours for the contrastive term")
+                for b in 0..<B { for i in 0..<size { otherMel[b * size + i] = mel[((b + 1) % B) * size + i] } }
+                if let source { for b in 0..<B { for t in 0..<T { otherSource[b * T + t] = source[((b + 1) % B) * T + t] } } }
+            }
+            let other = otherMel
+            contrastiveCE = other.withUnsafeBufferPointer { m in
                 otherSource.withUnsafeBufferPointer { s in
                     crossEntropy(mel: m.baseAddress!, speakers: otherSpeakers, source: source == nil ? nil : s.baseAddress, eps: eps, mask: mask,
                                  count: count, scale: -settings.contrastiveWeight, gradients: gradients)
                 }
             }
-            terms.contrastive = contrastiveCE - terms.entropy
         }
+        if !shard.isWhole {
+            let sums = shard.sum([terms.entropy, terms.crossEntropy, contrastiveCE])
+            (terms.entropy, terms.crossEntropy, contrastiveCE) = (sums[0], sums[1], sums[2])
+        }
+        if settings.contrastiveWeight != 0 { terms.contrastive = contrastiveCE - terms.entropy }
 
         // Spectral distance of the masked sample from the masked real audio.
         if let spectral = settings.spectral, settings.spectralWeight != 0 {
@@ -176,7 +203,7 @@ public final class Distillation {
                 maskedAudio.withUnsafeBufferPointer { y in
                     dSpectral.withUnsafeMutableBufferPointer { d in
                         spectral.evaluate(x: x.baseAddress!, y: y.baseAddress!, batch: B, length: T, dX: gradients ? d.baseAddress! : nil,
-                                          weight: settings.spectralWeight)
+                                          weight: settings.spectralWeight, shard: shard)
                     }
                 }
             }

@@ -210,6 +210,12 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     /// couplings' -sum log s and the convolutions' -sum log|det W|, each over B T.
     public struct Loss: Sendable {
         public var gaussian: Double, logScale: Double, logDeterminant: Double
+
+        public init(gaussian: Double, logScale: Double, logDeterminant: Double) {
+            self.gaussian = gaussian
+            self.logScale = logScale
+            self.logDeterminant = logDeterminant
+        }
         /// The training loss, as NVIDIA's code reports it.
         public var total: Double { gaussian + logScale + logDeterminant }
         /// The negative log-likelihood per sample with the Gaussian's constant, in nats.
@@ -218,9 +224,11 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
 
     /// z of `audio` (B, T) given the raw log-mel `mel` (B, C, F) (normalised here by
     /// `melMean` and `melStd`), with every activation the backward pass needs; returns the
-    /// loss's parts per sample.
+    /// loss's parts per sample. With `totalRows` (data parallelism: these rows are part of a
+    /// batch of that many) the parts are divided by the whole batch's samples, so that the
+    /// parts' losses and gradients add up to the whole batch's.
     @discardableResult
-    public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>) -> Loss {
+    public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>, totalRows: Int? = nil) -> Loss {
         precondition(a.training, "forward needs training activations")
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
         conditioningForward(a, mel: mel)
@@ -267,16 +275,16 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         for b in 0..<B { (a.z.pointer + (b * G + offset) * Tq).update(from: a.mixed[last].pointer + b * rl * Tq, count: rl * Tq) }
         var squares = 0.0
         for i in 0..<(B * G * Tq) { squares += Double(a.z[i]) * Double(a.z[i]) }
-        let n = Double(B * a.length)
+        let n = Double((totalRows ?? B) * a.length)
         return Loss(gaussian: squares / (2 * sigma * sigma) / n, logScale: -logScale / n, logDeterminant: -logDeterminant / n)
     }
 
     /// Adds the gradient of the loss per sample (as `forward` returned it) to every parameter's
     /// gradient in `store`, from the activations of the last `forward`. The mixed channels of
-    /// `a` are overwritten.
-    public func backward(_ a: Activations) {
+    /// `a` are overwritten. `totalRows` as for `forward`.
+    public func backward(_ a: Activations, totalRows: Int? = nil) {
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = c.sigma
-        let n = Float(B * a.length)
+        let n = Float((totalRows ?? B) * a.length)
         a.dConditioning.zero()
         // dL/dz = z / (sigma^2 n) for the last flow's output.
         let last = c.flows - 1, offset = c.finalOffset

@@ -70,8 +70,13 @@ public final class DistillTrainer: RunTrainer {
         let activations: Discriminator.Activations
         /// The batch's fake waveforms, kept for the discriminator's step, and dL/dlogits.
         var fake: [Float], dLogits: [Float]
+        /// Where this step's rows sit in the global batch, and the ranks (data parallelism).
+        var shard: BatchShard
+        let communicator: Communicator
 
-        init(config: DiscriminatorConfig, settings: DistillSection, batch: Int, length: Int, seed: Int) {
+        init(config: DiscriminatorConfig, settings: DistillSection, batch: Int, length: Int, seed: Int, communicator: Communicator) {
+            shard = .whole(batch)
+            self.communicator = communicator
             discriminator = Discriminator(config: config)
             discriminator.initialise(seed: UInt64(seed) &+ 0xD15C)
             adam = Adam(store: discriminator.store, emaDecay: 0)
@@ -83,12 +88,23 @@ public final class DistillTrainer: RunTrainer {
             dLogits = fake
         }
 
+        /// The global batch's count of real samples (nil: the mask's own, one process).
+        func globalCount(_ mask: UnsafePointer<Float>?) -> Int? {
+            guard !shard.isWhole else { return nil }
+            let n = fake.count
+            return max(1, Int(shard.sum(Double(mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n))))
+        }
+
+        /// A rank's part of a loss, summed over the ranks.
+        func whole(_ loss: Double) -> Double { shard.isWhole ? loss : shard.sum(loss) }
+
         /// The generator's term: mean (D(x) - 1)^2, its gradient (times the weight) added into dX.
         func generatorTerm(x: UnsafePointer<Float>, mask: UnsafePointer<Float>?, dX: UnsafeMutablePointer<Float>?) -> Double {
             let n = fake.count
             fake.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x, count: n) }
             discriminator.forward(activations, x: x)
-            let loss = Discriminator.leastSquares(activations.logits, target: 1, mask: mask, weight: weight, dLogits: &dLogits)
+            let count = globalCount(mask)
+            let loss = whole(Discriminator.leastSquares(activations.logits, target: 1, mask: mask, weight: weight, dLogits: &dLogits, count: count))
             if let dX {
                 discriminator.backward(activations, dLogits: dLogits, x: x, parameters: false, input: true)
                 for i in 0..<n { dX[i] += activations.dInput[i] }
@@ -101,15 +117,17 @@ public final class DistillTrainer: RunTrainer {
         func step(real: UnsafePointer<Float>, mask: UnsafePointer<Float>?) -> (real: Double, fake: Double) {
             let store = discriminator.store
             store.zeroGradients()
+            let count = globalCount(mask)
             discriminator.forward(activations, x: real)
-            let realLoss = Discriminator.leastSquares(activations.logits, target: 1, mask: mask, weight: 1, dLogits: &dLogits)
+            let realLoss = whole(Discriminator.leastSquares(activations.logits, target: 1, mask: mask, weight: 1, dLogits: &dLogits, count: count))
             discriminator.backward(activations, dLogits: dLogits, x: real, parameters: true, input: false)
             let fakeLoss = fake.withUnsafeBufferPointer { x in
                 discriminator.forward(activations, x: x.baseAddress!)
-                let value = Discriminator.leastSquares(activations.logits, target: 0, mask: mask, weight: 1, dLogits: &dLogits)
+                let value = whole(Discriminator.leastSquares(activations.logits, target: 0, mask: mask, weight: 1, dLogits: &dLogits, count: count))
                 discriminator.backward(activations, dLogits: dLogits, x: x.baseAddress!, parameters: true, input: false)
                 return value
             }
+            communicator.sum(UnsafeMutableBufferPointer(start: store.gradients, count: store.count), what: "discriminator's gradient sum")
             if store.gradientsAreFinite { _ = adam.update(store, learningRate: learningRate) }
             return (realLoss, fakeLoss)
         }
@@ -117,7 +135,8 @@ public final class DistillTrainer: RunTrainer {
 
     /// Sets up a new run in `run` distilling `teacher`, or with `resume` continues the one
     /// there. The recipe's audio settings must be the teacher's.
-    public init(recipe: Recipe, data: TrainingData, teacher: Teacher, teacherName: String, run: RunDirectory, resume: Bool) throws {
+    public init(recipe: Recipe, data: TrainingData, teacher: Teacher, teacherName: String, run: RunDirectory, resume: Bool,
+                communicator: Communicator = .single) throws {
         try Self.check(recipe, teacher: teacher, teacherName: teacherName)
         let settings = recipe.distill.run
         self.teacher = teacher
@@ -135,12 +154,15 @@ public final class DistillTrainer: RunTrainer {
                                           contrastiveWeight: Float(recipe.distill.contrastiveWeight))
         terms.crossEntropyWeight = Float(recipe.distill.klWeight)
         terms.entropyWeight = Float(recipe.distill.klWeight)
-        distillation = Distillation(student: student, teacher: teacher, batch: settings.batchSize, frames: frames, settings: terms)
+        let localBatch = max(1, settings.batchSize / communicator.size)
+        distillation = Distillation(student: student, teacher: teacher, batch: localBatch, frames: frames, settings: terms)
         adversary = recipe.distill.discriminator.map {
-            Adversary(config: $0, settings: recipe.distill, batch: settings.batchSize, length: frames * recipe.audio.hopLength, seed: settings.seed)
+            Adversary(config: $0, settings: recipe.distill, batch: localBatch, length: frames * recipe.audio.hopLength, seed: settings.seed,
+                      communicator: communicator)
         }
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
-                       groups: student.parameterGroups(clipNorm: settings.clipNorm), label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase))
+                       groups: student.parameterGroups(clipNorm: settings.clipNorm), label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase),
+                       communicator: communicator)
         try start(resume: resume)
     }
 
@@ -187,13 +209,35 @@ public final class DistillTrainer: RunTrainer {
         adversary == nil ? [] : [("adversarial", generator), ("discriminator_real", real), ("discriminator_fake", fake)]
     }
 
-    func evaluate(_ batch: CropBatch, generator: inout SeededGenerator, gradients: Bool) -> Distillation.Terms {
-        let n = batch.batch * batch.length
+    /// The terms on a global batch: the noise is drawn for all of it (so a step's draws do not
+    /// depend on the rank count), and this rank works on its rows.
+    func evaluate(_ whole: CropBatch, generator: inout SeededGenerator, gradients: Bool) -> Distillation.Terms {
+        let n = whole.batch * whole.length
         let z = Student.noise(count: n, generator: &generator)
         let eps = Student.noise(count: mcSamples * n, generator: &generator)
-        return distillation.evaluate(mel: batch.mel, audio: batch.audio, mask: batch.mask, noise: z, samples: eps,
-                                     speakers: Self.speakerRows(batch, table: teacher.config.speakers),
-                                     source: batch.source.isEmpty ? nil : batch.source, gradients: gradients)
+        let (batch, shard) = part(whole)
+        adversary?.shard = shard
+        let speakers = Self.speakerRows(whole, table: teacher.config.speakers)
+        guard !shard.isWhole else {
+            return distillation.evaluate(mel: batch.mel, audio: batch.audio, mask: batch.mask, noise: z, samples: eps, speakers: speakers,
+                                         source: batch.source.isEmpty ? nil : batch.source, gradients: gradients)
+        }
+        let T = whole.length, rows = shard.offset..<(shard.offset + shard.count)
+        let localNoise = Array(z[(rows.lowerBound * T)..<(rows.upperBound * T)])
+        var localSamples: [Float] = []
+        localSamples.reserveCapacity(mcSamples * rows.count * T)
+        for k in 0..<mcSamples { localSamples += eps[(k * n + rows.lowerBound * T)..<(k * n + rows.upperBound * T)] }
+        var neighbours: (mel: [Float], source: [Float], speakers: [Int]?)?
+        if distillation.settings.contrastiveWeight != 0 {
+            let next = rows.map { ($0 + 1) % whole.batch }
+            let size = whole.mel.count / whole.batch
+            neighbours = (next.flatMap { whole.mel[($0 * size)..<(($0 + 1) * size)] },
+                          whole.source.isEmpty ? [] : next.flatMap { whole.source[($0 * T)..<(($0 + 1) * T)] },
+                          speakers.map { s in next.map { s[$0] } })
+        }
+        return distillation.evaluate(mel: batch.mel, audio: batch.audio, mask: batch.mask, noise: localNoise, samples: localSamples,
+                                     speakers: speakers.map { Array($0[rows]) }, source: batch.source.isEmpty ? nil : batch.source,
+                                     gradients: gradients, shard: shard, neighbours: neighbours)
     }
 
     override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
@@ -203,8 +247,9 @@ public final class DistillTrainer: RunTrainer {
         distillation.waveformTerm = (adversary.weight, { x, mask, dX in adversary.generatorTerm(x: x, mask: mask, dX: dX) })
         defer { distillation.waveformTerm = nil }
         let terms = evaluate(batch, generator: &generator, gradients: true)
-        let d = batch.audio.withUnsafeBufferPointer { real in
-            batch.mask.withUnsafeBufferPointer { mask in adversary.step(real: real.baseAddress!, mask: mask.isEmpty ? nil : mask.baseAddress!) }
+        let (local, _) = part(batch)
+        let d = local.audio.withUnsafeBufferPointer { real in
+            local.mask.withUnsafeBufferPointer { mask in adversary.step(real: real.baseAddress!, mask: mask.isEmpty ? nil : mask.baseAddress!) }
         }
         return values(terms) + adversarialValues(generator: terms.adversarial, real: d.real, fake: d.fake)
     }

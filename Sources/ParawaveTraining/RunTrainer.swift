@@ -13,6 +13,12 @@ import ParawaveModels
 /// clipping, the schedule and the EMA. Validation (EMA weights) at `validate_every`,
 /// checkpoints at `checkpoint_every`, at the end and when a stop is requested (Ctrl-C).
 /// Subclasses supply the model's step, validation, checkpoint and saved state.
+///
+/// Under MPI (`communicator` of several ranks) the loop is synchronous data parallelism: every
+/// rank draws the same global batch (so what a step sees depends only on the seed, the step
+/// and `batch_size`) and works on its own rows of it (`part`), the gradients are summed in
+/// rank order, and every rank applies the same Adam step. Decisions to stop (Ctrl-C, the time
+/// budget) are taken together; rank 0 alone writes files and shows progress.
 public class RunTrainer {
     public let recipe: Recipe
     public let run: RunDirectory
@@ -22,6 +28,10 @@ public class RunTrainer {
     public let adam: Adam
     /// The precision of the training step's products (the section's `precision`, resolved).
     public let precision: MatrixPrecision
+    /// The ranks of a data-parallel run (`Communicator.single` for one process).
+    public let communicator: Communicator
+    /// The rows of the global batch each rank works on: batch_size / ranks.
+    public let localBatch: Int
     let sampler: CropSampler
     let validationBatches: [CropBatch]
     let label: String, stateKind: String
@@ -65,7 +75,15 @@ public class RunTrainer {
     /// With a `source`, every crop comes with its source (`CropBatch.source`).
     /// `groups` are the optimizer's parameter groups (default: one, clipped at `clip_norm`).
     init(recipe: Recipe, settings: TrainSection, data: TrainingData, run: RunDirectory, resume: Bool, store: ParameterStore,
-         groups: [ParameterGroup]? = nil, label: String, stateKind: String, source: SineSource? = nil) throws {
+         groups: [ParameterGroup]? = nil, label: String, stateKind: String, source: SineSource? = nil,
+         communicator: Communicator = .single) throws {
+        let ranks = communicator.size
+        guard settings.batchSize % ranks == 0 else {
+            throw ParawaveError(run.path, "\(Self.section(label)).batch_size (\(settings.batchSize)) does not divide evenly over \(ranks) ranks; "
+                                + "the global batch is split across them: use a batch_size that is a multiple of \(ranks), or another rank count")
+        }
+        self.communicator = communicator
+        localBatch = settings.batchSize / ranks
         self.recipe = recipe
         self.run = run
         self.settings = settings
@@ -83,6 +101,12 @@ public class RunTrainer {
                 .fixedBatches(batch: settings.batchSize)
         adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay), groups: groups)
         generator = SeededGenerator(seed: UInt64(settings.seed) &* 0x9E37_79B9 &+ 0x5EED)
+        if !communicator.isRoot {
+            // Rank 0 checks, locks and writes the run; the others only read its state.
+            log = { _ in }
+            showProgress = false
+            return
+        }
         try run.checkStart(resume: resume)
         // One writer per run: a second training command on this run refuses here.
         let existed = FileManager.default.fileExists(atPath: run.path)
@@ -107,7 +131,9 @@ public class RunTrainer {
     func start(resume: Bool) throws {
         if resume {
             try restore()
-            try run.truncateMetrics(after: step)
+            if communicator.isRoot { try run.truncateMetrics(after: step) }
+        } else if !communicator.isRoot {
+            return
         } else {
             try run.create()
             try? FileManager.default.removeItem(atPath: run.metrics)
@@ -120,7 +146,31 @@ public class RunTrainer {
         case "waveglow": recorded.waveglow.run.precision = choice
         default: recorded.train.precision = choice
         }
-        try AtomicFile.write(Data(try recorded.yaml().utf8), to: run.recipe)
+        if communicator.isRoot { try AtomicFile.write(Data(try recorded.yaml().utf8), to: run.recipe) }
+    }
+
+    /// Appends a line to the run's metrics (rank 0 alone writes them).
+    func record(_ fields: [(String, MetricValue)]) throws {
+        if communicator.isRoot { try run.appendMetrics(fields) }
+    }
+
+    /// This rank's rows of a global batch, and the shard that sums over the ranks' rows.
+    func part(_ batch: CropBatch) -> (CropBatch, BatchShard) {
+        let ranks = communicator.size
+        guard ranks > 1 else { return (batch, .whole(batch.batch)) }
+        let local = batch.batch / ranks, offset = communicator.rank * local
+        let communicator = self.communicator
+        return (batch.rows(offset..<(offset + local)), BatchShard(offset: offset, count: local, total: batch.batch, sum: { communicator.sum($0, what: "loss sums") }))
+    }
+
+    /// The layout of a data-parallel run, for rank 0 to print: ranks, hosts, threads and rows.
+    public func layout() -> String? {
+        let pids = communicator.gather(Int64(getpid()), what: "start-up"), threads = communicator.gather(Int64(Parallel.threads), what: "start-up")
+        let hosts = communicator.gather(text: communicator.hostName)
+        guard communicator.size > 1 else { return nil }
+        let ranks = (0..<communicator.size).map { "rank \($0): \(hosts[$0]) pid \(pids[$0]), \(threads[$0]) thread\(threads[$0] == 1 ? "" : "s")" }
+        return "data parallel over \(communicator.size) ranks, \(localBatch) of the \(settings.batchSize) rows of each batch per rank; "
+            + ranks.joined(separator: "; ")
     }
 
     // MARK: what subclasses provide
@@ -128,10 +178,13 @@ public class RunTrainer {
     /// Forward and backward on one batch; parameter gradients are added into `store` (zeroed
     /// before). Returns the loss (the first value, which the guard checks) and other values
     /// to average into the metrics, all per sample.
+    /// Under data parallelism `batch` is the global batch, of which each rank works on its
+    /// rows (`part`); the values returned are the global batch's, the same on every rank.
     func trainingStep(_ batch: CropBatch) -> [(String, Double)] { fatalError("subclass") }
 
     /// Validation values over `validationBatches` with the weights in the store (the EMA
-    /// weights when called by the loop); the first is the main one.
+    /// weights when called by the loop); the first is the main one. Under data parallelism each
+    /// rank works on its rows of every batch (`part`), and the values are the same on every rank.
     func validationValues(_ batches: [CropBatch]) -> [(String, Double)] { fatalError("subclass") }
 
     /// The model file for `values` (the EMA weights).
@@ -194,6 +247,7 @@ public class RunTrainer {
     /// Writes `model.safetensors` (EMA weights) and `train-state.safetensors`, each atomically;
     /// the state goes last, so a kill between the two resumes from the older state.
     public func checkpoint(seconds: Double, cpuSeconds: Double? = nil) throws {
+        guard communicator.isRoot else { return }
         try modelCheckpoint(values: adam.ema).write(to: run.model)
         let n = store.count
         var tensors = stateTensors()
@@ -267,8 +321,23 @@ public class RunTrainer {
         var last: [(String, Double)] = [], lastValidation: [(String, Double)]?
         var window: [(String, Double)] = [], windowSteps = 0
         var interrupted = false, budgetReached = false
-        func seconds() -> Double { previousSeconds + now().timeIntervalSince(start) }
-        func cpuSeconds() -> Double { previousCPUSeconds + cpuClock() - startCPU }
+        // The run's clocks, agreed by every rank at the same points of the loop: rank 0's
+        // training time and the CPU time of all ranks together (what the budgets count).
+        var clocks = (seconds: previousSeconds, cpu: previousCPUSeconds)
+        /// Updates `clocks`; true when any rank asks to stop.
+        @discardableResult
+        func agree(stopping: Bool = false) -> Bool {
+            let wall = previousSeconds + now().timeIntervalSince(start), cpu = cpuClock() - startCPU
+            guard communicator.size > 1 else {
+                clocks = (wall, previousCPUSeconds + cpu)
+                return stopping
+            }
+            let v = communicator.sum([communicator.isRoot ? wall : 0, cpu, stopping ? 1 : 0], what: "step's bookkeeping")
+            clocks = (v[0], previousCPUSeconds + v[1])
+            return v[2] > 0
+        }
+        func seconds() -> Double { clocks.seconds }
+        func cpuSeconds() -> Double { clocks.cpu }
         // The budgets (train.max_minutes, train.max_cpu_minutes) count the run's time over resumes.
         func budgetLeft() -> Double? {
             var left: Double?
@@ -285,16 +354,18 @@ public class RunTrainer {
         }
         if step == 0, let v = validate() {
             lastValidation = v
-            try run.appendMetrics([("step", .int(0))] + validationFields(v))
+            try record([("step", .int(0))] + validationFields(v))
         }
         while step < total {
-            if shouldStop() { interrupted = true; break }
+            if agree(stopping: shouldStop()) { interrupted = true; break }
             if budgetSpent() { budgetReached = true; break }
             let batch = sampler.next(batch: settings.batchSize, generator: &generator)
             store.zeroGradients()
             let values = BLAS.withPrecision(precision) { trainingStep(batch) }
+            communicator.sum(UnsafeMutableBufferPointer(start: store.gradients, count: store.count))
             beforeUpdate?(step + 1, store)
             step += 1
+            agree()
             let rate = schedule.rate(base: settings.learningRate, step: step)
             var fields: [(String, MetricValue)] = []
             let loss = values.first?.1 ?? .nan
@@ -318,7 +389,7 @@ public class RunTrainer {
                 consecutiveSkipped += 1
                 let what = loss.isFinite ? "gradient" : "loss"
                 log("step \(step): non-finite \(what); the step is skipped (\(consecutiveSkipped) in a row, \(skippedSteps) in all)")
-                try run.appendMetrics([("step", .int(step)), ("skipped", .bool(true)), ("reason", .string("non-finite \(what)"))])
+                try record([("step", .int(step)), ("skipped", .bool(true)), ("reason", .string("non-finite \(what)"))])
                 if consecutiveSkipped >= settings.maxSkippedSteps {
                     progress?.finish()
                     throw ParawaveError(run.path, "training stopped at step \(step): \(consecutiveSkipped) steps in a row had a non-finite "
@@ -332,7 +403,7 @@ public class RunTrainer {
                 lastValidation = v
                 fields += validationFields(v)
             }
-            if !fields.isEmpty { try run.appendMetrics([("step", .int(step))] + fields) }
+            if !fields.isEmpty { try record([("step", .int(step))] + fields) }
             if consecutiveSkipped == 0 && (step % settings.checkpointEvery == 0 || finalStep) { try save() }
             let elapsed = max(now().timeIntervalSince(start), 1e-9)
             let budget = budgetLeft().map { ", " + ProgressReporter.clock(max(0, $0)) + " of the time budget left" } ?? ""
@@ -343,6 +414,7 @@ public class RunTrainer {
                 break
             }
         }
+        agree()
         if !interrupted && consecutiveSkipped == 0 && !FileManager.default.fileExists(atPath: run.trainState) {
             // A new run that took no step (steps 0, or a budget spent at once) still leaves
             // its model: the initial weights.

@@ -61,7 +61,7 @@ public final class TeacherTrainer: RunTrainer {
 
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
-    public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool) throws {
+    public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool, communicator: Communicator = .single) throws {
         teacher = Teacher(config: recipe.teacherConfig(speakers: data.speakers))
         if !teacher.config.speakers.isEmpty {
             try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher")
@@ -70,7 +70,7 @@ public final class TeacherTrainer: RunTrainer {
         teacher.melMean = data.melMean
         teacher.melStd = data.melStd
         let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop)
-        activations = teacher.makeActivations(batch: recipe.train.batchSize, frames: frames)
+        activations = teacher.makeActivations(batch: max(1, recipe.train.batchSize / communicator.size), frames: frames)
         let hop = recipe.audio.hopLength
         pitchActivations = teacher.pitch?.makeActivations(batch: Self.pitchCrops, frames: Self.pitchCropFrames)
         pitchSampler = teacher.pitch == nil ? nil
@@ -78,23 +78,38 @@ public final class TeacherTrainer: RunTrainer {
         pitchValidation = teacher.pitch == nil ? []
             : data.validation.prefix(recipe.train.validationUtterances).compactMap { u in u.f0.map { (u.mel, $0) } }
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,
-                       groups: teacher.parameterGroups(clipNorm: recipe.train.clipNorm), label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source)
+                       groups: teacher.parameterGroups(clipNorm: recipe.train.clipNorm), label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source,
+                       communicator: communicator)
         try start(resume: resume)
     }
 
     /// Mean validation NLL (nats per sample) under the EMA weights.
     public func validationLoss() -> Double? { validate()?.first?.1 }
 
-    override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
+    override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
+        let (batch, shard) = part(whole)
         teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
                         source: batch.source.isEmpty ? nil : batch.source)
-        let (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
+        var (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
+        if !shard.isWhole {
+            // The mean over the whole batch's samples: every rank divides by their count.
+            let sums = shard.sum([nll * Double(count), Double(count)])
+            count = max(1, Int(sums[1]))
+            nll = sums[0] / Double(count)
+        }
         teacher.backward(activations, audio: batch.audio, mask: batch.mask, count: count)
         var values = [("loss", nll), ("bits", nll / M_LN2)]
         if let pitchActivations, let pitchSampler {
+            // Every rank draws the crops (the random stream stays the same); rank 0 alone trains
+            // the pitch predictor on them, a twentieth of a step.
             let crops = pitchSampler.next(batch: pitchActivations.batch, generator: &generator)
-            let pitch = teacher.pitchLoss(pitchActivations, mel: crops.mel, f0: crops.f0, mask: crops.frameMask)
-            values += [("pitch_loss", pitch.total), ("pitch_voicing_loss", pitch.voicing), ("pitch_f0_loss", pitch.f0)]
+            var pitch = [0.0, 0, 0]
+            if shard.offset == 0 {
+                let loss = teacher.pitchLoss(pitchActivations, mel: crops.mel, f0: crops.f0, mask: crops.frameMask)
+                pitch = [loss.total, loss.voicing, loss.f0]
+            }
+            if !shard.isWhole { pitch = shard.sum(pitch) }
+            values += [("pitch_loss", pitch[0]), ("pitch_voicing_loss", pitch[1]), ("pitch_f0_loss", pitch[2])]
         }
         return values
     }
@@ -102,14 +117,23 @@ public final class TeacherTrainer: RunTrainer {
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
         var sum = 0.0, count = 0
         var pitch = PitchMetrics.Accumulator()
-        for batch in batches {
+        for whole in batches {
+            let (batch, _) = part(whole)
             teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
                             source: batch.source.isEmpty ? nil : batch.source)
             let (nll, n) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
             sum += nll * Double(n)
             count += n
         }
-        for (mel, f0) in pitchValidation { pitch.add(reference: f0, generated: teacher.predictF0(mel: mel)!.f0) }
+        let ranks = communicator.size
+        for (i, (mel, f0)) in pitchValidation.enumerated() where i % ranks == communicator.rank {
+            pitch.add(reference: f0, generated: teacher.predictF0(mel: mel)!.f0)
+        }
+        if ranks > 1 {
+            let sums = communicator.sum([sum, Double(count)] + pitch.sums, what: "validation sums")
+            (sum, count) = (sums[0], Int(sums[1]))
+            pitch = PitchMetrics.Accumulator(sums: Array(sums[2...]))
+        }
         let nll = sum / Double(max(count, 1))
         var values = [("nll", nll), ("bits", nll / M_LN2)]
         if !pitchValidation.isEmpty {

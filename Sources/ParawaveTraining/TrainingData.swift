@@ -129,6 +129,20 @@ public struct CropBatch: Sendable {
         f0 = [Float](repeating: 0, count: batch * frames)
     }
 
+    /// Rows `rows` of the batch: one rank's part of a data-parallel step.
+    public func rows(_ rows: Range<Int>) -> CropBatch {
+        if rows == 0..<batch { return self }
+        let T = length, bands = mel.count / max(batch, 1) / frames
+        var out = CropBatch(batch: rows.count, frames: frames, hop: hop, bands: bands)
+        out.audio = Array(audio[(rows.lowerBound * T)..<(rows.upperBound * T)])
+        out.mask = Array(mask[(rows.lowerBound * T)..<(rows.upperBound * T)])
+        out.mel = Array(mel[(rows.lowerBound * bands * frames)..<(rows.upperBound * bands * frames)])
+        out.speakers = Array(speakers[rows])
+        out.f0 = Array(f0[(rows.lowerBound * frames)..<(rows.upperBound * frames)])
+        out.source = source.isEmpty ? [] : Array(source[(rows.lowerBound * T)..<(rows.upperBound * T)])
+        return out
+    }
+
     /// (B, F): 1 where a frame holds real audio (its first sample is real), 0 for padding.
     public var frameMask: [Float] {
         (0..<(batch * frames)).map { i in mask[(i / frames) * length + (i % frames) * hop] }

@@ -16,30 +16,44 @@ public final class WaveGlowTrainer: RunTrainer {
 
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
-    public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool) throws {
+    public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool, communicator: Communicator = .single) throws {
         let settings = recipe.waveglow.run
         model = WaveGlow(config: recipe.waveglow.config(mel: recipe.audio.mel))
         model.initialise(seed: UInt64(settings.seed))
         model.melMean = data.melMean
         model.melStd = data.melStd
-        activations = model.makeActivations(batch: settings.batchSize, frames: recipe.audio.mel.frames(forCrop: settings.crop))
+        activations = model.makeActivations(batch: max(1, settings.batchSize / communicator.size),
+                                            frames: recipe.audio.mel.frames(forCrop: settings.crop))
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: model.store,
-                       label: "train-waveglow", stateKind: Self.stateKind)
+                       label: "train-waveglow", stateKind: Self.stateKind, communicator: communicator)
         try start(resume: resume)
     }
 
     /// Mean validation NLL (nats per sample, with the Gaussian's constant) under the EMA weights.
     public func validationLoss() -> Double? { validate()?.first?.1 }
 
-    override func trainingStep(_ batch: CropBatch) -> [(String, Double)] {
-        let loss = model.forward(activations, audio: batch.audio, mel: batch.mel)
-        model.backward(activations)
+    override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
+        let (batch, shard) = part(whole)
+        var loss = model.forward(activations, audio: batch.audio, mel: batch.mel, totalRows: shard.total)
+        model.backward(activations, totalRows: shard.total)
+        if !shard.isWhole { loss = Self.summed(loss, shard) }
         return [("loss", loss.total), ("gaussian", loss.gaussian), ("log_s", loss.logScale), ("log_det_w", loss.logDeterminant)]
+    }
+
+    /// The whole batch's loss from the ranks' parts.
+    static func summed(_ loss: WaveGlow.Loss, _ shard: BatchShard) -> WaveGlow.Loss {
+        let parts = shard.sum([loss.gaussian, loss.logScale, loss.logDeterminant])
+        return WaveGlow.Loss(gaussian: parts[0], logScale: parts[1], logDeterminant: parts[2])
     }
 
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
         var sum = 0.0
-        for batch in batches { sum += model.forward(activations, audio: batch.audio, mel: batch.mel).negativeLogLikelihood(sigma: model.config.sigma) }
+        for whole in batches {
+            let (batch, shard) = part(whole)
+            var loss = model.forward(activations, audio: batch.audio, mel: batch.mel, totalRows: shard.total)
+            if !shard.isWhole { loss = Self.summed(loss, shard) }
+            sum += loss.negativeLogLikelihood(sigma: model.config.sigma)
+        }
         let nll = sum / Double(max(batches.count, 1))
         return [("nll", nll), ("bits", nll / M_LN2)]
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ParawaveCore
 import ParawaveEngine
+import ParawaveTraining
 
 @main
 struct Parawave: ParsableCommand {
@@ -24,7 +25,22 @@ struct Parawave: ParsableCommand {
         // writer reports with the path, rather than kill the process with SIGXFSZ.
         signal(SIGXFSZ, SIG_IGN)
         BLAS.setThreads(min(BLAS.threads, Parallel.availableCPUs))
-        main(nil)
+        // Under mpirun: MPI starts before any thread does, and only rank 0 prints (every rank's
+        // errors still reach stderr).
+        let world = Communicator.launchedByMPI ? Communicator.world : Communicator.single
+        if !world.isRoot { _ = freopen("/dev/null", "w", stdout) }
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            if world.size > 1 && !(error is ExitCode) && !(error is CleanExit) {
+                // One rank's failure ends the job at once rather than leaving the others waiting.
+                world.abort(fullMessage(for: error))
+            }
+            world.finish()
+            exit(withError: error)
+        }
+        world.finish()
     }
 }
 

@@ -60,12 +60,13 @@ struct TrainTeacherCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
-        let lock = try runOptions.lockExistingRun()
+        let lock = Communicator.world.isRoot ? try runOptions.lockExistingRun() : nil
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: runOptions.resume)
         for warning in recipe.warnings where warning.hasPrefix("train.") { print("warning: " + warning) }
         let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
-        let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume)
+        let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume, communicator: .world)
+        if let layout = trainer.layout() { print(layout) }
         let t = trainer.teacher.config
         print("teacher: \(t.stack.layers) layers, R \(t.stack.residualChannels), G \(t.stack.gateOutChannels), S \(t.stack.skipChannels), "
               + "M \(t.mixtures), \(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples"
@@ -109,11 +110,12 @@ struct TrainWaveGlowCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
-        let lock = try runOptions.lockExistingRun()
+        let lock = Communicator.world.isRoot ? try runOptions.lockExistingRun() : nil
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "waveglow", run: runDirectory, resume: runOptions.resume)
         let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
-        let trainer = try WaveGlowTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume)
+        let trainer = try WaveGlowTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume, communicator: .world)
+        if let layout = trainer.layout() { print(layout) }
         let c = trainer.model.config
         print("waveglow: \(c.flows) flows over groups of \(c.group), \(c.earlySize) channels out every \(c.earlyEvery); coupling networks of "
               + "\(c.layers) layers x \(c.residualChannels) channels; \(trainer.model.store.count) parameters, "
@@ -149,7 +151,9 @@ extension TrainingOverrides {
     func recipe(_ options: RecipeOptions, section: String, run: RunDirectory, resume: Bool) throws -> Recipe {
         let resolved = try RunRecipe.resolve(recipe: options.recipe, overrides: options.overrides, steps: steps, seed: seed, section: section,
                                              run: run, resume: resume)
-        if let warning = resolved.warning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+        if let warning = resolved.warning, Communicator.world.isRoot { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+        // Every rank checks the run before rank 0 creates it.
+        Communicator.world.barrier(what: "start-up")
         return resolved.recipe
     }
 }
@@ -178,7 +182,7 @@ struct DistillCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
-        let lock = try runOptions.lockExistingRun()
+        let lock = Communicator.world.isRoot ? try runOptions.lockExistingRun() : nil
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "distill", run: runDirectory, resume: runOptions.resume)
         for warning in recipe.warnings where warning.hasPrefix("distill.") { print("warning: " + warning) }
@@ -188,7 +192,8 @@ struct DistillCommand: ParsableCommand {
         try DistillTrainer.check(recipe, teacher: teacherModel, teacherName: teacher)
         let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
         let trainer = try DistillTrainer(recipe: recipe, data: corpus, teacher: teacherModel, teacherName: teacher, run: runDirectory,
-                                         resume: runOptions.resume)
+                                         resume: runOptions.resume, communicator: .world)
+        if let layout = trainer.layout() { print(layout) }
         let c = trainer.student.config, d = recipe.distill
         print("student: \(c.flows.count) flows of \(c.flows.map { String($0.layers) }.joined(separator: ", ")) layers, "
               + "R \(c.flows[0].residualChannels), G \(c.flows[0].gateOutChannels), \(trainer.student.store.count) parameters; "
