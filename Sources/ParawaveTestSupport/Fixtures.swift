@@ -44,19 +44,62 @@ public enum CommandRunner {
     /// Runs `parawave` with `arguments`, capturing its output; `environment` is added to the
     /// test's own.
     public static func parawave(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        try collect(start(executable("parawave"), arguments, environment: environment))
+    }
+
+    /// Open MPI's launcher.
+    public static let mpirunPath = "/usr/bin/mpirun"
+
+    /// The `mpirun` arguments that start `parawave` as `ranks` processes on this machine:
+    /// oversubscribed if need be, as root where the tests run as root, with `environment`
+    /// passed to every rank, and without the single-copy shared-memory path that containers
+    /// often forbid (ptrace).
+    public static func mpirunArguments(ranks: Int, environment: [String: String] = [:]) -> [String] {
+        var arguments = ["--oversubscribe", "-np", String(ranks), "--mca", "btl_vader_single_copy_mechanism", "none"]
+        if getuid() == 0 { arguments.append("--allow-run-as-root") }
+        for key in environment.keys.sorted() { arguments += ["-x", key] }
+        return arguments + [executable("parawave")]
+    }
+
+    /// Runs `parawave` as `ranks` MPI processes (`mpirun`), capturing the job's output.
+    public static func mpirun(ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        try collect(start(mpirunPath, mpirunArguments(ranks: ranks, environment: environment) + arguments, environment: environment))
+    }
+
+    /// A started process with its output pipes.
+    public struct Started {
+        public let process: Process
+        public let out: Pipe, err: Pipe
+    }
+
+    /// Starts `path` with `arguments`; `environment` is added to the test's own.
+    public static func start(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Started {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable("parawave"))
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        // Read before waiting so a full pipe cannot block the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+        return Started(process: process, out: out, err: err)
+    }
+
+    /// Waits for a started process and returns its status and output.
+    public static func collect(_ started: Started) -> Result {
+        // Read both pipes while the child runs, so that neither can fill and block it.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let out = Box(), done = DispatchSemaphore(value: 0)
+        let handle = started.out.fileHandleForReading
+        DispatchQueue.global().async {
+            out.data = handle.readDataToEndOfFile()
+            done.signal()
+        }
+        let stderr = started.err.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
+        let stdout = out.data
+        started.process.waitUntilExit()
+        return Result(status: started.process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                       stderr: String(decoding: stderr, as: UTF8.self))
     }
 }
