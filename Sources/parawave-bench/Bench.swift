@@ -4,9 +4,11 @@ import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 import ParawaveModels
+import ParawaveTraining
 
 /// `make bench`: speed figures for BENCHMARKS.md. Each figure is the median of several
-/// timed runs after a warm-up. Usage: `parawave-bench [NAME ...]` (default: all).
+/// timed runs after a warm-up. Usage: `parawave-bench [NAME ...]` (default: all but
+/// `parallel`, which is meant to be run under `mpirun` as well as alone).
 @main
 struct Bench {
     static func main() throws {
@@ -15,6 +17,7 @@ struct Bench {
                                                     ("synthesize", synthesize), ("distill", distill), ("spectral", spectral),
                                                     ("threads", threads), ("gate", gate), ("pitch", pitch), ("source", source),
                                                     ("bf16", bf16), ("waveglow", waveglow)]
+        if selected == ["parallel"] { return parallel() }
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
     }
@@ -232,6 +235,79 @@ struct Bench {
             adam.update(teacher.store, learningRate: 1e-4)
         }
         return (step, Double(B * T))
+    }
+
+    /// Data-parallel training steps, for the scaling table: the T-small teacher's step on a
+    /// global batch of 4 x 7,936 and the S-small distillation step on 2 x 7,936 (N 16, the
+    /// magnitude spectral loss), each rank working on its rows and the gradients summed in rank
+    /// order (`Communicator`), as `train-teacher` and `distill` do. Alone it is one rank with
+    /// the process's threads; under `mpirun -np N` it is N ranks. Rank 0 prints.
+    static func parallel() {
+        let world = Communicator.launchedByMPI ? Communicator.world : Communicator.single
+        defer { world.finish() }
+        let ranks = world.size, say = { (line: String) in if world.isRoot { print(line) } }
+        let threads = world.gather(Int64(Parallel.threads))
+        say("parawave-bench \(ParawaveVersion.string): \(ranks) rank\(ranks == 1 ? "" : "s") x \(threads.map(String.init).joined(separator: "/")) threads")
+        if ranks > 1 {
+            // The all-reduce alone, on a teacher's and a student's worth of gradients.
+            for count in [1_063_854, 1_825_352] {
+                var values = [Float](repeating: 1, count: count)
+                let seconds = time(runs: 5) { values.withUnsafeMutableBufferPointer { world.sum($0) } }
+                say(String(format: "parallel all-reduce of %d floats (%.1f MB)  %.1f ms  (%.2f GB/s of vector)", count, 4 * Double(count) / 1e6,
+                           seconds * 1000, 4 * Double(count) / seconds / 1e9))
+            }
+        }
+        var rng = SeededGenerator(seed: 2)
+        let frames = 31, T = frames * 256
+        func sum(_ values: [Double]) -> [Double] { world.sum(values) }
+        for precision in precisions {
+            // Teacher: 4 rows in all.
+            let teacher = tSmall(), B = 4, local = B / ranks, offset = world.rank * local
+            let x = (0..<(B * T)).map { _ in max(-1, min(1, 0.1 * rng.normal())) }
+            let mel = (0..<(B * 80 * frames)).map { _ in rng.normal() - 4 }
+            let myX = Array(x[(offset * T)..<((offset + local) * T)]), myMel = Array(mel[(offset * 80 * frames)..<((offset + local) * 80 * frames)])
+            let a = teacher.makeActivations(batch: local, frames: frames)
+            let adam = Adam(store: teacher.store, clipNorm: 10, emaDecay: 0.9999)
+            let teacherStep = time(runs: 5) {
+                BLAS.withPrecision(precision) {
+                    teacher.store.zeroGradients()
+                    teacher.forward(a, audio: myX, mel: myMel)
+                    let (_, count) = teacher.loss(a, audio: myX)
+                    teacher.backward(a, audio: myX, count: Int(sum([Double(count)])[0]))
+                }
+                world.sum(UnsafeMutableBufferPointer(start: teacher.store.gradients, count: teacher.store.count))
+                adam.update(teacher.store, learningRate: 1e-4)
+            }
+            say(String(format: "parallel teacher T-small train step  %@  B 4 x %d  %d rank%@  %9.0f samples/s  (%.0f ms/step, all-reduce of %d floats)",
+                       precision.rawValue, T, ranks, ranks == 1 ? "" : "s", Double(B * T) / teacherStep, teacherStep * 1000, teacher.store.count))
+
+            // Distillation: 2 rows in all.
+            let student = sSmall(), D = 2, rows = D / ranks, first = world.rank * rows, N = 16
+            let dMel = (0..<(D * 80 * frames)).map { _ in rng.normal() - 4 }, audio = (0..<(D * T)).map { _ in 0.1 * rng.normal() }
+            let z = Student.noise(count: D * T, generator: &rng), eps = Student.noise(count: N * D * T, generator: &rng)
+            let myZ = Array(z[(first * T)..<((first + rows) * T)])
+            var myEps: [Float] = []
+            for k in 0..<N {
+                let start: Int = k * D * T + first * T
+                myEps += eps[start..<(start + rows * T)]
+            }
+            let settings = Distillation.Settings(mcSamples: N, spectral: SpectralLoss(kind: .magnitude, resolutions: SpectralLoss.defaultResolutions(kind: .magnitude)),
+                                                 spectralWeight: 1)
+            let distillation = Distillation(student: student, teacher: teacher, batch: rows, frames: frames, settings: settings)
+            let shard = BatchShard(offset: first, count: rows, total: D, sum: sum)
+            let myDMel = Array(dMel[(first * 80 * frames)..<((first + rows) * 80 * frames)]), myAudio = Array(audio[(first * T)..<((first + rows) * T)])
+            let studentAdam = Adam(store: student.store, clipNorm: 10, emaDecay: 0.999)
+            let distillStep = time(runs: 3) {
+                BLAS.withPrecision(precision) {
+                    student.store.zeroGradients()
+                    _ = distillation.evaluate(mel: myDMel, audio: myAudio, mask: nil, noise: myZ, samples: myEps, gradients: true, shard: shard)
+                }
+                world.sum(UnsafeMutableBufferPointer(start: student.store.gradients, count: student.store.count))
+                studentAdam.update(student.store, learningRate: 1e-4)
+            }
+            say(String(format: "parallel distill S-small from T-small  %@  B 2 x %d  N %d  %d rank%@  %9.0f samples/s  (%.0f ms/step, all-reduce of %d floats)",
+                       precision.rawValue, T, N, ranks, ranks == 1 ? "" : "s", Double(D * T) / distillStep, distillStep * 1000, student.store.count))
+        }
     }
 
     /// Fast WaveNet sampling with a T-small teacher, 2 s of audio per utterance, batch 1 and 8.

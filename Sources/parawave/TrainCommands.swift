@@ -64,7 +64,7 @@ struct TrainTeacherCommand: ParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: runOptions.resume)
         for warning in recipe.warnings where warning.hasPrefix("train.") { print("warning: " + warning) }
-        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
+        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel, progress: Communicator.world.isRoot)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume, communicator: .world)
         if let layout = trainer.layout() { print(layout) }
         let t = trainer.teacher.config
@@ -113,7 +113,7 @@ struct TrainWaveGlowCommand: ParsableCommand {
         let lock = Communicator.world.isRoot ? try runOptions.lockExistingRun() : nil
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "waveglow", run: runDirectory, resume: runOptions.resume)
-        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
+        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel, progress: Communicator.world.isRoot)
         let trainer = try WaveGlowTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume, communicator: .world)
         if let layout = trainer.layout() { print(layout) }
         let c = trainer.model.config
@@ -190,7 +190,7 @@ struct DistillCommand: ParsableCommand {
             throw ParawaveError(teacher, "is not a teacher; --teacher takes a train-teacher run directory or its model.safetensors")
         }
         try DistillTrainer.check(recipe, teacher: teacherModel, teacherName: teacher)
-        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel)
+        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel, progress: Communicator.world.isRoot)
         let trainer = try DistillTrainer(recipe: recipe, data: corpus, teacher: teacherModel, teacherName: teacher, run: runDirectory,
                                          resume: runOptions.resume, communicator: .world)
         if let layout = trainer.layout() { print(layout) }
