@@ -178,15 +178,19 @@ public struct PitchPredictor: Sendable {
 
     /// After `forward`: the loss against `f0` (B, F) in Hz (0 where unvoiced) over the frames
     /// where `mask` (B, F) is nonzero (all when nil); its gradient with respect to `a.out`,
-    /// times `lossScale`, is left in the activations for `backward`.
+    /// times `lossScale`, is left in the activations for `backward`. With `totals` (data
+    /// parallelism: these crops are part of a larger batch) the means divide by the whole
+    /// batch's real and voiced frames, so that the parts' losses and gradients add up.
     @discardableResult
-    public func loss(_ a: Activations, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil, lossScale: Float = 1) -> Loss {
+    public func loss(_ a: Activations, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil, lossScale: Float = 1,
+                     totals: (frames: Int, voiced: Int)? = nil) -> Loss {
         let B = a.batch, F = a.frames, N = config.bins, rows = 1 + N
         var frames = 0, voiced = 0
         for i in 0..<(B * F) where (mask?[i] ?? 1) != 0 {
             frames += 1
             if f0[i] > 0 { voiced += 1 }
         }
+        if let totals { (frames, voiced) = totals }
         let voicingScale = lossScale / Float(max(frames, 1)), pitchScale = lossScale / Float(max(voiced, 1))
         var bce = 0.0, crossEntropy = 0.0
         var logits = [Float](repeating: 0, count: N), target = logits

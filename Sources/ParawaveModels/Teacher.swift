@@ -258,8 +258,9 @@ public final class Teacher: @unchecked Sendable {
     /// the F0 tracks `f0` (B, F) over the frames where `mask` (B, F) is nonzero; its parameter
     /// gradients are added into the store. Masked frames (padding
     /// past an utterance's end) enter as zeros, as the convolutions' own padding does at
-    /// render time.
-    public func pitchLoss(_ p: PitchPredictor.Activations, mel: UnsafePointer<Float>, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?) -> PitchPredictor.Loss {
+    /// render time. `totals` as for `PitchPredictor.loss`.
+    public func pitchLoss(_ p: PitchPredictor.Activations, mel: UnsafePointer<Float>, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                          totals: (frames: Int, voiced: Int)? = nil) -> PitchPredictor.Loss {
         guard let pitch else { preconditionFailure("this teacher has no pitch predictor") }
         let B = p.batch, C = config.stack.conditionChannels, F = p.frames
         p.input.withUnsafeMutableBufferPointer { input in
@@ -272,7 +273,7 @@ public final class Teacher: @unchecked Sendable {
             }
         }
         pitch.forward(p, mel: p.input, store: store)
-        let loss = pitch.loss(p, f0: f0, mask: mask)
+        let loss = pitch.loss(p, f0: f0, mask: mask, totals: totals)
         pitch.backward(p, mel: p.input, store: store)
         return loss
     }

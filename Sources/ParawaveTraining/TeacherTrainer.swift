@@ -59,6 +59,9 @@ public final class TeacherTrainer: RunTrainer {
     /// demo teacher's step (0.32 s) and a twentieth on T-small's (1.9 s).
     public static let pitchCropFrames = 128, pitchCrops = 16
 
+    /// The pitch crops a rank trains on: an even share of the 16 (none when ranks outnumber them).
+    static func pitchRows(rank: Int, of ranks: Int) -> Range<Int> { (rank * pitchCrops / ranks)..<((rank + 1) * pitchCrops / ranks) }
+
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
     public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool, communicator: Communicator = .single) throws {
@@ -72,7 +75,8 @@ public final class TeacherTrainer: RunTrainer {
         let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop)
         activations = teacher.makeActivations(batch: max(1, recipe.train.batchSize / communicator.size), frames: frames)
         let hop = recipe.audio.hopLength
-        pitchActivations = teacher.pitch?.makeActivations(batch: Self.pitchCrops, frames: Self.pitchCropFrames)
+        let pitchRows = Self.pitchRows(rank: communicator.rank, of: communicator.size)
+        pitchActivations = pitchRows.isEmpty ? nil : teacher.pitch?.makeActivations(batch: pitchRows.count, frames: Self.pitchCropFrames)
         pitchSampler = teacher.pitch == nil ? nil
             : CropSampler(data.train, frames: Self.pitchCropFrames, hop: hop, logFloor: recipe.audio.mel.logFloor)
         pitchValidation = teacher.pitch == nil ? []
@@ -99,16 +103,31 @@ public final class TeacherTrainer: RunTrainer {
         }
         teacher.backward(activations, audio: batch.audio, mask: batch.mask, count: count)
         var values = [("loss", nll), ("bits", nll / M_LN2)]
-        if let pitchActivations, let pitchSampler {
-            // Every rank draws the crops (the random stream stays the same); rank 0 alone trains
-            // the pitch predictor on them, a twentieth of a step.
-            let crops = pitchSampler.next(batch: pitchActivations.batch, generator: &generator)
+        if let pitchSampler {
+            // Every rank draws all the crops (the random stream stays the same) and trains the
+            // pitch predictor on its share, dividing by all the crops' frames.
+            let crops = pitchSampler.next(batch: Self.pitchCrops, generator: &generator)
             var pitch = [0.0, 0, 0]
-            if shard.offset == 0 {
+            if shard.isWhole, let pitchActivations {
                 let loss = teacher.pitchLoss(pitchActivations, mel: crops.mel, f0: crops.f0, mask: crops.frameMask)
                 pitch = [loss.total, loss.voicing, loss.f0]
+            } else {
+                let mask = crops.frameMask
+                var frames = 0, voiced = 0
+                for i in mask.indices where mask[i] != 0 {
+                    frames += 1
+                    if crops.f0[i] > 0 { voiced += 1 }
+                }
+                if let pitchActivations {
+                    let mine = crops.rows(Self.pitchRows(rank: communicator.rank, of: communicator.size))
+                    let loss = teacher.pitchLoss(pitchActivations, mel: mine.mel, f0: mine.f0, mask: mine.frameMask, totals: (frames, voiced))
+                    pitch = [loss.voicing, loss.f0]
+                } else {
+                    pitch = [0, 0]
+                }
+                pitch = shard.sum(pitch)
+                pitch = [pitch[0] + pitch[1]] + pitch
             }
-            if !shard.isWhole { pitch = shard.sum(pitch) }
             values += [("pitch_loss", pitch[0]), ("pitch_voicing_loss", pitch[1]), ("pitch_f0_loss", pitch[2])]
         }
         return values

@@ -58,7 +58,8 @@ struct DistributedTests {
     /// the same global batch, to 1e-5 relative (measured: about 1e-8) (not bit-identical: one process sums a batch's
     /// gradient inside each product, two sum their halves' products); so do the Adam moments,
     /// the EMA and the metrics, which rank 0 alone writes. A run started on 2 ranks and resumed
-    /// on 1 ends the same; a batch that does not divide over the ranks is a clear error.
+    /// on 1 ends the same, and so does a source-conditioned teacher with its pitch predictor on
+    /// 3 ranks; a batch that does not divide over the ranks is a clear error.
     @Test func teacherOnTwoRanksMatchesOne() throws {
         let dir = try CLITests().tinyCorpus()
         let common = ["train-teacher", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--steps", "10"] + Self.teacher
@@ -82,6 +83,16 @@ struct DistributedTests {
         let second = try CommandRunner.parawave(["train-teacher", "--data", dir + "/data", "--run", dir + "/mixed", "--resume", "--steps", "10"])
         #expect(second.status == 0, "\(second.stderr)")
         _ = try Self.compare(dir + "/one/train-state.safetensors", dir + "/mixed/train-state.safetensors")
+
+        // A source-conditioned teacher (a sine source, and a pitch predictor whose 16 crops
+        // split 5, 5, 6) on 3 ranks, 2 rows each.
+        let sourced = common + ["--set", "teacher.source=sine", "--set", "teacher.harmonics=4", "--set", "train.batch_size=6"]
+        let alone = try CommandRunner.parawave(sourced + ["--run", dir + "/source1"])
+        #expect(alone.status == 0, "\(alone.stderr)")
+        let three = try CommandRunner.mpirun(ranks: 3, sourced + ["--run", dir + "/source3"])
+        #expect(three.status == 0, "\(three.stdout)\(three.stderr)")
+        #expect(try SafeTensors.read(dir + "/source3/model.safetensors").tensors.keys.contains { $0.hasPrefix("teacher.pitch.") })
+        _ = try Self.compare(dir + "/source1/train-state.safetensors", dir + "/source3/train-state.safetensors")
 
         let uneven = try CommandRunner.mpirun(ranks: 2, common + ["--run", dir + "/uneven", "--set", "train.batch_size=3"])
         #expect(uneven.status != 0 && uneven.stderr.contains("train.batch_size (3) does not divide evenly over 2 ranks"), "\(uneven.stderr)")
