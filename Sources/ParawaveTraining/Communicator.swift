@@ -187,16 +187,22 @@ public final class Communicator: @unchecked Sendable {
     }
 
     /// Polls `request` to completion, sleeping between polls once it has waited a while, and
-    /// ends the job after `timeout` seconds.
+    /// ends the job after `timeout` seconds of waiting. Only time this process ran counts: a
+    /// gap between two polls longer than a tenth of a second means the process was stopped
+    /// (Ctrl-Z, a scheduler suspending the job), and the job goes on when all ranks continue.
     private func wait(_ request: inout MPI_Request?, _ what: String) {
-        let start = ProcessClock.wallSeconds()
+        var last = ProcessClock.wallSeconds(), waited = 0.0
         var done: Int32 = 0, polls = 0
         while true {
             check(MPI_Test(&request, &done, parawave_mpi_status_ignore()), what)
             if done != 0 { return }
             polls += 1
             if polls > 2000 { usleep(polls > 20000 ? 1000 : 50) }
-            if polls % 64 == 0 && ProcessClock.wallSeconds() - start > timeout {
+            guard polls % 16 == 0 else { continue }
+            let now = ProcessClock.wallSeconds()
+            waited += min(now - last, 0.1)
+            last = now
+            if waited > timeout {
                 abort(String(format: "the other ranks did not take part in the %@ for %.0f s: one has died or hangs. Ending the job; "
                              + "continue it with --resume from the last checkpoint (PARAWAVE_COLLECTIVE_TIMEOUT sets the wait)", what, timeout))
             }

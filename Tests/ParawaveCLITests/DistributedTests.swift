@@ -180,8 +180,9 @@ struct DistributedTests {
     }
 
     /// A rank killed with SIGKILL ends the whole job with a message naming it (not a hang), no
-    /// file is left partial, and the run resumes from its last checkpoint. A rank that hangs
-    /// (stopped) ends the job after the collective timeout, with Parawave's message.
+    /// file is left partial, and the run resumes from its last checkpoint. The whole job
+    /// suspended past the collective timeout goes on when continued; one rank that hangs
+    /// (stopped) ends the job after the timeout, with Parawave's message.
     @Test func lostRankEndsTheJobAndTheRunResumes() throws {
         let dir = try CLITests().tinyCorpus()
         let (killed, ranks) = try Self.startLongRun(dir, run: "run", resume: false)
@@ -198,6 +199,16 @@ struct DistributedTests {
         // Resumed (on 2 ranks again), then a hang: rank 1 stopped, the others time out.
         let (hung, resumed) = try Self.startLongRun(dir, run: "run", resume: true, environment: ["PARAWAVE_COLLECTIVE_TIMEOUT": "2"])
         try #require(resumed.count == 2, "the resumed job's ranks were not found")
+        // The whole job suspended for longer than the timeout (as a scheduler suspends one)
+        // goes on when it continues: only the time a rank ran counts as waiting.
+        let state = dir + "/run/train-state.safetensors"
+        let modified = { (try? FileManager.default.attributesOfItem(atPath: state)[.modificationDate] as? Date) ?? nil }
+        for pid in resumed.values { kill(pid, SIGSTOP) }
+        sleep(3)
+        let suspended = modified()
+        for pid in resumed.values { kill(pid, SIGCONT) }
+        for _ in 0..<1500 where hung.process.isRunning && modified() == suspended { usleep(20_000) }
+        #expect(hung.process.isRunning && modified() != suspended, "the job did not go on after it was continued")
         kill(resumed[1]!, SIGSTOP)
         let timedOut = Self.finish(hung)
         kill(resumed[1]!, SIGKILL)
