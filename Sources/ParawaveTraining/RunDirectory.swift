@@ -90,22 +90,27 @@ public enum MetricValue: Sendable {
     }
 }
 
-/// Set by SIGINT / SIGTERM; training loops check it between steps.
+/// Set by SIGINT, SIGTERM or SIGUSR1; training loops check it between steps. SIGUSR1 is the
+/// one `mpirun` forwards to every rank as it is (a Ctrl-C to `mpirun` becomes a SIGTERM and,
+/// a second later, a SIGKILL), so `kill -USR1` to `mpirun` stops a data-parallel run at the
+/// next step with a checkpoint however long the step takes.
 public enum StopSignal {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
 
     public static var requested: Bool { flag != 0 }
 
-    /// Installs handlers for SIGINT and SIGTERM that only set the flag, and unblocks both
-    /// on the calling thread: a process started with them blocked (a parent's signal mask is
-    /// inherited) would otherwise never see a Ctrl-C.
+    /// Installs handlers for SIGINT, SIGTERM and SIGUSR1 that only set the flag, and unblocks
+    /// them on the calling thread: a process started with them blocked (a parent's signal mask
+    /// is inherited) would otherwise never see a Ctrl-C.
     public static func install() {
         signal(SIGINT) { _ in StopSignal.flag = 1 }
         signal(SIGTERM) { _ in StopSignal.flag = 1 }
+        signal(SIGUSR1) { _ in StopSignal.flag = 1 }
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGUSR1)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 

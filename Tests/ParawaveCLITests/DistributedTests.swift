@@ -179,6 +179,21 @@ struct DistributedTests {
         return result
     }
 
+    /// A stop request on one rank (SIGUSR1 to rank 1 alone: what `mpirun` forwards to every
+    /// rank) stops the run at one step on all ranks, with rank 0's checkpoint of that step.
+    @Test func stopRequestOnOneRankStopsAll() throws {
+        let dir = try CLITests().tinyCorpus()
+        let (started, ranks) = try Self.startLongRun(dir, run: "run", resume: false)
+        try #require(ranks.count == 2, "the job's ranks were not found")
+        kill(ranks[1]!, SIGUSR1)
+        let ended = Self.finish(started)
+        #expect(ended.status == 130, "\(ended.stderr)")
+        let said = try #require(ended.stderr.split(separator: "\n").first { $0.hasPrefix("stopped at step ") }, "\(ended.stderr)")
+        let step = try #require(Int(said.dropFirst("stopped at step ".count).prefix { $0.isNumber }))
+        #expect(try SafeTensors.read(dir + "/run/train-state.safetensors").metadata["step"] == String(step))
+        try Self.expectOnlyRunFiles(dir + "/run")
+    }
+
     /// A rank killed with SIGKILL ends the whole job with a message naming it (not a hang), no
     /// file is left partial, and the run resumes from its last checkpoint. The whole job
     /// suspended past the collective timeout goes on when continued; one rank that hangs
