@@ -231,7 +231,10 @@ private struct SpectralHead {
                 target += partials[3 * item + 1]
                 logDifference += partials[3 * item + 2]
             }
-            if !shard.isWhole { (difference, target, logDifference) = { ($0[0], $0[1], $0[2]) }(shard.sum([difference, target, logDifference])) }
+            if !shard.isWhole {
+                let sums = shard.sum([difference, target, logDifference])
+                (difference, target, logDifference) = (sums[0], sums[1], sums[2])
+            }
             differenceNorm = difference.squareRoot()
             targetNorm = target.squareRoot()
             loss = differenceNorm / targetNorm + logDifference / Double(totalBatch * frames * bins)

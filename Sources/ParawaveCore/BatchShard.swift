@@ -27,4 +27,7 @@ public struct BatchShard: @unchecked Sendable {
 
     /// One value summed over the parts.
     public func sum(_ value: Double) -> Double { sum([value])[0] }
+
+    /// A count over these rows (samples, frames) made the whole batch's; at least 1, as a divisor.
+    public func total(_ local: Int) -> Int { max(1, isWhole ? local : Int(sum(Double(local)))) }
 }

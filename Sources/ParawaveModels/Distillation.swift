@@ -125,11 +125,7 @@ public final class Distillation {
         let B = batch, T = length, n = B * T
         let shard = shard ?? .whole(B)
         precondition(shard.count == B, "the shard must describe these rows")
-        var count = max(1, mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
-        if !shard.isWhole {
-            let local = mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n
-            count = max(1, Int(shard.sum(Double(local))))
-        }
+        let count = shard.total(mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
         let weight = { (i: Int) -> Float in (mask?[i] ?? 1) != 0 ? 1 : 0 }
         var terms = Terms()
         student.forward(studentActivations, noise: z, mel: mel, speakers: speakers, source: source)

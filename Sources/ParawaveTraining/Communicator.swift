@@ -3,7 +3,7 @@ import Foundation
 import ParawaveCore
 
 /// The processes of a data-parallel training run and the collective operations it needs:
-/// rank, size, elementwise sums, broadcast, gather and barrier. MPI stays behind this type.
+/// rank, size, elementwise sums, gather and barrier. MPI stays behind this type.
 ///
 /// `world` is MPI's world when the process was launched by `mpirun` (or a scheduler's launcher
 /// speaking PMIx), and otherwise one process that makes no MPI call at all.
@@ -67,24 +67,6 @@ public final class Communicator: @unchecked Sendable {
         guard size > 1 else { return values }
         var out = values
         out.withUnsafeMutableBufferPointer { orderedSum($0, type: parawave_mpi_double(), what: what) }
-        return out
-    }
-
-    /// Rank `root`'s bytes, on every rank.
-    public func broadcast(_ bytes: [UInt8], root: Int = 0, what: String = "broadcast") -> [UInt8] {
-        guard size > 1 else { return bytes }
-        var length = [Int64(bytes.count)]
-        length.withUnsafeMutableBytes { l in
-            var request = parawave_mpi_request_null()
-            check(MPI_Ibcast(l.baseAddress, 1, parawave_mpi_int64(), Int32(root), parawave_mpi_comm_world(), &request), what)
-            wait(&request, what)
-        }
-        var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length[0]))
-        out.withUnsafeMutableBytes { b in
-            var request = parawave_mpi_request_null()
-            check(MPI_Ibcast(b.baseAddress, Int32(b.count), parawave_mpi_byte(), Int32(root), parawave_mpi_comm_world(), &request), what)
-            wait(&request, what)
-        }
         return out
     }
 
@@ -161,7 +143,6 @@ public final class Communicator: @unchecked Sendable {
         defer { send.deallocate(); received.deallocate() }
         send.initialize(repeating: 0)
         _ = send.update(fromContentsOf: values)
-        received.initialize(repeating: 0)
         var request = parawave_mpi_request_null()
         // Chunk r of every rank to rank r; `received` holds this rank's chunk from ranks 0, 1, ...
         check(MPI_Ialltoall(send.baseAddress, Int32(chunk), type, received.baseAddress, Int32(chunk), type,

@@ -92,7 +92,7 @@ public final class DistillTrainer: RunTrainer {
         func globalCount(_ mask: UnsafePointer<Float>?) -> Int? {
             guard !shard.isWhole else { return nil }
             let n = fake.count
-            return max(1, Int(shard.sum(Double(mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n))))
+            return shard.total(mask.map { m in (0..<n).reduce(0) { $0 + (m[$1] != 0 ? 1 : 0) } } ?? n)
         }
 
         /// A rank's part of a loss, summed over the ranks.

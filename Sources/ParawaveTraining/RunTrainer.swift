@@ -31,7 +31,7 @@ public class RunTrainer {
     /// The ranks of a data-parallel run (`Communicator.single` for one process).
     public let communicator: Communicator
     /// The rows of the global batch each rank works on: batch_size / ranks.
-    public let localBatch: Int
+    public var localBatch: Int { settings.batchSize / communicator.size }
     let sampler: CropSampler
     let validationBatches: [CropBatch]
     let label: String, stateKind: String
@@ -83,7 +83,6 @@ public class RunTrainer {
                                 + "the global batch is split across them: use a batch_size that is a multiple of \(ranks), or another rank count")
         }
         self.communicator = communicator
-        localBatch = settings.batchSize / ranks
         self.recipe = recipe
         self.run = run
         self.settings = settings

@@ -107,28 +107,19 @@ public final class TeacherTrainer: RunTrainer {
             // Every rank draws all the crops (the random stream stays the same) and trains the
             // pitch predictor on its share, dividing by all the crops' frames.
             let crops = pitchSampler.next(batch: Self.pitchCrops, generator: &generator)
-            var pitch = [0.0, 0, 0]
-            if shard.isWhole, let pitchActivations {
-                let loss = teacher.pitchLoss(pitchActivations, mel: crops.mel, f0: crops.f0, mask: crops.frameMask)
-                pitch = [loss.total, loss.voicing, loss.f0]
-            } else {
+            var totals: (frames: Int, voiced: Int)?
+            if !shard.isWhole {
                 let mask = crops.frameMask
-                var frames = 0, voiced = 0
-                for i in mask.indices where mask[i] != 0 {
-                    frames += 1
-                    if crops.f0[i] > 0 { voiced += 1 }
-                }
-                if let pitchActivations {
-                    let mine = crops.rows(Self.pitchRows(rank: communicator.rank, of: communicator.size))
-                    let loss = teacher.pitchLoss(pitchActivations, mel: mine.mel, f0: mine.f0, mask: mine.frameMask, totals: (frames, voiced))
-                    pitch = [loss.voicing, loss.f0]
-                } else {
-                    pitch = [0, 0]
-                }
-                pitch = shard.sum(pitch)
-                pitch = [pitch[0] + pitch[1]] + pitch
+                totals = (mask.filter { $0 != 0 }.count, mask.indices.filter { mask[$0] != 0 && crops.f0[$0] > 0 }.count)
             }
-            values += [("pitch_loss", pitch[0]), ("pitch_voicing_loss", pitch[1]), ("pitch_f0_loss", pitch[2])]
+            var pitch = [0.0, 0]
+            if let pitchActivations {
+                let mine = crops.rows(Self.pitchRows(rank: communicator.rank, of: communicator.size))
+                let loss = teacher.pitchLoss(pitchActivations, mel: mine.mel, f0: mine.f0, mask: mine.frameMask, totals: totals)
+                pitch = [loss.voicing, loss.f0]
+            }
+            if !shard.isWhole { pitch = shard.sum(pitch) }
+            values += [("pitch_loss", pitch[0] + pitch[1]), ("pitch_voicing_loss", pitch[0]), ("pitch_f0_loss", pitch[1])]
         }
         return values
     }

@@ -18,10 +18,17 @@ struct RunOptions: ParsableArguments {
 
     /// The run's lock, taken before anything is loaded when the run's folder exists, so a
     /// second command on a run in training refuses at once (the trainer takes it otherwise).
+    /// Under MPI rank 0 alone holds it.
     func lockExistingRun() throws -> FolderLock? {
+        guard Communicator.world.isRoot else { return nil }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: runPath, isDirectory: &isFolder), isFolder.boolValue else { return nil }
         return try FolderLock(folder: runPath, what: "--run")
+    }
+
+    /// The data directory, loaded for `recipe` (rank 0 alone shows the progress).
+    func trainingData(_ recipe: Recipe) throws -> TrainingData {
+        try TrainingData(data, audio: recipe.audio.mel, progress: Communicator.world.isRoot)
     }
 
     /// What a run that took no step says.
@@ -60,11 +67,11 @@ struct TrainTeacherCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
-        let lock = Communicator.world.isRoot ? try runOptions.lockExistingRun() : nil
+        let lock = try runOptions.lockExistingRun()
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "train", run: runDirectory, resume: runOptions.resume)
         for warning in recipe.warnings where warning.hasPrefix("train.") { print("warning: " + warning) }
-        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel, progress: Communicator.world.isRoot)
+        let corpus = try runOptions.trainingData(recipe)
         let trainer = try TeacherTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume, communicator: .world)
         if let layout = trainer.layout() { print(layout) }
         let t = trainer.teacher.config
@@ -110,10 +117,10 @@ struct TrainWaveGlowCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
-        let lock = Communicator.world.isRoot ? try runOptions.lockExistingRun() : nil
+        let lock = try runOptions.lockExistingRun()
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "waveglow", run: runDirectory, resume: runOptions.resume)
-        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel, progress: Communicator.world.isRoot)
+        let corpus = try runOptions.trainingData(recipe)
         let trainer = try WaveGlowTrainer(recipe: recipe, data: corpus, run: runDirectory, resume: runOptions.resume, communicator: .world)
         if let layout = trainer.layout() { print(layout) }
         let c = trainer.model.config
@@ -182,7 +189,7 @@ struct DistillCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = RunDirectory(runOptions.runPath)
-        let lock = Communicator.world.isRoot ? try runOptions.lockExistingRun() : nil
+        let lock = try runOptions.lockExistingRun()
         defer { withExtendedLifetime(lock) {} }
         let recipe = try overrides.recipe(recipeOptions, section: "distill", run: runDirectory, resume: runOptions.resume)
         for warning in recipe.warnings where warning.hasPrefix("distill.") { print("warning: " + warning) }
@@ -190,7 +197,7 @@ struct DistillCommand: ParsableCommand {
             throw ParawaveError(teacher, "is not a teacher; --teacher takes a train-teacher run directory or its model.safetensors")
         }
         try DistillTrainer.check(recipe, teacher: teacherModel, teacherName: teacher)
-        let corpus = try TrainingData(runOptions.data, audio: recipe.audio.mel, progress: Communicator.world.isRoot)
+        let corpus = try runOptions.trainingData(recipe)
         let trainer = try DistillTrainer(recipe: recipe, data: corpus, teacher: teacherModel, teacherName: teacher, run: runDirectory,
                                          resume: runOptions.resume, communicator: .world)
         if let layout = trainer.layout() { print(layout) }
