@@ -93,10 +93,11 @@ public struct LogisticMixture: Sendable {
         }
     }
 
-    /// One draw from the mixture whose parameters are `stride` apart starting at `p`.
+    /// One draw from the mixture whose parameters are `stride` apart starting at `p`, clipped
+    /// to [-1, 1] unless `clip` is false.
     @inline(__always)
     public static func draw(_ p: UnsafePointer<Float>, stride T: Int, mixtures M: Int, logScaleMin: Float,
-                            temperature: Float, generator: inout SeededGenerator) -> Float {
+                            temperature: Float, clip: Bool = true, generator: inout SeededGenerator) -> Float {
         var best = 0
         if M > 1 {
             var top = -Float.infinity
@@ -108,7 +109,8 @@ public struct LogisticMixture: Sendable {
         }
         let u = clampedUniform(&generator)
         let scale = exp(max(p[(2 * M + best) * T], logScaleMin)) * temperature
-        return max(-1, min(1, p[(M + best) * T] + scale * (log(u) - log(1 - u))))
+        let x = p[(M + best) * T] + scale * (log(u) - log(1 - u))
+        return clip ? max(-1, min(1, x)) : x
     }
 
     @inline(__always)

@@ -92,7 +92,8 @@ public final class Teacher: @unchecked Sendable {
         public let batch: Int, frames: Int, length: Int
         let stack: WaveNetStack.Activations
         /// The shifted input (B, 1, T) and the normalised mel (B, Cc, F).
-        var input: [Float], mel: [Float]
+        public internal(set) var input: [Float]
+        var mel: [Float]
         let head: WaveNetHead.Activations
         /// Mixture parameters (B, 3M, T) and their gradient.
         public internal(set) var params: [Float]
@@ -152,14 +153,17 @@ public final class Teacher: @unchecked Sendable {
     /// the excitation's, not offset by the prediction (distillation scores a student's
     /// excitation under them: a common shift of the samples and the means leaves the
     /// continuous mixture density unchanged).
+    /// Rows that `continues` (`CropBatch.continues`: a training crop that starts inside its
+    /// utterance, its first samples history only) have unknown audio before them: with linear
+    /// prediction the stack reads an excitation of 0 where the prediction would need it.
     public func forward(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, speakers: [Int]? = nil,
-                        source: UnsafePointer<Float>? = nil, centred: Bool = true) {
+                        source: UnsafePointer<Float>? = nil, centred: Bool = true, continues: [Bool]? = nil) {
         let B = a.batch, T = a.length
         setSpeakers(a, speakers)
         precondition((source != nil) == (config.source != nil), "a source-conditioned teacher needs a source, and only it takes one")
         if let source { a.source.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: source, count: B * T) } }
         if linearPrediction != nil {
-            prepareLinearPrediction(a, audio: x, mel: mel, centred: centred)
+            prepareLinearPrediction(a, audio: x, mel: mel, centred: centred, continues: continues)
         } else {
             a.input.withUnsafeMutableBufferPointer { inp in
                 for b in 0..<B {
@@ -188,7 +192,10 @@ public final class Teacher: @unchecked Sendable {
     /// and the stack's shifted input, the excitation in units of the
     /// prior's scale: e_t = (x_t - p_t) / sigma0_t, sigma0_t = exp(ln sqrt(E_f) + the
     /// white-noise scale) (without the learned gain, so the input depends on no parameter).
-    func prepareLinearPrediction(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, centred: Bool) {
+    /// In a row that `continues`, e_t for t < P is 0: its prediction lacks the samples before
+    /// the row, and a model generates from zeros, not from such a part-prediction's error.
+    func prepareLinearPrediction(_ a: Activations, audio x: UnsafePointer<Float>, mel: UnsafePointer<Float>, centred: Bool,
+                                 continues: [Bool]? = nil) {
         guard let lp = linearPrediction else { return }
         let B = a.batch, T = a.length, F = a.frames, P = lp.order, C = config.stack.conditionChannels
         let white = Float(lp.logScalePerRMS)
@@ -203,6 +210,9 @@ public final class Teacher: @unchecked Sendable {
                         input[b * T] = 0
                         for t in 0..<(T - 1) {
                             input[b * T + t + 1] = (x[b * T + t] - p[t]) * exp(-(rms[lp.frame(ofSample: t, frames: F)] + white))
+                        }
+                        if continues?[b] == true {
+                            for t in 0..<min(P, T - 1) { input[b * T + t + 1] = 0 }
                         }
                         for t in 0..<T { a.lpPrediction[b * T + t] = centred ? p[t] : 0 }
                     }

@@ -200,10 +200,12 @@ public final class TeacherGenerator: @unchecked Sendable {
     /// result has F_i * hop samples. `temperature` scales the logistic's scale.
     /// A speaker-conditioned teacher needs `speakers`, one row of its table per utterance, and
     /// a source-conditioned one `sources`, one `Teacher.sourceSignal` per utterance.
+    /// `record(utterance, t, params, x)` receives every step's mixture parameters and its draw
+    /// before clipping.
     public func generate(mels: [Matrix], speakers: [Int]? = nil, sources: [[Float]]? = nil, temperature: Float = 1, seed: UInt64,
-                         progress: ((Int, Int) -> Void)? = nil) -> [[Float]] {
+                         progress: ((Int, Int) -> Void)? = nil, record: ((Int, Int, UnsafePointer<Float>, Float) -> Void)? = nil) -> [[Float]] {
         var generator = SeededGenerator(seed: seed)
-        return run(mels: mels, speakers: speakers, sources: sources, forced: nil, temperature: temperature, generator: &generator, record: nil,
+        return run(mels: mels, speakers: speakers, sources: sources, forced: nil, temperature: temperature, generator: &generator, record: record,
                    progress: progress)
     }
 
@@ -213,12 +215,12 @@ public final class TeacherGenerator: @unchecked Sendable {
     public func teacherForced(mels: [Matrix], audio: [[Float]], speakers: [Int]? = nil, sources: [[Float]]? = nil,
                               record: @escaping (Int, Int, UnsafePointer<Float>) -> Void) {
         var generator = SeededGenerator(seed: 0)
-        _ = run(mels: mels, speakers: speakers, sources: sources, forced: audio, temperature: 1, generator: &generator, record: record,
-                progress: nil)
+        _ = run(mels: mels, speakers: speakers, sources: sources, forced: audio, temperature: 1, generator: &generator,
+                record: { b, t, theta, _ in record(b, t, theta) }, progress: nil)
     }
 
     func run(mels: [Matrix], speakers: [Int]?, sources: [[Float]]?, forced: [[Float]]?, temperature: Float, generator: inout SeededGenerator,
-             record: ((Int, Int, UnsafePointer<Float>) -> Void)?, progress: ((Int, Int) -> Void)?) -> [[Float]] {
+             record: ((Int, Int, UnsafePointer<Float>, Float) -> Void)?, progress: ((Int, Int) -> Void)?) -> [[Float]] {
         precondition(!mels.isEmpty && mels.count <= batch, "between 1 and \(batch) utterances")
         for mel in mels { precondition(mel.rows == C, "mel has \(mel.rows) bands, the teacher \(C)") }
         precondition((sources != nil) == !sourceRows.isEmpty && (sources?.count ?? mels.count) == mels.count,
@@ -259,6 +261,14 @@ public final class TeacherGenerator: @unchecked Sendable {
         let lpCentre = UnsafeMutablePointer<Float>.allocate(capacity: B)
         lpCentre.initialize(repeating: 0, count: B)
         defer { lpCentre.deallocate() }
+        // With linear prediction the prediction reads the draws before clipping (the audio is
+        // clipped): a draw past full scale, clipped, left the prediction (an extrapolation
+        // through poles near the unit circle) overshooting again, the stack read excitations
+        // thousands of scales wide, and the audio stayed at full scale for hundreds of
+        // milliseconds (a 16-CPU-minute demo teacher on klettres_uk_alpha_zm, whose vowel
+        // peaks near full scale). Unclipped, the recursion stays the stable synthesis filter
+        // driven by excitations of the model's own scale.
+        var states = lp == nil ? [] : outputs
         let previous = UnsafeMutablePointer<Float>.allocate(capacity: B)
         previous.initialize(repeating: 0, count: B)
         defer { previous.deallocate() }
@@ -334,7 +344,7 @@ public final class TeacherGenerator: @unchecked Sendable {
                         let f = lp.frame(ofSample: t, frames: frames[b])
                         let (coefficients, logRMS) = lpFrames[b]
                         var prediction: Float = 0
-                        outputs[b].withUnsafeBufferPointer { past in
+                        states[b].withUnsafeBufferPointer { past in
                             coefficients.withUnsafeBufferPointer { a in
                                 for k in 1...max(1, min(P, t)) where k <= t { prediction -= a[f * P + k - 1] * past[t - k] }
                             }
@@ -347,15 +357,18 @@ public final class TeacherGenerator: @unchecked Sendable {
                         }
                     }
                     let theta = UnsafePointer(params + b * 3 * M)
-                    if let record, t < outputs[b].count { record(b, t, theta) }
                     let x: Float
                     if let forced {
                         x = t < forced[b].count ? forced[b][t] : 0
                     } else {
                         x = LogisticMixture.draw(theta, stride: 1, mixtures: M, logScaleMin: teacher.config.logScaleMin,
-                                                 temperature: temperature, generator: &generator)
+                                                 temperature: temperature, clip: lp == nil, generator: &generator)
                     }
-                    if t < outputs[b].count { outputs[b][t] = x }
+                    if t < outputs[b].count {
+                        outputs[b][t] = max(-1, min(1, x))
+                        if lp != nil { states[b][t] = x }
+                        record?(b, t, theta, x)
+                    }
                     previous[b] = x
                     if let lp, t < outputs[b].count {
                         // The stack reads the excitation in the prior's units (as the parallel pass).

@@ -74,8 +74,10 @@ public class RunTrainer {
     /// replaced by the run's saved state.
     /// With a `source`, every crop comes with its source (`CropBatch.source`).
     /// `groups` are the optimizer's parameter groups (default: one, clipped at `clip_norm`).
+    /// With a `lead`, every crop has `lead` more frames than `crop` gives, history only where
+    /// the crop starts inside its utterance (`CropSampler.lead`).
     init(recipe: Recipe, settings: TrainSection, data: TrainingData, run: RunDirectory, resume: Bool, store: ParameterStore,
-         groups: [ParameterGroup]? = nil, label: String, stateKind: String, source: SineSource? = nil,
+         groups: [ParameterGroup]? = nil, label: String, stateKind: String, source: SineSource? = nil, lead: Int = 0,
          communicator: Communicator = .single) throws {
         let ranks = communicator.size
         guard settings.batchSize % ranks == 0 else {
@@ -91,12 +93,12 @@ public class RunTrainer {
         self.stateKind = stateKind
         precision = try settings.precision.resolved(key: Self.section(label) + ".precision")
         let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor, rate = recipe.audio.sampleRate
-        let frames = recipe.audio.mel.frames(forCrop: settings.crop)
+        let frames = recipe.audio.mel.frames(forCrop: settings.crop) + lead
         if source != nil { try data.requireF0(for: label == "distill" ? "student" : "teacher") }
-        sampler = CropSampler(data.train, frames: frames, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
+        sampler = CropSampler(data.train, frames: frames, hop: hop, logFloor: logFloor, source: source, sampleRate: rate, lead: lead)
         let validation = Array(data.validation.prefix(settings.validationUtterances))
         validationBatches = validation.isEmpty ? [] :
-            CropSampler(validation, frames: frames, hop: hop, logFloor: logFloor, source: source, sampleRate: rate)
+            CropSampler(validation, frames: frames, hop: hop, logFloor: logFloor, source: source, sampleRate: rate, lead: lead)
                 .fixedBatches(batch: settings.batchSize)
         adam = Adam(store: store, clipNorm: settings.clipNorm, emaDecay: Float(settings.emaDecay), groups: groups)
         generator = SeededGenerator(seed: UInt64(settings.seed) &* 0x9E37_79B9 &+ 0x5EED)

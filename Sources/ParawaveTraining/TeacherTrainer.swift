@@ -59,6 +59,15 @@ public final class TeacherTrainer: RunTrainer {
     /// demo teacher's step (0.32 s) and a twentieth on T-small's (1.9 s).
     public static let pitchCropFrames = 128, pitchCrops = 16
 
+    /// Every crop carries one frame more than the recipe's `crop`: in a crop that starts
+    /// inside its utterance that frame is history for the scored samples, not scored itself
+    /// (`CropSampler.lead`). Without it the first samples of such a crop were scored against a
+    /// history of zeros, and the linear prediction from them against nothing; a teacher then
+    /// learnt that with no history any sample is likely, and in generation, whose history
+    /// starts at zero, drew a first sample hundreds of prediction-error scales wide, which
+    /// the near-unit-circle poles of a silent frame's predictor rang up to full scale.
+    public static let lead = 1
+
     /// The pitch crops a rank trains on: an even share of the 16 (none when ranks outnumber them).
     static func pitchRows(rank: Int, of ranks: Int) -> Range<Int> { (rank * pitchCrops / ranks)..<((rank + 1) * pitchCrops / ranks) }
 
@@ -72,7 +81,7 @@ public final class TeacherTrainer: RunTrainer {
         teacher.initialise(seed: UInt64(recipe.train.seed))
         teacher.melMean = data.melMean
         teacher.melStd = data.melStd
-        let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop)
+        let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop) + Self.lead
         activations = teacher.makeActivations(batch: max(1, recipe.train.batchSize / communicator.size), frames: frames)
         let hop = recipe.audio.hopLength
         let pitchRows = Self.pitchRows(rank: communicator.rank, of: communicator.size)
@@ -83,7 +92,7 @@ public final class TeacherTrainer: RunTrainer {
             : data.validation.prefix(recipe.train.validationUtterances).compactMap { u in u.f0.map { (u.mel, $0) } }
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,
                        groups: teacher.parameterGroups(clipNorm: recipe.train.clipNorm), label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source,
-                       communicator: communicator)
+                       lead: Self.lead, communicator: communicator)
         try start(resume: resume)
     }
 
@@ -93,7 +102,7 @@ public final class TeacherTrainer: RunTrainer {
     override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
         let (batch, shard) = part(whole)
         teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
-                        source: batch.source.isEmpty ? nil : batch.source)
+                        source: batch.source.isEmpty ? nil : batch.source, continues: batch.continues)
         var (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
         if !shard.isWhole {
             // The mean over the whole batch's samples: every rank divides by their count.

@@ -107,12 +107,16 @@ public struct TrainingData: Sendable {
 /// A batch of crops: audio (B, T), mask (B, T) (1 where a real sample is), mel (B, Cc, F),
 /// each row's speaker (nil for rows without one, such as padding), F0 (B, F) (0 where
 /// unvoiced or unknown) and, when the sampler makes one, each row's source (B, T).
+/// A row that `continues` starts inside its utterance after a masked lead
+/// (`CropSampler.lead`): the audio before the row is unknown to the model, where a row that
+/// starts at its utterance's first sample has the true history, silence.
 public struct CropBatch: Sendable {
     public var audio: [Float]
     public var mask: [Float]
     public var mel: [Float]
     public var speakers: [String?]
     public var f0: [Float]
+    public var continues: [Bool]
     /// The sources (B, T), empty when the model takes none.
     public var source: [Float] = []
     public var batch: Int, frames: Int, hop: Int
@@ -127,6 +131,7 @@ public struct CropBatch: Sendable {
         mel = [Float](repeating: 0, count: batch * bands * frames)
         speakers = [String?](repeating: nil, count: batch)
         f0 = [Float](repeating: 0, count: batch * frames)
+        continues = [Bool](repeating: false, count: batch)
     }
 
     /// Rows `rows` of the batch: one rank's part of a data-parallel step.
@@ -139,6 +144,7 @@ public struct CropBatch: Sendable {
         out.mel = Array(mel[(rows.lowerBound * bands * frames)..<(rows.upperBound * bands * frames)])
         out.speakers = Array(speakers[rows])
         out.f0 = Array(f0[(rows.lowerBound * frames)..<(rows.upperBound * frames)])
+        out.continues = Array(continues[rows])
         out.source = source.isEmpty ? [] : Array(source[(rows.lowerBound * T)..<(rows.upperBound * T)])
         return out
     }
@@ -187,18 +193,29 @@ public struct CropBatch: Sendable {
 /// Random crops aligned to mel frames: an utterance with probability proportional to its
 /// length, then a uniform start frame. With a `source`, each crop's source is made from its
 /// F0 with an initial phase drawn uniformly from [0, 2 pi) (fixed at 0 for `fixedBatches`).
+///
+/// With a `lead`, a crop that starts inside its utterance gives its first `lead` frames as
+/// history only: their samples are masked from the loss, and the row `continues`. An
+/// autoregressive model then learns every scored sample from real past samples, as it
+/// generates, instead of from a crop's zero padding; a crop at the utterance's start keeps
+/// them, since silence is the true history there.
 public struct CropSampler: Sendable {
     let utterances: [TrainingData.Utterance]
     let cumulative: [Int]
+    /// Frames per crop, the lead included.
     public let frames: Int
+    /// Leading frames that are history only in a crop that starts inside its utterance.
+    public let lead: Int
     let hop: Int
     let floor: Float
     let source: SineSource?, sampleRate: Int
 
     /// Crops of `frames` mel frames (`MelSettings.frames(forCrop:)` of a recipe's crop).
     public init(_ utterances: [TrainingData.Utterance], frames: Int, hop: Int, logFloor: Double, source: SineSource? = nil,
-                sampleRate: Int = 16000) {
+                sampleRate: Int = 16000, lead: Int = 0) {
         precondition(!utterances.isEmpty, "no utterances")
+        precondition(lead >= 0 && lead < frames, "a crop's lead must leave frames to score")
+        self.lead = lead
         self.utterances = utterances
         var total = 0
         cumulative = utterances.map { total += max($0.mel.columns, 1); return total }
@@ -223,6 +240,10 @@ public struct CropSampler: Sendable {
             let room = max(0, u.mel.columns - frames)
             let start = room > 0 ? Int(generator.next() % UInt64(room + 1)) : 0
             out.fill(b, from: u, startFrame: start, floor: floor)
+            if start > 0 && lead > 0 {
+                out.continues[b] = true
+                for t in 0..<(lead * hop) { out.mask[b * out.length + t] = 0 }
+            }
         }
         if let source {
             let phases = (0..<batch).map { _ in 2 * Double.pi * Double(generator.next() >> 11) * 0x1.0p-53 }

@@ -169,6 +169,37 @@ struct TeacherTests {
         #expect(first.allSatisfy { abs($0) <= 1 })
     }
 
+    /// With linear prediction a draw past full scale is clipped in the audio only: the
+    /// prediction and the stack go on from the draws themselves. Teacher-forcing the generator
+    /// with its own unclipped draws gives back every step's mixture exactly; with the clipped
+    /// audio, where clipping happened, it does not.
+    @Test func linearPredictionGeneratesFromUnclippedDraws() throws {
+        let hop = 8, frames = 6, T = frames * hop, M = 3
+        let teacher = Self.tinyTeacher(layers: 3, kernel: 2, cycle: 3, channels: 6, mixtures: M, mels: 5, hop: hop, linearPrediction: 6,
+                                       logScaleMin: -16)
+        // A gain at which some of the draws (with this untrained network and mel) overshoot.
+        teacher.store.value(try #require(teacher.store.entry("teacher.lp.log_gain")))[0] = -4
+        let mels = [Matrix(rows: 5, columns: frames, values: Self.mel(5, frames, seed: 11))]
+        let generator = TeacherGenerator(teacher: teacher, batch: 1, precision: .single)
+        var params = [Float](repeating: .nan, count: 3 * M * T), draws = [Float](repeating: .nan, count: T)
+        let audio = generator.generate(mels: mels, seed: 9) { _, t, theta, x in
+            for j in 0..<(3 * M) { params[j * T + t] = theta[j] }
+            draws[t] = x
+        }[0]
+        let clipped = draws.filter { abs($0) > 1 }.count
+        #expect(clipped >= 3 && clipped < T / 2, "\(clipped) of \(T) draws past full scale")
+        #expect(audio == draws.map { max(-1, min(1, $0)) })
+        func forced(_ audio: [Float]) -> Float {
+            var worst: Float = 0
+            generator.teacherForced(mels: mels, audio: [audio]) { _, t, theta in
+                for j in 0..<(3 * M) { worst = max(worst, abs(theta[j] - params[j * T + t]) / max(1, abs(params[j * T + t]))) }
+            }
+            return worst
+        }
+        #expect(forced(draws) <= 1e-5)
+        #expect(forced(audio) > 1e-2)
+    }
+
     /// A checkpoint round-trips every value bit-exactly, with its config and normalisation.
     @Test func checkpointRoundTrip() throws {
         let teacher = Self.tinyTeacher()
@@ -327,5 +358,26 @@ struct TeacherTests {
             }
         }
         #expect(worstMean < 1e-6 && worstScale == 0, "means \(worstMean), log-scales \(worstScale)")
+    }
+
+    /// A training crop that continues inside its utterance: the stack reads an excitation of 0
+    /// for its first P samples, whose prediction lacks the samples before the crop, and from
+    /// then on exactly what a crop with a known (silent) history reads; rows that do not
+    /// continue are untouched.
+    @Test func continuingRowsReadNoPartPrediction() throws {
+        let hop = 8, B = 2, frames = 5, T = frames * hop, P = 6
+        let teacher = Self.tinyTeacher(layers: 2, kernel: 2, cycle: 2, channels: 4, mixtures: 2, mels: 5, hop: hop, linearPrediction: P,
+                                       logScaleMin: -16)
+        let x = Self.signal(B * T, seed: 7), mel = Self.mel(5, B * frames, seed: 8)
+        let a = teacher.makeActivations(batch: B, frames: frames)
+        teacher.forward(a, audio: x, mel: mel)
+        let known = a.input
+        #expect(known[1..<(P + 1)].contains { abs($0) > 1e-3 }, "the part-prediction's error is not 0 to begin with")
+        teacher.forward(a, audio: x, mel: mel, continues: [false, true])
+        #expect(Array(a.input[0..<T]) == Array(known[0..<T]))
+        for t in 0..<T {
+            let expected = t >= 1 && t <= P ? 0 : known[T + t]
+            #expect(a.input[T + t] == expected, "position \(t): \(a.input[T + t]) against \(expected)")
+        }
     }
 }

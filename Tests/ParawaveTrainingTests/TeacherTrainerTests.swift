@@ -25,6 +25,41 @@ struct TeacherTrainerTests {
         return TrainingData.Utterance(id: "clip", audio: audio, mel: try MelSpectrogram(settings: settings).logMel(audio))
     }
 
+    /// Crops with a lead: a crop that starts inside its utterance holds the audio before its
+    /// scored frames, masked, and `continues`; one that starts at the utterance's first sample
+    /// scores every frame. Both kinds turn up, and the audio and mel are the utterance's.
+    @Test func cropsWithALeadScoreOnlyPastIt() throws {
+        let hop = 64, frames = 6
+        let samples = (frames + 2) * hop
+        let audio = (0..<samples).map { Float($0 + 1) / Float(samples) }
+        let mel = Matrix(rows: 2, columns: frames + 3, values: (0..<(2 * (frames + 3))).map(Float.init))
+        let u = TrainingData.Utterance(id: "u", audio: audio, mel: mel)
+        let sampler = CropSampler([u], frames: frames, hop: hop, logFloor: 1e-5, lead: 1)
+        var generator = SeededGenerator(seed: 4)
+        var starts = Set<Int>()
+        for _ in 0..<20 {
+            let batch = sampler.next(batch: 3, generator: &generator)
+            let T = batch.length
+            for b in 0..<3 {
+                let row = Array(batch.audio[(b * T)..<((b + 1) * T)]), mask = Array(batch.mask[(b * T)..<((b + 1) * T)])
+                let start = Int((row[0] * Float(samples)).rounded()) - 1
+                #expect(start % hop == 0)
+                starts.insert(start / hop)
+                #expect(batch.continues[b] == (start > 0))
+                for t in 0..<T {
+                    let real = start + t < samples
+                    #expect(row[t] == (real ? audio[start + t] : 0))
+                    #expect(mask[t] == (real && (start == 0 || t >= hop) ? 1 : 0), "row \(b) start \(start) sample \(t)")
+                }
+                #expect(batch.mel[(b * 2) * frames] == mel[0, start / hop])
+            }
+        }
+        #expect(starts == [0, 1, 2, 3])
+        // Validation crops start at the utterance's first sample: nothing masked but padding.
+        let fixed = sampler.fixedBatches(batch: 1)[0]
+        #expect(fixed.continues == [false] && fixed.mask.prefix(samples).allSatisfy { $0 == 1 })
+    }
+
     /// A tiny teacher trained for 600 steps on one 0.25 s clip: the NLL (EMA weights) falls from
     /// 12.05 nats per sample (worse than uniform over the 65,536 levels, 11.09) to 7.15
     /// (asserted: below 8.5), and its teacher-forced mean prediction follows the clip with less
