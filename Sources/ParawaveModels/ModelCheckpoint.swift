@@ -58,6 +58,30 @@ extension CheckpointedModel {
         pitch?.track(mel: mel, mean: melMean, std: melStd, store: store)
     }
 
+    /// The pitch predictor's pass on a raw log-mel (B, Cc, F) into `p`, and its loss against
+    /// the F0 tracks `f0` (B, F) over the frames where `mask` (B, F) is nonzero; its parameter
+    /// gradients are added into the store. Masked frames (padding
+    /// past an utterance's end) enter as zeros, as the convolutions' own padding does at
+    /// render time. `totals` as for `PitchPredictor.loss`.
+    public func pitchLoss(_ p: PitchPredictor.Activations, mel: UnsafePointer<Float>, f0: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                          totals: (frames: Int, voiced: Int)? = nil) -> PitchPredictor.Loss {
+        guard let pitch else { preconditionFailure("this model has no pitch predictor") }
+        let B = p.batch, C = melMean.count, F = p.frames
+        p.input.withUnsafeMutableBufferPointer { input in
+            MelNormalisation.apply(mel, into: input.baseAddress!, mean: melMean, std: melStd, batch: B, frames: F)
+            guard let mask else { return }
+            for b in 0..<B {
+                for f in 0..<F where mask[b * F + f] == 0 {
+                    for c in 0..<C { input[(b * C + c) * F + f] = 0 }
+                }
+            }
+        }
+        pitch.forward(p, mel: p.input, store: store)
+        let loss = pitch.loss(p, f0: f0, mask: mask, totals: totals)
+        pitch.backward(p, mel: p.input, store: store)
+        return loss
+    }
+
     /// Copies every parameter and the mel normalisation from `file`.
     public func loadValues(from file: SafeTensors, name: String) throws {
         (melMean, melStd) = try ModelCheckpoint.load(file, name: name, store: store, prefix: Self.role, bands: melMean.count)

@@ -100,7 +100,10 @@ public final class ModelRenderer: @unchecked Sendable {
             // z ~ N(0, sigma^2) through the inverse pass, in chunks of `chunkFrames` frames.
             var random = SeededGenerator(seed: seed)
             let z = (0..<(mel.columns * waveglow.config.hop)).map { _ in sigma * temperature * random.normal() }
-            return BLAS.withPrecision(products) { waveglow.synthesize(mel: mel, z: z, chunkFrames: chunkFrames, progress: progress) }
+            let source = f0.flatMap { waveglow.sourceSignal(f0: $0, samples: z.count) }
+            return BLAS.withPrecision(products) {
+                waveglow.synthesize(mel: mel, z: z, source: source, chunkFrames: chunkFrames, progress: progress)
+            }
         }
     }
 }

@@ -9,7 +9,10 @@ import ParawaveEngine
 /// `layers` non-causal dilated layers (dilation 2^i, kernel `kernelSize`) of
 /// `residualChannels` channels. The mel (`melChannels`, frames of `hop` samples) is repeated
 /// to the sample rate, smoothed by a learned centred convolution of `upsampleKernel` taps,
-/// and squeezed like the audio.
+/// and squeezed like the audio. With a `source` the sine excitation made from the
+/// utterance's F0 (DESIGN.md section 10) is squeezed too and joins the mel as one more
+/// conditioning band, and a `pitch` predictor, trained beside the flow, gives the F0 when
+/// only a mel is at hand.
 public struct WaveGlowConfig: ModelConfig {
     public var flows = 12
     public var group = 8
@@ -23,15 +26,24 @@ public struct WaveGlowConfig: ModelConfig {
     public var upsampleKernel = 3
     /// The mel front end it is conditioned on (its bands and hop).
     public var mel = MelSettings()
+    /// The source excitation it is conditioned on (nil: none).
+    public var source: SineSource?
+    /// The pitch predictor it carries (with a source).
+    public var pitch: PitchPredictorConfig?
 
     public var melChannels: Int { mel.nMels }
     public var hop: Int { mel.hopLength }
+    /// The conditioning's bands before squeezing: the mel's, and the source's one.
+    public var conditionBands: Int { melChannels + (source == nil ? 0 : 1) }
 
     public init(flows: Int = 12, group: Int = 8, earlyEvery: Int = 4, earlySize: Int = 2, layers: Int = 8, residualChannels: Int = 64,
-                kernelSize: Int = 3, sigma: Float = 1, upsampleKernel: Int = 3, mel: MelSettings = MelSettings()) {
+                kernelSize: Int = 3, sigma: Float = 1, upsampleKernel: Int = 3, mel: MelSettings = MelSettings(), source: SineSource? = nil,
+                pitch: PitchPredictorConfig? = nil) {
         self.flows = flows; self.group = group; self.earlyEvery = earlyEvery; self.earlySize = earlySize; self.layers = layers
         self.residualChannels = residualChannels; self.kernelSize = kernelSize; self.sigma = sigma; self.upsampleKernel = upsampleKernel
         self.mel = mel
+        self.source = source
+        self.pitch = pitch
     }
 
     /// Whether channels leave before flow `k` (every `earlyEvery` flows, not before the first).
@@ -61,6 +73,12 @@ public struct WaveGlowConfig: ModelConfig {
         if !(0...64).contains(earlySize) { found.append("early_size \(earlySize) is outside 0...64") }
         if kernelSize % 2 == 0 || upsampleKernel % 2 == 0 { found.append("kernel sizes must be odd") }
         if hop < 1 || hop % max(group, 1) != 0 { found.append("hop_length (\(hop)) must be a multiple of group (\(group))") }
+        found += source?.problems().map { "source: " + $0 } ?? []
+        if let pitch {
+            if source == nil { found.append("a pitch predictor without a source") }
+            if pitch.melChannels != melChannels { found.append("the pitch predictor reads \(pitch.melChannels) bands, the mel has \(melChannels)") }
+            found += pitch.problems().map { "pitch." + $0 }
+        }
         if found.isEmpty {
             for k in 0..<flows where channels(atFlow: k) < 2 || channels(atFlow: k) % 2 != 0 {
                 found.append("flow \(k) would transform \(channels(atFlow: k)) channels; every flow needs an even number of at least 2")
@@ -73,7 +91,7 @@ public struct WaveGlowConfig: ModelConfig {
     /// Multiply-adds per output sample of one pass (the couplings' networks, the 1x1
     /// convolutions and the conditioning layers), for comparison with a student's.
     public var multiplyAddsPerSample: Int {
-        let R = residualChannels, K = kernelSize, Cg = melChannels * group
+        let R = residualChannels, K = kernelSize, Cg = conditionBands * group
         var total = 0
         for k in 0..<flows {
             let r = channels(atFlow: k), h = r / 2
@@ -102,8 +120,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     public var melStd: [Float]
     public var mel: MelSettings { config.mel }
     public var speakers: [String] { [] }
-    public var source: SineSource? { nil }
-    public var pitch: PitchPredictor? { nil }
+    public var source: SineSource? { config.source }
+    public let pitch: PitchPredictor?
 
     public convenience init(config: WaveGlowConfig) { self.init(config: config, store: ParameterStore()) }
     let upsample: Conv1d
@@ -135,6 +153,19 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         self.couplings = couplings
         self.mixing = mixing
         mixingWeights = weights
+        // Last in the store: the optimizer clips it on its own (`parameterGroups`).
+        pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "waveglow.pitch", store: store) }
+    }
+
+    /// The optimizer's groups: the flow and, clipped on its own, the pitch predictor.
+    public func parameterGroups(clipNorm: Double) -> [ParameterGroup] {
+        ParameterGroup.split(store, at: pitch?.entries.first, clipNorm: clipNorm)
+    }
+
+    /// The source of an utterance of `samples` samples from its F0 track on the mel's frames
+    /// (Hz, 0 where unvoiced); nil without source conditioning.
+    public func sourceSignal(f0: [Float], samples: Int, initialPhase: Double = 0) -> [Float]? {
+        config.source?.signal(f0: f0, hop: config.hop, sampleRate: config.mel.sampleRate, samples: samples, initialPhase: initialPhase)
     }
 
     /// Random orthogonal W_k with determinant +1 (Glow's initialisation), PyTorch's default
@@ -154,6 +185,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             for i in 0..<(r * r) { w[i] = Float(q[i]) }
         }
         for coupling in couplings { coupling.initialise(store, generator: &generator) }
+        pitch?.initialise(store, generator: &generator)
     }
 
     /// Buffers of one pass over `batch` utterances of `frames` mel frames.
@@ -185,8 +217,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             repeated = FloatBuffer(B * C * length)
             upsampled = FloatBuffer(B * C * length)
             dUpsampled = FloatBuffer(training ? B * C * length : 0)
-            conditioning = FloatBuffer(B * C * c.group * Tq)
-            dConditioning = FloatBuffer(training ? B * C * c.group * Tq : 0)
+            conditioning = FloatBuffer(B * c.conditionBands * c.group * Tq)
+            dConditioning = FloatBuffer(training ? B * c.conditionBands * c.group * Tq : 0)
             inputs = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
             mixed = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
             halves = (0..<slots).map { FloatBuffer(B * channels($0) / 2 * Tq) }
@@ -226,12 +258,14 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     /// `melMean` and `melStd`), with every activation the backward pass needs; returns the
     /// loss's parts per sample. With `totalRows` (data parallelism: these rows are part of a
     /// batch of that many) the parts are divided by the whole batch's samples, so that the
-    /// parts' losses and gradients add up to the whole batch's.
+    /// parts' losses and gradients add up to the whole batch's. A source-conditioned WaveGlow
+    /// needs `source` (B, T), each row the utterance's `sourceSignal`.
     @discardableResult
-    public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>, totalRows: Int? = nil) -> Loss {
+    public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>, source: UnsafePointer<Float>? = nil,
+                        totalRows: Int? = nil) -> Loss {
         precondition(a.training, "forward needs training activations")
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
-        conditioningForward(a, mel: mel)
+        conditioningForward(a, mel: mel, source: source)
         // x[b, g, t] = audio[b, t * group + g], into the first flow's input.
         let x0 = a.inputs[0].pointer
         for b in 0..<B { for g in 0..<G { for t in 0..<Tq { x0[(b * G + g) * Tq + t] = audio[b * a.length + t * G + g] } } }
@@ -347,10 +381,12 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         conditioningBackward(a)
     }
 
-    /// audio (B, T) from z (B, group, T') given `mel` (B, C, F): the inverse pass.
-    public func inverse(_ a: Activations, z: UnsafePointer<Float>, mel: UnsafePointer<Float>, audio: UnsafeMutablePointer<Float>) {
+    /// audio (B, T) from z (B, group, T') given `mel` (B, C, F) (and `source` (B, T), as for
+    /// `forward`): the inverse pass.
+    public func inverse(_ a: Activations, z: UnsafePointer<Float>, mel: UnsafePointer<Float>, source: UnsafePointer<Float>? = nil,
+                        audio: UnsafeMutablePointer<Float>) {
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group
-        conditioningForward(a, mel: mel)
+        conditioningForward(a, mel: mel, source: source)
         let last = c.flows - 1
         var r = c.channels(atFlow: last)
         var current = a.dCurrent.pointer, previous = a.dPrevious.pointer
@@ -399,11 +435,14 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
 
     /// audio (F * hop) of one utterance from its raw log-mel (C, F) and z (group, F * hop /
     /// group), in chunks of `chunkFrames` frames, each inverted with `chunkContext` frames of
-    /// mel and z on both sides, so memory follows the chunk and the output is the one-pass
-    /// output (to float32 rounding). `progress` gets the samples done.
-    public func synthesize(mel: Matrix, z: [Float], chunkFrames: Int, progress: ((Int) -> Void)? = nil) -> [Float] {
+    /// mel and z (and `source`, F * hop, with source conditioning) on both sides, so memory
+    /// follows the chunk and the output is the one-pass output (to float32 rounding).
+    /// `progress` gets the samples done.
+    public func synthesize(mel: Matrix, z: [Float], source: [Float]? = nil, chunkFrames: Int, progress: ((Int) -> Void)? = nil) -> [Float] {
         let c = config, F = mel.columns, C = c.melChannels, hop = c.hop, G = c.group, perFrame = hop / G
         precondition(mel.rows == C && z.count == F * hop, "mel and z shapes")
+        precondition((source != nil) == (c.source != nil) && (source?.count ?? F * hop) == F * hop,
+                     "a source-conditioned WaveGlow needs a source of F * hop samples, and only it takes one")
         var audio = [Float](repeating: 0, count: F * hop)
         let context = chunkContext, chunk = max(1, chunkFrames)
         var start = 0
@@ -415,8 +454,13 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             var windowZ = [Float](repeating: 0, count: G * windowTq)
             for g in 0..<G { for t in 0..<windowTq { windowZ[g * windowTq + t] = z[g * Tq + from * perFrame + t] } }
             var windowAudio = [Float](repeating: 0, count: frames * hop)
+            let windowSource = source.map { Array($0[(from * hop)..<(to * hop)]) }
             let a = makeActivations(batch: 1, frames: frames, training: false)
-            inverse(a, z: windowZ, mel: windowMel, audio: &windowAudio)
+            if let windowSource {
+                inverse(a, z: windowZ, mel: windowMel, source: windowSource, audio: &windowAudio)
+            } else {
+                inverse(a, z: windowZ, mel: windowMel, audio: &windowAudio)
+            }
             for i in 0..<((end - start) * hop) { audio[start * hop + i] = windowAudio[(start - from) * hop + i] }
             start = end
             progress?(start * hop)
@@ -425,25 +469,30 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     }
 
     /// The mel repeated to the sample rate, smoothed by the learned convolution, and squeezed:
-    /// conditioning[b, c * group + g, t] = upsampled[b, c, t * group + g].
-    func conditioningForward(_ a: Activations, mel: UnsafePointer<Float>) {
-        let c = config, B = a.batch, C = c.melChannels, T = a.length, Tq = a.squeezed, G = c.group
+    /// conditioning[b, c * group + g, t] = upsampled[b, c, t * group + g], c < C; with a
+    /// source, its squeezed samples are band C.
+    func conditioningForward(_ a: Activations, mel: UnsafePointer<Float>, source: UnsafePointer<Float>?) {
+        precondition((source != nil) == (config.source != nil), "a source-conditioned WaveGlow needs a source, and only it takes one")
+        let c = config, B = a.batch, C = c.melChannels, CB = c.conditionBands, T = a.length, Tq = a.squeezed, G = c.group
         MelNormalisation.apply(mel, into: a.normalised.pointer, mean: melMean, std: melStd, batch: B, frames: a.frames)
         RepeatUpsample.forward(out: a.repeated.pointer, inp: a.normalised.pointer, rows: B * C, frames: a.frames, hop: c.hop)
         upsample.forward(out: a.upsampled.pointer, inp: a.repeated.pointer, weight: store.value(upsampleWeight),
                          bias: store.value(upsampleBias), batch: B, length: T)
         let up = a.upsampled.pointer, cond = a.conditioning.pointer
         for b in 0..<B { for ch in 0..<C { for g in 0..<G { for t in 0..<Tq {
-            cond[((b * C + ch) * G + g) * Tq + t] = up[(b * C + ch) * T + t * G + g]
+            cond[((b * CB + ch) * G + g) * Tq + t] = up[(b * C + ch) * T + t * G + g]
         } } } }
+        if let source {
+            for b in 0..<B { for g in 0..<G { for t in 0..<Tq { cond[((b * CB + C) * G + g) * Tq + t] = source[b * T + t * G + g] } } }
+        }
     }
 
     /// The upsampling convolution's gradients from dConditioning.
     func conditioningBackward(_ a: Activations) {
-        let c = config, B = a.batch, C = c.melChannels, T = a.length, Tq = a.squeezed, G = c.group
+        let c = config, B = a.batch, C = c.melChannels, CB = c.conditionBands, T = a.length, Tq = a.squeezed, G = c.group
         let dUp = a.dUpsampled.pointer, dCond = a.dConditioning.pointer
         for b in 0..<B { for ch in 0..<C { for g in 0..<G { for t in 0..<Tq {
-            dUp[(b * C + ch) * T + t * G + g] = dCond[((b * C + ch) * G + g) * Tq + t]
+            dUp[(b * C + ch) * T + t * G + g] = dCond[((b * CB + ch) * G + g) * Tq + t]
         } } } }
         upsample.backward(dInp: nil, dWeight: store.gradient(upsampleWeight), dBias: store.gradient(upsampleBias), dOut: dUp,
                           inp: a.repeated.pointer, weight: store.value(upsampleWeight), batch: B, length: T)
@@ -467,7 +516,7 @@ extension WaveGlow {
         let endWeight: ParameterStore.Entry, endBias: ParameterStore.Entry
 
         init(prefix: String, channels r: Int, config c: WaveGlowConfig, store: ParameterStore) {
-            let h = r / 2, R = c.residualChannels, L = c.layers, K = c.kernelSize, Cg = c.melChannels * c.group
+            let h = r / 2, R = c.residualChannels, L = c.layers, K = c.kernelSize, Cg = c.conditionBands * c.group
             inputs = h
             outputs = 2 * (r - h)
             self.R = R

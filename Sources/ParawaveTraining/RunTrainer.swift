@@ -94,7 +94,7 @@ public class RunTrainer {
         precision = try settings.precision.resolved(key: Self.section(label) + ".precision")
         let hop = recipe.audio.hopLength, logFloor = recipe.audio.mel.logFloor, rate = recipe.audio.sampleRate
         let frames = recipe.audio.mel.frames(forCrop: settings.crop) + lead
-        if source != nil { try data.requireF0(for: label == "distill" ? "student" : "teacher") }
+        if source != nil { try data.requireF0(for: label == "distill" ? "student" : label == "train-waveglow" ? "WaveGlow" : "teacher") }
         sampler = CropSampler(data.train, frames: frames, hop: hop, logFloor: logFloor, source: source, sampleRate: rate, lead: lead)
         let validation = Array(data.validation.prefix(settings.validationUtterances))
         validationBatches = validation.isEmpty ? [] :

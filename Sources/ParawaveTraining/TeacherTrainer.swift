@@ -47,17 +47,8 @@ public final class TeacherTrainer: RunTrainer {
 
     public let teacher: Teacher
     let activations: Teacher.Activations
-    /// The pitch predictor's buffers, crops and validation utterances (mel and pYIN track),
-    /// when the teacher has one.
-    let pitchActivations: PitchPredictor.Activations?
-    let pitchSampler: CropSampler?
-    let pitchValidation: [(mel: Matrix, f0: [Float])]
-    /// The pitch predictor trains on `pitchCrops` crops of `pitchCropFrames` frames (about 2 s
-    /// at hop 256) per step: longer than its context on both sides, so that it learns from real
-    /// frames rather than padding, and many of them, since a predictor fed 4 a step fits the
-    /// corpus's voices more slowly. Measured cost: about 90 ms a step, a third more on the
-    /// demo teacher's step (0.32 s) and a twentieth on T-small's (1.9 s).
-    public static let pitchCropFrames = 128, pitchCrops = 16
+    /// The pitch predictor's training, when the teacher has one.
+    let pitch: PitchTraining<Teacher>?
 
     /// Every crop carries one frame more than the recipe's `crop`: in a crop that starts
     /// inside its utterance that frame is history for the scored samples, not scored itself
@@ -67,9 +58,6 @@ public final class TeacherTrainer: RunTrainer {
     /// starts at zero, drew a first sample hundreds of prediction-error scales wide, which
     /// the near-unit-circle poles of a silent frame's predictor rang up to full scale.
     public static let lead = 1
-
-    /// The pitch crops a rank trains on: an even share of the 16 (none when ranks outnumber them).
-    static func pitchRows(rank: Int, of ranks: Int) -> Range<Int> { (rank * pitchCrops / ranks)..<((rank + 1) * pitchCrops / ranks) }
 
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
@@ -83,13 +71,8 @@ public final class TeacherTrainer: RunTrainer {
         teacher.melStd = data.melStd
         let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop) + Self.lead
         activations = teacher.makeActivations(batch: max(1, recipe.train.batchSize / communicator.size), frames: frames)
-        let hop = recipe.audio.hopLength
-        let pitchRows = Self.pitchRows(rank: communicator.rank, of: communicator.size)
-        pitchActivations = pitchRows.isEmpty ? nil : teacher.pitch?.makeActivations(batch: pitchRows.count, frames: Self.pitchCropFrames)
-        pitchSampler = teacher.pitch == nil ? nil
-            : CropSampler(data.train, frames: Self.pitchCropFrames, hop: hop, logFloor: recipe.audio.mel.logFloor)
-        pitchValidation = teacher.pitch == nil ? []
-            : data.validation.prefix(recipe.train.validationUtterances).compactMap { u in u.f0.map { (u.mel, $0) } }
+        pitch = PitchTraining(teacher, data: data, validationUtterances: recipe.train.validationUtterances, hop: recipe.audio.hopLength,
+                              logFloor: recipe.audio.mel.logFloor, communicator: communicator)
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,
                        groups: teacher.parameterGroups(clipNorm: recipe.train.clipNorm), label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source,
                        lead: Self.lead, communicator: communicator)
@@ -112,30 +95,12 @@ public final class TeacherTrainer: RunTrainer {
         }
         teacher.backward(activations, audio: batch.audio, mask: batch.mask, count: count)
         var values = [("loss", nll), ("bits", nll / M_LN2)]
-        if let pitchSampler {
-            // Every rank draws all the crops (the random stream stays the same) and trains the
-            // pitch predictor on its share, dividing by all the crops' frames.
-            let crops = pitchSampler.next(batch: Self.pitchCrops, generator: &generator)
-            var totals: (frames: Int, voiced: Int)?
-            if !shard.isWhole {
-                let mask = crops.frameMask
-                totals = (mask.filter { $0 != 0 }.count, mask.indices.filter { mask[$0] != 0 && crops.f0[$0] > 0 }.count)
-            }
-            var pitch = [0.0, 0]
-            if let pitchActivations {
-                let mine = crops.rows(Self.pitchRows(rank: communicator.rank, of: communicator.size))
-                let loss = teacher.pitchLoss(pitchActivations, mel: mine.mel, f0: mine.f0, mask: mine.frameMask, totals: totals)
-                pitch = [loss.voicing, loss.f0]
-            }
-            if !shard.isWhole { pitch = shard.sum(pitch) }
-            values += [("pitch_loss", pitch[0] + pitch[1]), ("pitch_voicing_loss", pitch[0]), ("pitch_f0_loss", pitch[1])]
-        }
+        if let pitch { values += pitch.step(generator: &generator, shard: shard) }
         return values
     }
 
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
         var sum = 0.0, count = 0
-        var pitch = PitchMetrics.Accumulator()
         for whole in batches {
             let (batch, _) = part(whole)
             teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
@@ -144,22 +109,15 @@ public final class TeacherTrainer: RunTrainer {
             sum += nll * Double(n)
             count += n
         }
+        var pitchMetrics = pitch?.validate() ?? PitchMetrics.Accumulator()
         let ranks = communicator.size
-        for (i, (mel, f0)) in pitchValidation.enumerated() where i % ranks == communicator.rank {
-            pitch.add(reference: f0, generated: teacher.predictF0(mel: mel)!.f0)
-        }
         if ranks > 1 {
-            let sums = communicator.sum([sum, Double(count)] + pitch.sums, what: "validation sums")
+            let sums = communicator.sum([sum, Double(count)] + pitchMetrics.sums, what: "validation sums")
             (sum, count) = (sums[0], Int(sums[1]))
-            pitch = PitchMetrics.Accumulator(sums: Array(sums[2...]))
+            pitchMetrics = PitchMetrics.Accumulator(sums: Array(sums[2...]))
         }
         let nll = sum / Double(max(count, 1))
-        var values = [("nll", nll), ("bits", nll / M_LN2)]
-        if !pitchValidation.isEmpty {
-            let m = pitch.metrics
-            values += [("pitch_within_50_cents", m.within50 ?? 0), ("pitch_vuv_error", m.voicingError)]
-        }
-        return values
+        return [("nll", nll), ("bits", nll / M_LN2)] + (pitch?.values(pitchMetrics) ?? [])
     }
 
     override func modelCheckpoint(values: [Float]) -> SafeTensors { teacher.checkpoint(values: values, step: step) }
@@ -179,10 +137,6 @@ public final class TeacherTrainer: RunTrainer {
         let loss = values.first?.1 ?? .nan
         var detail = String(format: "loss %.3f nats (%.3f bits)", loss, loss / M_LN2)
         if let v = validation?.first?.1 { detail += String(format: ", validation %.3f bits", v / M_LN2) }
-        if let within = validation?.first(where: { $0.0 == "pitch_within_50_cents" })?.1,
-           let vuv = validation?.first(where: { $0.0 == "pitch_vuv_error" })?.1 {
-            detail += String(format: ", predicted F0 %.0f%% within 50 c, V/UV error %.0f%%", 100 * within, 100 * vuv)
-        }
-        return detail
+        return detail + PitchTraining<Teacher>.describe(validation)
     }
 }

@@ -27,10 +27,20 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     /// sampling one.
     public var sigma = 1.0
     public var upsampleKernel = 3
+    /// `sine`: the couplings also see the sine excitation made from the utterance's F0
+    /// (DESIGN.md section 10) as one more conditioning band, of `harmonics` harmonics weighted
+    /// by `harmonic_amplitude`; the recipe's `pitch:` section then sizes the pitch predictor
+    /// trained beside the flow. `none` (the default): the mel alone.
+    public var source = SourceKind.none
+    public var harmonics = 8
+    public var harmonicAmplitude = SineSource.Amplitude.inverse
+    /// `aligned` (the training source follows the recording's fundamental) or `random`.
+    public var sourcePhase = SineSource.TrainingPhase.aligned
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows = "n_flows", group = "n_group", earlyEvery = "n_early_every", earlySize = "n_early_size", layers
         case residualChannels = "residual_channels", kernelSize = "kernel_size", sigma, upsampleKernel = "upsample_kernel"
+        case source, harmonics, harmonicAmplitude = "harmonic_amplitude", sourcePhase = "source_phase"
     }
 
     public init() {}
@@ -47,6 +57,10 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.update(&kernelSize, .kernelSize)
         try c.update(&sigma, .sigma)
         try c.update(&upsampleKernel, .upsampleKernel)
+        try c.update(&source, .source)
+        try c.update(&harmonics, .harmonics)
+        try c.update(&harmonicAmplitude, .harmonicAmplitude)
+        try c.update(&sourcePhase, .sourcePhase)
         try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -63,12 +77,23 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.encode(kernelSize, forKey: .kernelSize)
         try c.encode(sigma, forKey: .sigma)
         try c.encode(upsampleKernel, forKey: .upsampleKernel)
+        try c.encode(source, forKey: .source)
+        try c.encode(harmonics, forKey: .harmonics)
+        try c.encode(harmonicAmplitude, forKey: .harmonicAmplitude)
+        try c.encode(sourcePhase, forKey: .sourcePhase)
     }
 
-    /// The model these keys describe for the recipe's mel front end.
-    public func config(mel: MelSettings) -> WaveGlowConfig {
+    /// The sine source this section asks for, nil for `source: none`.
+    public var sineSource: SineSource? {
+        source == .sine ? SineSource(harmonics: harmonics, amplitude: harmonicAmplitude, trainingPhase: sourcePhase) : nil
+    }
+
+    /// The model these keys describe for the recipe's mel front end, with `pitch` (the
+    /// recipe's predictor, used with a source).
+    public func config(mel: MelSettings, pitch: PitchPredictorConfig? = nil) -> WaveGlowConfig {
         WaveGlowConfig(flows: flows, group: group, earlyEvery: earlyEvery, earlySize: earlySize, layers: layers,
-                       residualChannels: residualChannels, kernelSize: kernelSize, sigma: Float(sigma), upsampleKernel: upsampleKernel, mel: mel)
+                       residualChannels: residualChannels, kernelSize: kernelSize, sigma: Float(sigma), upsampleKernel: upsampleKernel, mel: mel,
+                       source: sineSource, pitch: sineSource == nil ? nil : pitch)
     }
 
     func check(_ v: inout RecipeValidator, audio: AudioSection) {
@@ -82,10 +107,17 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         v.require(kernelSize, in: 1...31, "kernel_size")
         v.require(sigma, in: 1e-3...10, "sigma")
         v.require(upsampleKernel, in: 1...31, "upsample_kernel")
+        v.require(harmonics, in: 1...64, "harmonics")
         guard v.problems.isEmpty else { return }
         for problem in config(mel: audio.mel).problems() where !problem.contains("n_fft") && !problem.contains("sample_rate") {
             v.fail("n_group", problem)
             break
         }
     }
+}
+
+extension Recipe {
+    /// The WaveGlow that `waveglow:` describes, with the `pitch:` section's predictor when it
+    /// has a source.
+    public var waveglowConfig: WaveGlowConfig { waveglow.config(mel: audio.mel, pitch: pitch.predictor(melChannels: audio.nMels)) }
 }

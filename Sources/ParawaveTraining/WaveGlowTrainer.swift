@@ -13,19 +13,24 @@ public final class WaveGlowTrainer: RunTrainer {
 
     public let model: WaveGlow
     let activations: WaveGlow.Activations
+    /// The pitch predictor's training, with source conditioning.
+    let pitch: PitchTraining<WaveGlow>?
 
     /// Sets up a new run in `run` (which must not hold one), or with `resume` continues the
     /// one there from its last checkpoint.
     public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool, communicator: Communicator = .single) throws {
         let settings = recipe.waveglow.run
-        model = WaveGlow(config: recipe.waveglow.config(mel: recipe.audio.mel))
+        model = WaveGlow(config: recipe.waveglowConfig)
         model.initialise(seed: UInt64(settings.seed))
         model.melMean = data.melMean
         model.melStd = data.melStd
         activations = model.makeActivations(batch: max(1, settings.batchSize / communicator.size),
                                             frames: recipe.audio.mel.frames(forCrop: settings.crop))
+        pitch = PitchTraining(model, data: data, validationUtterances: settings.validationUtterances, hop: recipe.audio.hopLength,
+                              logFloor: recipe.audio.mel.logFloor, communicator: communicator)
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: model.store,
-                       label: "train-waveglow", stateKind: Self.stateKind, communicator: communicator)
+                       groups: model.parameterGroups(clipNorm: settings.clipNorm), label: "train-waveglow", stateKind: Self.stateKind,
+                       source: model.source, communicator: communicator)
         try start(resume: resume)
     }
 
@@ -34,10 +39,18 @@ public final class WaveGlowTrainer: RunTrainer {
 
     override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
         let (batch, shard) = part(whole)
-        var loss = model.forward(activations, audio: batch.audio, mel: batch.mel, totalRows: shard.total)
+        var loss = forward(batch, shard)
         model.backward(activations, totalRows: shard.total)
         if !shard.isWhole { loss = Self.summed(loss, shard) }
-        return [("loss", loss.total), ("gaussian", loss.gaussian), ("log_s", loss.logScale), ("log_det_w", loss.logDeterminant)]
+        let values = [("loss", loss.total), ("gaussian", loss.gaussian), ("log_s", loss.logScale), ("log_det_w", loss.logDeterminant)]
+        return values + (pitch?.step(generator: &generator, shard: shard) ?? [])
+    }
+
+    func forward(_ batch: CropBatch, _ shard: BatchShard) -> WaveGlow.Loss {
+        batch.source.withUnsafeBufferPointer { source in
+            model.forward(activations, audio: batch.audio, mel: batch.mel, source: model.source == nil ? nil : source.baseAddress,
+                          totalRows: shard.total)
+        }
     }
 
     /// The whole batch's loss from the ranks' parts.
@@ -50,12 +63,16 @@ public final class WaveGlowTrainer: RunTrainer {
         var sum = 0.0
         for whole in batches {
             let (batch, shard) = part(whole)
-            var loss = model.forward(activations, audio: batch.audio, mel: batch.mel, totalRows: shard.total)
+            var loss = forward(batch, shard)
             if !shard.isWhole { loss = Self.summed(loss, shard) }
             sum += loss.negativeLogLikelihood(sigma: model.config.sigma)
         }
         let nll = sum / Double(max(batches.count, 1))
-        return [("nll", nll), ("bits", nll / M_LN2)]
+        var pitchMetrics = pitch?.validate() ?? PitchMetrics.Accumulator()
+        if pitch != nil && communicator.size > 1 {
+            pitchMetrics = PitchMetrics.Accumulator(sums: communicator.sum(pitchMetrics.sums, what: "validation sums"))
+        }
+        return [("nll", nll), ("bits", nll / M_LN2)] + (pitch?.values(pitchMetrics) ?? [])
     }
 
     override func modelCheckpoint(values: [Float]) -> SafeTensors { model.checkpoint(values: values, step: step) }
@@ -74,6 +91,6 @@ public final class WaveGlowTrainer: RunTrainer {
     override func describe(_ values: [(String, Double)], validation: [(String, Double)]?) -> String {
         var detail = String(format: "loss %.4f nats", values.first?.1 ?? .nan)
         if let v = validation?.first?.1 { detail += String(format: ", validation NLL %.4f nats (%.3f bits)", v, v / M_LN2) }
-        return detail
+        return detail + PitchTraining<WaveGlow>.describe(validation)
     }
 }

@@ -376,6 +376,38 @@ struct CLITests {
         #expect(wide.status != 0 && wide.stderr.contains("--sigma must be in (0, 2]") && !FileManager.default.fileExists(atPath: dir + "/t.wav"))
     }
 
+    /// A source-conditioned WaveGlow from the command line: it records its source and carries
+    /// a pitch predictor trained beside it (its losses in the metrics, its validation on the
+    /// progress line); render --wav follows the recording's F0 and render --mel the predicted
+    /// one, which differ; evaluate scores both F0s.
+    @Test func sourceConditionedWaveGlowFromTheCLI() throws {
+        let dir = try tinyCorpus()
+        let train = try CommandRunner.parawave(["train-waveglow", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/wg",
+                                                "--set", "waveglow.n_flows=4", "--set", "waveglow.n_group=4", "--set", "waveglow.n_early_every=2",
+                                                "--set", "waveglow.layers=3", "--set", "waveglow.residual_channels=8", "--set", "waveglow.steps=8",
+                                                "--set", "waveglow.crop=512", "--set", "waveglow.checkpoint_every=8", "--set", "waveglow.validate_every=4",
+                                                "--set", "waveglow.validation_utterances=1", "--set", "waveglow.source=sine",
+                                                "--set", "waveglow.harmonics=4"])
+        #expect(train.status == 0 && train.stderr.contains("predicted F0"), "\(train.stdout)\(train.stderr)")
+        let metrics = try String(contentsOfFile: dir + "/wg/metrics.jsonl", encoding: .utf8)
+        #expect(metrics.contains("\"pitch_loss\"") && metrics.contains("\"validation_pitch_vuv_error\""))
+        let info = try CommandRunner.parawave(["info", dir + "/wg"])
+        #expect(info.stdout.contains("\"source\"") && info.stdout.contains("waveglow.pitch.out.weight"), "\(info.stdout)")
+        let wav = dir + "/corpus/u1.wav"
+        let mel = try CommandRunner.parawave(["mel", wav, "--out", dir + "/u1.npy", "--recipe", dir + "/r.yaml"])
+        #expect(mel.status == 0, "\(mel.stderr)")
+        let fromWav = try CommandRunner.parawave(["render", "--model", dir + "/wg", "--wav", wav, "--out", dir + "/w.wav"])
+        let fromMel = try CommandRunner.parawave(["render", "--model", dir + "/wg", "--mel", dir + "/u1.npy", "--out", dir + "/m.wav"])
+        #expect(fromWav.status == 0 && fromMel.status == 0, "\(fromWav.stderr)\(fromMel.stderr)")
+        let tracked = try AudioFile.read(dir + "/w.wav").samples, predicted = try AudioFile.read(dir + "/m.wav").samples
+        #expect(tracked.count == predicted.count && tracked.allSatisfy { $0.isFinite } && tracked != predicted)
+        let evaluate = try CommandRunner.parawave(["evaluate", "--model", dir + "/wg", "--data", dir + "/data", "--f0", "both", "--limit", "1"])
+        #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        for system in ["waveglow", "waveglow-predicted-f0"] {
+            #expect(evaluate.stdout.contains("\n" + system + " "), "no row for \(system): \(evaluate.stdout)")
+        }
+    }
+
     /// One run, one writer: a second training command on a run that another process is
     /// training refuses at once, naming that process, and changes nothing; once the first is
     /// killed (SIGKILL: no chance to clean up) the run can be continued.

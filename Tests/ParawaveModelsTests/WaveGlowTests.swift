@@ -13,15 +13,37 @@ struct WaveGlowTests {
     static let config = WaveGlowConfig(flows: 4, group: 4, earlyEvery: 2, earlySize: 2, layers: 2, residualChannels: 6, kernelSize: 3,
                                        sigma: 1, upsampleKernel: 3, mel: MelSettings(sampleRate: 8000, nFFT: 32, hopLength: 8, nMels: 5))
 
+    /// The same with a sine source of 3 harmonics as a sixth conditioning band, and a pitch
+    /// predictor of 2 layers.
+    static let sourceConfig: WaveGlowConfig = {
+        var c = config
+        c.source = SineSource(harmonics: 3, ramp: 4)
+        c.pitch = PitchPredictorConfig(melChannels: 5, layers: 2, channels: 4, kernelSize: 3)
+        return c
+    }()
+
     /// A tiny model with every weight random (the end layers too, so no coupling is the
     /// identity) and the 1x1 convolutions orthogonal as initialised, then perturbed.
-    static func model(seed: UInt64) -> WaveGlow {
-        let model = WaveGlow(config: config)
+    static func model(seed: UInt64, source: Bool = false) -> WaveGlow {
+        let model = WaveGlow(config: source ? sourceConfig : config)
         model.initialise(seed: seed)
         let saved = model.store.valueArray
         let noise = GradientCheck.random(saved.count, seed: seed + 100, scale: 0.3)
         model.store.setValues(zip(saved, noise).map { $0 + $1 })
         return model
+    }
+
+    /// B utterances' sources of F frames each from F0 tracks with voiced and unvoiced frames
+    /// (nil for a model without a source).
+    static func sources(_ model: WaveGlow, batch B: Int, frames F: Int, seed: UInt64) -> [Float]? {
+        guard model.source != nil else { return nil }
+        var out: [Float] = []
+        for b in 0..<B {
+            let base = 700 + 90 * Int(seed % 5) + 150 * b
+            let f0: [Float] = (0..<F).map { f in f % 3 == 2 ? 0 : Float(base + 60 * f) }
+            out += model.sourceSignal(f0: f0, samples: F * config.hop, initialPhase: Double(b) * 0.7)!
+        }
+        return out
     }
 
     @Test func configSizes() {
@@ -35,6 +57,10 @@ struct WaveGlowTests {
         #expect(!WaveGlowConfig(group: 6, earlySize: 2).problems().isEmpty, "hop 256 is no multiple of 6")
         #expect(!WaveGlowConfig(layers: 1_000_000).problems().isEmpty && !WaveGlowConfig(sigma: 0).problems().isEmpty)
         #expect(!WaveGlowConfig(flows: 12, group: 4, earlyEvery: 2, earlySize: 2).problems().isEmpty, "no channels left")
+        #expect(Self.sourceConfig.problems().isEmpty && Self.sourceConfig.conditionBands == 6 && Self.config.conditionBands == 5)
+        var orphan = Self.sourceConfig
+        orphan.source = nil
+        #expect(orphan.problems() == ["a pitch predictor without a source"])
     }
 
     /// The initial 1x1 convolutions are orthogonal with determinant +1, and the initial
@@ -61,20 +87,28 @@ struct WaveGlowTests {
     }
 
     /// The inverse pass undoes the forward pass: inverse(forward(x)) = x to 1e-5, with two
-    /// utterances, early outputs and every weight random.
-    @Test func inverseUndoesForward() {
-        let model = Self.model(seed: 6)
+    /// utterances, early outputs and every weight random, with and without a source. The
+    /// source conditions the flow: another source gives another z.
+    @Test(arguments: [false, true])
+    func inverseUndoesForward(source: Bool) {
+        let model = Self.model(seed: 6, source: source)
         let B = 2, F = 4, T = F * Self.config.hop
         let a = model.makeActivations(batch: B, frames: F)
         let audio = GradientCheck.random(B * T, seed: 7, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 8)
-        model.forward(a, audio: audio, mel: mel)
+        let excitation = Self.sources(model, batch: B, frames: F, seed: 1)
+        model.forward(a, audio: audio, mel: mel, source: excitation)
         let z = a.z.array
         #expect(z.contains { abs($0) > 0.1 } && z != audio)
         var back = [Float](repeating: 0, count: B * T)
         let b = model.makeActivations(batch: B, frames: F)
-        model.inverse(b, z: z, mel: mel, audio: &back)
+        model.inverse(b, z: z, mel: mel, source: excitation, audio: &back)
         let worst = zip(back, audio).map { abs($0 - $1) }.max() ?? 1
         #expect(worst < 1e-5, "inverse(forward(x)) differs from x by \(worst)")
+        if let other = Self.sources(model, batch: B, frames: F, seed: 2) {
+            model.forward(a, audio: audio, mel: mel, source: other)
+            let moved = zip(a.z.array, z).map { abs($0 - $1) }.max() ?? 0
+            #expect(moved > 1e-3, "z moves by \(moved) with the source")
+        }
     }
 
     /// The change of variables: the loss's log-determinant terms (sum log s + T' B sum_k
@@ -109,23 +143,29 @@ struct WaveGlowTests {
     /// central differences along a direction per tensor (`worstDirectionalError`): the
     /// upsampler, each 1x1 convolution (through the data term and -log|det W|), and every
     /// layer of each coupling's network, with early outputs on the way.
-    @Test func gradientsMatchFiniteDifferences() {
-        let model = Self.model(seed: 12)
+    /// With a source, the conditioning layers' weights on its band are checked too (the pitch
+    /// predictor, which the loss does not reach, has its own tests).
+    @Test(arguments: [false, true])
+    func gradientsMatchFiniteDifferences(source: Bool) {
+        let model = Self.model(seed: 12, source: source)
         let B = 2, F = 3, T = F * Self.config.hop
         let a = model.makeActivations(batch: B, frames: F)
         let audio = GradientCheck.random(B * T, seed: 13, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 14)
-        func loss() -> Double { model.forward(a, audio: audio, mel: mel).total }
+        let excitation = Self.sources(model, batch: B, frames: F, seed: 3)
+        func loss() -> Double { model.forward(a, audio: audio, mel: mel, source: excitation).total }
         _ = loss()
         model.store.zeroGradients()
         model.backward(a)
         let point = model.store.valueArray.map(Double.init)
-        let errors = GradientCheck.worstDirectionalError(blocks: model.store.entries.map { ($0.name, $0.offset, $0.count) }, point: point,
+        let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
+        #expect(flow.count == model.store.entries.count - (source ? 2 * 2 + 2 : 0))
+        let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
                                                          analytic: model.store.gradientArray, epsilon: 1e-2) { values in
             model.store.setValues(values.map(Float.init))
             return loss()
         }
         model.store.setValues(point.map(Float.init))
-        #expect(errors.count == model.store.entries.count)
+        #expect(errors.count == flow.count)
         #expect(errors.values.max()! < 2e-3, "\(errors.sorted { $0.value > $1.value }.prefix(4))")
     }
 
@@ -165,8 +205,9 @@ struct WaveGlowTests {
 
     /// A checkpoint holds the config, every weight and the mel normalisation, and loads
     /// back bit-identical; a damaged config or a wrong kind is refused.
-    @Test func checkpointRoundTrip() throws {
-        let model = Self.model(seed: 15)
+    @Test(arguments: [false, true])
+    func checkpointRoundTrip(source: Bool) throws {
+        let model = Self.model(seed: 15, source: source)
         model.melMean = [-5, -4, -3, -2, -1]
         model.melStd = [1, 2, 3, 4, 5]
         let file = model.checkpoint(values: model.store.valueArray, step: 7)
@@ -186,17 +227,19 @@ struct WaveGlowTests {
     /// 8: 4 flows x 3 squeezed steps each way x 4 samples, plus the upsampler's sample and a
     /// frame) equals one pass over the utterance, whatever the chunk size, with inference
     /// buffers that every flow's network shares.
-    @Test func chunkedSynthesisEqualsOnePass() {
-        let model = Self.model(seed: 16)
+    @Test(arguments: [false, true])
+    func chunkedSynthesisEqualsOnePass(source: Bool) {
+        let model = Self.model(seed: 16, source: source)
         let F = 40, T = F * Self.config.hop
         let mel = Matrix(rows: 5, columns: F, values: GradientCheck.random(5 * F, seed: 17))
         let z = GradientCheck.random(T, seed: 18)
+        let excitation = Self.sources(model, batch: 1, frames: F, seed: 4)
         var whole = [Float](repeating: 0, count: T)
-        model.inverse(model.makeActivations(batch: 1, frames: F), z: z, mel: mel.values, audio: &whole)
+        model.inverse(model.makeActivations(batch: 1, frames: F), z: z, mel: mel.values, source: excitation, audio: &whole)
         #expect(model.chunkContext == 8)
         for chunk in [1, 7, 16, 40, 100] {
             var done: [Int] = []
-            let chunked = model.synthesize(mel: mel, z: z, chunkFrames: chunk) { done.append($0) }
+            let chunked = model.synthesize(mel: mel, z: z, source: excitation, chunkFrames: chunk) { done.append($0) }
             let worst = zip(chunked, whole).map { abs($0 - $1) }.max() ?? 1
             #expect(worst < 1e-5, "chunks of \(chunk): \(worst)")
             #expect(done.last == T && done == done.sorted())
