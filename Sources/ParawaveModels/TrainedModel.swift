@@ -67,6 +67,10 @@ public enum TrainedModel {
     /// log-mel (Cc, F); nil for a model without one.
     public func predictF0(mel: Matrix) -> [Float]? { model.predictF0(mel: mel)?.f0 }
 
+    /// The pitch predictor's F0 (Hz, 0 where unvoiced) and voiced probability per frame of a
+    /// raw log-mel (Cc, F); nil for a model without one.
+    public func predictPitch(mel: Matrix) -> (f0: [Float], probability: [Float])? { model.predictF0(mel: mel) }
+
     /// True when the model carries a pitch predictor.
     public var hasPitchPredictor: Bool { model.pitch != nil }
 

@@ -675,6 +675,12 @@ struct CLITests {
         #expect(pitch.status == 0, "\(pitch.stderr)")
         let mel = try CommandRunner.parawave(["mel", wav, "--out", dir + "/u1.npy", "--recipe", dir + "/r.yaml"])
         #expect(mel.status == 0, "\(mel.stderr)")
+        // The F0 a model's predictor reads off the mel: one column per mel frame, as pYIN's.
+        let predictedPitch = try CommandRunner.parawave(["pitch", wav, "--model", dir + "/teacher", "--out", dir + "/u1-p.npy"])
+        #expect(predictedPitch.status == 0 && predictedPitch.stdout.contains("the teacher's pitch predictor"), "\(predictedPitch.stderr)")
+        let tracked = try NPY.read(dir + "/u1-f0.npy"), predictedTrack = try NPY.read(dir + "/u1-p.npy")
+        #expect(predictedTrack.shape == tracked.shape && predictedTrack.values != tracked.values)
+        #expect(predictedTrack.values.allSatisfy { $0.isFinite && $0 >= 0 })
         for model in ["teacher", "student"] {
             let fromWav = try CommandRunner.parawave(["render", "--model", dir + "/" + model, "--wav", wav, "--out", dir + "/\(model)-w.wav"])
             #expect(fromWav.status == 0, "\(fromWav.stderr)")
@@ -698,6 +704,8 @@ struct CLITests {
         #expect(bare.status == 0, "\(bare.stderr)")
         try expectClearFailure(["render", "--model", dir + "/bare", "--mel", dir + "/u1.npy", "--out", dir + "/none.wav"],
                                subject: dir + "/bare", problem: "give --f0", output: dir + "/none.wav")
+        try expectClearFailure(["pitch", wav, "--model", dir + "/bare", "--out", dir + "/none.npy"],
+                               subject: dir + "/bare", problem: "has no pitch predictor", output: dir + "/none.npy")
         try expectClearFailure(["evaluate", "--model", dir + "/bare", "--data", dir + "/data", "--f0", "predicted", "--report", dir + "/bare-report"],
                                subject: dir + "/bare", problem: "has no pitch predictor", output: dir + "/bare-report")
         try NPY.write([Float](repeating: 120, count: 2 * 10), shape: [2, 10], to: dir + "/short-f0.npy")
