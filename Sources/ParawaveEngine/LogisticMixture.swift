@@ -17,13 +17,22 @@ public struct LogisticMixture: Sendable {
         self.logScaleMin = logScaleMin
     }
 
-    /// logDensity (B, T) = log p(x (B, T) | params (B, 3M, T)).
+    /// logDensity (B, T) = log p(x (B, T) | params (B, 3M, T)). Eight time steps of a row at
+    /// a time on 8-lane vectors (`VectorMath`), the rest one by one.
     public func forward(logDensity: UnsafeMutablePointer<Float>, params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int, length T: Int) {
         let M = mixtures
         Parallel.forEachChunk(batch * T, minimumChunk: 256) { range in
             var terms = [Float](repeating: 0, count: M)
+            var vectors = [VectorMath.Vector](repeating: .zero, count: M)
             terms.withUnsafeMutableBufferPointer { terms in
-                for i in range {
+                var i = range.lowerBound
+                while i < range.upperBound {
+                    if i % T + 8 <= T && i + 8 <= range.upperBound {
+                        let p = params + (i / T) * 3 * M * T + i % T
+                        VectorMath.store(vectorLogDensity(p, stride: T, x: VectorMath.load(x + i), terms: &vectors), logDensity + i)
+                        i += 8
+                        continue
+                    }
                     let p = params + (i / T) * 3 * M * T + i % T
                     let logNorm = StableMath.logSumExp(p, count: M, stride: T)
                     for k in 0..<M {
@@ -32,9 +41,36 @@ public struct LogisticMixture: Sendable {
                         terms[k] = p[k * T] - logNorm + m - logScale - 2 * StableMath.softplus(m)
                     }
                     logDensity[i] = StableMath.logSumExp(terms.baseAddress!, count: M)
+                    i += 1
                 }
             }
         }
+    }
+
+    /// The log-density of 8 consecutive time steps whose parameters start at `p`, the
+    /// components `stride` apart; `terms` receives each component's log-weighted density.
+    @inline(__always)
+    func vectorLogDensity(_ p: UnsafePointer<Float>, stride T: Int, x: VectorMath.Vector, terms: inout [VectorMath.Vector]) -> VectorMath.Vector {
+        let M = mixtures
+        let logNorm = Self.logSumExp(M) { VectorMath.load(p + $0 * T) }
+        let floor = VectorMath.Vector(repeating: logScaleMin)
+        for k in 0..<M {
+            let raw = VectorMath.load(p + (2 * M + k) * T)
+            let logScale = raw.replacing(with: floor, where: raw .< floor)
+            let m = (x - VectorMath.load(p + (M + k) * T)) * VectorMath.exp(-logScale)
+            terms[k] = VectorMath.load(p + k * T) - logNorm + m - logScale - 2 * VectorMath.softplus(m)
+        }
+        return Self.logSumExp(M) { terms[$0] }
+    }
+
+    /// log sum_k e^{v_k} lane by lane over `count` vectors.
+    @inline(__always)
+    static func logSumExp(_ count: Int, _ value: (Int) -> VectorMath.Vector) -> VectorMath.Vector {
+        var top = value(0)
+        for k in 1..<max(count, 1) { let v = value(k); top.replace(with: v, where: v .> top) }
+        var sum = VectorMath.Vector(repeating: 0)
+        for k in 0..<count { sum += VectorMath.exp(value(k) - top) }
+        return top + VectorMath.log(sum)
     }
 
     /// dParams (B, 3M, T) and dX (B, T) += dLogDensity * gradients. With g = 1 - 2 sigma(m):
@@ -45,9 +81,19 @@ public struct LogisticMixture: Sendable {
         let M = mixtures
         Parallel.forEachChunk(batch * T, minimumChunk: 256) { range in
             var scratch = [Float](repeating: 0, count: 5 * M)
+            var vectors = [VectorMath.Vector](repeating: .zero, count: M)
             scratch.withUnsafeMutableBufferPointer { s in
                 let terms = s.baseAddress!, gate = terms + M, standard = terms + 2 * M, softmax = terms + 3 * M, inverse = terms + 4 * M
-                for i in range {
+                var i = range.lowerBound
+                while i < range.upperBound {
+                    if i % T + 8 <= T && i + 8 <= range.upperBound {
+                        let offset = (i / T) * 3 * M * T + i % T
+                        let dx = vectorBackward(params + offset, stride: T, x: VectorMath.load(x + i), g: VectorMath.load(dLogDensity + i),
+                                                dp: dParams.map { $0 + offset }, terms: &vectors)
+                        if let dX { VectorMath.store(VectorMath.load(dX + i) + dx, dX + i) }
+                        i += 8
+                        continue
+                    }
                     let offset = (i / T) * 3 * M * T + i % T
                     let p = params + offset
                     let logNorm = StableMath.logSumExp(p, count: M, stride: T)
@@ -77,9 +123,40 @@ public struct LogisticMixture: Sendable {
                         }
                     }
                     dX?[i] += g * dx
+                    i += 1
                 }
             }
         }
+    }
+
+    /// The backward pass of 8 consecutive time steps (as `vectorLogDensity`): adds into `dp`
+    /// and returns g * dlog p / dx.
+    @inline(__always)
+    func vectorBackward(_ p: UnsafePointer<Float>, stride T: Int, x: VectorMath.Vector, g: VectorMath.Vector,
+                        dp: UnsafeMutablePointer<Float>?, terms: inout [VectorMath.Vector]) -> VectorMath.Vector {
+        typealias V = VectorMath.Vector
+        let M = mixtures
+        let total = vectorLogDensity(p, stride: T, x: x, terms: &terms)
+        let logNorm = Self.logSumExp(M) { VectorMath.load(p + $0 * T) }
+        let floor = V(repeating: logScaleMin)
+        var dx = V(repeating: 0)
+        for k in 0..<M {
+            let raw = VectorMath.load(p + (2 * M + k) * T)
+            let logScale = raw.replacing(with: floor, where: raw .< floor)
+            let inverse = VectorMath.exp(-logScale)
+            let m = (x - VectorMath.load(p + (M + k) * T)) * inverse
+            let gate = 1 - 2 * VectorMath.sigmoid(m)
+            let r = VectorMath.exp(terms[k] - total)
+            dx += r * gate * inverse
+            guard let dp else { continue }
+            let softmax = VectorMath.exp(VectorMath.load(p + k * T) - logNorm)
+            let weight = dp + k * T, mean = dp + (M + k) * T, scale = dp + (2 * M + k) * T
+            VectorMath.store(VectorMath.load(weight) + g * (r - softmax), weight)
+            VectorMath.store(VectorMath.load(mean) - g * r * gate * inverse, mean)
+            let dScale = (g * r * (-gate * m - 1)).replacing(with: 0, where: .!(raw .> floor))
+            VectorMath.store(VectorMath.load(scale) + dScale, scale)
+        }
+        return g * dx
     }
 
     /// Draws x (B, T): a component by Gumbel-max on the logits, then

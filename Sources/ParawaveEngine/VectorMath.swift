@@ -36,6 +36,60 @@ public enum VectorMath {
     @inline(__always)
     public static func sigmoid(_ x: Vector) -> Vector { 1 / (1 + exp(-x)) }
 
+    /// Cephes' logf core: log(1 + f) + e ln 2 for f in [sqrt(1/2) - 1, sqrt(2) - 1] (degree-9
+    /// polynomial, ln 2 in a high and a low part).
+    @inline(__always)
+    static func logCore(_ f: Vector, _ e: Vector) -> Vector {
+        let z = f * f
+        var p = Vector(repeating: 7.037_683_629_2e-2)
+        p = p * f - 1.151_461_031_0e-1
+        p = p * f + 1.167_699_874_0e-1
+        p = p * f - 1.242_014_084_6e-1
+        p = p * f + 1.424_932_278_7e-1
+        p = p * f - 1.666_805_766_5e-1
+        p = p * f + 2.000_071_476_5e-1
+        p = p * f - 2.499_999_399_3e-1
+        p = p * f + 3.333_333_117_4e-1
+        var r = p * f * z
+        r = r + e * -2.121_944_40e-4
+        r = r - 0.5 * z
+        return f + r + e * 0.693_359_375
+    }
+
+    /// The natural log of positive normal floats: x = m 2^e with m in [sqrt(1/2), sqrt(2))
+    /// from the exponent bits, then `logCore`. Relative error about 1e-7.
+    @inline(__always)
+    public static func log(_ x: Vector) -> Vector {
+        let bits = unsafeBitCast(x, to: SIMD8<Int32>.self)
+        // m in [0.5, 1) and e with x = m 2^e (x positive: no sign bit to keep).
+        var m = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: Vector.self)
+        var e = Vector(((bits &>> 23) & 0xFF) &- 126)
+        let low = m .< 0.707_106_78
+        e.replace(with: e - 1, where: low)
+        m.replace(with: m + m, where: low)
+        return logCore(m - 1, e)
+    }
+
+    /// log(1 + y) for y in [0, 1]: u = 1 + y, `logCore` of u (halved above sqrt 2), and the
+    /// correction -((u - 1) - y) / u for the rounding of 1 + y (Goldberg), so that tiny y keep
+    /// their relative accuracy. Absolute error about 1e-7.
+    @inline(__always)
+    public static func log1pUnit(_ y: Vector) -> Vector {
+        let u = 1 + y
+        let high = u .> 1.414_213_56
+        var f = u - 1
+        f.replace(with: u * 0.5 - 1, where: high)
+        let logU = logCore(f, Vector(repeating: 0).replacing(with: 1, where: high))
+        return logU - ((u - 1) - y) / u
+    }
+
+    /// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|).
+    @inline(__always)
+    public static func softplus(_ x: Vector) -> Vector {
+        let negative = x .< 0
+        return x.replacing(with: 0, where: negative) + log1pUnit(exp(x.replacing(with: -x, where: .!negative)))
+    }
+
     /// 1 - 2 / (e^{2x} + 1).
     @inline(__always)
     public static func tanh(_ x: Vector) -> Vector { 1 - 2 / (exp(x + x) + 1) }

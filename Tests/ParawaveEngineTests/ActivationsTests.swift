@@ -77,4 +77,44 @@ struct VectorMathTests {
         #expect(worstTanh < 3e-7, "tanh absolute error \(worstTanh)")
         #expect(worstSigmoid < 2e-7, "sigmoid absolute error \(worstSigmoid)")
     }
+
+    /// log over positive normal floats from 1e-37 to 1e38 (relative error, or absolute near
+    /// 1 where log x is near 0), log1p over [0, 1] down to 1e-30 (relative, so tiny arguments
+    /// keep their digits), and softplus from -100 to 100 (absolute and relative).
+    @Test func logLog1pSoftplusMatchFoundation() {
+        var worstLog = 0.0, worstLog1p = 0.0, worstSoftplus = 0.0
+        var x = 1e-37
+        while x < 1e38 {
+            let v = VectorMath.Vector((0..<8).map { Float(x * (1 + 0.037 * Double($0))) })
+            let l = VectorMath.log(v)
+            for i in 0..<8 {
+                let reference = Foundation.log(Double(v[i]))
+                worstLog = max(worstLog, abs(Double(l[i]) - reference) / max(1, abs(reference)))
+            }
+            x *= 1.618
+        }
+        var y = 1e-30
+        while y <= 1 {
+            let v = VectorMath.Vector((0..<8).map { Float(min(1, y * (1 + 0.11 * Double($0)))) })
+            let l = VectorMath.log1pUnit(v)
+            for i in 0..<8 {
+                let reference = Foundation.log1p(Double(v[i]))
+                worstLog1p = max(worstLog1p, abs(Double(l[i]) - reference) / reference)
+            }
+            y *= 1.37
+        }
+        var z = -100.0
+        while z < 100 {
+            let v = VectorMath.Vector((0..<8).map { Float(z + 0.0031 * Double($0)) })
+            let sp = VectorMath.softplus(v)
+            for i in 0..<8 {
+                let xi = Double(v[i]), reference = max(xi, 0) + Foundation.log1p(Foundation.exp(-abs(xi)))
+                worstSoftplus = max(worstSoftplus, abs(Double(sp[i]) - reference) / max(1, reference))
+            }
+            z += 0.0731
+        }
+        #expect(worstLog < 3e-7, "log error \(worstLog)")
+        #expect(worstLog1p < 4e-7, "log1p relative error \(worstLog1p)")
+        #expect(worstSoftplus < 3e-7, "softplus error \(worstSoftplus)")
+    }
 }

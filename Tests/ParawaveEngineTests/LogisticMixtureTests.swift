@@ -37,10 +37,15 @@ struct LogisticMixtureTests {
         return (params, x)
     }
 
-    @Test(arguments: [1, 4])
+    /// The density and its gradients against the definition in Float64, with T = 12 (8 time
+    /// steps on vectors and 4 one by one) and M = 1, 4 and 10; some samples sit tens of scales
+    /// from every component, where softplus is linear.
+    @Test(arguments: [1, 4, 10])
     func densityAndGradientsMatchReference(_ M: Int) {
         let T = 12
-        let (params, x) = Self.parameters(M: M, T: T)
+        var (params, x) = Self.parameters(M: M, T: T)
+        x[2] += 3
+        x[9] -= 3
         let mixture = LogisticMixture(mixtures: M)
         var logp = [Float](repeating: 0, count: T)
         mixture.forward(logDensity: &logp, params: params, x: x, batch: 1, length: T)
@@ -59,6 +64,32 @@ struct LogisticMixtureTests {
         #expect(ep.error < 1e-3, "parameters \(ep)")
         #expect(ex.error < 1e-3, "x \(ex)")
         #expect(dParams[2 * M * T] == 0, "no gradient below the clamp")
+    }
+
+    /// Rows of 21 time steps (two vector blocks and five single steps each) in a batch of 3:
+    /// every density as the definition gives it, every gradient as the one-row pass gives it.
+    @Test func rowsAgreeWithSingleRows() {
+        let M = 10, T = 21, B = 3
+        let (base, baseX) = Self.parameters(M: M, T: T)
+        var params: [Float] = [], x: [Float] = []
+        for b in 0..<B {
+            params += base.map { $0 + 0.1 * Float(b) }
+            x += baseX.map { $0 - 0.01 * Float(b) }
+        }
+        let mixture = LogisticMixture(mixtures: M)
+        var logp = [Float](repeating: 0, count: B * T)
+        mixture.forward(logDensity: &logp, params: params, x: x, batch: B, length: T)
+        let w = GradientCheck.random(B * T, seed: 5)
+        var dParams = [Float](repeating: 0, count: params.count), dX = [Float](repeating: 0, count: B * T)
+        mixture.backward(dParams: &dParams, dX: &dX, dLogDensity: w, params: params, x: x, batch: B, length: T)
+        for b in 0..<B {
+            let p = Array(params[(b * 3 * M * T)..<((b + 1) * 3 * M * T)]), xb = Array(x[(b * T)..<((b + 1) * T)])
+            let expected = Self.reference(params: p.map(Double.init), x: xb.map(Double.init), M: M, T: T, logScaleMin: -7)
+            for t in 0..<T { #expect(abs(Double(logp[b * T + t]) - expected[t]) <= 1e-5 * max(1, abs(expected[t])), "b \(b) t \(t)") }
+            var one = [Float](repeating: 0, count: 3 * M * T), oneX = [Float](repeating: 0, count: T)
+            mixture.backward(dParams: &one, dX: &oneX, dLogDensity: Array(w[(b * T)..<((b + 1) * T)]), params: p, x: xb, batch: 1, length: T)
+            #expect(Array(dParams[(b * 3 * M * T)..<((b + 1) * 3 * M * T)]) == one && Array(dX[(b * T)..<((b + 1) * T)]) == oneX)
+        }
     }
 
     @Test func samplerFollowsWeightsMeansScalesAndTemperature() {
