@@ -148,7 +148,11 @@ public final class DistillTrainer: RunTrainer {
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
         student.adopt(from: teacher)
         mcSamples = recipe.distill.mcSamples
-        let frames = recipe.audio.mel.frames(forCrop: settings.crop)
+        // One frame of lead, as the teacher trains: in a crop that starts inside its utterance
+        // the first frame is history for the scored samples (`TeacherTrainer.lead`). Without
+        // it the teacher scored the student's first samples after a history of zeros, which
+        // it has learnt only at an utterance's silent start.
+        let frames = recipe.audio.mel.frames(forCrop: settings.crop) + TeacherTrainer.lead
         var terms = Distillation.Settings(mcSamples: recipe.distill.mcSamples, spectral: recipe.spectralLoss,
                                           spectralWeight: Float(recipe.distill.spectralLoss.weight),
                                           contrastiveWeight: Float(recipe.distill.contrastiveWeight))
@@ -162,7 +166,7 @@ public final class DistillTrainer: RunTrainer {
         }
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: student.store,
                        groups: student.parameterGroups(clipNorm: settings.clipNorm), label: "distill", stateKind: Self.stateKind, source: teacher.config.source.map(Self.renderingPhase),
-                       communicator: communicator)
+                       lead: TeacherTrainer.lead, communicator: communicator)
         try start(resume: resume)
     }
 

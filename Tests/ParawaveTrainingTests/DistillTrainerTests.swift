@@ -36,11 +36,12 @@ struct DistillTrainerTests {
     }
 
     /// Distillation lowers the validation KL (fixed noise, EMA weights) from the untrained
-    /// student's 0.32 nats per sample to 0.046 after 150 steps (asserted: below a third of the
-    /// start); the student's entropy and cross-entropy are reported beside it.
+    /// student's 0.48 nats per sample to 0.13 after 250 steps (asserted: below a third of the
+    /// start; distillation seeds 1, 3 and 5 end at 0.125-0.129); the student's entropy and
+    /// cross-entropy are reported beside it.
     @Test func distillationLowersTheKL() throws {
         let run = RunDirectory(Fixtures.temporaryDirectory() + "/student")
-        let trainer = try DistillTrainer(recipe: try Self.recipe(), data: Self.data, teacher: Self.teacher, teacherName: "teacher",
+        let trainer = try DistillTrainer(recipe: try Self.recipe(["distill.steps=250"]), data: Self.data, teacher: Self.teacher, teacherName: "teacher",
                                          run: run, resume: false)
         trainer.showProgress = false
         let before = try #require(trainer.validate())
@@ -48,7 +49,7 @@ struct DistillTrainerTests {
         let outcome = try trainer.train(shouldStop: { false })
         let after = try #require(outcome.validationLoss)
         #expect(before[0].1 > 0.2, "initial KL \(before[0].1)")
-        #expect(after < before[0].1 / 3, "KL after 150 steps \(after) (from \(before[0].1))")
+        #expect(after < before[0].1 / 3, "KL after 250 steps \(after) (from \(before[0].1))")
         let student = try Student.load(try SafeTensors.read(run.model), name: run.model)
         #expect(student.melMean == Self.teacher.melMean)
         let metrics = try run.readMetrics()
