@@ -102,7 +102,7 @@ public final class ModelRenderer: @unchecked Sendable {
             let z = (0..<(mel.columns * waveglow.config.hop)).map { _ in sigma * temperature * random.normal() }
             let source = f0.flatMap { waveglow.sourceSignal(f0: $0, samples: z.count) }
             return BLAS.withPrecision(products) {
-                waveglow.synthesize(mel: mel, z: z, source: source, chunkFrames: chunkFrames, progress: progress)
+                waveglow.synthesize(mel: mel, z: z, source: source, speaker: speaker, chunkFrames: chunkFrames, progress: progress)
             }
         }
     }

@@ -12,7 +12,8 @@ import ParawaveEngine
 /// and squeezed like the audio. With a `source` the sine excitation made from the
 /// utterance's F0 (DESIGN.md section 10) is squeezed too and joins the mel as one more
 /// conditioning band, and a `pitch` predictor, trained beside the flow, gives the F0 when
-/// only a mel is at hand.
+/// only a mel is at hand. With `speakers`, each utterance's row of a learned table of
+/// `speakerChannels` values conditions every step as constant channels.
 public struct WaveGlowConfig: ModelConfig {
     public var flows = 12
     public var group = 8
@@ -30,20 +31,72 @@ public struct WaveGlowConfig: ModelConfig {
     public var source: SineSource?
     /// The pitch predictor it carries (with a source).
     public var pitch: PitchPredictorConfig?
+    /// The speakers of its embedding table (empty: not speaker-conditioned) and the width of
+    /// an embedding.
+    public var speakers: [String] = []
+    public var speakerChannels = 0
 
     public var melChannels: Int { mel.nMels }
     public var hop: Int { mel.hopLength }
     /// The conditioning's bands before squeezing: the mel's, and the source's one.
     public var conditionBands: Int { melChannels + (source == nil ? 0 : 1) }
+    /// The couplings' conditioning channels: the squeezed bands, then the speaker's embedding.
+    public var conditionChannels: Int { conditionBands * group + speakerChannels }
 
     public init(flows: Int = 12, group: Int = 8, earlyEvery: Int = 4, earlySize: Int = 2, layers: Int = 8, residualChannels: Int = 64,
                 kernelSize: Int = 3, sigma: Float = 1, upsampleKernel: Int = 3, mel: MelSettings = MelSettings(), source: SineSource? = nil,
-                pitch: PitchPredictorConfig? = nil) {
+                pitch: PitchPredictorConfig? = nil, speakers: [String] = [], speakerChannels: Int = 0) {
         self.flows = flows; self.group = group; self.earlyEvery = earlyEvery; self.earlySize = earlySize; self.layers = layers
         self.residualChannels = residualChannels; self.kernelSize = kernelSize; self.sigma = sigma; self.upsampleKernel = upsampleKernel
         self.mel = mel
         self.source = source
         self.pitch = pitch
+        self.speakers = speakers
+        self.speakerChannels = speakerChannels
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case flows, group, earlyEvery, earlySize, layers, residualChannels, kernelSize, sigma, upsampleKernel, mel, source, pitch
+        case speakers, speakerChannels
+    }
+
+    /// Checkpoints from before speaker conditioning have neither key.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        flows = try c.decode(Int.self, forKey: .flows)
+        group = try c.decode(Int.self, forKey: .group)
+        earlyEvery = try c.decode(Int.self, forKey: .earlyEvery)
+        earlySize = try c.decode(Int.self, forKey: .earlySize)
+        layers = try c.decode(Int.self, forKey: .layers)
+        residualChannels = try c.decode(Int.self, forKey: .residualChannels)
+        kernelSize = try c.decode(Int.self, forKey: .kernelSize)
+        sigma = try c.decode(Float.self, forKey: .sigma)
+        upsampleKernel = try c.decode(Int.self, forKey: .upsampleKernel)
+        mel = try c.decode(MelSettings.self, forKey: .mel)
+        source = try c.decodeIfPresent(SineSource.self, forKey: .source)
+        pitch = try c.decodeIfPresent(PitchPredictorConfig.self, forKey: .pitch)
+        speakers = try c.decodeIfPresent([String].self, forKey: .speakers) ?? []
+        speakerChannels = try c.decodeIfPresent(Int.self, forKey: .speakerChannels) ?? 0
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(flows, forKey: .flows)
+        try c.encode(group, forKey: .group)
+        try c.encode(earlyEvery, forKey: .earlyEvery)
+        try c.encode(earlySize, forKey: .earlySize)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(residualChannels, forKey: .residualChannels)
+        try c.encode(kernelSize, forKey: .kernelSize)
+        try c.encode(sigma, forKey: .sigma)
+        try c.encode(upsampleKernel, forKey: .upsampleKernel)
+        try c.encode(mel, forKey: .mel)
+        try c.encodeIfPresent(source, forKey: .source)
+        try c.encodeIfPresent(pitch, forKey: .pitch)
+        if !speakers.isEmpty {
+            try c.encode(speakers, forKey: .speakers)
+            try c.encode(speakerChannels, forKey: .speakerChannels)
+        }
     }
 
     /// Whether channels leave before flow `k` (every `earlyEvery` flows, not before the first).
@@ -74,6 +127,9 @@ public struct WaveGlowConfig: ModelConfig {
         if kernelSize % 2 == 0 || upsampleKernel % 2 == 0 { found.append("kernel sizes must be odd") }
         if hop < 1 || hop % max(group, 1) != 0 { found.append("hop_length (\(hop)) must be a multiple of group (\(group))") }
         found += source?.problems().map { "source: " + $0 } ?? []
+        if speakers.isEmpty != (speakerChannels == 0) || !(0...1024).contains(speakerChannels) {
+            found.append("speakers (\(speakers.count)) and speaker_channels (\(speakerChannels)) must both be set or both be none, channels at most 1024")
+        }
         if let pitch {
             if source == nil { found.append("a pitch predictor without a source") }
             if pitch.melChannels != melChannels { found.append("the pitch predictor reads \(pitch.melChannels) bands, the mel has \(melChannels)") }
@@ -91,7 +147,7 @@ public struct WaveGlowConfig: ModelConfig {
     /// Multiply-adds per output sample of one pass (the couplings' networks, the 1x1
     /// convolutions and the conditioning layers), for comparison with a student's.
     public var multiplyAddsPerSample: Int {
-        let R = residualChannels, K = kernelSize, Cg = conditionBands * group
+        let R = residualChannels, K = kernelSize, Cg = conditionChannels
         var total = 0
         for k in 0..<flows {
             let r = channels(atFlow: k), h = r / 2
@@ -119,7 +175,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     public var melMean: [Float]
     public var melStd: [Float]
     public var mel: MelSettings { config.mel }
-    public var speakers: [String] { [] }
+    public var speakers: [String] { config.speakers }
     public var source: SineSource? { config.source }
     public let pitch: PitchPredictor?
 
@@ -129,6 +185,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     public let couplings: [Coupling]
     let mixing: [Conv1d]
     let mixingWeights: [ParameterStore.Entry]
+    let speakerTable: SpeakerTable?
 
     public init(config: WaveGlowConfig, store: ParameterStore) {
         precondition(config.problems().isEmpty, "invalid WaveGlow config: \(config.problems())")
@@ -153,6 +210,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         self.couplings = couplings
         self.mixing = mixing
         mixingWeights = weights
+        speakerTable = config.speakers.isEmpty ? nil
+            : SpeakerTable(prefix: "waveglow", speakers: config.speakers.count, channels: config.speakerChannels, store: store)
         // Last in the store: the optimizer clips it on its own (`parameterGroups`).
         pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "waveglow.pitch", store: store) }
     }
@@ -185,6 +244,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             for i in 0..<(r * r) { w[i] = Float(q[i]) }
         }
         for coupling in couplings { coupling.initialise(store, generator: &generator) }
+        speakerTable?.initialise(store, generator: &generator)
         pitch?.initialise(store, generator: &generator)
     }
 
@@ -203,6 +263,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
 
         /// False for the inverse pass alone: one flow's buffers, reused by every flow.
         public let training: Bool
+        /// The batch's speakers (rows of the table) and their embeddings (B, E).
+        var speakers: [Int] = [], speakerVectors: [Float]
 
         init(config c: WaveGlowConfig, batch: Int, frames: Int, training: Bool) {
             self.batch = batch
@@ -217,8 +279,9 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             repeated = FloatBuffer(B * C * length)
             upsampled = FloatBuffer(B * C * length)
             dUpsampled = FloatBuffer(training ? B * C * length : 0)
-            conditioning = FloatBuffer(B * c.conditionBands * c.group * Tq)
-            dConditioning = FloatBuffer(training ? B * c.conditionBands * c.group * Tq : 0)
+            conditioning = FloatBuffer(B * c.conditionChannels * Tq)
+            dConditioning = FloatBuffer(training ? B * c.conditionChannels * Tq : 0)
+            speakerVectors = [Float](repeating: 0, count: B * c.speakerChannels)
             inputs = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
             mixed = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
             halves = (0..<slots).map { FloatBuffer(B * channels($0) / 2 * Tq) }
@@ -262,10 +325,10 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     /// needs `source` (B, T), each row the utterance's `sourceSignal`.
     @discardableResult
     public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>, source: UnsafePointer<Float>? = nil,
-                        totalRows: Int? = nil) -> Loss {
+                        speakers: [Int]? = nil, totalRows: Int? = nil) -> Loss {
         precondition(a.training, "forward needs training activations")
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
-        conditioningForward(a, mel: mel, source: source)
+        conditioningForward(a, mel: mel, source: source, speakers: speakers)
         // x[b, g, t] = audio[b, t * group + g], into the first flow's input.
         let x0 = a.inputs[0].pointer
         for b in 0..<B { for g in 0..<G { for t in 0..<Tq { x0[(b * G + g) * Tq + t] = audio[b * a.length + t * G + g] } } }
@@ -382,11 +445,12 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     }
 
     /// audio (B, T) from z (B, group, T') given `mel` (B, C, F) (and `source` (B, T), as for
-    /// `forward`): the inverse pass.
+    /// `forward`, and `speakers`, one row of the table per utterance, with speakers): the
+    /// inverse pass.
     public func inverse(_ a: Activations, z: UnsafePointer<Float>, mel: UnsafePointer<Float>, source: UnsafePointer<Float>? = nil,
-                        audio: UnsafeMutablePointer<Float>) {
+                        speakers: [Int]? = nil, audio: UnsafeMutablePointer<Float>) {
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group
-        conditioningForward(a, mel: mel, source: source)
+        conditioningForward(a, mel: mel, source: source, speakers: speakers)
         let last = c.flows - 1
         var r = c.channels(atFlow: last)
         var current = a.dCurrent.pointer, previous = a.dPrevious.pointer
@@ -438,7 +502,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     /// mel and z (and `source`, F * hop, with source conditioning) on both sides, so memory
     /// follows the chunk and the output is the one-pass output (to float32 rounding).
     /// `progress` gets the samples done.
-    public func synthesize(mel: Matrix, z: [Float], source: [Float]? = nil, chunkFrames: Int, progress: ((Int) -> Void)? = nil) -> [Float] {
+    public func synthesize(mel: Matrix, z: [Float], source: [Float]? = nil, speaker: Int? = nil, chunkFrames: Int,
+                           progress: ((Int) -> Void)? = nil) -> [Float] {
         let c = config, F = mel.columns, C = c.melChannels, hop = c.hop, G = c.group, perFrame = hop / G
         precondition(mel.rows == C && z.count == F * hop, "mel and z shapes")
         precondition((source != nil) == (c.source != nil) && (source?.count ?? F * hop) == F * hop,
@@ -456,10 +521,11 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             var windowAudio = [Float](repeating: 0, count: frames * hop)
             let windowSource = source.map { Array($0[(from * hop)..<(to * hop)]) }
             let a = makeActivations(batch: 1, frames: frames, training: false)
+            let speakers = speaker.map { [$0] }
             if let windowSource {
-                inverse(a, z: windowZ, mel: windowMel, source: windowSource, audio: &windowAudio)
+                inverse(a, z: windowZ, mel: windowMel, source: windowSource, speakers: speakers, audio: &windowAudio)
             } else {
-                inverse(a, z: windowZ, mel: windowMel, audio: &windowAudio)
+                inverse(a, z: windowZ, mel: windowMel, speakers: speakers, audio: &windowAudio)
             }
             for i in 0..<((end - start) * hop) { audio[start * hop + i] = windowAudio[(start - from) * hop + i] }
             start = end
@@ -470,29 +536,48 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
 
     /// The mel repeated to the sample rate, smoothed by the learned convolution, and squeezed:
     /// conditioning[b, c * group + g, t] = upsampled[b, c, t * group + g], c < C; with a
-    /// source, its squeezed samples are band C.
-    func conditioningForward(_ a: Activations, mel: UnsafePointer<Float>, source: UnsafePointer<Float>?) {
+    /// source, its squeezed samples are band C; with speakers, each utterance's embedding
+    /// fills the last E channels at every step.
+    func conditioningForward(_ a: Activations, mel: UnsafePointer<Float>, source: UnsafePointer<Float>?, speakers: [Int]?) {
         precondition((source != nil) == (config.source != nil), "a source-conditioned WaveGlow needs a source, and only it takes one")
         let c = config, B = a.batch, C = c.melChannels, CB = c.conditionBands, T = a.length, Tq = a.squeezed, G = c.group
+        let CC = c.conditionChannels, E = c.speakerChannels
         MelNormalisation.apply(mel, into: a.normalised.pointer, mean: melMean, std: melStd, batch: B, frames: a.frames)
         RepeatUpsample.forward(out: a.repeated.pointer, inp: a.normalised.pointer, rows: B * C, frames: a.frames, hop: c.hop)
         upsample.forward(out: a.upsampled.pointer, inp: a.repeated.pointer, weight: store.value(upsampleWeight),
                          bias: store.value(upsampleBias), batch: B, length: T)
         let up = a.upsampled.pointer, cond = a.conditioning.pointer
         for b in 0..<B { for ch in 0..<C { for g in 0..<G { for t in 0..<Tq {
-            cond[((b * CB + ch) * G + g) * Tq + t] = up[(b * C + ch) * T + t * G + g]
+            cond[(b * CC + ch * G + g) * Tq + t] = up[(b * C + ch) * T + t * G + g]
         } } } }
         if let source {
-            for b in 0..<B { for g in 0..<G { for t in 0..<Tq { cond[((b * CB + C) * G + g) * Tq + t] = source[b * T + t * G + g] } } }
+            for b in 0..<B { for g in 0..<G { for t in 0..<Tq { cond[(b * CC + C * G + g) * Tq + t] = source[b * T + t * G + g] } } }
+        }
+        SpeakerTable.embed(speakers, table: speakerTable, batch: B, store: store, into: &a.speakerVectors, model: "WaveGlow")
+        a.speakers = speakers ?? []
+        for b in 0..<B where E > 0 {
+            for e in 0..<E { (cond + (b * CC + CB * G + e) * Tq).update(repeating: a.speakerVectors[b * E + e], count: Tq) }
         }
     }
 
     /// The upsampling convolution's gradients from dConditioning.
     func conditioningBackward(_ a: Activations) {
-        let c = config, B = a.batch, C = c.melChannels, CB = c.conditionBands, T = a.length, Tq = a.squeezed, G = c.group
+        let c = config, B = a.batch, C = c.melChannels, T = a.length, Tq = a.squeezed, G = c.group
+        let CC = c.conditionChannels, CB = c.conditionBands, E = c.speakerChannels
         let dUp = a.dUpsampled.pointer, dCond = a.dConditioning.pointer
+        if let speakerTable {
+            // Each embedding value conditions every step: its gradient is the sum over them.
+            var dSpeakers = [Float](repeating: 0, count: B * E)
+            for b in 0..<B { for e in 0..<E {
+                var sum: Float = 0
+                let row = dCond + (b * CC + CB * G + e) * Tq
+                for t in 0..<Tq { sum += row[t] }
+                dSpeakers[b * E + e] = sum
+            } }
+            speakerTable.scatter(dSpeakers, speakers: a.speakers, store: store)
+        }
         for b in 0..<B { for ch in 0..<C { for g in 0..<G { for t in 0..<Tq {
-            dUp[(b * C + ch) * T + t * G + g] = dCond[((b * CB + ch) * G + g) * Tq + t]
+            dUp[(b * C + ch) * T + t * G + g] = dCond[(b * CC + ch * G + g) * Tq + t]
         } } } }
         upsample.backward(dInp: nil, dWeight: store.gradient(upsampleWeight), dBias: store.gradient(upsampleBias), dOut: dUp,
                           inp: a.repeated.pointer, weight: store.value(upsampleWeight), batch: B, length: T)
@@ -516,7 +601,7 @@ extension WaveGlow {
         let endWeight: ParameterStore.Entry, endBias: ParameterStore.Entry
 
         init(prefix: String, channels r: Int, config c: WaveGlowConfig, store: ParameterStore) {
-            let h = r / 2, R = c.residualChannels, L = c.layers, K = c.kernelSize, Cg = c.conditionBands * c.group
+            let h = r / 2, R = c.residualChannels, L = c.layers, K = c.kernelSize, Cg = c.conditionChannels
             inputs = h
             outputs = 2 * (r - h)
             self.R = R

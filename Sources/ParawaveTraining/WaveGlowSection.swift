@@ -36,11 +36,15 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     public var harmonicAmplitude = SineSource.Amplitude.inverse
     /// `aligned` (the training source follows the recording's fundamental) or `random`.
     public var sourcePhase = SineSource.TrainingPhase.aligned
+    /// Width of the speaker embedding when the data names speakers (`data.speaker_pattern`);
+    /// 0 trains without speaker conditioning even then.
+    public var speakerChannels = 16
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows = "n_flows", group = "n_group", earlyEvery = "n_early_every", earlySize = "n_early_size", layers
         case residualChannels = "residual_channels", kernelSize = "kernel_size", sigma, upsampleKernel = "upsample_kernel"
         case source, harmonics, harmonicAmplitude = "harmonic_amplitude", sourcePhase = "source_phase"
+        case speakerChannels = "speaker_channels"
     }
 
     public init() {}
@@ -61,6 +65,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.update(&harmonics, .harmonics)
         try c.update(&harmonicAmplitude, .harmonicAmplitude)
         try c.update(&sourcePhase, .sourcePhase)
+        try c.update(&speakerChannels, .speakerChannels)
         try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -81,6 +86,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.encode(harmonics, forKey: .harmonics)
         try c.encode(harmonicAmplitude, forKey: .harmonicAmplitude)
         try c.encode(sourcePhase, forKey: .sourcePhase)
+        try c.encode(speakerChannels, forKey: .speakerChannels)
     }
 
     /// The sine source this section asks for, nil for `source: none`.
@@ -89,11 +95,14 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     }
 
     /// The model these keys describe for the recipe's mel front end, with `pitch` (the
-    /// recipe's predictor, used with a source).
-    public func config(mel: MelSettings, pitch: PitchPredictorConfig? = nil) -> WaveGlowConfig {
-        WaveGlowConfig(flows: flows, group: group, earlyEvery: earlyEvery, earlySize: earlySize, layers: layers,
-                       residualChannels: residualChannels, kernelSize: kernelSize, sigma: Float(sigma), upsampleKernel: upsampleKernel, mel: mel,
-                       source: sineSource, pitch: sineSource == nil ? nil : pitch)
+    /// recipe's predictor, used with a source) and the data's `speakers` (used when
+    /// `speaker_channels` is positive).
+    public func config(mel: MelSettings, pitch: PitchPredictorConfig? = nil, speakers: [String] = []) -> WaveGlowConfig {
+        let conditioned = !speakers.isEmpty && speakerChannels > 0
+        return WaveGlowConfig(flows: flows, group: group, earlyEvery: earlyEvery, earlySize: earlySize, layers: layers,
+                              residualChannels: residualChannels, kernelSize: kernelSize, sigma: Float(sigma), upsampleKernel: upsampleKernel,
+                              mel: mel, source: sineSource, pitch: sineSource == nil ? nil : pitch, speakers: conditioned ? speakers : [],
+                              speakerChannels: conditioned ? speakerChannels : 0)
     }
 
     func check(_ v: inout RecipeValidator, audio: AudioSection) {
@@ -108,6 +117,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         v.require(sigma, in: 1e-3...10, "sigma")
         v.require(upsampleKernel, in: 1...31, "upsample_kernel")
         v.require(harmonics, in: 1...64, "harmonics")
+        v.require(speakerChannels, in: 0...1024, "speaker_channels")
         guard v.problems.isEmpty else { return }
         for problem in config(mel: audio.mel).problems() where !problem.contains("n_fft") && !problem.contains("sample_rate") {
             v.fail("n_group", problem)
@@ -118,6 +128,8 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
 
 extension Recipe {
     /// The WaveGlow that `waveglow:` describes, with the `pitch:` section's predictor when it
-    /// has a source.
-    public var waveglowConfig: WaveGlowConfig { waveglow.config(mel: audio.mel, pitch: pitch.predictor(melChannels: audio.nMels)) }
+    /// has a source, for data that names `speakers`.
+    public func waveglowConfig(speakers: [String] = []) -> WaveGlowConfig {
+        waveglow.config(mel: audio.mel, pitch: pitch.predictor(melChannels: audio.nMels), speakers: speakers)
+    }
 }

@@ -20,7 +20,10 @@ public final class WaveGlowTrainer: RunTrainer {
     /// one there from its last checkpoint.
     public init(recipe: Recipe, data: TrainingData, run: RunDirectory, resume: Bool, communicator: Communicator = .single) throws {
         let settings = recipe.waveglow.run
-        model = WaveGlow(config: recipe.waveglowConfig)
+        model = WaveGlow(config: recipe.waveglowConfig(speakers: data.speakers))
+        if !model.config.speakers.isEmpty {
+            try Self.checkSpeakers(data, known: model.config.speakers, model: "WaveGlow")
+        }
         model.initialise(seed: UInt64(settings.seed))
         model.melMean = data.melMean
         model.melStd = data.melStd
@@ -49,7 +52,7 @@ public final class WaveGlowTrainer: RunTrainer {
     func forward(_ batch: CropBatch, _ shard: BatchShard) -> WaveGlow.Loss {
         batch.source.withUnsafeBufferPointer { source in
             model.forward(activations, audio: batch.audio, mel: batch.mel, source: model.source == nil ? nil : source.baseAddress,
-                          totalRows: shard.total)
+                          speakers: Self.speakerRows(batch, table: model.config.speakers), totalRows: shard.total)
         }
     }
 

@@ -613,6 +613,21 @@ struct CLITests {
                                subject: "speaker 'carol'", problem: "not one of the teacher's speakers: alice, bob", output: dir + "/x.wav")
         let render = try CommandRunner.parawave(["render", "--model", dir + "/teacher", "--wav", wav, "--out", dir + "/t.wav", "--speaker", "bob"])
         #expect(render.status == 0 && render.stdout.contains("speaker bob"), "\(render.stderr)")
+        // WaveGlow takes the speakers the same way.
+        let waveglow = try CommandRunner.parawave(["train-waveglow", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--run", dir + "/wg",
+                                                   "--steps", "4", "--set", "waveglow.speaker_channels=4", "--set", "waveglow.n_flows=2",
+                                                   "--set", "waveglow.n_group=4", "--set", "waveglow.n_early_every=4", "--set", "waveglow.layers=2",
+                                                   "--set", "waveglow.residual_channels=8", "--set", "waveglow.crop=512",
+                                                   "--set", "waveglow.validation_utterances=1"])
+        #expect(waveglow.status == 0 && waveglow.stdout.contains("conditioned on 2 speakers (embedding 4)"), "\(waveglow.stdout)\(waveglow.stderr)")
+        try expectClearFailure(["render", "--model", dir + "/wg", "--wav", wav, "--out", dir + "/x.wav"],
+                               subject: "--speaker", problem: "name one of its 2 speakers (alice, bob)", output: dir + "/x.wav")
+        for name in ["alice", "bob"] {
+            let rendered = try CommandRunner.parawave(["render", "--model", dir + "/wg", "--wav", wav, "--out", dir + "/wg-\(name).wav",
+                                                       "--speaker", name])
+            #expect(rendered.status == 0 && rendered.stdout.contains("speaker \(name)"), "\(rendered.stderr)")
+        }
+        #expect(try AudioFile.read(dir + "/wg-alice.wav").samples != AudioFile.read(dir + "/wg-bob.wav").samples)
 
         let distill = try CommandRunner.parawave(["distill", "--data", dir + "/data", "--recipe", dir + "/r.yaml", "--teacher", dir + "/teacher",
                                                   "--run", dir + "/student", "--steps", "3", "--set", "student.flows=[2, 2]",

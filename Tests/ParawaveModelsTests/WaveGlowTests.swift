@@ -22,10 +22,22 @@ struct WaveGlowTests {
         return c
     }()
 
+    /// The same again conditioned on 3 speakers by embeddings of 3 values.
+    static let speakerConfig: WaveGlowConfig = {
+        var c = sourceConfig
+        c.speakers = ["ann", "bob", "cy"]
+        c.speakerChannels = 3
+        return c
+    }()
+
+    /// The conditionings the tests run with: the mel (0), with a source (1), and with a
+    /// source and speakers (2).
+    static let conditionings = [0, 1, 2]
+
     /// A tiny model with every weight random (the end layers too, so no coupling is the
     /// identity) and the 1x1 convolutions orthogonal as initialised, then perturbed.
-    static func model(seed: UInt64, source: Bool = false) -> WaveGlow {
-        let model = WaveGlow(config: source ? sourceConfig : config)
+    static func model(seed: UInt64, conditioning: Int = 0) -> WaveGlow {
+        let model = WaveGlow(config: [config, sourceConfig, speakerConfig][conditioning])
         model.initialise(seed: seed)
         let saved = model.store.valueArray
         let noise = GradientCheck.random(saved.count, seed: seed + 100, scale: 0.3)
@@ -46,6 +58,11 @@ struct WaveGlowTests {
         return out
     }
 
+    /// Each utterance's speaker row (nil for a model without speakers).
+    static func speakers(_ model: WaveGlow, batch B: Int) -> [Int]? {
+        model.speakers.isEmpty ? nil : (0..<B).map { (2 * $0 + 1) % model.speakers.count }
+    }
+
     @Test func configSizes() {
         let c = Self.config
         #expect((0..<4).map(c.channels(atFlow:)) == [4, 4, 2, 2])
@@ -58,6 +75,10 @@ struct WaveGlowTests {
         #expect(!WaveGlowConfig(layers: 1_000_000).problems().isEmpty && !WaveGlowConfig(sigma: 0).problems().isEmpty)
         #expect(!WaveGlowConfig(flows: 12, group: 4, earlyEvery: 2, earlySize: 2).problems().isEmpty, "no channels left")
         #expect(Self.sourceConfig.problems().isEmpty && Self.sourceConfig.conditionBands == 6 && Self.config.conditionBands == 5)
+        #expect(Self.speakerConfig.problems().isEmpty && Self.speakerConfig.conditionChannels == 6 * 4 + 3)
+        var unnamed = Self.speakerConfig
+        unnamed.speakers = []
+        #expect(!unnamed.problems().isEmpty)
         var orphan = Self.sourceConfig
         orphan.source = nil
         #expect(orphan.problems() == ["a pitch predictor without a source"])
@@ -89,25 +110,30 @@ struct WaveGlowTests {
     /// The inverse pass undoes the forward pass: inverse(forward(x)) = x to 1e-5, with two
     /// utterances, early outputs and every weight random, with and without a source. The
     /// source conditions the flow: another source gives another z.
-    @Test(arguments: [false, true])
-    func inverseUndoesForward(source: Bool) {
-        let model = Self.model(seed: 6, source: source)
+    @Test(arguments: conditionings)
+    func inverseUndoesForward(conditioning: Int) {
+        let model = Self.model(seed: 6, conditioning: conditioning)
         let B = 2, F = 4, T = F * Self.config.hop
         let a = model.makeActivations(batch: B, frames: F)
         let audio = GradientCheck.random(B * T, seed: 7, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 8)
-        let excitation = Self.sources(model, batch: B, frames: F, seed: 1)
-        model.forward(a, audio: audio, mel: mel, source: excitation)
+        let excitation = Self.sources(model, batch: B, frames: F, seed: 1), who = Self.speakers(model, batch: B)
+        model.forward(a, audio: audio, mel: mel, source: excitation, speakers: who)
         let z = a.z.array
         #expect(z.contains { abs($0) > 0.1 } && z != audio)
         var back = [Float](repeating: 0, count: B * T)
         let b = model.makeActivations(batch: B, frames: F)
-        model.inverse(b, z: z, mel: mel, source: excitation, audio: &back)
+        model.inverse(b, z: z, mel: mel, source: excitation, speakers: who, audio: &back)
         let worst = zip(back, audio).map { abs($0 - $1) }.max() ?? 1
         #expect(worst < 1e-5, "inverse(forward(x)) differs from x by \(worst)")
         if let other = Self.sources(model, batch: B, frames: F, seed: 2) {
-            model.forward(a, audio: audio, mel: mel, source: other)
+            model.forward(a, audio: audio, mel: mel, source: other, speakers: who)
             let moved = zip(a.z.array, z).map { abs($0 - $1) }.max() ?? 0
             #expect(moved > 1e-3, "z moves by \(moved) with the source")
+        }
+        if let who {
+            model.forward(a, audio: audio, mel: mel, source: excitation, speakers: who.map { ($0 + 1) % 3 })
+            let moved = zip(a.z.array, z).map { abs($0 - $1) }.max() ?? 0
+            #expect(moved > 1e-3, "z moves by \(moved) with the speakers")
         }
     }
 
@@ -143,22 +169,24 @@ struct WaveGlowTests {
     /// central differences along a direction per tensor (`worstDirectionalError`): the
     /// upsampler, each 1x1 convolution (through the data term and -log|det W|), and every
     /// layer of each coupling's network, with early outputs on the way.
-    /// With a source, the conditioning layers' weights on its band are checked too (the pitch
-    /// predictor, which the loss does not reach, has its own tests).
-    @Test(arguments: [false, true])
-    func gradientsMatchFiniteDifferences(source: Bool) {
-        let model = Self.model(seed: 12, source: source)
+    /// With a source, the conditioning layers' weights on its band are checked too, and with
+    /// speakers the embedding table (the pitch predictor, which the loss does not reach, has
+    /// its own tests).
+    @Test(arguments: conditionings)
+    func gradientsMatchFiniteDifferences(conditioning: Int) {
+        let model = Self.model(seed: 12, conditioning: conditioning)
         let B = 2, F = 3, T = F * Self.config.hop
         let a = model.makeActivations(batch: B, frames: F)
         let audio = GradientCheck.random(B * T, seed: 13, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 14)
-        let excitation = Self.sources(model, batch: B, frames: F, seed: 3)
-        func loss() -> Double { model.forward(a, audio: audio, mel: mel, source: excitation).total }
+        let excitation = Self.sources(model, batch: B, frames: F, seed: 3), who = Self.speakers(model, batch: B)
+        func loss() -> Double { model.forward(a, audio: audio, mel: mel, source: excitation, speakers: who).total }
         _ = loss()
         model.store.zeroGradients()
         model.backward(a)
         let point = model.store.valueArray.map(Double.init)
         let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
-        #expect(flow.count == model.store.entries.count - (source ? 2 * 2 + 2 : 0))
+        #expect(flow.count == model.store.entries.count - (conditioning > 0 ? 2 * 2 + 2 : 0))
+        #expect(flow.contains { $0.name == "waveglow.speaker_embedding" } == (conditioning == 2))
         let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
                                                          analytic: model.store.gradientArray, epsilon: 1e-2) { values in
             model.store.setValues(values.map(Float.init))
@@ -205,9 +233,9 @@ struct WaveGlowTests {
 
     /// A checkpoint holds the config, every weight and the mel normalisation, and loads
     /// back bit-identical; a damaged config or a wrong kind is refused.
-    @Test(arguments: [false, true])
-    func checkpointRoundTrip(source: Bool) throws {
-        let model = Self.model(seed: 15, source: source)
+    @Test(arguments: conditionings)
+    func checkpointRoundTrip(conditioning: Int) throws {
+        let model = Self.model(seed: 15, conditioning: conditioning)
         model.melMean = [-5, -4, -3, -2, -1]
         model.melStd = [1, 2, 3, 4, 5]
         let file = model.checkpoint(values: model.store.valueArray, step: 7)
@@ -227,19 +255,21 @@ struct WaveGlowTests {
     /// 8: 4 flows x 3 squeezed steps each way x 4 samples, plus the upsampler's sample and a
     /// frame) equals one pass over the utterance, whatever the chunk size, with inference
     /// buffers that every flow's network shares.
-    @Test(arguments: [false, true])
-    func chunkedSynthesisEqualsOnePass(source: Bool) {
-        let model = Self.model(seed: 16, source: source)
+    @Test(arguments: conditionings)
+    func chunkedSynthesisEqualsOnePass(conditioning: Int) {
+        let model = Self.model(seed: 16, conditioning: conditioning)
         let F = 40, T = F * Self.config.hop
         let mel = Matrix(rows: 5, columns: F, values: GradientCheck.random(5 * F, seed: 17))
         let z = GradientCheck.random(T, seed: 18)
         let excitation = Self.sources(model, batch: 1, frames: F, seed: 4)
         var whole = [Float](repeating: 0, count: T)
-        model.inverse(model.makeActivations(batch: 1, frames: F), z: z, mel: mel.values, source: excitation, audio: &whole)
+        let speaker = Self.speakers(model, batch: 2)?.last
+        model.inverse(model.makeActivations(batch: 1, frames: F), z: z, mel: mel.values, source: excitation, speakers: speaker.map { [$0] },
+                      audio: &whole)
         #expect(model.chunkContext == 8)
         for chunk in [1, 7, 16, 40, 100] {
             var done: [Int] = []
-            let chunked = model.synthesize(mel: mel, z: z, source: excitation, chunkFrames: chunk) { done.append($0) }
+            let chunked = model.synthesize(mel: mel, z: z, source: excitation, speaker: speaker, chunkFrames: chunk) { done.append($0) }
             let worst = zip(chunked, whole).map { abs($0 - $1) }.max() ?? 1
             #expect(worst < 1e-5, "chunks of \(chunk): \(worst)")
             #expect(done.last == T && done == done.sorted())
