@@ -12,25 +12,34 @@
 # (OUT/teacher-HASH), trained once. Runs that exist are resumed, so a stopped ladder
 # continues where it was.
 #
-#   scripts/quality-ladder.sh [-t T] [-s S] [-o OUT] [-d DATA] [-c CHECK] [-q QUALITY.md] [-l LABEL] NAME...
+#   scripts/quality-ladder.sh [-t T] [-s S] [-r RANKS] [-o OUT] [-d DATA] [-c CHECK] [-q QUALITY.md] [-l LABEL] NAME...
 #
-# Budgets are CPU-minutes of all threads: on 2 idle cores, -t 40 is 20 minutes. Screening:
+# With -r RANKS > 1 the training commands run as that many MPI ranks of one thread each
+# (`mpirun --map-by slot:PE=1`), whose steps per CPU-minute do not change when other
+# programs share the cores (threads that wait on each other do). Budgets are CPU-minutes
+# of all threads and ranks: on 2 idle cores, -t 40 is 20 minutes. Screening:
 # -t 40 -s 30 over every candidate; the full budget: -t 180 -s 120 over the best three. The
 # learning rate is held constant after warm-up (a schedule over `steps` would not know the
 # budget); the EMA weights are what is scored.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-T=40 S=30 OUT="$ROOT/ladder" DATA="$ROOT/data/demo" CHECK="$ROOT/data/check" QUALITY="$ROOT/QUALITY.md" LABEL=""
+T=40 S=30 RANKS=1 OUT="$ROOT/ladder" DATA="$ROOT/data/demo" CHECK="$ROOT/data/check" QUALITY="$ROOT/QUALITY.md" LABEL=""
 CANDIDATES="$ROOT/recipes/ladder/candidates.tsv" RECIPE="$ROOT/recipes/demo/recipe.yaml"
 PARAWAVE=${PARAWAVE:-"$ROOT/.build/release/parawave"}
-while getopts "t:s:o:d:c:q:l:" option; do
+while getopts "t:s:r:o:d:c:q:l:" option; do
     case $option in
-        t) T=$OPTARG ;; s) S=$OPTARG ;; o) OUT=$OPTARG ;; d) DATA=$OPTARG ;; c) CHECK=$OPTARG ;; q) QUALITY=$OPTARG ;;
+        t) T=$OPTARG ;; s) S=$OPTARG ;; r) RANKS=$OPTARG ;; o) OUT=$OPTARG ;; d) DATA=$OPTARG ;; c) CHECK=$OPTARG ;; q) QUALITY=$OPTARG ;;
         l) LABEL=$OPTARG ;;
-        *) sed -n 2,20p "$0" >&2; exit 2 ;;
+        *) sed -n 2,24p "$0" >&2; exit 2 ;;
     esac
 done
+train=("$PARAWAVE")
+if [ "$RANKS" -gt 1 ]; then
+    train=(mpirun -np "$RANKS" --map-by slot:PE=1 --mca btl_vader_single_copy_mechanism none)
+    [ "$(id -u)" = 0 ] && train+=(--allow-run-as-root)
+    train+=("$PARAWAVE")
+fi
 shift $((OPTIND - 1))
 if [ $# -eq 0 ]; then
     echo "name the candidates to run, of: $(grep -v '^#' "$CANDIDATES" | cut -f1 | tr '\n' ' ')" >&2
@@ -65,14 +74,14 @@ for name in "$@"; do
         resume=()
         [ -f "$teacher/train-state.safetensors" ] && resume=(--resume)
         echo "== $name: teacher ($T CPU-minutes) ${sets[*]:-}"
-        "$PARAWAVE" train-teacher --recipe "$RECIPE" --data "$DATA" --run "$teacher" "${common[@]}" "${sets[@]}" "${resume[@]}"
+        "${train[@]}" train-teacher --recipe "$RECIPE" --data "$DATA" --run "$teacher" "${common[@]}" "${sets[@]}" "${resume[@]}"
         [ -f "$teacher/ladder-name" ] || echo "$name" > "$teacher/ladder-name"
         trained+="$teacher "
     fi
     resume=()
     [ -f "$run/student/train-state.safetensors" ] && resume=(--resume)
     echo "== $name: student ($S CPU-minutes) of $(basename "$teacher")"
-    "$PARAWAVE" distill --recipe "$RECIPE" --data "$DATA" --teacher "$teacher" --run "$run/student" "${common[@]}" "${sets[@]}" "${resume[@]}"
+    "${train[@]}" distill --recipe "$RECIPE" --data "$DATA" --teacher "$teacher" --run "$run/student" "${common[@]}" "${sets[@]}" "${resume[@]}"
     if [[ $scored != *" $teacher "* ]]; then
         models+=(--model "$teacher") labels+=(--label "$(cat "$teacher/ladder-name")-teacher") scored+="$teacher "
     fi
@@ -95,7 +104,7 @@ cp "$first/spectrograms.png" "$ROOT/$grid"
     echo
     echo "## Ladder: $stage ($(date -u +%Y-%m-%d), $(nproc) cores)"
     echo
-    echo "    scripts/quality-ladder.sh -t $T -s $S $*"
+    echo "    scripts/quality-ladder.sh -t $T -s $S -r $RANKS $*"
     echo
     echo "The validation split of $(basename "$DATA"):"
     echo
