@@ -10,11 +10,15 @@ import ParawaveCore
 public struct LogisticMixture: Sendable {
     public let mixtures: Int
     public let logScaleMin: Float
+    /// Eight time steps at a time on vectors (the default); false runs every step on the
+    /// scalar path, the reference that tests and `parawave-bench mixture` compare against.
+    public let vectorised: Bool
 
-    public init(mixtures: Int, logScaleMin: Float = -7) {
+    public init(mixtures: Int, logScaleMin: Float = -7, vectorised: Bool = true) {
         precondition(mixtures >= 1, "a mixture needs a component")
         self.mixtures = mixtures
         self.logScaleMin = logScaleMin
+        self.vectorised = vectorised
     }
 
     /// logDensity (B, T) = log p(x (B, T) | params (B, 3M, T)). Eight time steps of a row at
@@ -27,7 +31,7 @@ public struct LogisticMixture: Sendable {
             terms.withUnsafeMutableBufferPointer { terms in
                 var i = range.lowerBound
                 while i < range.upperBound {
-                    if i % T + 8 <= T && i + 8 <= range.upperBound {
+                    if vectorised && i % T + 8 <= T && i + 8 <= range.upperBound {
                         let p = params + (i / T) * 3 * M * T + i % T
                         VectorMath.store(vectorLogDensity(p, stride: T, x: VectorMath.load(x + i), terms: &vectors), logDensity + i)
                         i += 8
@@ -86,7 +90,7 @@ public struct LogisticMixture: Sendable {
                 let terms = s.baseAddress!, gate = terms + M, standard = terms + 2 * M, softmax = terms + 3 * M, inverse = terms + 4 * M
                 var i = range.lowerBound
                 while i < range.upperBound {
-                    if i % T + 8 <= T && i + 8 <= range.upperBound {
+                    if vectorised && i % T + 8 <= T && i + 8 <= range.upperBound {
                         let offset = (i / T) * 3 * M * T + i % T
                         let dx = vectorBackward(params + offset, stride: T, x: VectorMath.load(x + i), g: VectorMath.load(dLogDensity + i),
                                                 dp: dParams.map { $0 + offset }, terms: &vectors)

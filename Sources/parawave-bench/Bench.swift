@@ -16,7 +16,7 @@ struct Bench {
         let all: [(String, () throws -> Void)] = [("sgemm", sgemm), ("mel", mel), ("stack", stack), ("teacher", teacher), ("generate", generate),
                                                     ("synthesize", synthesize), ("distill", distill), ("spectral", spectral),
                                                     ("threads", threads), ("gate", gate), ("pitch", pitch), ("source", source),
-                                                    ("bf16", bf16), ("waveglow", waveglow)]
+                                                    ("bf16", bf16), ("waveglow", waveglow), ("mixture", mixture)]
         if selected == ["parallel"] { return parallel() }
         print("parawave-bench \(ParawaveVersion.string) on \(ProcessInfo.processInfo.activeProcessorCount) cores")
         for (name, run) in all where selected.isEmpty || selected.contains(name) { try run() }
@@ -479,6 +479,31 @@ struct Bench {
         }
         Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
         print(String(format: "gate   tanh(a) * sigmoid(b), G %d x %d, 1 thread  %6.2f ns per element", G, n, seconds / Double(reps * G * n) * 1e9))
+    }
+
+    /// The continuous mixture of 10 logistics that distillation scores the student's samples
+    /// with (N 16 draws of 2 x 7,936 samples a step): the density and its gradients, on one
+    /// thread, on the vector path and on the scalar one.
+    static func mixture() {
+        var rng = SeededGenerator(seed: 9)
+        let M = 10, T = 16 * 2 * 7936
+        var params = [Float](repeating: 0, count: 3 * M * T)
+        for i in 0..<(M * T) { params[i] = rng.normal() }
+        for i in (M * T)..<(2 * M * T) { params[i] = 0.1 * rng.normal() }
+        for i in (2 * M * T)..<(3 * M * T) { params[i] = -4 + rng.normal() }
+        let x = (0..<T).map { _ in 0.1 * rng.normal() }, weights = (0..<T).map { _ in rng.normal() }
+        var logp = [Float](repeating: 0, count: T), dParams = params, dX = x
+        Parallel.threads = 1
+        for vectorised in [true, false] {
+            let mixture = LogisticMixture(mixtures: M, vectorised: vectorised)
+            let seconds = time(runs: 3) {
+                mixture.forward(logDensity: &logp, params: params, x: x, batch: 1, length: T)
+                mixture.backward(dParams: &dParams, dX: &dX, dLogDensity: weights, params: params, x: x, batch: 1, length: T)
+            }
+            print(String(format: "mixture of %d logistics, density + gradients, 1 thread, %@  %6.1f ns per sample  (%.0f ms for N 16 x 2 x 7,936)",
+                         M, vectorised ? "vectors" : "scalar ", seconds / Double(T) * 1e9, seconds * 1000))
+        }
+        Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
     }
 
     /// The spectral losses with their gradients on 2 x 8,000 samples.
