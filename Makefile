@@ -69,6 +69,11 @@ demo: demo-deps build check-data
 	else \
 	  $(TRAIN) distill --recipe $(RECIPE) --data $(DATA) --teacher $(RUNS)/teacher --run $(RUNS)/student; \
 	fi
+	@if [ -f $(RUNS)/waveglow/train-state.safetensors ]; then \
+	  $(TRAIN) train-waveglow --recipe $(RECIPE) --data $(DATA) --run $(RUNS)/waveglow --resume; \
+	else \
+	  $(TRAIN) train-waveglow --recipe $(RECIPE) --data $(DATA) --run $(RUNS)/waveglow; \
+	fi
 	@mkdir -p $(RUNS)/samples; id=$$(grep '"split":"validation"' $(DATA)/manifest.jsonl | sed 's/.*"id":"\([^"]*\)".*"seconds":\([0-9.]*\).*/\2 \1/' | sort -rn | head -1 | cut -d' ' -f2); \
 	  $(BIN) render --model $(RUNS)/teacher --wav $(DATA)/audio/$$id.wav --out $(RUNS)/samples/teacher-$$id.wav \
 	    --png $(RUNS)/samples/teacher-$$id.png && \
@@ -76,22 +81,27 @@ demo: demo-deps build check-data
 	    --png $(RUNS)/samples/student-$$id.png && \
 	  $(BIN) render --model $(RUNS)/student --mel $(DATA)/mel/$$id.npy --out $(RUNS)/samples/student-from-mel-$$id.wav \
 	    --png $(RUNS)/samples/student-from-mel-$$id.png && \
+	  $(BIN) render --model $(RUNS)/waveglow --wav $(DATA)/audio/$$id.wav --out $(RUNS)/samples/waveglow-$$id.wav \
+	    --png $(RUNS)/samples/waveglow-$$id.png && \
 	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
-	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --teacher $(RUNS)/teacher --data $(DATA) --f0 both --report $(RUNS)/report
+	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --model $(RUNS)/waveglow --teacher $(RUNS)/teacher --data $(DATA) \
+	  --f0 both --report $(RUNS)/report
 	$(BIN) evaluate --model $(PRETRAINED)/teacher --model $(PRETRAINED)/student --data $(DATA) --report $(RUNS)/report-pretrained
 	$(BIN) evaluate --model $(RUNS)/student --data $(CHECK) --f0 both --report $(RUNS)/report-check
 	$(BIN) plot-metrics $(RUNS)/teacher --png $(RUNS)/teacher/curves.png
 	$(BIN) plot-metrics $(RUNS)/student --png $(RUNS)/student/curves.png
+	$(BIN) plot-metrics $(RUNS)/waveglow --png $(RUNS)/waveglow/curves.png
 	@echo
 	@echo "demo outputs:"
 	@echo "  data directory:        $(DATA) (manifest.jsonl, stats.json, prepare.json, f0/, png/)"
 	@echo "  teacher run:           $(RUNS)/teacher (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
 	@echo "  student run:           $(RUNS)/student (model.safetensors, metrics.jsonl, recipe.yaml, curves.png)"
-	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student WAVs + spectrograms.png;"
+	@echo "  WaveGlow run:          $(RUNS)/waveglow (the same)"
+	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student, waveglow WAVs + spectrograms.png;"
 	@echo "                         each model twice: F0 tracked from the recording, and predicted from the mel as NAME-predicted-f0)"
 	@echo "  the shipped models:    $(RUNS)/report-pretrained (the same for $(PRETRAINED)/teacher and $(PRETRAINED)/student)"
 	@echo "  unseen speakers:       $(RUNS)/report-check (the student on $(CHECK), read sentences no training utterance has)"
-	@echo "  a validation utterance rendered by the teacher (autoregressive) and the student (parallel), the student from the"
+	@echo "  a validation utterance rendered by the teacher (autoregressive), the student and WaveGlow (parallel), the student from the"
 	@echo "  mel alone (F0 from its pitch predictor), and the real one:"
 	@ls $(RUNS)/samples/*.wav $(RUNS)/samples/*.png | sed 's/^/    /'
 
