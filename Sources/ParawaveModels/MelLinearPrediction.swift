@@ -46,6 +46,9 @@ public final class MelLinearPrediction: @unchecked Sendable {
     /// ln of the logistic scale per unit sqrt(E) for white excitation: sqrt(3) / (pi sqrt(sum w^2)),
     /// the value a model's learned gain starts from.
     public let logScalePerRMS: Double
+    /// ln of the standard deviation per sample per unit sqrt(E) for white excitation:
+    /// 1 / sqrt(sum w^2) (E is the error power of a windowed frame).
+    public let logDeviationPerRMS: Double
     let bins: Int
     /// The filterbank's pseudo-inverse (bins, nMels), row-major.
     let inverse: [Double]
@@ -79,6 +82,7 @@ public final class MelLinearPrediction: @unchecked Sendable {
         let step = 2 / (pow(2, Double(bits)) - 1)
         noisePower = windowEnergy * step * step / 12
         logScalePerRMS = log(3.0.squareRoot() / (Double.pi * windowEnergy.squareRoot()))
+        logDeviationPerRMS = -0.5 * log(windowEnergy)
         floorLevel = Float(log(mel.logFloor)) + 1e-6
     }
 

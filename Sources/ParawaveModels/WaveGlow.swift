@@ -14,6 +14,14 @@ import ParawaveEngine
 /// conditioning band, and a `pitch` predictor, trained beside the flow, gives the F0 when
 /// only a mel is at hand. With `speakers`, each utterance's row of a learned table of
 /// `speakerChannels` values conditions every step as constant channels.
+///
+/// With `linearPrediction` P > 0 the flow models the excitation instead of the waveform
+/// (LP-WaveGlow): e_t = (x_t - p_t) / sigma_t, p_t the order-P prediction from the past
+/// samples that the mel alone gives (`MelLinearPrediction`) and sigma_t the per-sample
+/// deviation of its frame's prediction error. x -> e is lower-triangular with diagonal
+/// 1 / sigma_t, so the likelihood stays exact: log p(x) = log p(e) - sum_t log sigma_t.
+/// Sampling inverts the flow to e and filters sigma e through 1 / A(z): an untrained flow
+/// already renders noise under the mel's spectral envelope at its level.
 public struct WaveGlowConfig: ModelConfig {
     public var flows = 12
     public var group = 8
@@ -35,6 +43,10 @@ public struct WaveGlowConfig: ModelConfig {
     /// an embedding.
     public var speakers: [String] = []
     public var speakerChannels = 0
+    /// The order of the linear prediction from the mel under the flow (0: none).
+    public var linearPrediction = 0
+    /// The audio's bit depth (the prediction's quantisation-noise floor).
+    public var bits = 16
 
     public var melChannels: Int { mel.nMels }
     public var hop: Int { mel.hopLength }
@@ -45,7 +57,8 @@ public struct WaveGlowConfig: ModelConfig {
 
     public init(flows: Int = 12, group: Int = 8, earlyEvery: Int = 4, earlySize: Int = 2, layers: Int = 8, residualChannels: Int = 64,
                 kernelSize: Int = 3, sigma: Float = 1, upsampleKernel: Int = 3, mel: MelSettings = MelSettings(), source: SineSource? = nil,
-                pitch: PitchPredictorConfig? = nil, speakers: [String] = [], speakerChannels: Int = 0) {
+                pitch: PitchPredictorConfig? = nil, speakers: [String] = [], speakerChannels: Int = 0, linearPrediction: Int = 0,
+                bits: Int = 16) {
         self.flows = flows; self.group = group; self.earlyEvery = earlyEvery; self.earlySize = earlySize; self.layers = layers
         self.residualChannels = residualChannels; self.kernelSize = kernelSize; self.sigma = sigma; self.upsampleKernel = upsampleKernel
         self.mel = mel
@@ -53,11 +66,13 @@ public struct WaveGlowConfig: ModelConfig {
         self.pitch = pitch
         self.speakers = speakers
         self.speakerChannels = speakerChannels
+        self.linearPrediction = linearPrediction
+        self.bits = bits
     }
 
     enum CodingKeys: String, CodingKey {
         case flows, group, earlyEvery, earlySize, layers, residualChannels, kernelSize, sigma, upsampleKernel, mel, source, pitch
-        case speakers, speakerChannels
+        case speakers, speakerChannels, linearPrediction, bits
     }
 
     /// Checkpoints from before speaker conditioning have neither key.
@@ -77,6 +92,8 @@ public struct WaveGlowConfig: ModelConfig {
         pitch = try c.decodeIfPresent(PitchPredictorConfig.self, forKey: .pitch)
         speakers = try c.decodeIfPresent([String].self, forKey: .speakers) ?? []
         speakerChannels = try c.decodeIfPresent(Int.self, forKey: .speakerChannels) ?? 0
+        linearPrediction = try c.decodeIfPresent(Int.self, forKey: .linearPrediction) ?? 0
+        bits = try c.decodeIfPresent(Int.self, forKey: .bits) ?? 16
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -96,6 +113,10 @@ public struct WaveGlowConfig: ModelConfig {
         if !speakers.isEmpty {
             try c.encode(speakers, forKey: .speakers)
             try c.encode(speakerChannels, forKey: .speakerChannels)
+        }
+        if linearPrediction > 0 {
+            try c.encode(linearPrediction, forKey: .linearPrediction)
+            try c.encode(bits, forKey: .bits)
         }
     }
 
@@ -127,6 +148,8 @@ public struct WaveGlowConfig: ModelConfig {
         if kernelSize % 2 == 0 || upsampleKernel % 2 == 0 { found.append("kernel sizes must be odd") }
         if hop < 1 || hop % max(group, 1) != 0 { found.append("hop_length (\(hop)) must be a multiple of group (\(group))") }
         found += source?.problems().map { "source: " + $0 } ?? []
+        found += MelLinearPrediction.problems(order: linearPrediction, mel: mel)
+        if !(8...32).contains(bits) { found.append("bits \(bits) is outside 8...32") }
         if speakers.isEmpty != (speakerChannels == 0) || !(0...1024).contains(speakerChannels) {
             found.append("speakers (\(speakers.count)) and speaker_channels (\(speakerChannels)) must both be set or both be none, channels at most 1024")
         }
@@ -186,6 +209,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     let mixing: [Conv1d]
     let mixingWeights: [ParameterStore.Entry]
     let speakerTable: SpeakerTable?
+    /// The linear prediction from the mel under the flow (nil: the flow models the waveform).
+    public let linearPrediction: MelLinearPrediction?
 
     public init(config: WaveGlowConfig, store: ParameterStore) {
         precondition(config.problems().isEmpty, "invalid WaveGlow config: \(config.problems())")
@@ -212,6 +237,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         mixingWeights = weights
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "waveglow", speakers: config.speakers.count, channels: config.speakerChannels, store: store)
+        linearPrediction = config.linearPrediction > 0 ? MelLinearPrediction(mel: config.mel, order: config.linearPrediction, bits: config.bits) : nil
         // Last in the store: the optimizer clips it on its own (`parameterGroups`).
         pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "waveglow.pitch", store: store) }
     }
@@ -303,16 +329,19 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
 
     /// The parts of the loss per sample (nats): z's Gaussian term sum z^2 / (2 sigma^2), the
     /// couplings' -sum log s and the convolutions' -sum log|det W|, each over B T.
+    /// With linear prediction, `excitationScale` is sum_t log sigma_t over B T: the
+    /// Jacobian of x -> e, constant in the parameters.
     public struct Loss: Sendable {
-        public var gaussian: Double, logScale: Double, logDeterminant: Double
+        public var gaussian: Double, logScale: Double, logDeterminant: Double, excitationScale: Double
 
-        public init(gaussian: Double, logScale: Double, logDeterminant: Double) {
+        public init(gaussian: Double, logScale: Double, logDeterminant: Double, excitationScale: Double = 0) {
             self.gaussian = gaussian
             self.logScale = logScale
             self.logDeterminant = logDeterminant
+            self.excitationScale = excitationScale
         }
-        /// The training loss, as NVIDIA's code reports it.
-        public var total: Double { gaussian + logScale + logDeterminant }
+        /// The training loss, as NVIDIA's code reports it (and the excitation's scale term).
+        public var total: Double { gaussian + logScale + logDeterminant + excitationScale }
         /// The negative log-likelihood per sample with the Gaussian's constant, in nats.
         public func negativeLogLikelihood(sigma: Float) -> Double { total + 0.5 * log(2 * Double.pi) + log(Double(sigma)) }
     }
@@ -329,9 +358,28 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         precondition(a.training, "forward needs training activations")
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
         conditioningForward(a, mel: mel, source: source, speakers: speakers)
+        // With linear prediction the flow's input is the excitation e (B, T) of the audio.
+        var excitation: [Float] = [], excitationScale = 0.0
+        if let lp = linearPrediction {
+            excitation = [Float](repeating: 0, count: B * a.length)
+            var prediction = [Float](repeating: 0, count: a.length)
+            for b in 0..<B {
+                let frames = excitationFrames(mel: mel + b * c.melChannels * a.frames, frames: a.frames)
+                let x = audio + b * a.length
+                lp.predict(x, length: a.length, coefficients: frames.coefficients, frames: a.frames, into: &prediction)
+                for t in 0..<a.length {
+                    let logSigma = frames.logSigma[lp.frame(ofSample: t, frames: a.frames)]
+                    excitation[b * a.length + t] = (x[t] - prediction[t]) * exp(-logSigma)
+                    excitationScale += Double(logSigma)
+                }
+            }
+        }
         // x[b, g, t] = audio[b, t * group + g], into the first flow's input.
         let x0 = a.inputs[0].pointer
-        for b in 0..<B { for g in 0..<G { for t in 0..<Tq { x0[(b * G + g) * Tq + t] = audio[b * a.length + t * G + g] } } }
+        excitation.withUnsafeBufferPointer { e in
+            let input = linearPrediction == nil ? audio : UnsafePointer(e.baseAddress!)
+            for b in 0..<B { for g in 0..<G { for t in 0..<Tq { x0[(b * G + g) * Tq + t] = input[b * a.length + t * G + g] } } }
+        }
         var logScale = 0.0, logDeterminant = 0.0
         for k in 0..<c.flows {
             let r = c.channels(atFlow: k), h = r / 2
@@ -373,7 +421,25 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         var squares = 0.0
         for i in 0..<(B * G * Tq) { squares += Double(a.z[i]) * Double(a.z[i]) }
         let n = Double((totalRows ?? B) * a.length)
-        return Loss(gaussian: squares / (2 * sigma * sigma) / n, logScale: -logScale / n, logDeterminant: -logDeterminant / n)
+        return Loss(gaussian: squares / (2 * sigma * sigma) / n, logScale: -logScale / n, logDeterminant: -logDeterminant / n,
+                    excitationScale: excitationScale / n)
+    }
+
+    /// A raw log-mel's (C, F) frame predictors and each frame's ln sigma, the deviation per
+    /// sample of its prediction error.
+    func excitationFrames(mel: UnsafePointer<Float>, frames F: Int) -> (coefficients: [Float], logSigma: [Float]) {
+        guard let lp = linearPrediction else { return ([], []) }
+        var coefficients = [Float](repeating: 0, count: F * lp.order), logRMS = [Float](repeating: 0, count: F)
+        lp.analyse(logMel: mel, frames: F, coefficients: &coefficients, logRMS: &logRMS)
+        return (coefficients, logRMS.map { $0 + Float(lp.logDeviationPerRMS) })
+    }
+
+    /// The waveform of an excitation (T) in place: e sigma_t through the synthesis filter.
+    func shapeExcitation(_ y: UnsafeMutablePointer<Float>, length T: Int, frames: (coefficients: [Float], logSigma: [Float])) {
+        guard let lp = linearPrediction else { return }
+        let F = frames.logSigma.count
+        for t in 0..<T { y[t] *= exp(frames.logSigma[lp.frame(ofSample: t, frames: F)]) }
+        lp.synthesize(y, length: T, coefficients: frames.coefficients, frames: F)
     }
 
     /// Adds the gradient of the loss per sample (as `forward` returned it) to every parameter's
@@ -449,6 +515,15 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     /// inverse pass.
     public func inverse(_ a: Activations, z: UnsafePointer<Float>, mel: UnsafePointer<Float>, source: UnsafePointer<Float>? = nil,
                         speakers: [Int]? = nil, audio: UnsafeMutablePointer<Float>) {
+        invertFlow(a, z: z, mel: mel, source: source, speakers: speakers, output: audio)
+        for b in 0..<a.batch where linearPrediction != nil {
+            shapeExcitation(audio + b * a.length, length: a.length, frames: excitationFrames(mel: mel + b * config.melChannels * a.frames, frames: a.frames))
+        }
+    }
+
+    /// The flow's inverse alone: the excitation with linear prediction, else the audio.
+    func invertFlow(_ a: Activations, z: UnsafePointer<Float>, mel: UnsafePointer<Float>, source: UnsafePointer<Float>?, speakers: [Int]?,
+                    output audio: UnsafeMutablePointer<Float>) {
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group
         conditioningForward(a, mel: mel, source: source, speakers: speakers)
         let last = c.flows - 1
@@ -522,14 +597,19 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             let windowSource = source.map { Array($0[(from * hop)..<(to * hop)]) }
             let a = makeActivations(batch: 1, frames: frames, training: false)
             let speakers = speaker.map { [$0] }
+            // With linear prediction each chunk gives its excitation; the synthesis filter, a
+            // recursion, runs once over the whole utterance below.
             if let windowSource {
-                inverse(a, z: windowZ, mel: windowMel, source: windowSource, speakers: speakers, audio: &windowAudio)
+                invertFlow(a, z: windowZ, mel: windowMel, source: windowSource, speakers: speakers, output: &windowAudio)
             } else {
-                inverse(a, z: windowZ, mel: windowMel, speakers: speakers, audio: &windowAudio)
+                invertFlow(a, z: windowZ, mel: windowMel, source: nil, speakers: speakers, output: &windowAudio)
             }
             for i in 0..<((end - start) * hop) { audio[start * hop + i] = windowAudio[(start - from) * hop + i] }
             start = end
             progress?(start * hop)
+        }
+        if linearPrediction != nil {
+            audio.withUnsafeMutableBufferPointer { shapeExcitation($0.baseAddress!, length: F * hop, frames: excitationFrames(mel: mel.values, frames: F)) }
         }
         return audio
     }

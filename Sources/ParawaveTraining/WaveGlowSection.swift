@@ -39,12 +39,16 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     /// Width of the speaker embedding when the data names speakers (`data.speaker_pattern`);
     /// 0 trains without speaker conditioning even then.
     public var speakerChannels = 16
+    /// P > 0: the flow models the excitation of the order-P linear prediction that the mel
+    /// gives (LP-WaveGlow), which the synthesis filter shapes into the waveform; 0: the
+    /// waveform itself (NVIDIA's).
+    public var linearPrediction = 0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows = "n_flows", group = "n_group", earlyEvery = "n_early_every", earlySize = "n_early_size", layers
         case residualChannels = "residual_channels", kernelSize = "kernel_size", sigma, upsampleKernel = "upsample_kernel"
         case source, harmonics, harmonicAmplitude = "harmonic_amplitude", sourcePhase = "source_phase"
-        case speakerChannels = "speaker_channels"
+        case speakerChannels = "speaker_channels", linearPrediction = "linear_prediction"
     }
 
     public init() {}
@@ -66,6 +70,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.update(&harmonicAmplitude, .harmonicAmplitude)
         try c.update(&sourcePhase, .sourcePhase)
         try c.update(&speakerChannels, .speakerChannels)
+        try c.update(&linearPrediction, .linearPrediction)
         try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -87,6 +92,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.encode(harmonicAmplitude, forKey: .harmonicAmplitude)
         try c.encode(sourcePhase, forKey: .sourcePhase)
         try c.encode(speakerChannels, forKey: .speakerChannels)
+        try c.encode(linearPrediction, forKey: .linearPrediction)
     }
 
     /// The sine source this section asks for, nil for `source: none`.
@@ -97,12 +103,12 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     /// The model these keys describe for the recipe's mel front end, with `pitch` (the
     /// recipe's predictor, used with a source) and the data's `speakers` (used when
     /// `speaker_channels` is positive).
-    public func config(mel: MelSettings, pitch: PitchPredictorConfig? = nil, speakers: [String] = []) -> WaveGlowConfig {
+    public func config(mel: MelSettings, pitch: PitchPredictorConfig? = nil, speakers: [String] = [], bits: Int = 16) -> WaveGlowConfig {
         let conditioned = !speakers.isEmpty && speakerChannels > 0
         return WaveGlowConfig(flows: flows, group: group, earlyEvery: earlyEvery, earlySize: earlySize, layers: layers,
                               residualChannels: residualChannels, kernelSize: kernelSize, sigma: Float(sigma), upsampleKernel: upsampleKernel,
                               mel: mel, source: sineSource, pitch: sineSource == nil ? nil : pitch, speakers: conditioned ? speakers : [],
-                              speakerChannels: conditioned ? speakerChannels : 0)
+                              speakerChannels: conditioned ? speakerChannels : 0, linearPrediction: linearPrediction, bits: bits)
     }
 
     func check(_ v: inout RecipeValidator, audio: AudioSection) {
@@ -118,6 +124,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         v.require(upsampleKernel, in: 1...31, "upsample_kernel")
         v.require(harmonics, in: 1...64, "harmonics")
         v.require(speakerChannels, in: 0...1024, "speaker_channels")
+        v.require(linearPrediction, in: 0...64, "linear_prediction")
         guard v.problems.isEmpty else { return }
         for problem in config(mel: audio.mel).problems() where !problem.contains("n_fft") && !problem.contains("sample_rate") {
             v.fail("n_group", problem)
@@ -130,6 +137,6 @@ extension Recipe {
     /// The WaveGlow that `waveglow:` describes, with the `pitch:` section's predictor when it
     /// has a source, for data that names `speakers`.
     public func waveglowConfig(speakers: [String] = []) -> WaveGlowConfig {
-        waveglow.config(mel: audio.mel, pitch: pitch.predictor(melChannels: audio.nMels), speakers: speakers)
+        waveglow.config(mel: audio.mel, pitch: pitch.predictor(melChannels: audio.nMels), speakers: speakers, bits: audio.bits)
     }
 }

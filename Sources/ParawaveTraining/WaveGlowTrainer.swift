@@ -58,8 +58,8 @@ public final class WaveGlowTrainer: RunTrainer {
 
     /// The whole batch's loss from the ranks' parts.
     static func summed(_ loss: WaveGlow.Loss, _ shard: BatchShard) -> WaveGlow.Loss {
-        let parts = shard.sum([loss.gaussian, loss.logScale, loss.logDeterminant])
-        return WaveGlow.Loss(gaussian: parts[0], logScale: parts[1], logDeterminant: parts[2])
+        let parts = shard.sum([loss.gaussian, loss.logScale, loss.logDeterminant, loss.excitationScale])
+        return WaveGlow.Loss(gaussian: parts[0], logScale: parts[1], logDeterminant: parts[2], excitationScale: parts[3])
     }
 
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {

@@ -30,14 +30,21 @@ struct WaveGlowTests {
         return c
     }()
 
-    /// The conditionings the tests run with: the mel (0), with a source (1), and with a
-    /// source and speakers (2).
-    static let conditionings = [0, 1, 2]
+    /// With a source and the mel's order-6 linear prediction under the flow (LP-WaveGlow).
+    static let predictionConfig: WaveGlowConfig = {
+        var c = sourceConfig
+        c.linearPrediction = 6
+        return c
+    }()
+
+    /// The conditionings the tests run with: the mel (0), with a source (1), with a source
+    /// and speakers (2), and with a source and linear prediction (3).
+    static let conditionings = [0, 1, 2, 3]
 
     /// A tiny model with every weight random (the end layers too, so no coupling is the
     /// identity) and the 1x1 convolutions orthogonal as initialised, then perturbed.
     static func model(seed: UInt64, conditioning: Int = 0) -> WaveGlow {
-        let model = WaveGlow(config: [config, sourceConfig, speakerConfig][conditioning])
+        let model = WaveGlow(config: [config, sourceConfig, speakerConfig, predictionConfig][conditioning])
         model.initialise(seed: seed)
         let saved = model.store.valueArray
         let noise = GradientCheck.random(saved.count, seed: seed + 100, scale: 0.3)
@@ -141,22 +148,27 @@ struct WaveGlowTests {
     /// log|det W_k|, from the loss's parts) equal log|det dz/dx| of the whole flow, the
     /// Jacobian by central differences in x (one utterance of 16 samples, so a 16 x 16
     /// Jacobian), its log-determinant by LU.
-    @Test func logDeterminantMatchesTheJacobian() {
-        let model = Self.model(seed: 9)
+    /// With linear prediction the Jacobian includes x -> e, whose log-determinant is
+    /// -sum log sigma_t (the loss's excitation term).
+    @Test(arguments: [0, 3])
+    func logDeterminantMatchesTheJacobian(conditioning: Int) {
+        let model = Self.model(seed: 9, conditioning: conditioning)
         let F = 2, T = F * Self.config.hop
         let a = model.makeActivations(batch: 1, frames: F)
-        let audio = GradientCheck.random(T, seed: 10, scale: 0.5), mel = GradientCheck.random(5 * F, seed: 11)
-        let loss = model.forward(a, audio: audio, mel: mel)
-        let claimed = -(loss.logScale + loss.logDeterminant) * Double(T)
+        let audio = GradientCheck.random(T, seed: 10, scale: 0.5), mel = GradientCheck.random(5 * F, seed: 11, scale: 2).map { $0 - 3 }
+        let excitation = Self.sources(model, batch: 1, frames: F, seed: 5)
+        let loss = model.forward(a, audio: audio, mel: mel, source: excitation)
+        #expect((loss.excitationScale != 0) == (conditioning == 3))
+        let claimed = -(loss.logScale + loss.logDeterminant + loss.excitationScale) * Double(T)
         var jacobian = [Double](repeating: 0, count: T * T)
         let h: Float = 1e-2
         for j in 0..<T {
             var x = audio
             x[j] += h
-            model.forward(a, audio: x, mel: mel)
+            model.forward(a, audio: x, mel: mel, source: excitation)
             let up = a.z.array
             x[j] = audio[j] - h
-            model.forward(a, audio: x, mel: mel)
+            model.forward(a, audio: x, mel: mel, source: excitation)
             let down = a.z.array
             for i in 0..<T { jacobian[i * T + j] = (Double(up[i]) - Double(down[i])) / (2 * Double(h)) }
         }
@@ -171,8 +183,9 @@ struct WaveGlowTests {
     /// layer of each coupling's network, with early outputs on the way.
     /// With a source, the conditioning layers' weights on its band are checked too, and with
     /// speakers the embedding table (the pitch predictor, which the loss does not reach, has
-    /// its own tests).
-    @Test(arguments: conditionings)
+    /// its own tests). Linear prediction only changes the flow's input, which no parameter
+    /// touches: its Jacobian test covers it.
+    @Test(arguments: [0, 1, 2])
     func gradientsMatchFiniteDifferences(conditioning: Int) {
         let model = Self.model(seed: 12, conditioning: conditioning)
         let B = 2, F = 3, T = F * Self.config.hop
@@ -270,8 +283,10 @@ struct WaveGlowTests {
         for chunk in [1, 7, 16, 40, 100] {
             var done: [Int] = []
             let chunked = model.synthesize(mel: mel, z: z, source: excitation, speaker: speaker, chunkFrames: chunk) { done.append($0) }
-            let worst = zip(chunked, whole).map { abs($0 - $1) }.max() ?? 1
-            #expect(worst < 1e-5, "chunks of \(chunk): \(worst)")
+            // Relative to the output's peak: with linear prediction the synthesis filter's gain
+            // carries the flow's float32 rounding into the waveform.
+            let worst = zip(chunked, whole).map { abs($0 - $1) }.max() ?? 1, peak = whole.map(abs).max() ?? 0
+            #expect(worst < 1e-5 * max(1, peak), "chunks of \(chunk): \(worst) (peak \(peak))")
             #expect(done.last == T && done == done.sorted())
         }
     }
