@@ -22,6 +22,10 @@ import ParawaveEngine
 /// 1 / sigma_t, so the likelihood stays exact: log p(x) = log p(e) - sum_t log sigma_t.
 /// Sampling inverts the flow to e and filters sigma e through 1 / A(z): an untrained flow
 /// already renders noise under the mel's spectral envelope at its level.
+///
+/// With a source and `sourceGain` g0 > 0 the flow models the excitation (or waveform) less
+/// g s_t, the source times a gain g learned from g0: a shift, so the likelihood is unchanged
+/// in form, and sampling adds g s back, so even an untrained flow renders the harmonics.
 public struct WaveGlowConfig: ModelConfig {
     public var flows = 12
     public var group = 8
@@ -47,6 +51,8 @@ public struct WaveGlowConfig: ModelConfig {
     public var linearPrediction = 0
     /// The audio's bit depth (the prediction's quantisation-noise floor).
     public var bits = 16
+    /// The start of the learned gain of the source subtracted before the flow (0: none).
+    public var sourceGain: Float = 0
 
     public var melChannels: Int { mel.nMels }
     public var hop: Int { mel.hopLength }
@@ -58,7 +64,7 @@ public struct WaveGlowConfig: ModelConfig {
     public init(flows: Int = 12, group: Int = 8, earlyEvery: Int = 4, earlySize: Int = 2, layers: Int = 8, residualChannels: Int = 64,
                 kernelSize: Int = 3, sigma: Float = 1, upsampleKernel: Int = 3, mel: MelSettings = MelSettings(), source: SineSource? = nil,
                 pitch: PitchPredictorConfig? = nil, speakers: [String] = [], speakerChannels: Int = 0, linearPrediction: Int = 0,
-                bits: Int = 16) {
+                bits: Int = 16, sourceGain: Float = 0) {
         self.flows = flows; self.group = group; self.earlyEvery = earlyEvery; self.earlySize = earlySize; self.layers = layers
         self.residualChannels = residualChannels; self.kernelSize = kernelSize; self.sigma = sigma; self.upsampleKernel = upsampleKernel
         self.mel = mel
@@ -68,11 +74,12 @@ public struct WaveGlowConfig: ModelConfig {
         self.speakerChannels = speakerChannels
         self.linearPrediction = linearPrediction
         self.bits = bits
+        self.sourceGain = sourceGain
     }
 
     enum CodingKeys: String, CodingKey {
         case flows, group, earlyEvery, earlySize, layers, residualChannels, kernelSize, sigma, upsampleKernel, mel, source, pitch
-        case speakers, speakerChannels, linearPrediction, bits
+        case speakers, speakerChannels, linearPrediction, bits, sourceGain
     }
 
     /// Checkpoints from before speaker conditioning have neither key.
@@ -94,6 +101,7 @@ public struct WaveGlowConfig: ModelConfig {
         speakerChannels = try c.decodeIfPresent(Int.self, forKey: .speakerChannels) ?? 0
         linearPrediction = try c.decodeIfPresent(Int.self, forKey: .linearPrediction) ?? 0
         bits = try c.decodeIfPresent(Int.self, forKey: .bits) ?? 16
+        sourceGain = try c.decodeIfPresent(Float.self, forKey: .sourceGain) ?? 0
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -118,6 +126,7 @@ public struct WaveGlowConfig: ModelConfig {
             try c.encode(linearPrediction, forKey: .linearPrediction)
             try c.encode(bits, forKey: .bits)
         }
+        if sourceGain != 0 { try c.encode(sourceGain, forKey: .sourceGain) }
     }
 
     /// Whether channels leave before flow `k` (every `earlyEvery` flows, not before the first).
@@ -150,6 +159,8 @@ public struct WaveGlowConfig: ModelConfig {
         found += source?.problems().map { "source: " + $0 } ?? []
         found += MelLinearPrediction.problems(order: linearPrediction, mel: mel)
         if !(8...32).contains(bits) { found.append("bits \(bits) is outside 8...32") }
+        if !(sourceGain >= 0 && sourceGain <= 100) { found.append("source_gain \(sourceGain) is outside 0...100") }
+        if sourceGain > 0 && source == nil { found.append("a source gain without a source") }
         if speakers.isEmpty != (speakerChannels == 0) || !(0...1024).contains(speakerChannels) {
             found.append("speakers (\(speakers.count)) and speaker_channels (\(speakerChannels)) must both be set or both be none, channels at most 1024")
         }
@@ -211,6 +222,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     let speakerTable: SpeakerTable?
     /// The linear prediction from the mel under the flow (nil: the flow models the waveform).
     public let linearPrediction: MelLinearPrediction?
+    /// g, the learned gain of the source subtracted before the flow (with `sourceGain` > 0).
+    let sourceGainEntry: ParameterStore.Entry?
 
     public init(config: WaveGlowConfig, store: ParameterStore) {
         precondition(config.problems().isEmpty, "invalid WaveGlow config: \(config.problems())")
@@ -238,6 +251,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "waveglow", speakers: config.speakers.count, channels: config.speakerChannels, store: store)
         linearPrediction = config.linearPrediction > 0 ? MelLinearPrediction(mel: config.mel, order: config.linearPrediction, bits: config.bits) : nil
+        sourceGainEntry = config.sourceGain > 0 ? store.add("waveglow.source_gain", shape: [1]) : nil
         // Last in the store: the optimizer clips it on its own (`parameterGroups`).
         pitch = config.pitch.map { PitchPredictor(config: $0, prefix: "waveglow.pitch", store: store) }
     }
@@ -271,6 +285,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         }
         for coupling in couplings { coupling.initialise(store, generator: &generator) }
         speakerTable?.initialise(store, generator: &generator)
+        if let sourceGainEntry { store.fill(sourceGainEntry, config.sourceGain) }
         pitch?.initialise(store, generator: &generator)
     }
 
@@ -291,6 +306,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         public let training: Bool
         /// The batch's speakers (rows of the table) and their embeddings (B, E).
         var speakers: [Int] = [], speakerVectors: [Float]
+        /// The batch's sources (B, T), kept for the source gain's gradient.
+        var sourceSamples: [Float] = []
 
         init(config c: WaveGlowConfig, batch: Int, frames: Int, training: Bool) {
             self.batch = batch
@@ -374,11 +391,16 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                 }
             }
         }
-        // x[b, g, t] = audio[b, t * group + g], into the first flow's input.
+        // x[b, g, t] = audio[b, t * group + g] (less g s), into the first flow's input.
         let x0 = a.inputs[0].pointer
         excitation.withUnsafeBufferPointer { e in
             let input = linearPrediction == nil ? audio : UnsafePointer(e.baseAddress!)
             for b in 0..<B { for g in 0..<G { for t in 0..<Tq { x0[(b * G + g) * Tq + t] = input[b * a.length + t * G + g] } } }
+        }
+        if let sourceGainEntry, let source {
+            let gain = store.value(sourceGainEntry)[0]
+            a.sourceSamples = Array(UnsafeBufferPointer(start: source, count: B * a.length))
+            for b in 0..<B { for g in 0..<G { for t in 0..<Tq { x0[(b * G + g) * Tq + t] -= gain * source[b * a.length + t * G + g] } } }
         }
         var logScale = 0.0, logDeterminant = 0.0
         for k in 0..<c.flows {
@@ -507,6 +529,14 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                 swap(&dCurrent, &dPrevious)
             }
         }
+        if let sourceGainEntry {
+            // The first flow's input is (x - g s): dL/dg = -sum dL/dinput s.
+            var sum = 0.0
+            for b in 0..<B { for g in 0..<G { for t in 0..<Tq {
+                sum -= Double(dCurrent[(b * G + g) * Tq + t]) * Double(a.sourceSamples[b * a.length + t * G + g])
+            } } }
+            store.gradient(sourceGainEntry)[0] += Float(sum)
+        }
         conditioningBackward(a)
     }
 
@@ -559,8 +589,12 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                 swap(&current, &previous)
             }
         }
-        // audio[b, t * group + g] = x[b, g, t].
+        // audio[b, t * group + g] = x[b, g, t] (plus g s).
         for b in 0..<B { for g in 0..<G { for t in 0..<Tq { audio[b * a.length + t * G + g] = current[(b * G + g) * Tq + t] } } }
+        if let sourceGainEntry, let source {
+            let gain = store.value(sourceGainEntry)[0]
+            for i in 0..<(B * a.length) { audio[i] += gain * source[i] }
+        }
     }
 
     /// Frames of context a chunk needs on each side so that its core renders as in one pass:

@@ -43,12 +43,15 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     /// gives (LP-WaveGlow), which the synthesis filter shapes into the waveform; 0: the
     /// waveform itself (NVIDIA's).
     public var linearPrediction = 0
+    /// With a source: g0 > 0 makes the flow model its input less g s, the source times a gain
+    /// learned from g0, and sampling add g s back (the student's `source_gain`); 0: none.
+    public var sourceGain = 0.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows = "n_flows", group = "n_group", earlyEvery = "n_early_every", earlySize = "n_early_size", layers
         case residualChannels = "residual_channels", kernelSize = "kernel_size", sigma, upsampleKernel = "upsample_kernel"
         case source, harmonics, harmonicAmplitude = "harmonic_amplitude", sourcePhase = "source_phase"
-        case speakerChannels = "speaker_channels", linearPrediction = "linear_prediction"
+        case speakerChannels = "speaker_channels", linearPrediction = "linear_prediction", sourceGain = "source_gain"
     }
 
     public init() {}
@@ -71,6 +74,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.update(&sourcePhase, .sourcePhase)
         try c.update(&speakerChannels, .speakerChannels)
         try c.update(&linearPrediction, .linearPrediction)
+        try c.update(&sourceGain, .sourceGain)
         try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -93,6 +97,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.encode(sourcePhase, forKey: .sourcePhase)
         try c.encode(speakerChannels, forKey: .speakerChannels)
         try c.encode(linearPrediction, forKey: .linearPrediction)
+        try c.encode(sourceGain, forKey: .sourceGain)
     }
 
     /// The sine source this section asks for, nil for `source: none`.
@@ -108,7 +113,8 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         return WaveGlowConfig(flows: flows, group: group, earlyEvery: earlyEvery, earlySize: earlySize, layers: layers,
                               residualChannels: residualChannels, kernelSize: kernelSize, sigma: Float(sigma), upsampleKernel: upsampleKernel,
                               mel: mel, source: sineSource, pitch: sineSource == nil ? nil : pitch, speakers: conditioned ? speakers : [],
-                              speakerChannels: conditioned ? speakerChannels : 0, linearPrediction: linearPrediction, bits: bits)
+                              speakerChannels: conditioned ? speakerChannels : 0, linearPrediction: linearPrediction, bits: bits,
+                              sourceGain: sineSource == nil ? 0 : Float(sourceGain))
     }
 
     func check(_ v: inout RecipeValidator, audio: AudioSection) {
@@ -125,6 +131,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         v.require(harmonics, in: 1...64, "harmonics")
         v.require(speakerChannels, in: 0...1024, "speaker_channels")
         v.require(linearPrediction, in: 0...64, "linear_prediction")
+        v.require(sourceGain, in: 0...100, "source_gain")
         guard v.problems.isEmpty else { return }
         for problem in config(mel: audio.mel).problems() where !problem.contains("n_fft") && !problem.contains("sample_rate") {
             v.fail("n_group", problem)

@@ -19,6 +19,7 @@ struct WaveGlowTests {
         var c = config
         c.source = SineSource(harmonics: 3, ramp: 4)
         c.pitch = PitchPredictorConfig(melChannels: 5, layers: 2, channels: 4, kernelSize: 3)
+        c.sourceGain = 0.7
         return c
     }()
 
@@ -88,7 +89,7 @@ struct WaveGlowTests {
         #expect(!unnamed.problems().isEmpty)
         var orphan = Self.sourceConfig
         orphan.source = nil
-        #expect(orphan.problems() == ["a pitch predictor without a source"])
+        #expect(orphan.problems() == ["a source gain without a source", "a pitch predictor without a source"])
     }
 
     /// The initial 1x1 convolutions are orthogonal with determinant +1, and the initial
@@ -131,7 +132,11 @@ struct WaveGlowTests {
         let b = model.makeActivations(batch: B, frames: F)
         model.inverse(b, z: z, mel: mel, source: excitation, speakers: who, audio: &back)
         let worst = zip(back, audio).map { abs($0 - $1) }.max() ?? 1
-        #expect(worst < 1e-5, "inverse(forward(x)) differs from x by \(worst)")
+        // With linear prediction the synthesis filter (a recursion whose poles come near the
+        // unit circle) carries the flow's float32 rounding into the waveform with its gain:
+        // 1e-4 there (measured 3.8e-5), 1e-5 on the flow's own output.
+        let bound: Float = model.linearPrediction == nil ? 1e-5 : 1e-4
+        #expect(worst < bound, "inverse(forward(x)) differs from x by \(worst)")
         if let other = Self.sources(model, batch: B, frames: F, seed: 2) {
             model.forward(a, audio: audio, mel: mel, source: other, speakers: who)
             let moved = zip(a.z.array, z).map { abs($0 - $1) }.max() ?? 0
@@ -199,6 +204,7 @@ struct WaveGlowTests {
         let point = model.store.valueArray.map(Double.init)
         let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
         #expect(flow.count == model.store.entries.count - (conditioning > 0 ? 2 * 2 + 2 : 0))
+        #expect(flow.contains { $0.name == "waveglow.source_gain" } == (conditioning > 0))
         #expect(flow.contains { $0.name == "waveglow.speaker_embedding" } == (conditioning == 2))
         let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
                                                          analytic: model.store.gradientArray, epsilon: 1e-2) { values in
