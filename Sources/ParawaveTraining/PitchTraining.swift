@@ -24,12 +24,18 @@ final class PitchTraining<Model: CheckpointedModel> {
     let activations: PitchPredictor.Activations?
     let sampler: CropSampler
     let validation: [(mel: Matrix, f0: [Float])]
+    /// The level and tilt augmentation's reach in dB (`pitch.augment_db`; 0: none).
+    let augmentDB: Double
+    let logFloor: Float
 
     /// Nil for a model without a pitch predictor.
-    init?(_ model: Model, data: TrainingData, validationUtterances: Int, hop: Int, logFloor: Double, communicator: Communicator) {
+    init?(_ model: Model, data: TrainingData, validationUtterances: Int, hop: Int, logFloor: Double, augmentDB: Double = 0,
+          communicator: Communicator) {
         guard let pitch = model.pitch else { return nil }
         self.model = model
         self.communicator = communicator
+        self.augmentDB = augmentDB
+        self.logFloor = Float(log(logFloor))
         let rows = Self.rows(rank: communicator.rank, of: communicator.size)
         activations = rows.isEmpty ? nil : pitch.makeActivations(batch: rows.count, frames: Self.cropFrames)
         sampler = CropSampler(data.train, frames: Self.cropFrames, hop: hop, logFloor: logFloor)
@@ -40,7 +46,8 @@ final class PitchTraining<Model: CheckpointedModel> {
     /// rank draws all of them, so the random stream stays the same. The predictor's losses,
     /// summed over the ranks.
     func step(generator: inout SeededGenerator, shard: BatchShard) -> [(String, Double)] {
-        let crops = sampler.next(batch: Self.crops, generator: &generator)
+        var crops = sampler.next(batch: Self.crops, generator: &generator)
+        if augmentDB > 0 { crops.augmentLevelAndTilt(decibels: augmentDB, logFloor: logFloor, generator: &generator) }
         var totals: (frames: Int, voiced: Int)?
         if !shard.isWhole {
             let mask = crops.frameMask

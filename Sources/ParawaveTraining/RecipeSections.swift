@@ -65,10 +65,14 @@ public struct PitchSection: Codable, Equatable, Sendable {
     public var predictorChannels = 64
     /// Odd; the layers are centred, so a frame's prediction sees frames on both sides.
     public var predictorKernelSize = 5
+    /// A > 0: each training crop of the predictor is made louder or quieter by up to A dB and
+    /// tilted by up to A dB from its lowest band to its highest (uniform draws), so that the
+    /// predictor does not learn one corpus's level and microphone; 0 (the default): none.
+    public var augmentDB = 0.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case fMin = "fmin", fMax = "fmax", predictorLayers = "predictor_layers", predictorChannels = "predictor_channels"
-        case predictorKernelSize = "predictor_kernel_size"
+        case predictorKernelSize = "predictor_kernel_size", augmentDB = "augment_db"
     }
 
     public init() {}
@@ -81,6 +85,7 @@ public struct PitchSection: Codable, Equatable, Sendable {
         try c.update(&predictorLayers, .predictorLayers)
         try c.update(&predictorChannels, .predictorChannels)
         try c.update(&predictorKernelSize, .predictorKernelSize)
+        try c.update(&augmentDB, .augmentDB)
     }
 
     /// The tracker's settings for audio with these `audio` settings.
@@ -102,6 +107,7 @@ public struct PitchSection: Codable, Equatable, Sendable {
         v.require(predictorLayers, in: 0...12, "predictor_layers")
         v.require(predictorChannels, in: 1...1024, "predictor_channels")
         v.require(predictorKernelSize, in: 1...15, "predictor_kernel_size")
+        v.require(augmentDB, in: 0...24, "augment_db")
         if predictorKernelSize % 2 == 0 { v.fail("predictor_kernel_size", "must be odd (the layers are centred), not \(predictorKernelSize)") }
         guard v.problems.isEmpty else { return }
         for problem in settings(audio: audio).problems() {

@@ -72,7 +72,7 @@ public final class TeacherTrainer: RunTrainer {
         let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop) + Self.lead
         activations = teacher.makeActivations(batch: max(1, recipe.train.batchSize / communicator.size), frames: frames)
         pitch = PitchTraining(teacher, data: data, validationUtterances: recipe.train.validationUtterances, hop: recipe.audio.hopLength,
-                              logFloor: recipe.audio.mel.logFloor, communicator: communicator)
+                              logFloor: recipe.audio.mel.logFloor, augmentDB: recipe.pitch.augmentDB, communicator: communicator)
         try super.init(recipe: recipe, settings: recipe.train, data: data, run: run, resume: resume, store: teacher.store,
                        groups: teacher.parameterGroups(clipNorm: recipe.train.clipNorm), label: "train-teacher", stateKind: Self.stateKind, source: teacher.config.source,
                        lead: Self.lead, communicator: communicator)

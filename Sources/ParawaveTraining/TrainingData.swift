@@ -154,6 +154,25 @@ public struct CropBatch: Sendable {
         (0..<(batch * frames)).map { i in mask[(i / frames) * length + (i % frames) * hop] }
     }
 
+    /// Each row's raw log-mel (magnitude) moved by a level L and a tilt S drawn uniformly from
+    /// [-A, A] dB: band c of C gains L + S (c / (C - 1) - 1/2) dB. Values at the log floor
+    /// (silence, padding) stay there, and none goes below it.
+    public mutating func augmentLevelAndTilt(decibels A: Double, logFloor: Float, generator: inout SeededGenerator) {
+        let B = batch, F = frames, C = mel.count / max(B * F, 1)
+        let perDecibel = Float(log(10.0) / 20)
+        for b in 0..<B {
+            let level = Float((2 * Double(generator.next() >> 11) * 0x1.0p-53 - 1) * A)
+            let tilt = Float((2 * Double(generator.next() >> 11) * 0x1.0p-53 - 1) * A)
+            for c in 0..<C {
+                let shift = (level + tilt * (C > 1 ? Float(c) / Float(C - 1) - 0.5 : 0)) * perDecibel
+                for f in 0..<F {
+                    let i = (b * C + c) * F + f
+                    if mel[i] > logFloor + 1e-6 { mel[i] = max(mel[i] + shift, logFloor) }
+                }
+            }
+        }
+    }
+
     /// Each row's source from its F0, starting at `phases[b]` (or aligned to its audio, as the
     /// source's `trainingPhase` says).
     mutating func makeSource(_ sine: SineSource, sampleRate: Int, phases: [Double]) {

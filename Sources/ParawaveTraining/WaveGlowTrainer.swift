@@ -30,7 +30,7 @@ public final class WaveGlowTrainer: RunTrainer {
         activations = model.makeActivations(batch: max(1, settings.batchSize / communicator.size),
                                             frames: recipe.audio.mel.frames(forCrop: settings.crop))
         pitch = PitchTraining(model, data: data, validationUtterances: settings.validationUtterances, hop: recipe.audio.hopLength,
-                              logFloor: recipe.audio.mel.logFloor, communicator: communicator)
+                              logFloor: recipe.audio.mel.logFloor, augmentDB: recipe.pitch.augmentDB, communicator: communicator)
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: model.store,
                        groups: model.parameterGroups(clipNorm: settings.clipNorm), label: "train-waveglow", stateKind: Self.stateKind,
                        source: model.source, communicator: communicator)

@@ -60,6 +60,41 @@ struct TeacherTrainerTests {
         #expect(fixed.continues == [false] && fixed.mask.prefix(samples).allSatisfy { $0 == 1 })
     }
 
+    /// The pitch predictor's augmentation: every row's log-mel moves by one level and one
+    /// tilt within +-A dB (band c of C by L + S (c / (C - 1) - 1/2) dB, in natural-log units
+    /// of a magnitude mel), the rows differently; the log floor stays put and nothing falls
+    /// below it; the same generator state gives the same crops.
+    @Test func pitchCropsAugmentLevelAndTilt() throws {
+        let clip = try Self.clip(seconds: 1)
+        let sampler = CropSampler([clip], frames: 16, hop: 64, logFloor: 1e-5)
+        var generator = SeededGenerator(seed: 2)
+        var crops = sampler.next(batch: 3, generator: &generator)
+        // Every value above the floor but one (the clip's own mel has silent bands).
+        crops.mel = crops.mel.indices.map { Float(-3 + 0.01 * Double($0 % 97)) }
+        crops.mel[5] = Float(log(1e-5))
+        let original = crops
+        var a = SeededGenerator(seed: 9), b = SeededGenerator(seed: 9)
+        crops.augmentLevelAndTilt(decibels: 6, logFloor: Float(log(1e-5)), generator: &a)
+        var again = original
+        again.augmentLevelAndTilt(decibels: 6, logFloor: Float(log(1e-5)), generator: &b)
+        #expect(again.mel == crops.mel && crops.mel != original.mel)
+        #expect(crops.mel[5] == original.mel[5])
+        let C = 20, F = 16, perDecibel = Float(log(10.0) / 20)
+        var levels: [Float] = []
+        for row in 0..<3 {
+            // The shift of band c is level + tilt (c / 19 - 1/2): linear in c.
+            let shifts = (0..<C).map { c in crops.mel[(row * C + c) * F + 7] - original.mel[(row * C + c) * F + 7] }
+            let level = (shifts[0] + shifts[C - 1]) / 2, tilt = shifts[C - 1] - shifts[0]
+            for c in 0..<C {
+                #expect(abs(shifts[c] - (level + tilt * (Float(c) / Float(C - 1) - 0.5))) < 1e-5, "row \(row) band \(c)")
+            }
+            #expect(abs(level) <= 6 * perDecibel + 1e-6 && abs(tilt) <= 6 * perDecibel + 1e-6)
+            levels.append(level)
+        }
+        #expect(Set(levels).count == 3)
+        #expect(crops.mel.allSatisfy { $0 >= Float(log(1e-5)) })
+    }
+
     /// A tiny teacher trained for 600 steps on one 0.25 s clip: the NLL (EMA weights) falls from
     /// 12.05 nats per sample (worse than uniform over the 65,536 levels, 11.09) to 7.15
     /// (asserted: below 8.5), and its teacher-forced mean prediction follows the clip with less
