@@ -24,10 +24,14 @@ public struct SeededGenerator: RandomNumberGenerator, Codable, Equatable, Sendab
         (Float(next() >> 40) + 0.5) * (1 / 16_777_216)
     }
 
+    /// Uniform in [0, 1), from the top 53 bits.
+    @inline(__always)
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
     /// Standard normal by Box-Muller.
     public mutating func normal() -> Float {
         let u1 = Double((next() >> 11) + 1) * 0x1.0p-53
-        let u2 = Double(next() >> 11) * 0x1.0p-53
+        let u2 = uniform()
         return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }

@@ -27,13 +27,13 @@ public struct LogisticMixture: Sendable {
         let M = mixtures
         Parallel.forEachChunk(batch * T, minimumChunk: 256) { range in
             var terms = [Float](repeating: 0, count: M)
-            var vectors = [VectorMath.Vector](repeating: .zero, count: M)
+            var vectors = [VectorMath.Vector](repeating: .zero, count: 3 * M)
             terms.withUnsafeMutableBufferPointer { terms in
                 var i = range.lowerBound
                 while i < range.upperBound {
                     if vectorised && i % T + 8 <= T && i + 8 <= range.upperBound {
                         let p = params + (i / T) * 3 * M * T + i % T
-                        VectorMath.store(vectorLogDensity(p, stride: T, x: VectorMath.load(x + i), terms: &vectors), logDensity + i)
+                        VectorMath.store(vectorLogDensity(p, stride: T, x: VectorMath.load(x + i), terms: &vectors).density, logDensity + i)
                         i += 8
                         continue
                     }
@@ -52,19 +52,25 @@ public struct LogisticMixture: Sendable {
     }
 
     /// The log-density of 8 consecutive time steps whose parameters start at `p`, the
-    /// components `stride` apart; `terms` receives each component's log-weighted density.
+    /// components `stride` apart, and the log-normaliser of the weights. `terms` (3M vectors)
+    /// receives each component's log-weighted density, then its standardised sample m, then
+    /// its 1 / s, which the backward pass reuses.
     @inline(__always)
-    func vectorLogDensity(_ p: UnsafePointer<Float>, stride T: Int, x: VectorMath.Vector, terms: inout [VectorMath.Vector]) -> VectorMath.Vector {
+    func vectorLogDensity(_ p: UnsafePointer<Float>, stride T: Int, x: VectorMath.Vector,
+                          terms: inout [VectorMath.Vector]) -> (density: VectorMath.Vector, logNorm: VectorMath.Vector) {
         let M = mixtures
         let logNorm = Self.logSumExp(M) { VectorMath.load(p + $0 * T) }
         let floor = VectorMath.Vector(repeating: logScaleMin)
         for k in 0..<M {
             let raw = VectorMath.load(p + (2 * M + k) * T)
             let logScale = raw.replacing(with: floor, where: raw .< floor)
-            let m = (x - VectorMath.load(p + (M + k) * T)) * VectorMath.exp(-logScale)
+            let inverse = VectorMath.exp(-logScale)
+            let m = (x - VectorMath.load(p + (M + k) * T)) * inverse
             terms[k] = VectorMath.load(p + k * T) - logNorm + m - logScale - 2 * VectorMath.softplus(m)
+            terms[M + k] = m
+            terms[2 * M + k] = inverse
         }
-        return Self.logSumExp(M) { terms[$0] }
+        return (Self.logSumExp(M) { terms[$0] }, logNorm)
     }
 
     /// log sum_k e^{v_k} lane by lane over `count` vectors.
@@ -85,7 +91,7 @@ public struct LogisticMixture: Sendable {
         let M = mixtures
         Parallel.forEachChunk(batch * T, minimumChunk: 256) { range in
             var scratch = [Float](repeating: 0, count: 5 * M)
-            var vectors = [VectorMath.Vector](repeating: .zero, count: M)
+            var vectors = [VectorMath.Vector](repeating: .zero, count: 3 * M)
             scratch.withUnsafeMutableBufferPointer { s in
                 let terms = s.baseAddress!, gate = terms + M, standard = terms + 2 * M, softmax = terms + 3 * M, inverse = terms + 4 * M
                 var i = range.lowerBound
@@ -140,15 +146,11 @@ public struct LogisticMixture: Sendable {
                         dp: UnsafeMutablePointer<Float>?, terms: inout [VectorMath.Vector]) -> VectorMath.Vector {
         typealias V = VectorMath.Vector
         let M = mixtures
-        let total = vectorLogDensity(p, stride: T, x: x, terms: &terms)
-        let logNorm = Self.logSumExp(M) { VectorMath.load(p + $0 * T) }
+        let (total, logNorm) = vectorLogDensity(p, stride: T, x: x, terms: &terms)
         let floor = V(repeating: logScaleMin)
         var dx = V(repeating: 0)
         for k in 0..<M {
-            let raw = VectorMath.load(p + (2 * M + k) * T)
-            let logScale = raw.replacing(with: floor, where: raw .< floor)
-            let inverse = VectorMath.exp(-logScale)
-            let m = (x - VectorMath.load(p + (M + k) * T)) * inverse
+            let m = terms[M + k], inverse = terms[2 * M + k]
             let gate = 1 - 2 * VectorMath.sigmoid(m)
             let r = VectorMath.exp(terms[k] - total)
             dx += r * gate * inverse
@@ -157,7 +159,7 @@ public struct LogisticMixture: Sendable {
             let weight = dp + k * T, mean = dp + (M + k) * T, scale = dp + (2 * M + k) * T
             VectorMath.store(VectorMath.load(weight) + g * (r - softmax), weight)
             VectorMath.store(VectorMath.load(mean) - g * r * gate * inverse, mean)
-            let dScale = (g * r * (-gate * m - 1)).replacing(with: 0, where: .!(raw .> floor))
+            let dScale = (g * r * (-gate * m - 1)).replacing(with: 0, where: .!(VectorMath.load(p + (2 * M + k) * T) .> floor))
             VectorMath.store(VectorMath.load(scale) + dScale, scale)
         }
         return g * dx

@@ -82,7 +82,7 @@ public struct WaveGlowConfig: ModelConfig {
         case speakers, speakerChannels, linearPrediction, bits, sourceGain
     }
 
-    /// Checkpoints from before speaker conditioning have neither key.
+    /// Checkpoints from before speaker conditioning and linear prediction lack their keys.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         flows = try c.decode(Int.self, forKey: .flows)
@@ -102,31 +102,6 @@ public struct WaveGlowConfig: ModelConfig {
         linearPrediction = try c.decodeIfPresent(Int.self, forKey: .linearPrediction) ?? 0
         bits = try c.decodeIfPresent(Int.self, forKey: .bits) ?? 16
         sourceGain = try c.decodeIfPresent(Float.self, forKey: .sourceGain) ?? 0
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(flows, forKey: .flows)
-        try c.encode(group, forKey: .group)
-        try c.encode(earlyEvery, forKey: .earlyEvery)
-        try c.encode(earlySize, forKey: .earlySize)
-        try c.encode(layers, forKey: .layers)
-        try c.encode(residualChannels, forKey: .residualChannels)
-        try c.encode(kernelSize, forKey: .kernelSize)
-        try c.encode(sigma, forKey: .sigma)
-        try c.encode(upsampleKernel, forKey: .upsampleKernel)
-        try c.encode(mel, forKey: .mel)
-        try c.encodeIfPresent(source, forKey: .source)
-        try c.encodeIfPresent(pitch, forKey: .pitch)
-        if !speakers.isEmpty {
-            try c.encode(speakers, forKey: .speakers)
-            try c.encode(speakerChannels, forKey: .speakerChannels)
-        }
-        if linearPrediction > 0 {
-            try c.encode(linearPrediction, forKey: .linearPrediction)
-            try c.encode(bits, forKey: .bits)
-        }
-        if sourceGain != 0 { try c.encode(sourceGain, forKey: .sourceGain) }
     }
 
     /// Whether channels leave before flow `k` (every `earlyEvery` flows, not before the first).

@@ -126,9 +126,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     }
 
     /// The sine source this section asks for, nil for `source: none`.
-    public var sineSource: SineSource? {
-        source == .sine ? SineSource(harmonics: harmonics, amplitude: harmonicAmplitude, trainingPhase: sourcePhase) : nil
-    }
+    public var sineSource: SineSource? { source.source(harmonics: harmonics, amplitude: harmonicAmplitude, phase: sourcePhase) }
 
     func check(_ v: inout RecipeValidator, audio: AudioSection) {
         stack.check(&v)
@@ -144,6 +142,11 @@ public struct TeacherSection: Codable, Equatable, Sendable {
 /// Whether a model sees a source excitation made from F0.
 public enum SourceKind: String, Codable, CaseIterable, Sendable {
     case none, sine
+
+    /// The sine source a section's keys ask for, nil for `none`.
+    func source(harmonics: Int, amplitude: SineSource.Amplitude, phase: SineSource.TrainingPhase) -> SineSource? {
+        self == .sine ? SineSource(harmonics: harmonics, amplitude: amplitude, trainingPhase: phase) : nil
+    }
 }
 
 /// `student:` the IAF's flows (DESIGN.md section 4): the shared stack keys (every flow has

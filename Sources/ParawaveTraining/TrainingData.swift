@@ -161,8 +161,8 @@ public struct CropBatch: Sendable {
         let B = batch, F = frames, C = mel.count / max(B * F, 1)
         let perDecibel = Float(log(10.0) / 20)
         for b in 0..<B {
-            let level = Float((2 * Double(generator.next() >> 11) * 0x1.0p-53 - 1) * A)
-            let tilt = Float((2 * Double(generator.next() >> 11) * 0x1.0p-53 - 1) * A)
+            let level = Float((2 * generator.uniform() - 1) * A)
+            let tilt = Float((2 * generator.uniform() - 1) * A)
             for c in 0..<C {
                 let shift = (level + tilt * (C > 1 ? Float(c) / Float(C - 1) - 0.5 : 0)) * perDecibel
                 for f in 0..<F {
@@ -265,7 +265,7 @@ public struct CropSampler: Sendable {
             }
         }
         if let source {
-            let phases = (0..<batch).map { _ in 2 * Double.pi * Double(generator.next() >> 11) * 0x1.0p-53 }
+            let phases = (0..<batch).map { _ in 2 * Double.pi * generator.uniform() }
             out.makeSource(source, sampleRate: sampleRate, phases: phases)
         }
         return out

@@ -101,9 +101,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     }
 
     /// The sine source this section asks for, nil for `source: none`.
-    public var sineSource: SineSource? {
-        source == .sine ? SineSource(harmonics: harmonics, amplitude: harmonicAmplitude, trainingPhase: sourcePhase) : nil
-    }
+    public var sineSource: SineSource? { source.source(harmonics: harmonics, amplitude: harmonicAmplitude, phase: sourcePhase) }
 
     /// The model these keys describe for the recipe's mel front end, with `pitch` (the
     /// recipe's predictor, used with a source) and the data's `speakers` (used when
