@@ -215,6 +215,68 @@ def dmol_fixtures():
         np.save(out("engine", f"dmol_m{M}_grad.npy"), params.grad.numpy())
 
 
+# ---------------------------------------------------------------- discretised Gaussian
+
+def dgauss_reference(x, mean, log_scale, bits, log_scale_min):
+    """log P(x) of the bin of x under N(mean, e^(2 max(log_scale, min))) at 50 digits (mpmath):
+    the CDF below the top of the bottom bin, above the bottom of the top bin, else the CDF
+    difference across the bin. Returns (log P, d/d mean, d/d log_scale), the derivatives by
+    mpmath's numerical differentiation (0 for a log-scale at or below the clamp)."""
+    import mpmath as mp
+    mp.mp.dps = 50
+    h = mp.mpf(1) / (2 ** bits - 1)
+    x = mp.mpf(x)
+
+    def log_p(mu, ls):
+        s = mp.exp(ls)
+        a, b = (x + h - mu) / s, (x - h - mu) / s
+        if x < -1 + h:
+            return mp.log(mp.ncdf(a))
+        if x > 1 - h:
+            return mp.log(mp.ncdf(-b))
+        if b >= 0:  # the same mass from the reflected side, where it does not cancel
+            return mp.log(mp.ncdf(-b) - mp.ncdf(-a))
+        return mp.log(mp.ncdf(a) - mp.ncdf(b))
+
+    mu = mp.mpf(mean)
+    clamped = log_scale <= log_scale_min
+    ls = mp.mpf(max(log_scale, log_scale_min))
+    value = log_p(mu, ls)
+    d_mu = mp.diff(lambda m: log_p(m, ls), mu)
+    d_ls = 0 if clamped else mp.diff(lambda v: log_p(mu, v), ls)
+    return float(value), float(d_mu), float(d_ls)
+
+
+def dgauss_fixtures():
+    """Inputs hitting every branch of the discretised Gaussian on the 16-bit grid: x = -1 and 1
+    (edge bins, near and far), inside, tens and thousands of scales out (deep tails), log-scales
+    at and below the clamp, huge scales, a mean outside [-1, 1], a scale under one bin (with
+    the clamp at -16), and bins on either side of the mean and across it."""
+    cases = [  # x, mean, log-scale, clamp
+        (-1.0, -0.99, -4.0, -7.0), (-1.0, 0.5, -1.0, -7.0), (1.0, 0.99, -4.0, -7.0), (1.0, -0.2, 0.5, -7.0),
+        (0.25, 0.25, -6.0, -7.0), (0.25, 0.2, -5.0, -7.0), (-0.4, 0.3, -7.0, -7.0), (0.1, 0.1, -9.0, -7.0),
+        (0.0, 0.7, -6.5, -7.0), (0.6, 0.6, 3.0, -7.0), (-0.7, -0.5, 2.0, -7.0), (0.999, 0.99, -5.5, -7.0),
+        (-0.3, -0.3001, -7.0, -7.0), (0.05, 0.9, -3.0, -7.0), (0.8, -0.8, -2.0, -7.0), (0.8, -0.8, -7.0, -7.0),
+        (0.3, 1.4, -1.5, -7.0), (0.0, 0.0, -14.0, -16.0), (0.0, 2e-5, -13.0, -16.0), (-1.0, 0.2, -6.0, -7.0),
+        (1.0, -0.3, -6.0, -7.0), (0.5, 0.49999, -10.0, -16.0),
+    ]
+    x, params, logp, grad, clamps = [], [[], []], [], [[], []], []
+    T = len(cases)
+    for cx, mean, ls, clamp in cases:
+        q = float(np.float32(np.round((cx + 1) / 2 * 65535) / 65535 * 2 - 1))  # the 16-bit grid, as float32
+        mean, ls = float(np.float32(mean)), float(np.float32(ls))
+        value, d_mu, d_ls = dgauss_reference(q, mean, ls, 16, clamp)
+        x.append(q); params[0].append(mean); params[1].append(ls); clamps.append(clamp)
+        logp.append(value)
+        # The gradient of the mean negative log-likelihood.
+        grad[0].append(-d_mu / T); grad[1].append(-d_ls / T)
+    np.save(out("engine", "dgauss_x.npy"), np.array(x))
+    np.save(out("engine", "dgauss_params.npy"), np.array(params))
+    np.save(out("engine", "dgauss_clamp.npy"), np.array(clamps))
+    np.save(out("engine", "dgauss_logp.npy"), np.array(logp))
+    np.save(out("engine", "dgauss_grad.npy"), np.array(grad))
+
+
 # ---------------------------------------------------------------- safetensors interoperability
 
 def safetensors_fixtures():
@@ -798,6 +860,7 @@ GENERATORS = {
     "npy": npy_fixtures,
     "audio": audio_fixtures,
     "dmol": dmol_fixtures,
+    "dgauss": dgauss_fixtures,
     "safetensors": safetensors_fixtures,
     "stack": stack_fixture,
     "transposed_conv": transposed_conv_fixture,
