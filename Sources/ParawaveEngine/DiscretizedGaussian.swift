@@ -79,4 +79,13 @@ public struct DiscretizedGaussian: Sendable {
             }
         }
     }
+
+    /// One draw x = mu + e^(max(log s, min)) * temperature * n, n ~ N(0, 1), from the
+    /// parameters at `p` (mean) and `p + stride` (log-scale); clipped to [-1, 1] unless
+    /// `clip` is false (a generator on linear prediction continues from the unclipped draw).
+    public static func draw(_ p: UnsafePointer<Float>, stride T: Int, logScaleMin: Float, temperature: Float, clip: Bool = true,
+                            generator: inout SeededGenerator) -> Float {
+        let x = p[0] + exp(max(p[T], logScaleMin)) * temperature * generator.normal()
+        return clip ? max(-1, min(1, x)) : x
+    }
 }

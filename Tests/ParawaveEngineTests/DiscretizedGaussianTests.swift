@@ -107,4 +107,31 @@ struct DiscretizedGaussianTests {
         model.backward(dParams: &clamped, dLogProb: [1], params: [0.01, -10], x: [0], batch: 1, length: 1)
         #expect(clamped[1] == 0 && clamped[0] != 0)
     }
+
+    /// Draws have the parameters' mean and standard deviation (times the temperature),
+    /// repeat with the seed, and are clipped to [-1, 1] unless asked not to be.
+    @Test func drawsFollowTheParameters() {
+        let n = 100_000
+        for (mean, logScale, temperature) in [(Float(0.2), Float(-3), Float(1)), (-0.5, -2, 0.5), (0, -12, 1)] {
+            let p: [Float] = [mean, logScale]
+            var rng = SeededGenerator(seed: 3)
+            var sum = 0.0, squares = 0.0
+            for _ in 0..<n {
+                let x = Double(DiscretizedGaussian.draw(p, stride: 1, logScaleMin: -9, temperature: temperature, generator: &rng))
+                sum += x; squares += x * x
+            }
+            let m = sum / Double(n), sd = (squares / Double(n) - m * m).squareRoot()
+            let expected = Double(exp(max(logScale, -9)) * temperature)
+            #expect(abs(m - Double(mean)) < 5 * expected / Double(n).squareRoot() + 1e-6, "mean \(m)")
+            #expect(abs(sd / expected - 1) < 0.02, "standard deviation \(sd) vs \(expected)")
+        }
+        var a = SeededGenerator(seed: 8), b = SeededGenerator(seed: 8)
+        let p: [Float] = [0.95, -1]
+        let first = (0..<50).map { _ in DiscretizedGaussian.draw(p, stride: 1, logScaleMin: -7, temperature: 1, generator: &a) }
+        let second = (0..<50).map { _ in DiscretizedGaussian.draw(p, stride: 1, logScaleMin: -7, temperature: 1, generator: &b) }
+        #expect(first == second && first.allSatisfy { abs($0) <= 1 } && first.contains(1))
+        var c = SeededGenerator(seed: 8)
+        let unclipped = (0..<50).map { _ in DiscretizedGaussian.draw(p, stride: 1, logScaleMin: -7, temperature: 1, clip: false, generator: &c) }
+        #expect(unclipped.contains { $0 > 1 } && zip(unclipped, first).allSatisfy { max(-1, min(1, $0)) == $1 })
+    }
 }
