@@ -17,18 +17,15 @@ import ParawaveCore
 public struct DiscretizedGaussian: Sendable {
     public let bits: Int
     public let logScaleMin: Float
+    /// Half-bin width h = 1 / (2^bits - 1).
+    public let halfBin: Double
 
     public init(bits: Int = 16, logScaleMin: Float = -7) {
         precondition((1...24).contains(bits), "invalid bit depth \(bits)")
         self.bits = bits
         self.logScaleMin = logScaleMin
+        halfBin = 1 / (pow(2.0, Double(bits)) - 1)
     }
-
-    /// Half-bin width h = 1 / (2^bits - 1).
-    public var halfBin: Double { 1 / (pow(2.0, Double(bits)) - 1) }
-
-    /// Channels of the parameter tensor: mean and log-scale.
-    public static let channels = 2
 
     /// log P(x) and its derivatives with respect to mu and log s (at the clamped log-scale).
     @inline(__always)

@@ -13,9 +13,9 @@ import Foundation
 /// (a clamped log-scale gets none).
 public enum GaussianKL {
     /// The entropy's constant per sample, log(2 pi e)/2.
-    public static let entropyConstant = 0.5 * log(2 * Double.pi * exp(1.0))
+    public static let entropyConstant = StableMath.halfLogTwoPi + 0.5
 
-    public struct Terms: Sendable, Equatable {
+    public struct Terms: Sendable {
         public var crossEntropy = 0.0, entropy = 0.0, penalty = 0.0
         /// d H(q, p) / d (mu_q, l_q, mu_p, l_p).
         public var dMuQ = 0.0, dLogScaleQ = 0.0, dMuP = 0.0, dLogScaleP = 0.0
