@@ -153,16 +153,21 @@ public struct WaveGlowConfig: ModelConfig {
         return found
     }
 
-    /// Multiply-adds per output sample of one pass (the couplings' networks, the 1x1
-    /// convolutions and the conditioning layers), for comparison with a student's.
-    public var multiplyAddsPerSample: Int {
-        let R = residualChannels, K = kernelSize, Cg = conditionChannels
-        var total = 0
+    /// Multiply-adds per output sample of one pass as it runs (the couplings' networks, the
+    /// 1x1 convolutions, the conditioning layers and the upsampler), for comparison with a
+    /// student's. The conditioning layers multiply the mel and speaker columns once per run of
+    /// equal vectors (`ConditioningRuns`, 3 per frame at WG-small's shape), the source's at
+    /// every step; `everyStep` counts them at every step, as a plain implementation runs.
+    public func multiplyAddsPerSample(everyStep: Bool = false) -> Int {
+        let R = residualChannels, K = kernelSize, O = 2 * R * layers
+        let shared = melChannels * group + speakerChannels, sourceRows = source == nil ? 0 : group
+        let stepsPerFrame = hop / group, runsPerFrame = everyStep ? stepsPerFrame : ConditioningRuns.perFrame(config: self)
+        var steps = 0
         for k in 0..<flows {
             let r = channels(atFlow: k), h = r / 2
-            total += r * r + h * R + Cg * 2 * R * layers + layers * K * R * 2 * R + (layers - 1) * R * 2 * R + R * R + R * r
+            steps += r * r + h * R + sourceRows * O + layers * K * R * 2 * R + (layers - 1) * R * 2 * R + R * R + R * r
         }
-        return total / group + melChannels * melChannels * upsampleKernel
+        return steps / group + flows * shared * O * runsPerFrame / hop + melChannels * melChannels * upsampleKernel
     }
 }
 
@@ -284,12 +289,20 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         /// The batch's sources (B, T), kept for the source gain's gradient.
         var sourceSamples: [Float] = []
 
-        init(config c: WaveGlowConfig, batch: Int, frames: Int, training: Bool) {
+        /// The squeezed steps whose conditioning vectors are equal, as runs (see
+        /// `ConditioningRuns`), and those vectors, one per run (B, conditionChannels, runs).
+        public let runs: ConditioningRuns
+        let representatives: FloatBuffer
+
+        init(config c: WaveGlowConfig, batch: Int, frames: Int, training: Bool, frameRateConditioning: Bool) {
             self.batch = batch
             self.frames = frames
             self.training = training
             length = frames * c.hop
             squeezed = length / c.group
+            let runs = ConditioningRuns(config: c, length: length, enabled: frameRateConditioning)
+            self.runs = runs
+            representatives = FloatBuffer(batch * c.conditionChannels * runs.count)
             let B = batch, Tq = squeezed, C = c.melChannels
             let slots = training ? c.flows : 1
             func channels(_ k: Int) -> Int { training ? c.channels(atFlow: k) : c.group }
@@ -304,7 +317,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             mixed = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
             halves = (0..<slots).map { FloatBuffer(B * channels($0) / 2 * Tq) }
             outputs = (0..<slots).map { FloatBuffer(B * channels($0) * Tq) }
-            networks = (0..<slots).map { _ in Coupling.Activations(config: c, batch: B, length: Tq, training: training) }
+            networks = (0..<slots).map { _ in Coupling.Activations(config: c, batch: B, length: Tq, runs: runs.count, training: training) }
             z = FloatBuffer(B * c.group * Tq)
             dCurrent = FloatBuffer(B * c.group * Tq)
             dPrevious = FloatBuffer(B * c.group * Tq)
@@ -314,9 +327,11 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         }
     }
 
-    /// Buffers for `forward` and `backward` (`training`), or for `inverse` alone.
-    public func makeActivations(batch: Int, frames: Int, training: Bool = true) -> Activations {
-        Activations(config: config, batch: batch, frames: frames, training: training)
+    /// Buffers for `forward` and `backward` (`training`), or for `inverse` alone. Without
+    /// `frameRateConditioning` the couplings' conditioning layers multiply every squeezed
+    /// step's vector, equal or not (the reference the shared products are tested against).
+    public func makeActivations(batch: Int, frames: Int, training: Bool = true, frameRateConditioning: Bool = true) -> Activations {
+        Activations(config: config, batch: batch, frames: frames, training: training, frameRateConditioning: frameRateConditioning)
     }
 
     /// The parts of the loss per sample (nats): z's Gaussian term sum z^2 / (2 sigma^2), the
@@ -402,7 +417,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             // (t; log s) = WN(a), then b <- exp(log s) b + t, in place in `mixed`.
             let half = a.halves[k].pointer, y = a.mixed[k].pointer, out = a.outputs[k].pointer
             for b in 0..<B { (half + b * h * Tq).update(from: y + b * r * Tq, count: h * Tq) }
-            couplings[k].forward(a.networks[k], input: half, conditioning: a.conditioning.pointer, out: out, store: store)
+            couplings[k].forward(a.networks[k], input: half, conditioning: a.sharedConditioning, out: out, store: store)
             for b in 0..<B {
                 let tRows = out + b * r * Tq, sRows = tRows + h * Tq, bRows = y + (b * r + h) * Tq
                 for i in 0..<(h * Tq) {
@@ -474,7 +489,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             let dHalf = a.dHalf.pointer
             dHalf.update(repeating: 0, count: B * h * Tq)
             couplings[k].backward(a.networks[k], dOut: dOut, input: a.halves[k].pointer, dInput: dHalf,
-                                  conditioning: a.conditioning.pointer, dConditioning: a.dConditioning.pointer, store: store)
+                                  conditioning: a.sharedConditioning, dConditioning: a.dConditioning.pointer, store: store)
             for bi in 0..<B {
                 let target = dy + bi * r * Tq, source = dHalf + bi * h * Tq
                 for i in 0..<(h * Tq) { target[i] += source[i] }
@@ -540,7 +555,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             let slot = a.training ? k : 0
             let h = r / 2, half = a.halves[slot].pointer, out = a.outputs[slot].pointer
             for b in 0..<B { (half + b * h * Tq).update(from: current + b * r * Tq, count: h * Tq) }
-            couplings[k].forward(a.networks[slot], input: half, conditioning: a.conditioning.pointer, out: out, store: store)
+            couplings[k].forward(a.networks[slot], input: half, conditioning: a.sharedConditioning, out: out, store: store)
             for b in 0..<B {
                 let tRows = out + b * r * Tq, sRows = tRows + h * Tq, rows = current + (b * r + h) * Tq
                 for i in 0..<(h * Tq) { rows[i] = (rows[i] - tRows[i]) / exp(sRows[i]) }
@@ -647,6 +662,11 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         for b in 0..<B where E > 0 {
             for e in 0..<E { (cond + (b * CC + CB * G + e) * Tq).update(repeating: a.speakerVectors[b * E + e], count: Tq) }
         }
+        let n = a.runs.count, starts = a.runs.starts, representatives = a.representatives.pointer
+        for row in 0..<(B * CC) {
+            let source = cond + row * Tq, target = representatives + row * n
+            for i in 0..<n { target[i] = source[starts[i]] }
+        }
     }
 
     /// The upsampling convolution's gradients from dConditioning.
@@ -682,7 +702,10 @@ extension WaveGlow {
     public struct Coupling: Sendable {
         public let inputs: Int, outputs: Int
         let R: Int, L: Int, conditionChannels: Int
-        let start: Conv1d, condition: Conv1d, dilated: [Conv1d], residualSkip: [Conv1d], end: Conv1d
+        /// The conditioning's channels: the squeezed mel bands, the squeezed source, the
+        /// speaker's embedding, in that order.
+        let melRows: Int, sourceRows: Int, speakerRows: Int
+        let start: Conv1d, dilated: [Conv1d], residualSkip: [Conv1d], end: Conv1d
         let startWeight: ParameterStore.Entry, startBias: ParameterStore.Entry
         let conditionWeight: ParameterStore.Entry, conditionBias: ParameterStore.Entry
         let dilatedWeights: [ParameterStore.Entry], dilatedBiases: [ParameterStore.Entry]
@@ -696,6 +719,9 @@ extension WaveGlow {
             self.R = R
             self.L = L
             conditionChannels = Cg
+            melRows = c.melChannels * c.group
+            sourceRows = c.source == nil ? 0 : c.group
+            speakerRows = c.speakerChannels
             // The layers that read the audio (start, the first dilated layer) and write (t, log s)
             // stay float32 in bfloat16 runs, as a student's do.
             var start = Conv1d(inputChannels: h, outputChannels: R), end = Conv1d(inputChannels: R, outputChannels: 2 * (r - h))
@@ -703,7 +729,6 @@ extension WaveGlow {
             end.keepsFloat32 = true
             self.start = start
             self.end = end
-            condition = Conv1d(inputChannels: Cg, outputChannels: 2 * R * L)
             dilated = (0..<L).map { i in
                 let d = 1 << i
                 var layer = Conv1d(inputChannels: R, outputChannels: 2 * R, kernelSize: K, dilation: d, padding: (K - 1) / 2 * d)
@@ -743,12 +768,18 @@ extension WaveGlow {
             let conditioned: FloatBuffer, skip: FloatBuffer
             let dResidual: FloatBuffer, dSkip: FloatBuffer, dPreGate: FloatBuffer, dGated: FloatBuffer
             let dResidualSkip: FloatBuffer, dConditioned: FloatBuffer
+            /// The conditioning layer's output at each run's representative (2RL, runs), its
+            /// gradient summed over each run, and the gradient of the representatives (C, runs).
+            let runOutputs: FloatBuffer, dRunOutputs: FloatBuffer, dRepresentatives: FloatBuffer
 
             /// Without `training`, the layers share one set of buffers (two residual ones, used
             /// in turn) and there are no gradient buffers.
-            init(config c: WaveGlowConfig, batch B: Int, length T: Int, training: Bool) {
+            init(config c: WaveGlowConfig, batch B: Int, length T: Int, runs: Int, training: Bool) {
                 batch = B
                 length = T
+                runOutputs = FloatBuffer(2 * c.residualChannels * c.layers * runs)
+                dRunOutputs = FloatBuffer(training ? 2 * c.residualChannels * c.layers * runs : 0)
+                dRepresentatives = FloatBuffer(training ? c.conditionChannels * runs : 0)
                 let R = c.residualChannels, L = c.layers, g = training ? B * T : 0
                 if training {
                     residual = (0..<L).map { _ in FloatBuffer(B * R * T) }
@@ -774,13 +805,84 @@ extension WaveGlow {
             }
         }
 
+        /// The squeezed conditioning (B, C, T') and its vector at each run's representative
+        /// (B, C, runs).
+        struct Conditioning {
+            let full: UnsafePointer<Float>, representatives: UnsafePointer<Float>, runs: ConditioningRuns
+        }
+
+        /// a.conditioned (B, 2RL, T') = W c + bias: the mel and speaker columns of W once per
+        /// run, each result copied over its run's steps, and the source's at every step.
+        func conditionForward(_ a: Activations, conditioning k: Conditioning, store: ParameterStore) {
+            let B = a.batch, T = a.length, O = 2 * R * L, CC = conditionChannels, n = k.runs.count
+            let W = UnsafePointer(store.value(conditionWeight)), bias = store.value(conditionBias)
+            let speakerColumn = melRows + sourceRows, out = a.runOutputs.pointer
+            for b in 0..<B {
+                let representatives = k.representatives + b * CC * n
+                for o in 0..<O { (out + o * n).update(repeating: bias[o], count: n) }
+                BLAS.sgemm(m: O, n: n, k: melRows, a: W, lda: CC, b: representatives, ldb: n, beta: 1, c: out, ldc: n)
+                if speakerRows > 0 {
+                    BLAS.sgemm(m: O, n: n, k: speakerRows, a: W + speakerColumn, lda: CC, b: representatives + speakerColumn * n, ldb: n,
+                               beta: 1, c: out, ldc: n)
+                }
+                let conditioned = a.conditioned.pointer + b * O * T
+                for o in 0..<O {
+                    let row = conditioned + o * T, values = out + o * n
+                    for i in 0..<n {
+                        let count = k.runs.counts[i], first = k.runs.starts[i]
+                        if count == 1 { row[first] = values[i] } else { (row + first).update(repeating: values[i], count: count) }
+                    }
+                }
+                if sourceRows > 0 {
+                    BLAS.sgemm(m: O, n: T, k: sourceRows, a: W + melRows, lda: CC, b: k.full + (b * CC + melRows) * T, ldb: T, beta: 1,
+                               c: conditioned, ldc: T)
+                }
+            }
+        }
+
+        /// The conditioning layer's gradients from a.dConditioned: the weight's and bias's, and
+        /// at each run's representative the mel and speaker rows of dConditioning get the whole
+        /// run's (the source has no gradient to take).
+        func conditionBackward(_ a: Activations, conditioning k: Conditioning, dConditioning: UnsafeMutablePointer<Float>, store: ParameterStore) {
+            let B = a.batch, T = a.length, O = 2 * R * L, CC = conditionChannels, n = k.runs.count
+            let W = UnsafePointer(store.value(conditionWeight)), dW = store.gradient(conditionWeight), dBias = store.gradient(conditionBias)
+            let speakerColumn = melRows + sourceRows, dRuns = a.dRunOutputs.pointer, dIn = a.dRepresentatives.pointer
+            for b in 0..<B {
+                let dConditioned = UnsafePointer(a.dConditioned.pointer + b * O * T), representatives = k.representatives + b * CC * n
+                for o in 0..<O {
+                    let row = dConditioned + o * T, sums = dRuns + o * n
+                    for i in 0..<n {
+                        let count = k.runs.counts[i], first = k.runs.starts[i]
+                        sums[i] = count == 1 ? row[first] : VectorMath.sum(row + first, count: count)
+                    }
+                    dBias[o] += VectorMath.sum(sums, count: n)
+                }
+                BLAS.sgemm(transposeB: true, m: O, n: melRows, k: n, a: dRuns, lda: n, b: representatives, ldb: n, beta: 1, c: dW, ldc: CC)
+                BLAS.sgemm(transposeA: true, m: melRows, n: n, k: O, a: W, lda: CC, b: dRuns, ldb: n, beta: 0, c: dIn, ldc: n)
+                if speakerRows > 0 {
+                    BLAS.sgemm(transposeB: true, m: O, n: speakerRows, k: n, a: dRuns, lda: n, b: representatives + speakerColumn * n, ldb: n,
+                               beta: 1, c: dW + speakerColumn, ldc: CC)
+                    BLAS.sgemm(transposeA: true, m: speakerRows, n: n, k: O, a: W + speakerColumn, lda: CC, b: dRuns, ldb: n, beta: 0,
+                               c: dIn + speakerColumn * n, ldc: n)
+                }
+                if sourceRows > 0 {
+                    BLAS.sgemm(transposeB: true, m: O, n: sourceRows, k: T, a: dConditioned, lda: T, b: k.full + (b * CC + melRows) * T, ldb: T,
+                               beta: 1, c: dW + melRows, ldc: CC)
+                }
+                for row in Array(0..<melRows) + Array(speakerColumn..<CC) {
+                    let target = dConditioning + (b * CC + row) * T, values = dIn + row * n
+                    for i in 0..<n { target[k.runs.starts[i]] += values[i] }
+                }
+            }
+        }
+
         /// out (B, 2h, T') = (t; log s) of input (B, h, T') and the squeezed conditioning.
-        func forward(_ a: Activations, input: UnsafePointer<Float>, conditioning: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+        func forward(_ a: Activations, input: UnsafePointer<Float>, conditioning: Conditioning, out: UnsafeMutablePointer<Float>,
                      store: ParameterStore) {
             let B = a.batch, T = a.length
             func w(_ e: ParameterStore.Entry) -> UnsafePointer<Float> { UnsafePointer(store.value(e)) }
             start.forward(out: a.residual[0].pointer, inp: input, weight: w(startWeight), bias: w(startBias), batch: B, length: T)
-            condition.forward(out: a.conditioned.pointer, inp: conditioning, weight: w(conditionWeight), bias: w(conditionBias), batch: B, length: T)
+            conditionForward(a, conditioning: conditioning, store: store)
             a.skip.zero()
             for i in 0..<L {
                 let pre = a.preGate[i].pointer
@@ -810,7 +912,7 @@ extension WaveGlow {
 
         /// Parameter gradients into `store`; dInput += d/d input; dConditioning += d/d conditioning.
         func backward(_ a: Activations, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>,
-                      conditioning: UnsafePointer<Float>, dConditioning: UnsafeMutablePointer<Float>, store: ParameterStore) {
+                      conditioning: Conditioning, dConditioning: UnsafeMutablePointer<Float>, store: ParameterStore) {
             let B = a.batch, T = a.length
             func w(_ e: ParameterStore.Entry) -> UnsafePointer<Float> { UnsafePointer(store.value(e)) }
             func g(_ e: ParameterStore.Entry) -> UnsafeMutablePointer<Float> { store.gradient(e) }
@@ -846,8 +948,57 @@ extension WaveGlow {
             }
             start.backward(dInp: dInput, dWeight: g(startWeight), dBias: g(startBias), dOut: a.dResidual.pointer, inp: input,
                            weight: w(startWeight), batch: B, length: T)
-            condition.backward(dInp: dConditioning, dWeight: g(conditionWeight), dBias: g(conditionBias), dOut: a.dConditioned.pointer,
-                               inp: conditioning, weight: w(conditionWeight), batch: B, length: T)
+            conditionBackward(a, conditioning: conditioning, dConditioning: dConditioning, store: store)
         }
+    }
+}
+
+extension WaveGlow.Activations {
+    /// The conditioning every coupling reads: the squeezed vectors and one per run of equal ones.
+    var sharedConditioning: WaveGlow.Coupling.Conditioning {
+        WaveGlow.Coupling.Conditioning(full: UnsafePointer(conditioning.pointer), representatives: UnsafePointer(representatives.pointer), runs: runs)
+    }
+}
+
+/// The squeezed steps whose conditioning vectors are equal, as runs of consecutive steps.
+///
+/// The mel is repeated over each frame's hop and smoothed by a convolution reaching `back`
+/// samples into the past and `ahead` into the future, so every sample whose window lies inside
+/// its own frame gets that frame's value. A squeezed step all of whose samples are such
+/// samples has the same vector (mel bands and speaker embedding) as every other such step of
+/// its frame: they form one run, and a coupling's conditioning layer multiplies it once. The
+/// other steps (at a frame's edges, where the window reaches a neighbour or the padding) are
+/// runs of one. With hop 256, groups of 8 and the upsampler's kernel of 3 that is 3 runs per
+/// frame for 32 steps. The source, which changes every sample, is multiplied at every step.
+public struct ConditioningRuns: Sendable {
+    /// Each run's first squeezed step (its representative) and its length.
+    public let starts: [Int], counts: [Int]
+    public var count: Int { starts.count }
+
+    /// The runs of a frame with frames on both sides.
+    public static func perFrame(config c: WaveGlowConfig) -> Int {
+        let runs = ConditioningRuns(config: c, length: 3 * c.hop), perFrame = c.hop / c.group
+        return runs.starts.filter { $0 >= perFrame && $0 < 2 * perFrame }.count
+    }
+
+    /// Runs over `length` samples; without `enabled`, every squeezed step is a run of one.
+    public init(config c: WaveGlowConfig, length T: Int, enabled: Bool = true) {
+        let G = c.group, hop = c.hop, Tq = T / G
+        let back = (c.upsampleKernel - 1) / 2, ahead = c.upsampleKernel - 1 - back
+        /// The frame every sample of step t reads alone, or nil.
+        func frame(_ t: Int) -> Int? {
+            let first = t * G - back, last = t * G + G - 1 + ahead
+            guard enabled, first >= 0, last < T, first / hop == last / hop else { return nil }
+            return first / hop
+        }
+        var starts: [Int] = [], counts: [Int] = []
+        var previous: Int?
+        for t in 0..<Tq {
+            let f = frame(t)
+            if let f, f == previous { counts[counts.count - 1] += 1 } else { starts.append(t); counts.append(1) }
+            previous = f
+        }
+        self.starts = starts
+        self.counts = counts
     }
 }

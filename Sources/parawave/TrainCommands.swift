@@ -126,7 +126,7 @@ struct TrainWaveGlowCommand: ParsableCommand {
         let c = trainer.model.config
         print("waveglow: \(c.flows) flows over groups of \(c.group), \(c.earlySize) channels out every \(c.earlyEvery); coupling networks of "
               + "\(c.layers) layers x \(c.residualChannels) channels; \(trainer.model.store.count) parameters, "
-              + String(format: "%.2f M multiply-adds per sample", Double(c.multiplyAddsPerSample) / 1e6)
+              + String(format: "%.2f M multiply-adds per sample", Double(c.multiplyAddsPerSample()) / 1e6)
               + (c.source.map { "; a sine source of \($0.harmonics) harmonics" } ?? "")
               + TrainTeacherCommand.speakerNote(c.speakers, channels: c.speakerChannels, dataSpeakers: corpus.speakers.count))
         print("data: \(corpus.train.count) training and \(corpus.validation.count) validation utterances; "

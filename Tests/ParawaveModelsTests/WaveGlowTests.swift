@@ -38,14 +38,24 @@ struct WaveGlowTests {
         return c
     }()
 
+    /// With a source and speakers over frames of 32 samples: 8 squeezed steps per frame, of
+    /// which the 6 inside (whose upsampler windows stay in the frame) share one conditioning
+    /// vector, so each frame is 3 runs of `ConditioningRuns`.
+    static let longFrameConfig: WaveGlowConfig = {
+        var c = speakerConfig
+        c.mel = MelSettings(sampleRate: 8000, nFFT: 64, hopLength: 32, nMels: 5)
+        return c
+    }()
+
     /// The conditionings the tests run with: the mel (0), with a source (1), with a source
-    /// and speakers (2), and with a source and linear prediction (3).
-    static let conditionings = [0, 1, 2, 3]
+    /// and speakers (2), with a source and linear prediction (3), and with a source and
+    /// speakers over longer frames (4).
+    static let conditionings = [0, 1, 2, 3, 4]
 
     /// A tiny model with every weight random (the end layers too, so no coupling is the
     /// identity) and the 1x1 convolutions orthogonal as initialised, then perturbed.
     static func model(seed: UInt64, conditioning: Int = 0) -> WaveGlow {
-        let model = WaveGlow(config: [config, sourceConfig, speakerConfig, predictionConfig][conditioning])
+        let model = WaveGlow(config: [config, sourceConfig, speakerConfig, predictionConfig, longFrameConfig][conditioning])
         model.initialise(seed: seed)
         let saved = model.store.valueArray
         let noise = GradientCheck.random(saved.count, seed: seed + 100, scale: 0.3)
@@ -61,7 +71,7 @@ struct WaveGlowTests {
         for b in 0..<B {
             let base = 700 + 90 * Int(seed % 5) + 150 * b
             let f0: [Float] = (0..<F).map { f in f % 3 == 2 ? 0 : Float(base + 60 * f) }
-            out += model.sourceSignal(f0: f0, samples: F * config.hop, initialPhase: Double(b) * 0.7)!
+            out += model.sourceSignal(f0: f0, samples: F * model.config.hop, initialPhase: Double(b) * 0.7)!
         }
         return out
     }
@@ -121,7 +131,7 @@ struct WaveGlowTests {
     @Test(arguments: conditionings)
     func inverseUndoesForward(conditioning: Int) {
         let model = Self.model(seed: 6, conditioning: conditioning)
-        let B = 2, F = 4, T = F * Self.config.hop
+        let B = 2, F = 4, T = F * model.config.hop
         let a = model.makeActivations(batch: B, frames: F)
         let audio = GradientCheck.random(B * T, seed: 7, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 8)
         let excitation = Self.sources(model, batch: B, frames: F, seed: 1), who = Self.speakers(model, batch: B)
@@ -182,6 +192,58 @@ struct WaveGlowTests {
         #expect(abs(claimed) > 0.1, "a non-trivial determinant")
     }
 
+    /// The runs of equal conditioning vectors: 3 per frame of 8 steps (the first and last
+    /// step, whose upsampler windows reach the neighbouring frames, alone), the utterance's
+    /// first and last steps alone too (the window reaches the padding), 3 per frame of 32 at
+    /// WG-small's shape, and none shared over frames of 2 steps.
+    @Test func conditioningRuns() {
+        let runs = ConditioningRuns(config: Self.longFrameConfig, length: 3 * 32)
+        #expect(runs.starts == [0, 1, 7, 8, 9, 15, 16, 17, 23] && runs.counts == [1, 6, 1, 1, 6, 1, 1, 6, 1])
+        #expect(ConditioningRuns(config: Self.longFrameConfig, length: 64, enabled: false).counts == Array(repeating: 1, count: 16))
+        #expect(ConditioningRuns.perFrame(config: Self.longFrameConfig) == 3 && ConditioningRuns.perFrame(config: Self.config) == 2)
+        let wgSmall = WaveGlowConfig(mel: MelSettings(sampleRate: 16000))
+        #expect(ConditioningRuns.perFrame(config: wgSmall) == 3)
+        #expect(wgSmall.multiplyAddsPerSample(everyStep: true) - wgSmall.multiplyAddsPerSample()
+                == 12 * 2 * 64 * 8 * 80 * 8 * (32 - 3) / 256)
+        var wide = wgSmall
+        wide.upsampleKernel = 5
+        #expect(ConditioningRuns(config: wide, length: 512).counts == [1, 30, 1, 1, 30, 1], "a window of 2 samples each way")
+    }
+
+    /// Multiplying the conditioning once per run gives what multiplying it at every step
+    /// gives: the loss, z and every gradient (the conditioning layers' and the upsampler's,
+    /// which the runs' gradients reach through their representatives) to float32 rounding,
+    /// with a source (multiplied at every step) and speakers, in training and in the inverse.
+    @Test func frameRateConditioningEqualsEveryStep() {
+        let model = Self.model(seed: 19, conditioning: 4)
+        let B = 2, F = 5, T = F * model.config.hop
+        let audio = GradientCheck.random(B * T, seed: 20, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 21)
+        let excitation = Self.sources(model, batch: B, frames: F, seed: 6), who = Self.speakers(model, batch: B)
+        var results: [(loss: Double, z: [Float], gradients: [Float], audio: [Float])] = []
+        for shared in [true, false] {
+            let a = model.makeActivations(batch: B, frames: F, frameRateConditioning: shared)
+            #expect(a.runs.count == (shared ? 3 * F : T / 4))
+            let loss = model.forward(a, audio: audio, mel: mel, source: excitation, speakers: who).total
+            model.store.zeroGradients()
+            model.backward(a)
+            let z = a.z.array
+            var back = [Float](repeating: 0, count: B * T)
+            model.inverse(model.makeActivations(batch: B, frames: F, training: false, frameRateConditioning: shared), z: z, mel: mel,
+                          source: excitation, speakers: who, audio: &back)
+            results.append((loss, z, model.store.gradientArray, back))
+        }
+        let (shared, everyStep) = (results[0], results[1])
+        #expect(abs(shared.loss - everyStep.loss) < 1e-6 * max(1, abs(everyStep.loss)))
+        #expect(GradientCheck.worstGoldenError(shared.z, everyStep.z) < 1e-5 && GradientCheck.worstGoldenError(shared.audio, everyStep.audio) < 1e-5)
+        for entry in model.store.entries where !entry.name.hasPrefix("waveglow.pitch") {
+            let ours = Array(shared.gradients[entry.offset..<(entry.offset + entry.count)])
+            let theirs = Array(everyStep.gradients[entry.offset..<(entry.offset + entry.count)]), scale = theirs.map(abs).max() ?? 0
+            let error = zip(ours, theirs).map { abs($0 - $1) / max(abs($1), 1e-3 * scale, 1e-30) }.max() ?? 0
+            #expect(error < 1e-4, "grad \(entry.name): \(error)")
+            #expect(scale > 0, "\(entry.name) has a gradient")
+        }
+    }
+
     /// Every parameter's gradient of the loss per sample against Richardson-extrapolated
     /// central differences along a direction per tensor (`worstDirectionalError`): the
     /// upsampler, each 1x1 convolution (through the data term and -log|det W|), and every
@@ -190,10 +252,10 @@ struct WaveGlowTests {
     /// speakers the embedding table (the pitch predictor, which the loss does not reach, has
     /// its own tests). Linear prediction only changes the flow's input, which no parameter
     /// touches: its Jacobian test covers it.
-    @Test(arguments: [0, 1, 2])
+    @Test(arguments: [0, 1, 2, 4])
     func gradientsMatchFiniteDifferences(conditioning: Int) {
         let model = Self.model(seed: 12, conditioning: conditioning)
-        let B = 2, F = 3, T = F * Self.config.hop
+        let B = 2, F = 3, T = F * model.config.hop
         let a = model.makeActivations(batch: B, frames: F)
         let audio = GradientCheck.random(B * T, seed: 13, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 14)
         let excitation = Self.sources(model, batch: B, frames: F, seed: 3), who = Self.speakers(model, batch: B)
@@ -205,7 +267,7 @@ struct WaveGlowTests {
         let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
         #expect(flow.count == model.store.entries.count - (conditioning > 0 ? 2 * 2 + 2 : 0))
         #expect(flow.contains { $0.name == "waveglow.source_gain" } == (conditioning > 0))
-        #expect(flow.contains { $0.name == "waveglow.speaker_embedding" } == (conditioning == 2))
+        #expect(flow.contains { $0.name == "waveglow.speaker_embedding" } == (conditioning == 2 || conditioning == 4))
         let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
                                                          analytic: model.store.gradientArray, epsilon: 1e-2) { values in
             model.store.setValues(values.map(Float.init))
@@ -277,7 +339,7 @@ struct WaveGlowTests {
     @Test(arguments: conditionings)
     func chunkedSynthesisEqualsOnePass(conditioning: Int) {
         let model = Self.model(seed: 16, conditioning: conditioning)
-        let F = 40, T = F * Self.config.hop
+        let F = 40, T = F * model.config.hop
         let mel = Matrix(rows: 5, columns: F, values: GradientCheck.random(5 * F, seed: 17))
         let z = GradientCheck.random(T, seed: 18)
         let excitation = Self.sources(model, batch: 1, frames: F, seed: 4)
@@ -285,7 +347,7 @@ struct WaveGlowTests {
         let speaker = Self.speakers(model, batch: 2)?.last
         model.inverse(model.makeActivations(batch: 1, frames: F), z: z, mel: mel.values, source: excitation, speakers: speaker.map { [$0] },
                       audio: &whole)
-        #expect(model.chunkContext == 8)
+        #expect(model.chunkContext == (conditioning == 4 ? 3 : 8))
         for chunk in [1, 7, 16, 40, 100] {
             var done: [Int] = []
             let chunked = model.synthesize(mel: mel, z: z, source: excitation, speaker: speaker, chunkFrames: chunk) { done.append($0) }
