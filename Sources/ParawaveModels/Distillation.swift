@@ -26,6 +26,14 @@ import ParawaveEngine
 /// the prediction) gives the excitation's mixture, and the filter's unit Jacobian leaves the
 /// KL unchanged; H(P_S) gains mean_t log sigma_t, a constant. Gradients with respect to x
 /// pass back through the filter (`Student.shapeExcitationBackward`).
+///
+/// With a Gaussian teacher and a student on Gaussian noise (ClariNet) both are Gaussians per
+/// sample given the past, and the KL is taken in closed form (`GaussianKL`), with no eps:
+/// H(P_S, P_T) = mean_t [l_p + log(2 pi)/2 + (e^(2 (l_q - l_p)) + (mu_q - mu_p)^2 e^(-2 l_p))/2]
+/// and H(P_S) = mean_t l_q + log(2 pi e)/2, with mu_q = sigma_t mu_tot and l_q = log sigma_t +
+/// log s_tot (the excitation's), and ClariNet's penalty lambda mean_t (l_q - l_p)^2 on the
+/// log-scales. The teacher's parameters depend on x_<t, so its gradients pass back through
+/// the teacher to x as for the logistic teacher.
 public final class Distillation {
     public struct Settings: Sendable {
         /// N, samples per time step of the cross-entropy estimate.
@@ -39,6 +47,8 @@ public final class Distillation {
         /// (Tests set them to isolate one term.)
         public var crossEntropyWeight: Float = 1
         public var entropyWeight: Float = 1
+        /// lambda of the closed-form KL's log-scale penalty (a Gaussian teacher only).
+        public var logScalePenaltyWeight: Float = 0
 
         public init(mcSamples: Int = 16, spectral: SpectralLoss? = nil, spectralWeight: Float = 0, contrastiveWeight: Float = 0) {
             self.mcSamples = mcSamples
@@ -51,6 +61,8 @@ public final class Distillation {
     /// Per-sample averages (nats) of one batch.
     public struct Terms: Sendable {
         public var crossEntropy = 0.0, entropy = 0.0, spectral = 0.0, contrastive = 0.0, adversarial = 0.0, loss = 0.0
+        /// lambda mean_t (l_q - l_p)^2 (the closed form's penalty; 0 without).
+        public var logScalePenalty = 0.0
         public var kl: Double { crossEntropy - entropy }
         public init() {}
     }
@@ -64,7 +76,11 @@ public final class Distillation {
     public let batch: Int, frames: Int, length: Int
     /// Whether the buffers for gradients exist.
     public let training: Bool
-    let density: LogisticMixture
+    /// The teacher's continuous mixture density (nil for a Gaussian teacher, whose KL is
+    /// in closed form).
+    let density: LogisticMixture?
+    /// Whether the KL is the Gaussians' closed form (a Gaussian teacher).
+    public var closedForm: Bool { density == nil }
     let studentActivations: Student.Activations, teacherActivations: Teacher.Activations
     /// (B, T): samples x_t^n, their log-density and its gradient, their gradient, the
     /// gradients with respect to x, mu_tot, log s_tot and the teacher's shifted input.
@@ -72,7 +88,7 @@ public final class Distillation {
     var dOutput: [Float], dMean: [Float], dLogScale: [Float], dTeacherInput: [Float]
     /// The student's output as (B, T) and masked copies for the spectral term.
     var output: [Float], maskedOutput: [Float], maskedAudio: [Float], dSpectral: [Float]
-    /// Teacher mixture-parameter gradient (B, 3M, T); the other utterances' mels.
+    /// Teacher output-parameter gradient (B, P, T); the other utterances' mels.
     var dParams: [Float], otherMel: [Float], otherSource: [Float]
     /// With linear prediction: each utterance's predictors and scales, and sigma (B, T)
     /// (all 1 without).
@@ -89,7 +105,10 @@ public final class Distillation {
         self.frames = frames
         self.training = training
         length = frames * teacher.config.stack.hop
-        density = LogisticMixture(mixtures: teacher.config.mixtures, logScaleMin: teacher.config.logScaleMin)
+        precondition(student.config.noise == teacher.config.output,
+                     "a \(teacher.config.output.rawValue) teacher distils a student on \(teacher.config.output.rawValue) noise")
+        precondition(teacher.config.output == .gaussian || settings.logScalePenaltyWeight == 0, "the log-scale penalty is the Gaussian KL's")
+        density = teacher.config.output == .logistic ? LogisticMixture(mixtures: teacher.config.mixtures, logScaleMin: teacher.config.logScaleMin) : nil
         studentActivations = student.makeActivations(batch: batch, frames: frames, training: training)
         teacherActivations = teacher.makeActivations(batch: batch, frames: frames, training: training)
         let n = batch * length
@@ -98,7 +117,7 @@ public final class Distillation {
         let gradientBuffer = training ? samples : []
         dLogDensity = gradientBuffer; dSamples = gradientBuffer
         dOutput = gradientBuffer; dMean = gradientBuffer; dLogScale = gradientBuffer; dTeacherInput = gradientBuffer
-        dParams = [Float](repeating: 0, count: training ? n * 3 * teacher.config.mixtures : 0)
+        dParams = [Float](repeating: 0, count: training ? n * teacher.config.outputChannels : 0)
         otherMel = [Float](repeating: 0, count: batch * teacher.config.stack.conditionChannels * frames)
         otherSource = [Float](repeating: 0, count: teacher.config.source == nil ? 0 : n)
         precondition(student.config.linearPrediction == teacher.config.linearPrediction, "the student shapes its excitation with its teacher's predictor")
@@ -148,20 +167,30 @@ public final class Distillation {
             dLogScale.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         }
 
-        // Entropy: mean log s_tot + 2.
+        // Entropy: mean log s_tot + 2 (logistic) or + log(2 pi e)/2 (Gaussian), and mean
+        // log sigma_t with linear prediction. In closed form the excitation's log-scale is
+        // clamped as the teacher's are (`GaussianKL`), so that KL = H(P_S, P_T) - H(P_S) holds.
         var entropy = 0.0
-        for i in 0..<n where weight(i) != 0 { entropy += Double(studentActivations.logScale[i]) + 2 }
-        if !excitation.isEmpty {
-            for b in 0..<B { for t in 0..<T where weight(b * T + t) != 0 { entropy += Double(excitation[b].logSigma[t]) } }
+        let constant = student.config.entropyConstant, floor = Double(teacher.config.logScaleMin)
+        let entropyGradient = (-settings.entropyWeight + settings.contrastiveWeight) / Float(count)
+        for b in 0..<B {
+            for t in 0..<T {
+                let i = b * T + t
+                var l = Double(studentActivations.logScale[i]) + (excitation.isEmpty ? 0 : Double(excitation[b].logSigma[t]))
+                let free = !closedForm || l > floor
+                if closedForm { l = max(l, floor) }
+                if weight(i) != 0 { entropy += l + constant }
+                if gradients && free { dLogScale[i] += entropyGradient * weight(i) }
+            }
         }
         terms.entropy = entropy / Double(count)
-        let entropyGradient = (-settings.entropyWeight + settings.contrastiveWeight) / Float(count)
-        if gradients { for i in 0..<n { dLogScale[i] += entropyGradient * weight(i) } }
 
         // Cross-entropy against the teacher on this batch's mels, and the contrastive pass on
         // the next utterance's.
+        var penalty = 0.0
         terms.crossEntropy = crossEntropy(mel: mel, speakers: speakers, source: source, eps: eps, mask: mask, count: count,
-                                          scale: settings.crossEntropyWeight, gradients: gradients)
+                                          scale: settings.crossEntropyWeight, gradients: gradients,
+                                          penalty: (settings.logScalePenaltyWeight, { penalty = $0 }))
         var contrastiveCE = 0.0
         if settings.contrastiveWeight != 0 {
             precondition(shard.total >= 2, "the contrastive term needs a batch of at least 2")
@@ -186,9 +215,10 @@ public final class Distillation {
             }
         }
         if !shard.isWhole {
-            let sums = shard.sum([terms.entropy, terms.crossEntropy, contrastiveCE])
-            (terms.entropy, terms.crossEntropy, contrastiveCE) = (sums[0], sums[1], sums[2])
+            let sums = shard.sum([terms.entropy, terms.crossEntropy, contrastiveCE, penalty])
+            (terms.entropy, terms.crossEntropy, contrastiveCE, penalty) = (sums[0], sums[1], sums[2], sums[3])
         }
+        terms.logScalePenalty = penalty
         if settings.contrastiveWeight != 0 { terms.contrastive = contrastiveCE - terms.entropy }
 
         // Spectral distance of the masked sample from the masked real audio.
@@ -212,7 +242,7 @@ public final class Distillation {
         }
         terms.loss = Double(settings.crossEntropyWeight) * terms.crossEntropy - Double(settings.entropyWeight) * terms.entropy
             + Double(settings.spectralWeight) * terms.spectral - Double(settings.contrastiveWeight) * terms.contrastive
-            + Double(waveformTerm?.weight ?? 0) * terms.adversarial
+            + Double(waveformTerm?.weight ?? 0) * terms.adversarial + terms.logScalePenalty
         if gradients {
             if !excitation.isEmpty {
                 dOutput.withUnsafeMutableBufferPointer { d in
@@ -230,17 +260,70 @@ public final class Distillation {
         return terms
     }
 
-    /// mean -log p_T(x_t^n | x_<t, mel) over t and n, the teacher run on the student's output;
-    /// with `gradients`, scale times its gradient is added into dOutput, dMean and dLogScale.
+    /// mean -log p_T(x_t^n | x_<t, mel) over t and n, the teacher run on the student's output
+    /// (in closed form with a Gaussian teacher, and then `penalty`'s weight times the mean
+    /// squared log-scale gap is handed to its closure and added to the gradients); with
+    /// `gradients`, scale times its gradient is added into dOutput, dMean and dLogScale.
     func crossEntropy(mel: UnsafePointer<Float>, speakers: [Int]?, source: UnsafePointer<Float>?, eps: UnsafePointer<Float>,
-                      mask: UnsafePointer<Float>?, count: Int, scale: Float, gradients: Bool) -> Double {
-        let B = batch, T = length, n = B * T, N = settings.mcSamples
+                      mask: UnsafePointer<Float>?, count: Int, scale: Float, gradients: Bool,
+                      penalty: (weight: Float, value: (Double) -> Void)? = nil) -> Double {
+        let B = batch, T = length, N = settings.mcSamples
         let ta = teacherActivations
         output.withUnsafeBufferPointer {
             teacher.forward(ta, audio: $0.baseAddress!, mel: mel, speakers: speakers, source: source, centred: excitation.isEmpty)
         }
         if gradients { dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
         let mean = studentActivations.mean, scales = studentActivations.logScale.map { exp($0) }
+        var total = 0.0
+        if let density {
+            total = monteCarlo(density, eps: eps, mask: mask, count: count, scale: scale, gradients: gradients, mean: mean, scales: scales)
+        } else {
+            // Per sample the two Gaussians of the excitation: the student's (sigma mu_tot,
+            // log sigma + log s_tot) and the teacher's (channel 0 and 1 of its output).
+            let g = Double(scale) / Double(count), lambda = Double(penalty?.weight ?? 0), floor = Double(teacher.config.logScaleMin)
+            var penaltySum = 0.0
+            for b in 0..<B {
+                for t in 0..<T {
+                    let i = b * T + t
+                    guard (mask?[i] ?? 1) != 0 else { continue }
+                    let logSigma = excitation.isEmpty ? 0 : Double(excitation[b].logSigma[t])
+                    let muP = b * 2 * T + t, logScaleP = muP + T
+                    let k = GaussianKL.terms(muQ: Double(sigma[i]) * Double(mean[mean.startIndex + i]),
+                                             logScaleQ: logSigma + Double(studentActivations.logScale[i]),
+                                             muP: Double(ta.params[muP]), logScaleP: Double(ta.params[logScaleP]), logScaleMin: floor,
+                                             penaltyWeight: lambda)
+                    total += k.crossEntropy
+                    penaltySum += k.penalty
+                    guard gradients else { continue }
+                    dMean[i] += Float(g * Double(sigma[i]) * k.dMuQ)
+                    dLogScale[i] += Float(g * k.dLogScaleQ + k.dPenaltyQ / Double(count))
+                    dParams[muP] = Float(g * k.dMuP)
+                    dParams[logScaleP] = Float(g * k.dLogScaleP + k.dPenaltyP / Double(count))
+                }
+            }
+            penalty?.value(penaltySum / Double(count))
+        }
+        if gradients {
+            dTeacherInput.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            dParams.withUnsafeBufferPointer { dp in
+                dTeacherInput.withUnsafeMutableBufferPointer { di in
+                    teacher.backward(ta, dParams: dp.baseAddress!, dInput: di.baseAddress!, weights: false)
+                }
+            }
+            dTeacherInput.withUnsafeBufferPointer { di in
+                dOutput.withUnsafeMutableBufferPointer { teacher.addAudioGradient(ta, dInput: di.baseAddress!, into: $0.baseAddress!) }
+            }
+        }
+        return total / Double((closedForm ? 1 : N) * count)
+    }
+
+    /// The Monte Carlo estimate over the N eps samples against the teacher's logistic mixture
+    /// (the sum of -log p over the samples); with `gradients`, scale times its gradient is
+    /// added into dMean and dLogScale and the teacher parameters' into dParams.
+    func monteCarlo(_ density: LogisticMixture, eps: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int, scale: Float,
+                    gradients: Bool, mean: ArraySlice<Float>, scales: [Float]) -> Double {
+        let B = batch, T = length, n = B * T, N = settings.mcSamples
+        let ta = teacherActivations
         var total = 0.0
         let perSample = -scale / Float(N * count)
         for k in 0..<N {
@@ -273,17 +356,6 @@ public final class Distillation {
                 dLogScale[i] += dSamples[i] * sigma[i] * scales[i] * e[i]
             }
         }
-        if gradients {
-            dTeacherInput.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            dParams.withUnsafeBufferPointer { dp in
-                dTeacherInput.withUnsafeMutableBufferPointer { di in
-                    teacher.backward(ta, dParams: dp.baseAddress!, dInput: di.baseAddress!, weights: false)
-                }
-            }
-            dTeacherInput.withUnsafeBufferPointer { di in
-                dOutput.withUnsafeMutableBufferPointer { teacher.addAudioGradient(ta, dInput: di.baseAddress!, into: $0.baseAddress!) }
-            }
-        }
-        return total / Double(N * count)
+        return total
     }
 }

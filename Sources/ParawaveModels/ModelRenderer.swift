@@ -91,7 +91,7 @@ public final class ModelRenderer: @unchecked Sendable {
                                        seed: seed) { done, _ in progress?(done) }[0]
         case .student(let student):
             var random = SeededGenerator(seed: seed)
-            let noise = Student.noise(count: mel.columns * student.config.flows[0].hop, generator: &random).map { $0 * temperature }
+            let noise = student.noise(count: mel.columns * student.config.flows[0].hop, generator: &random).map { $0 * temperature }
             let source = f0.flatMap { student.sourceSignal(f0: $0, samples: noise.count) }
             return BLAS.withPrecision(products) {
                 student.synthesize(mel: mel, noise: noise, speaker: speaker, source: source, chunkFrames: chunkFrames, progress: progress)

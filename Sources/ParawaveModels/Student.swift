@@ -403,7 +403,7 @@ public final class Student: @unchecked Sendable {
         guard let lp = linearPrediction else { return nil }
         var coefficients = [Float](repeating: 0, count: F * lp.order), logRMS = [Float](repeating: 0, count: F)
         lp.analyse(logMel: mel, frames: F, coefficients: &coefficients, logRMS: &logRMS)
-        let gain = Float(lp.logScalePerRMS) + config.linearPredictionGain
+        let gain = Float(config.whiteLogScale(lp)) + config.linearPredictionGain
         let logSigma = (0..<(F * config.flows[0].hop)).map { logRMS[lp.frame(ofSample: $0, frames: F)] + gain }
         return (coefficients, logSigma)
     }
@@ -434,6 +434,16 @@ public final class Student: @unchecked Sendable {
             let u = min(max(generator.uniformOpen(), 1e-5), 1 - 1e-5)
             return log(u) - log(1 - u)
         }
+    }
+
+    /// `count` samples of the unit noise of `distribution`: logistic as above, or N(0, 1).
+    public static func noise(count: Int, distribution: SampleDistribution, generator: inout SeededGenerator) -> [Float] {
+        distribution == .logistic ? noise(count: count, generator: &generator) : (0..<count).map { _ in generator.normal() }
+    }
+
+    /// `count` samples of this student's noise (`StudentConfig.noise`).
+    public func noise(count: Int, generator: inout SeededGenerator) -> [Float] {
+        Student.noise(count: count, distribution: config.noise, generator: &generator)
     }
 }
 

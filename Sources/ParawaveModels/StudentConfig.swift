@@ -30,10 +30,13 @@ public struct StudentConfig: ModelConfig {
     /// scalar (`student.source_gain` in the store) that starts at this value; 0: plain noise.
     /// A shift fixed by the conditioning, so the density stays exact (DESIGN.md section 10).
     public var sourceGain: Float = 0
+    /// The noise z the flows transform: logistic (Parallel WaveNet), or Gaussian (ClariNet's,
+    /// for a Gaussian teacher), so that every sample is that distribution given its past.
+    public var noise: SampleDistribution = .logistic
 
     public init(flows: [WaveNetStackConfig], logScaleMin: Float = -7, logScaleMax: Float = 2, mel: MelSettings, speakers: [String] = [],
                 source: SineSource? = nil, pitch: PitchPredictorConfig? = nil, linearPrediction: Int = 0, linearPredictionGain: Float = 0,
-                sourceGain: Float = 0) {
+                sourceGain: Float = 0, noise: SampleDistribution = .logistic) {
         precondition(!flows.isEmpty, "a student needs a flow")
         precondition(flows.allSatisfy { $0.speakerChannels == flows[0].speakerChannels } && speakers.isEmpty == (flows[0].speakerChannels == 0),
                      "speakers and one speaker width for every flow go together")
@@ -50,10 +53,21 @@ public struct StudentConfig: ModelConfig {
         self.linearPrediction = linearPrediction
         self.linearPredictionGain = linearPredictionGain
         self.sourceGain = sourceGain
+        self.noise = noise
+    }
+
+    /// The entropy of the noise's unit distribution, per sample: 2 for the logistic,
+    /// log(2 pi e)/2 for the Gaussian (H(P_S) = mean log s_tot + this).
+    public var entropyConstant: Double { noise == .logistic ? 2 : GaussianKL.entropyConstant }
+
+    /// ln of the noise's scale parameter per unit of prediction-error RMS for white noise
+    /// (`TeacherConfig.whiteLogScale`).
+    public func whiteLogScale(_ lp: MelLinearPrediction) -> Double {
+        noise == .logistic ? lp.logScalePerRMS : lp.logDeviationPerRMS
     }
 
     enum CodingKeys: String, CodingKey {
-        case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch, linearPrediction, linearPredictionGain, sourceGain
+        case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch, linearPrediction, linearPredictionGain, sourceGain, noise
     }
 
     public init(from decoder: Decoder) throws {
@@ -80,6 +94,7 @@ public struct StudentConfig: ModelConfig {
         }
         pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: flows[0].conditionChannels)
         sourceGain = try c.decodeIfPresent(Float.self, forKey: .sourceGain) ?? 0
+        noise = try c.decodeIfPresent(SampleDistribution.self, forKey: .noise) ?? .logistic
     }
 
     /// Problems with the config, each naming the value; empty when it is usable.
@@ -110,6 +125,7 @@ public struct StudentConfig: ModelConfig {
             try c.encode(linearPredictionGain, forKey: .linearPredictionGain)
         }
         if sourceGain > 0 { try c.encode(sourceGain, forKey: .sourceGain) }
+        if noise != .logistic { try c.encode(noise, forKey: .noise) }
     }
 
     /// Samples of the past (of the noise) an output sample depends on besides its own:

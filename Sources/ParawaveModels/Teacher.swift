@@ -27,7 +27,8 @@ public final class Teacher: @unchecked Sendable {
     public let config: TeacherConfig
     public let store = ParameterStore()
     public let stack: WaveNetStack
-    public let mixture: DiscretizedMixture
+    /// The output distribution: the logistic mixture or the Gaussian.
+    public let likelihood: TeacherLikelihood
     let head: WaveNetHead
     /// The speaker embeddings, with speaker conditioning.
     let speakerTable: SpeakerTable?
@@ -45,10 +46,13 @@ public final class Teacher: @unchecked Sendable {
         self.config = config
         let S = config.stack.skipChannels, M = config.mixtures
         stack = WaveNetStack(config: config.stack, prefix: "teacher", store: store)
-        head = WaveNetHead(prefix: "teacher.head", inputChannels: S, outputChannels: 3 * M, store: store)
+        head = WaveNetHead(prefix: "teacher.head", inputChannels: S, outputChannels: config.outputChannels, store: store)
         speakerTable = config.speakers.isEmpty ? nil
             : SpeakerTable(prefix: "teacher", speakers: config.speakers.count, channels: config.stack.speakerChannels, store: store)
-        mixture = DiscretizedMixture(mixtures: M, bits: config.bits, logScaleMin: config.logScaleMin)
+        switch config.output {
+        case .logistic: likelihood = .mixture(DiscretizedMixture(mixtures: M, bits: config.bits, logScaleMin: config.logScaleMin))
+        case .gaussian: likelihood = .gaussian(DiscretizedGaussian(bits: config.bits, logScaleMin: config.logScaleMin))
+        }
         linearPrediction = config.linearPrediction > 0 ? MelLinearPrediction(mel: config.mel, order: config.linearPrediction, bits: config.bits) : nil
         logGain = config.linearPrediction > 0 ? store.add("teacher.lp.log_gain", shape: [1]) : nil
         let store = self.store
@@ -73,10 +77,10 @@ public final class Teacher: @unchecked Sendable {
             // white-noise scale, and learns corrections to it. The components' means start
             // spread over [-1/2, 1/2] scales, so they differ and every output has a gradient
             // (identical components would give the mixture logits none).
-            let M = config.mixtures
+            let M = config.components, c = config
             let spread = (0..<M).map { M > 1 ? Float($0) / Float(M - 1) - 0.5 : 0 }
-            head.restartOutputs(M..<(2 * M), factor: 0.1, biases: spread, store: store)
-            head.restartOutputs((2 * M)..<(3 * M), factor: 0.1, biases: [Float](repeating: 0, count: M), store: store)
+            head.restartOutputs(c.meanChannel(0)..<(c.meanChannel(0) + M), factor: 0.1, biases: spread, store: store)
+            head.restartOutputs(c.logScaleChannel(0)..<(c.logScaleChannel(0) + M), factor: 0.1, biases: [Float](repeating: 0, count: M), store: store)
             store.fill(logGain, 0)
         }
         pitch?.initialise(store, generator: &generator)
@@ -121,7 +125,7 @@ public final class Teacher: @unchecked Sendable {
             input = [Float](repeating: 0, count: batch * length)
             mel = [Float](repeating: 0, count: batch * c.stack.conditionChannels * frames)
             dSkip = training ? [Float](repeating: 0, count: batch * S * length) : []
-            params = [Float](repeating: 0, count: batch * 3 * c.mixtures * length)
+            params = [Float](repeating: 0, count: batch * c.outputChannels * length)
             dParams = training ? params : []
             logProb = [Float](repeating: 0, count: batch * length)
             dLogProb = training ? logProb : []
@@ -226,12 +230,12 @@ public final class Teacher: @unchecked Sendable {
     /// scale + the learned gain.
     func offsetMixture(_ a: Activations) {
         guard let lp = linearPrediction, let logGain else { return }
-        let B = a.batch, T = a.length, F = a.frames, M = config.mixtures
-        let gain = Float(lp.logScalePerRMS) + store.value(logGain)[0]
+        let c = config, B = a.batch, T = a.length, F = a.frames, P = c.outputChannels
+        let gain = Float(c.whiteLogScale(lp)) + store.value(logGain)[0]
         a.params.withUnsafeMutableBufferPointer { params in
             for b in 0..<B {
-                for m in 0..<M {
-                    let means = params.baseAddress! + (b * 3 * M + M + m) * T, logScales = means + M * T
+                for m in 0..<c.components {
+                    let means = params.baseAddress! + (b * P + c.meanChannel(m)) * T, logScales = params.baseAddress! + (b * P + c.logScaleChannel(m)) * T
                     for t in 0..<T {
                         let logSigma = a.lpLogRMS[b * F + lp.frame(ofSample: t, frames: F)] + gain
                         means[t] = a.lpPrediction[b * T + t] + exp(logSigma) * means[t]
@@ -290,7 +294,7 @@ public final class Teacher: @unchecked Sendable {
         let B = a.batch, T = a.length
         a.params.withUnsafeBufferPointer { p in
             a.logProb.withUnsafeMutableBufferPointer { lp in
-                mixture.forward(logProb: lp.baseAddress!, params: p.baseAddress!, x: x, batch: B, length: T)
+                likelihood.forward(logProb: lp.baseAddress!, params: p.baseAddress!, x: x, batch: B, length: T)
             }
         }
         var sum = 0.0, count = 0
@@ -312,13 +316,13 @@ public final class Teacher: @unchecked Sendable {
         a.dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         a.params.withUnsafeBufferPointer { p in
             a.dParams.withUnsafeMutableBufferPointer { dp in
-                mixture.backward(dParams: dp.baseAddress!, dLogProb: a.dLogProb, params: p.baseAddress!, x: x, batch: B, length: T)
+                likelihood.backward(dParams: dp.baseAddress!, dLogProb: a.dLogProb, params: p.baseAddress!, x: x, batch: B, length: T)
             }
         }
         backwardFromParameters(a, dInput: dInput)
     }
 
-    /// Backward from a gradient with respect to the mixture parameters, dParams (B, 3M, T)
+    /// Backward from a gradient with respect to the output parameters, dParams (B, P, T)
     /// (distillation scores the student's samples under them). `dInput` (B, T) receives the
     /// gradient with respect to the stack's shifted input: entry t belongs to x_(t-1). The
     /// teacher's own parameter gradients are computed only when `weights`.
@@ -332,12 +336,12 @@ public final class Teacher: @unchecked Sendable {
             // mu = p + sigma mu' and log s = log sigma + log s', with log sigma = ln sqrt(E_f) +
             // the gain: the head's mean outputs get sigma times the means' gradient, and the
             // gain sum_t dmu (mu - p) + sum_t dlog s (the mixture gives none where clamped).
-            let M = config.mixtures, T = a.length, F = a.frames
-            let gain = Float(lp.logScalePerRMS) + store.value(logGain)[0]
+            let c = config, T = a.length, F = a.frames, P = c.outputChannels
+            let gain = Float(c.whiteLogScale(lp)) + store.value(logGain)[0]
             var sum: Float = 0
             for b in 0..<a.batch {
-                for m in 0..<M {
-                    let mean = (b * 3 * M + M + m) * T, logScale = mean + M * T
+                for m in 0..<c.components {
+                    let mean = (b * P + c.meanChannel(m)) * T, logScale = (b * P + c.logScaleChannel(m)) * T
                     for t in 0..<T {
                         let dMean = a.dParams[mean + t]
                         sum += dMean * (a.params[mean + t] - a.lpPrediction[b * T + t]) + a.dParams[logScale + t]
@@ -376,4 +380,27 @@ extension Teacher: CheckpointedModel {
     public var mel: MelSettings { config.mel }
     public var speakers: [String] { config.speakers }
     public var source: SineSource? { config.source }
+}
+
+/// A teacher's output distribution per sample, over the head's parameters (B, P, T).
+public enum TeacherLikelihood: Sendable {
+    case mixture(DiscretizedMixture)
+    case gaussian(DiscretizedGaussian)
+
+    /// logProb (B, T) = log P(x_t | the parameters at t).
+    public func forward(logProb: UnsafeMutablePointer<Float>, params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int, length: Int) {
+        switch self {
+        case .mixture(let d): d.forward(logProb: logProb, params: params, x: x, batch: batch, length: length)
+        case .gaussian(let d): d.forward(logProb: logProb, params: params, x: x, batch: batch, length: length)
+        }
+    }
+
+    /// dParams (B, P, T) += dLogProb * d log P / d params.
+    public func backward(dParams: UnsafeMutablePointer<Float>, dLogProb: UnsafePointer<Float>, params: UnsafePointer<Float>,
+                         x: UnsafePointer<Float>, batch: Int, length: Int) {
+        switch self {
+        case .mixture(let d): d.backward(dParams: dParams, dLogProb: dLogProb, params: params, x: x, batch: batch, length: length)
+        case .gaussian(let d): d.backward(dParams: dParams, dLogProb: dLogProb, params: params, x: x, batch: batch, length: length)
+        }
+    }
 }

@@ -3,6 +3,16 @@ import ParawaveAudio
 import ParawaveCore
 import ParawaveEngine
 
+/// The distribution a teacher's head parameterises per sample, and a student's noise.
+public enum SampleDistribution: String, Codable, Sendable, CaseIterable {
+    /// A teacher's discretised mixture of `mixtures` logistics (PixelCNN++, Parallel WaveNet);
+    /// a student's logistic noise.
+    case logistic
+    /// A teacher's single discretised Gaussian and a student's Gaussian noise (ClariNet),
+    /// distilled with the closed-form KL.
+    case gaussian
+}
+
 /// Everything that fixes a teacher's shape and conventions; stored as JSON in its checkpoint.
 public struct TeacherConfig: ModelConfig {
     public var stack: WaveNetStackConfig
@@ -25,9 +35,12 @@ public struct TeacherConfig: ModelConfig {
     /// The order of the linear predictor derived from the mel (`MelLinearPrediction`) that
     /// centres the mixture and scales it (0: none).
     public var linearPrediction: Int
+    /// The output distribution (a logistic mixture unless the checkpoint says otherwise).
+    public var output: SampleDistribution
 
     public init(stack: WaveNetStackConfig, mixtures: Int, bits: Int = 16, logScaleMin: Float = -7, mel: MelSettings,
-                speakers: [String] = [], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil, linearPrediction: Int = 0) {
+                speakers: [String] = [], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil, linearPrediction: Int = 0,
+                output: SampleDistribution = .logistic) {
         precondition(speakers.isEmpty == (stack.speakerChannels == 0), "speakers and speaker channels go together")
         precondition((source == nil) == (stack.sourceChannels == 0), "a source and source channels go together")
         precondition(stack.hop == mel.hopLength && stack.conditionChannels == mel.nMels, "the stack's hop and channels are the mel's")
@@ -41,9 +54,26 @@ public struct TeacherConfig: ModelConfig {
         precondition(pitch.map { $0.problems().isEmpty && $0.melChannels == stack.conditionChannels } ?? true, "invalid pitch predictor")
         self.pitch = pitch
         self.linearPrediction = linearPrediction
+        self.output = output
     }
 
-    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source, pitch, linearPrediction }
+    /// The head's output channels per sample: pi, mu, log s of each logistic (3M), or the
+    /// Gaussian's mu and log s.
+    public var outputChannels: Int { output == .logistic ? 3 * mixtures : 2 }
+    /// The distribution's components (M, or the Gaussian's 1).
+    public var components: Int { output == .logistic ? mixtures : 1 }
+    /// The channel of component m's mean, and of its log-scale.
+    public func meanChannel(_ m: Int) -> Int { output == .logistic ? mixtures + m : 0 }
+    public func logScaleChannel(_ m: Int) -> Int { output == .logistic ? 2 * mixtures + m : 1 }
+
+    /// ln of the output's scale parameter per unit of prediction-error RMS for white noise
+    /// (`MelLinearPrediction`): a logistic's scale is sqrt(3)/pi of its deviation, a
+    /// Gaussian's is its deviation.
+    public func whiteLogScale(_ lp: MelLinearPrediction) -> Double {
+        output == .logistic ? lp.logScalePerRMS : lp.logDeviationPerRMS
+    }
+
+    enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source, pitch, linearPrediction, output }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -63,12 +93,14 @@ public struct TeacherConfig: ModelConfig {
         }
         pitch = try PitchPredictorConfig.decode(from: c, forKey: .pitch, melChannels: stack.conditionChannels)
         linearPrediction = try c.decodeIfPresent(Int.self, forKey: .linearPrediction) ?? 0
+        output = try c.decodeIfPresent(SampleDistribution.self, forKey: .output) ?? .logistic
     }
 
     /// Problems with the config, each naming the value; empty when it is usable.
     public func problems() -> [String] {
         var out = mel.problems() + stack.problems().map { "stack." + $0 }
         if !(1...64).contains(mixtures) { out.append("mixtures \(mixtures) is outside 1...64") }
+        if output == .gaussian && mixtures != 1 { out.append("mixtures \(mixtures) with output gaussian: a Gaussian teacher has 1 component") }
         if !(2...16).contains(bits) { out.append("bits \(bits) is outside 2...16") }
         if !(-20...0).contains(logScaleMin) { out.append("logScaleMin \(logScaleMin) is outside -20...0") }
         out += MelLinearPrediction.problems(order: linearPrediction, mel: mel)
@@ -86,5 +118,6 @@ public struct TeacherConfig: ModelConfig {
         try c.encodeIfPresent(source, forKey: .source)
         try c.encodeIfPresent(pitch, forKey: .pitch)
         if linearPrediction > 0 { try c.encode(linearPrediction, forKey: .linearPrediction) }
+        if output != .logistic { try c.encode(output, forKey: .output) }
     }
 }

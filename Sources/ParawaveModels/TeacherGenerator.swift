@@ -23,6 +23,8 @@ public final class TeacherGenerator: @unchecked Sendable {
     public let teacher: Teacher
     public let batch: Int
     let L: Int, K: Int, R: Int, G: Int, S: Int, C: Int, M: Int, hop: Int
+    /// The head's output channels per sample (`TeacherConfig.outputChannels`).
+    let width: Int
     /// Samples per block of precomputed conditioning.
     let blockLength: Int
     /// Positions of conditioning per frame: with the nearest upsampler (and hop >= its kernel)
@@ -101,7 +103,7 @@ public final class TeacherGenerator: @unchecked Sendable {
         self.precision = precision
         let c = teacher.config.stack
         L = c.layers; K = c.kernelSize; R = c.residualChannels; G = c.gateOutChannels; S = c.skipChannels
-        C = c.conditionChannels; M = teacher.config.mixtures; hop = c.hop
+        C = c.conditionChannels; M = teacher.config.mixtures; hop = c.hop; width = teacher.config.outputChannels
         blockLength = (blockFrames ?? max(1, 1024 / c.hop)) * c.hop
         let frameRate = c.conditioningAtFrameRate
         positions = frameRate ? c.upsampleKernel : c.hop
@@ -168,9 +170,9 @@ public final class TeacherGenerator: @unchecked Sendable {
             }
         }
         head1 = PackedMatrix(rows: S, columns: S, precision: precision, values: store.value(teacher.head.firstWeight))
-        head2 = PackedMatrix(rows: 3 * M, columns: S, precision: precision, values: store.value(teacher.head.secondWeight))
+        head2 = PackedMatrix(rows: width, columns: S, precision: precision, values: store.value(teacher.head.secondWeight))
         head1Bias = Array(UnsafeBufferPointer(start: store.value(teacher.head.firstBias), count: S))
-        head2Bias = Array(UnsafeBufferPointer(start: store.value(teacher.head.secondBias), count: 3 * M))
+        head2Bias = Array(UnsafeBufferPointer(start: store.value(teacher.head.secondBias), count: width))
         ringSlots = (0..<L).map { (K - 1) * c.dilation($0) + 1 }
         let slots = ringSlots
         rings = (0..<workers).map { _ in slots.map { buffer($0 * batch * R) } }
@@ -181,7 +183,7 @@ public final class TeacherGenerator: @unchecked Sendable {
         skip = buffer(batch * S)
         hiddenA = buffer(batch * S)
         hiddenB = buffer(batch * S)
-        params = buffer(batch * 3 * M)
+        params = buffer(batch * width)
         let blockValues = batch * blockPositions * L * H
         conditionBlocks = (0..<(workers == 1 && Parallel.threads > 1 ? 2 : 1)).map { _ in buffer(blockValues) }
         upsampledBlock = buffer(batch * C * blockPositions)
@@ -210,7 +212,7 @@ public final class TeacherGenerator: @unchecked Sendable {
     }
 
     /// Teacher forcing: feeds `audio` (the previous true sample at every step) and hands the
-    /// mixture parameters (3M values, pi then mu then log s) of every utterance and time to
+    /// output parameters (3M values, pi then mu then log s, or a Gaussian's mu and log s) of every utterance and time to
     /// `record(utterance, t, params)`. This is what the parallel pass computes.
     public func teacherForced(mels: [Matrix], audio: [[Float]], speakers: [Int]? = nil, sources: [[Float]]? = nil,
                               record: @escaping (Int, Int, UnsafePointer<Float>) -> Void) {
@@ -257,7 +259,7 @@ public final class TeacherGenerator: @unchecked Sendable {
                 return (coefficients, logRMS)
             }
         } ?? []
-        let lpGain = lp.map { Float($0.logScalePerRMS) + teacher.store.value(teacher.logGain!)[0] } ?? 0
+        let lpGain = lp.map { Float(teacher.config.whiteLogScale($0)) + teacher.store.value(teacher.logGain!)[0] } ?? 0
         let lpCentre = UnsafeMutablePointer<Float>.allocate(capacity: B)
         lpCentre.initialize(repeating: 0, count: B)
         defer { lpCentre.deallocate() }
@@ -335,12 +337,12 @@ public final class TeacherGenerator: @unchecked Sendable {
                 for b in 0..<B {
                     for i in 0..<S { hiddenB[b * S + i] = max(hiddenB[b * S + i] + head1Bias[i], 0) }
                 }
-                head2.product(y: params, ldy: 3 * M, x: hiddenB, ldx: S, batch: B)
+                head2.product(y: params, ldy: width, x: hiddenB, ldx: S, batch: B)
                 for b in 0..<B {
-                    for i in 0..<(3 * M) { params[b * 3 * M + i] += head2Bias[i] }
+                    for i in 0..<width { params[b * width + i] += head2Bias[i] }
                     if let lp, t < outputs[b].count {
                         // The mixture around the prediction from this utterance's past samples,
-                        // in units of its frame's error scale (as `Teacher.applyLinearPrediction`).
+                        // in units of its frame's error scale (as `Teacher.offsetMixture`).
                         let f = lp.frame(ofSample: t, frames: frames[b])
                         let (coefficients, logRMS) = lpFrames[b]
                         var prediction: Float = 0
@@ -351,15 +353,20 @@ public final class TeacherGenerator: @unchecked Sendable {
                         }
                         lpCentre[b] = prediction
                         let logSigma = logRMS[f] + lpGain, sigma = exp(logSigma)
-                        for m in 0..<M {
-                            params[b * 3 * M + M + m] = prediction + sigma * params[b * 3 * M + M + m]
-                            params[b * 3 * M + 2 * M + m] += logSigma
+                        let config = teacher.config
+                        for m in 0..<config.components {
+                            let mean = b * width + config.meanChannel(m)
+                            params[mean] = prediction + sigma * params[mean]
+                            params[b * width + config.logScaleChannel(m)] += logSigma
                         }
                     }
-                    let theta = UnsafePointer(params + b * 3 * M)
+                    let theta = UnsafePointer(params + b * width)
                     let x: Float
                     if let forced {
                         x = t < forced[b].count ? forced[b][t] : 0
+                    } else if teacher.config.output == .gaussian {
+                        x = DiscretizedGaussian.draw(theta, stride: 1, logScaleMin: teacher.config.logScaleMin, temperature: temperature,
+                                                     clip: lp == nil, generator: &generator)
                     } else {
                         x = LogisticMixture.draw(theta, stride: 1, mixtures: M, logScaleMin: teacher.config.logScaleMin,
                                                  temperature: temperature, clip: lp == nil, generator: &generator)

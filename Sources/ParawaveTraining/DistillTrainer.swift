@@ -18,8 +18,9 @@ extension Recipe {
     /// With `linearPrediction` (the teacher's order and log gain) its flows' output is the
     /// excitation the teacher's predictor shapes.
     public func studentConfig(mel: MelSettings, speakers: [String], source: SineSource? = nil, pitch: PitchPredictorConfig? = nil,
-                              linearPrediction: (order: Int, gain: Float) = (0, 0)) -> StudentConfig {
+                              linearPrediction: (order: Int, gain: Float) = (0, 0), noise: SampleDistribution = .logistic) -> StudentConfig {
         var config = studentConfig(mel: mel)
+        config.noise = noise
         (config.linearPrediction, config.linearPredictionGain) = linearPrediction
         for k in config.flows.indices { config.flows[k].sourceChannels = source == nil ? 0 : 1 }
         config.source = source
@@ -143,21 +144,24 @@ public final class DistillTrainer: RunTrainer {
         self.teacherName = teacherName
         student = Student(config: recipe.studentConfig(mel: teacher.config.mel, speakers: teacher.config.speakers, source: teacher.config.source,
                                                        pitch: teacher.config.pitch,
-                                                       linearPrediction: (teacher.config.linearPrediction, teacher.linearPredictionGain)))
+                                                       linearPrediction: (teacher.config.linearPrediction, teacher.linearPredictionGain),
+                                                       noise: teacher.config.output))
         if !teacher.config.speakers.isEmpty { try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher") }
         student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
         student.adopt(from: teacher)
-        mcSamples = recipe.distill.mcSamples
+        // A Gaussian teacher's KL is in closed form: no samples to draw.
+        mcSamples = teacher.config.output == .gaussian ? 0 : recipe.distill.mcSamples
         // One frame of lead, as the teacher trains: in a crop that starts inside its utterance
         // the first frame is history for the scored samples (`TeacherTrainer.lead`). Without
         // it the teacher scored the student's first samples after a history of zeros, which
         // it has learnt only at an utterance's silent start.
         let frames = recipe.audio.mel.frames(forCrop: settings.crop) + TeacherTrainer.lead
-        var terms = Distillation.Settings(mcSamples: recipe.distill.mcSamples, spectral: recipe.spectralLoss,
+        var terms = Distillation.Settings(mcSamples: mcSamples, spectral: recipe.spectralLoss,
                                           spectralWeight: Float(recipe.distill.spectralLoss.weight),
                                           contrastiveWeight: Float(recipe.distill.contrastiveWeight))
         terms.crossEntropyWeight = Float(recipe.distill.klWeight)
         terms.entropyWeight = Float(recipe.distill.klWeight)
+        if teacher.config.output == .gaussian { terms.logScalePenaltyWeight = Float(recipe.distill.logScalePenalty) }
         let localBatch = max(1, settings.batchSize / communicator.size)
         distillation = Distillation(student: student, teacher: teacher, batch: localBatch, frames: frames, settings: terms)
         adversary = recipe.distill.discriminator.map {
@@ -202,6 +206,7 @@ public final class DistillTrainer: RunTrainer {
     /// The terms as metric values; the loss first.
     func values(_ t: Distillation.Terms) -> [(String, Double)] {
         var v = [("loss", t.loss), ("kl", t.kl), ("cross_entropy", t.crossEntropy), ("entropy", t.entropy)]
+        if distillation.settings.logScalePenaltyWeight != 0 { v.append(("log_scale_penalty", t.logScalePenalty)) }
         if distillation.settings.spectral != nil { v.append(("spectral", t.spectral)) }
         if distillation.settings.contrastiveWeight != 0 { v.append(("contrastive_kl", t.contrastive)) }
         return v
@@ -217,7 +222,7 @@ public final class DistillTrainer: RunTrainer {
     /// depend on the rank count), and this rank works on its rows.
     func evaluate(_ whole: CropBatch, generator: inout SeededGenerator, gradients: Bool) -> Distillation.Terms {
         let n = whole.batch * whole.length
-        let z = Student.noise(count: n, generator: &generator)
+        let z = student.noise(count: n, generator: &generator)
         let eps = Student.noise(count: mcSamples * n, generator: &generator)
         let (batch, shard) = part(whole)
         adversary?.shard = shard

@@ -415,8 +415,8 @@ public final class Evaluator {
         let d = Distillation(student: student, teacher: teacher, batch: 1, frames: mel.columns,
                              settings: Distillation.Settings(mcSamples: mcSamples), training: false)
         var generator = SeededGenerator(seed: 0x4B4C_0000 &+ seed)
-        let z = Student.noise(count: x.count, generator: &generator)
-        let eps = Student.noise(count: mcSamples * x.count, generator: &generator)
+        let z = student.noise(count: x.count, generator: &generator)
+        let eps = d.closedForm ? [] : Student.noise(count: mcSamples * x.count, generator: &generator)
         let source = f0.flatMap { student.sourceSignal(f0: $0, samples: x.count) }
         let terms = d.evaluate(mel: mel.values, audio: x, mask: mask, noise: z, samples: eps, speakers: speaker.map { [$0] }, source: source,
                                gradients: false)

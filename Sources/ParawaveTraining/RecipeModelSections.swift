@@ -89,10 +89,13 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     /// learns to follow the source; the default, by measurement) or `random` (a drawn initial
     /// phase per crop).
     public var sourcePhase = SineSource.TrainingPhase.aligned
+    /// `logistic`: a mixture of `mixtures` discretised logistics; `gaussian`: one discretised
+    /// Gaussian (ClariNet), whose student is distilled with the closed-form KL.
+    public var output = SampleDistribution.logistic
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case layers, mixtures, logScaleMin = "log_scale_min", source, harmonics, harmonicAmplitude = "harmonic_amplitude"
-        case sourcePhase = "source_phase", linearPrediction = "linear_prediction"
+        case sourcePhase = "source_phase", linearPrediction = "linear_prediction", output
     }
 
     public init() {}
@@ -108,6 +111,9 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.update(&harmonics, .harmonics)
         try c.update(&harmonicAmplitude, .harmonicAmplitude)
         try c.update(&sourcePhase, .sourcePhase)
+        try c.update(&output, .output)
+        // A Gaussian has one component; `mixtures` given beside it is refused by `check`.
+        if output == .gaussian && !c.contains(.mixtures) { mixtures = 1 }
         try stack.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -123,6 +129,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.encode(harmonics, forKey: .harmonics)
         try c.encode(harmonicAmplitude, forKey: .harmonicAmplitude)
         try c.encode(sourcePhase, forKey: .sourcePhase)
+        try c.encode(output, forKey: .output)
     }
 
     /// The sine source this section asks for, nil for `source: none`.
@@ -133,6 +140,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         v.require(layers, in: WaveNetStackConfig.Limits.layers, "layers")
         v.require(harmonics, in: 1...64, "harmonics")
         v.require(mixtures, in: 1...64, "mixtures")
+        if output == .gaussian && mixtures != 1 { v.fail("mixtures", "applies to output logistic; output gaussian is one component (leave mixtures out)") }
         v.require(logScaleMin, in: -20...0, "log_scale_min")
         v.require(linearPrediction, in: 0...MelLinearPrediction.orders.upperBound, "linear_prediction")
         if linearPrediction >= audio.nFFT / 2 { v.fail("linear_prediction", "must be below n_fft / 2 (\(audio.nFFT / 2)), got \(linearPrediction)") }

@@ -184,6 +184,10 @@ public struct DistillSection: Codable, Equatable, Sendable {
     public var discriminatorLayers = 10
     public var discriminatorChannels = 64
     public var discriminatorLearningRate = 0.0002
+    /// lambda of ClariNet's penalty lambda (log s_student - log s_teacher)^2 in the
+    /// closed-form KL of a Gaussian teacher (which uses no `mc_samples`); a logistic
+    /// teacher's Monte Carlo KL has none.
+    public var logScalePenalty = 4.0
 
     public var steps: Int { get { run.steps } set { run.steps = newValue } }
 
@@ -191,7 +195,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         case mcSamples = "mc_samples", spectralLoss = "spectral_loss", contrastiveWeight = "contrastive_weight", initialScale = "initial_scale"
         case klWeight = "kl_weight", adversarialWeight = "adversarial_weight", adversarialStart = "adversarial_start"
         case discriminatorLayers = "discriminator_layers", discriminatorChannels = "discriminator_channels"
-        case discriminatorLearningRate = "discriminator_learning_rate"
+        case discriminatorLearningRate = "discriminator_learning_rate", logScalePenalty = "log_scale_penalty"
     }
 
     public init() {}
@@ -200,6 +204,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         self.init()
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: TrainSection.CodingKeys.allCases.map(\.stringValue))
         try c.update(&mcSamples, .mcSamples)
+        try c.update(&logScalePenalty, .logScalePenalty)
         try c.update(&spectralLoss, .spectralLoss)
         try c.update(&contrastiveWeight, .contrastiveWeight)
         try c.update(&initialScale, .initialScale)
@@ -226,6 +231,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         try c.encode(discriminatorLayers, forKey: .discriminatorLayers)
         try c.encode(discriminatorChannels, forKey: .discriminatorChannels)
         try c.encode(discriminatorLearningRate, forKey: .discriminatorLearningRate)
+        try c.encode(logScalePenalty, forKey: .logScalePenalty)
     }
 
     /// The discriminator of the adversarial term, nil without one.
@@ -245,6 +251,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         v.require(discriminatorLayers, in: 2...64, "discriminator_layers")
         v.require(discriminatorChannels, in: 1...1024, "discriminator_channels")
         v.require(discriminatorLearningRate, in: 1e-7...1, "discriminator_learning_rate")
+        v.require(logScalePenalty, in: 0...100, "log_scale_penalty")
         if klWeight == 0 && (spectralLoss.kind == .none || spectralLoss.weight == 0) { v.fail("kl_weight", "0 leaves no loss without a spectral term") }
         if contrastiveWeight > 0 && run.batchSize < 2 { v.fail("contrastive_weight", "needs batch_size of at least 2 (it pairs each mel with another)") }
     }

@@ -17,7 +17,8 @@ extension Recipe {
                                    sourceChannels: t.sineSource == nil ? 0 : 1)
         return TeacherConfig(stack: stack, mixtures: t.mixtures, bits: audio.bits, logScaleMin: Float(t.logScaleMin), mel: audio.mel,
                              speakers: conditioned ? speakers : [], source: t.sineSource,
-                             pitch: t.sineSource == nil ? nil : pitch.predictor(melChannels: audio.nMels), linearPrediction: t.linearPrediction)
+                             pitch: t.sineSource == nil ? nil : pitch.predictor(melChannels: audio.nMels), linearPrediction: t.linearPrediction,
+                             output: t.output)
     }
 }
 

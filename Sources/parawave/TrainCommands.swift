@@ -76,7 +76,7 @@ struct TrainTeacherCommand: ParsableCommand {
         if let layout = trainer.layout() { print(layout) }
         let t = trainer.teacher.config
         print("teacher: \(t.stack.layers) layers, R \(t.stack.residualChannels), G \(t.stack.gateOutChannels), S \(t.stack.skipChannels), "
-              + "M \(t.mixtures), \(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples"
+              + (t.output == .gaussian ? "a Gaussian output, " : "M \(t.mixtures), ") + "\(trainer.teacher.store.count) parameters, receptive field \(t.stack.receptiveField) samples"
               + Self.speakerNote(t.speakers, channels: t.stack.speakerChannels, dataSpeakers: corpus.speakers.count)
               + (t.pitch.map { "; a pitch predictor of \($0.layers) layers x \($0.channels) channels beside it" } ?? ""))
         print("data: \(corpus.train.count) training and \(corpus.validation.count) validation utterances; "
@@ -206,9 +206,10 @@ struct DistillCommand: ParsableCommand {
         let c = trainer.student.config, d = recipe.distill
         print("student: \(c.flows.count) flows of \(c.flows.map { String($0.layers) }.joined(separator: ", ")) layers, "
               + "R \(c.flows[0].residualChannels), G \(c.flows[0].gateOutChannels), \(trainer.student.store.count) parameters; "
-              + "teacher \(teacher) (\(teacherModel.config.stack.layers) layers, M \(teacherModel.config.mixtures))"
+              + "teacher \(teacher) (\(teacherModel.config.stack.layers) layers, \(teacherModel.config.output == .gaussian ? "Gaussian" : "M \(teacherModel.config.mixtures)"))"
               + (c.speakers.isEmpty ? "" : "; conditioned on the teacher's \(c.speakers.count) speakers (embedding \(c.flows[0].speakerChannels))"))
-        print("distillation: \(d.mcSamples) samples per step of time, spectral loss \(d.spectralLoss.kind.rawValue) "
+        print("distillation: " + (teacherModel.config.output == .gaussian ? "the closed-form Gaussian KL (log-scale penalty \(d.logScalePenalty))"
+                                  : "\(d.mcSamples) samples per step of time") + ", spectral loss \(d.spectralLoss.kind.rawValue) "
               + "(weight \(d.spectralLoss.weight))" + (d.contrastiveWeight > 0 ? ", contrastive \(d.contrastiveWeight)" : "")
               + "; \(corpus.train.count) training utterances; " + (runOptions.resume ? "resuming at step \(trainer.step)" : "starting")
               + " toward \(d.steps) steps")

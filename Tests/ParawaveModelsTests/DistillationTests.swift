@@ -16,10 +16,12 @@ struct DistillationTests {
     /// With `linearPrediction`, both models use the mel's order-3 predictor (the teacher's
     /// weights nudged off the zeros it starts its mean and scale outputs at, and its gain
     /// set, so every path carries gradient).
-    static func setup(_ settings: Distillation.Settings, linearPrediction: Bool = false)
+    /// With `gaussian`, a Gaussian teacher and a student on Gaussian noise (the closed-form KL).
+    static func setup(_ settings: Distillation.Settings, linearPrediction: Bool = false, gaussian: Bool = false)
         -> (Distillation, mel: [Float], audio: [Float], mask: [Float], z: [Float], eps: [Float]) {
-        let teacher = TeacherTests.tinyTeacher(layers: 3, kernel: 2, cycle: 3, channels: 5, mixtures: 3, mels: mels, hop: hop, seed: 21,
-                                               linearPrediction: linearPrediction ? 3 : 0, logScaleMin: linearPrediction ? -16 : -7)
+        let teacher = TeacherTests.tinyTeacher(layers: 3, kernel: 2, cycle: 3, channels: 5, mixtures: gaussian ? 1 : 3, mels: mels, hop: hop, seed: 21,
+                                               linearPrediction: linearPrediction ? 3 : 0, logScaleMin: linearPrediction ? -16 : -7,
+                                               output: gaussian ? .gaussian : .logistic)
         if linearPrediction {
             let nudge = GradientCheck.random(teacher.store.count, seed: 27, scale: 0.2)
             teacher.store.setValues(zip(teacher.store.valueArray, nudge).map { $0 + $1 })
@@ -27,7 +29,8 @@ struct DistillationTests {
         }
         let student = StudentTests.tinyStudent(flows: [2, 2], kernel: 2, cycle: 2, channels: 4, mels: mels, hop: hop, seed: 22,
                                                initialScale: linearPrediction ? 1 : 0.1, outputScale: 1,
-                                               linearPrediction: linearPrediction ? (3, teacher.linearPredictionGain) : (0, 0))
+                                               linearPrediction: linearPrediction ? (3, teacher.linearPredictionGain) : (0, 0),
+                                               noise: gaussian ? .gaussian : .logistic)
         student.melMean = teacher.melMean
         student.melStd = teacher.melStd
         let T = frames * hop, n = B * T
@@ -35,7 +38,8 @@ struct DistillationTests {
         let audio = TeacherTests.signal(n, seed: 24).map { $0 * 0.5 }
         var mask = [Float](repeating: 1, count: n)
         for t in (T - 5)..<T { mask[T + t] = 0 }
-        let z = StudentTests.noise(n, seed: 25), eps = StudentTests.noise(settings.mcSamples * n, seed: 26)
+        var g = SeededGenerator(seed: 25)
+        let z = student.noise(count: n, generator: &g), eps = gaussian ? [] : StudentTests.noise(settings.mcSamples * n, seed: 26)
         return (Distillation(student: student, teacher: teacher, batch: B, frames: frames, settings: settings), mel, audio, mask, z, eps)
     }
 
@@ -43,8 +47,9 @@ struct DistillationTests {
     /// (measured: 1e-6 to 2e-3), and each tensor's within 10% (its gradient is often 1e-4 of
     /// the loss, where Float32 rounding and the ReLU kinks of both networks' heads show; a
     /// misrouted gradient is off by order 1).
-    func check(_ settings: Distillation.Settings, _ label: String, epsilon: Double = 1e-2, tolerance: Double = 5e-3, linearPrediction: Bool = false) {
-        let (d, mel, audio, mask, z, eps) = Self.setup(settings, linearPrediction: linearPrediction)
+    func check(_ settings: Distillation.Settings, _ label: String, epsilon: Double = 1e-2, tolerance: Double = 5e-3, linearPrediction: Bool = false,
+               gaussian: Bool = false) {
+        let (d, mel, audio, mask, z, eps) = Self.setup(settings, linearPrediction: linearPrediction, gaussian: gaussian)
         let store = d.student.store
         func loss() -> Double { d.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false).loss }
         store.zeroGradients()
@@ -166,5 +171,72 @@ struct DistillationTests {
         #expect(abs(terms.entropy - h / Double(count)) < 1e-6)
         // The student starts broad (s_tot 0.1) against a teacher that is not: the KL is positive.
         #expect(terms.kl > 0, "KL \(terms.kl)")
+    }
+}
+
+/// The closed-form KL of a Gaussian teacher and a student on Gaussian noise (ClariNet).
+struct GaussianDistillationTests {
+    /// Each term's gradient against finite differences: the cross-entropy, the entropy and
+    /// the log-scale penalty alone, with and without linear prediction (the teacher's
+    /// parameters depend on the student's past samples, so the gradient passes back through
+    /// the teacher's input as well as into mu_q and log s_q).
+    @Test(arguments: [false, true])
+    func termGradients(linearPrediction: Bool) {
+        let suffix = linearPrediction ? " with linear prediction" : ""
+        var crossEntropy = Distillation.Settings(mcSamples: 0)
+        crossEntropy.entropyWeight = 0
+        DistillationTests().check(crossEntropy, "closed-form cross-entropy" + suffix, linearPrediction: linearPrediction, gaussian: true)
+        var entropy = Distillation.Settings(mcSamples: 0)
+        entropy.crossEntropyWeight = 0
+        DistillationTests().check(entropy, "Gaussian entropy" + suffix, linearPrediction: linearPrediction, gaussian: true)
+        var penalty = Distillation.Settings(mcSamples: 0)
+        penalty.crossEntropyWeight = 0
+        penalty.entropyWeight = 0
+        penalty.logScalePenaltyWeight = 4
+        DistillationTests().check(penalty, "log-scale penalty" + suffix, linearPrediction: linearPrediction, gaussian: true)
+        var all = Distillation.Settings(mcSamples: 0)
+        all.logScalePenaltyWeight = 4
+        DistillationTests().check(all, "the KL and the penalty" + suffix, linearPrediction: linearPrediction, gaussian: true)
+    }
+
+    /// The terms equal the Gaussian KL's formulas applied to the two models' own passes: the
+    /// student's (sigma_t mu_tot, log sigma_t + log s_tot) and the teacher's (mu, log s) run on
+    /// the student's waveform in the excitation domain, over the masked samples; the KL is
+    /// positive and the penalty is lambda times the mean squared log-scale gap.
+    @Test(arguments: [false, true])
+    func termsAreTheFormulas(linearPrediction: Bool) throws {
+        var settings = Distillation.Settings(mcSamples: 0)
+        settings.logScalePenaltyWeight = 4
+        let (d, mel, audio, mask, z, eps) = DistillationTests.setup(settings, linearPrediction: linearPrediction, gaussian: true)
+        #expect(d.closedForm)
+        let terms = d.evaluate(mel: mel, audio: audio, mask: mask, noise: z, samples: eps, gradients: false)
+        let B = DistillationTests.B, frames = DistillationTests.frames, T = frames * DistillationTests.hop, C = DistillationTests.mels
+        let s = d.student.makeActivations(batch: B, frames: frames)
+        d.student.forward(s, noise: z, mel: mel)
+        var x = Array(s.output)
+        var logSigma = [Float](repeating: 0, count: B * T)
+        for b in 0..<B {
+            guard let frames = d.student.excitationFrames(mel: mel.withUnsafeBufferPointer { $0.baseAddress! } + b * C * frames, frames: frames)
+            else { continue }
+            x.withUnsafeMutableBufferPointer { d.student.shapeExcitation($0.baseAddress! + b * T, length: T, frames: frames) }
+            for t in 0..<T { logSigma[b * T + t] = frames.logSigma[t] }
+        }
+        let t = d.teacher.makeActivations(batch: B, frames: frames)
+        d.teacher.forward(t, audio: x, mel: mel, centred: !linearPrediction)
+        var ce = 0.0, h = 0.0, penalty = 0.0, count = 0.0
+        let floor = Double(d.teacher.config.logScaleMin)
+        for b in 0..<B {
+            for i in (b * T)..<((b + 1) * T) where mask[i] != 0 {
+                let k = GaussianKL.terms(muQ: Double(exp(logSigma[i])) * Double(s.mean[s.mean.startIndex + i]),
+                                         logScaleQ: Double(logSigma[i]) + Double(s.logScale[i]),
+                                         muP: Double(t.params[b * 2 * T + i - b * T]), logScaleP: Double(t.params[b * 2 * T + T + i - b * T]),
+                                         logScaleMin: floor, penaltyWeight: 4)
+                ce += k.crossEntropy; h += k.entropy; penalty += k.penalty; count += 1
+            }
+        }
+        #expect(abs(terms.crossEntropy - ce / count) < 1e-5 * max(1, abs(ce / count)), "\(terms.crossEntropy) against \(ce / count)")
+        #expect(abs(terms.entropy - h / count) < 1e-5 * max(1, abs(h / count)), "\(terms.entropy) against \(h / count)")
+        #expect(abs(terms.logScalePenalty - penalty / count) < 1e-5 * max(1, penalty / count) && terms.logScalePenalty > 0)
+        #expect(terms.kl > 0 && abs(terms.loss - (terms.kl + terms.logScalePenalty)) < 1e-9)
     }
 }

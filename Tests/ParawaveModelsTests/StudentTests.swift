@@ -11,7 +11,7 @@ struct StudentTests {
                             seed: UInt64 = 11, initialScale: Float = 0.5, outputScale: Float = 1, speakers: [String] = [],
                             speakerChannels: Int = 3, upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil,
                             logScaleRange: ClosedRange<Float> = -7...2, linearPrediction: (order: Int, gain: Float) = (0, 0),
-                            sourceGain: Float = 0) -> Student {
+                            sourceGain: Float = 0, noise: SampleDistribution = .logistic) -> Student {
         let stacks = flows.map {
             WaveNetStackConfig(layers: $0, cycle: cycle, kernelSize: kernel, residualChannels: channels, gateOutChannels: channels,
                                skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
@@ -20,7 +20,7 @@ struct StudentTests {
         let student = Student(config: StudentConfig(flows: stacks, logScaleMin: logScaleRange.lowerBound, logScaleMax: logScaleRange.upperBound,
                                                     mel: MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels),
                                                     speakers: speakers, source: source, linearPrediction: linearPrediction.order,
-                                                    linearPredictionGain: linearPrediction.gain, sourceGain: sourceGain))
+                                                    linearPredictionGain: linearPrediction.gain, sourceGain: sourceGain, noise: noise))
         student.initialise(seed: seed, initialScale: initialScale, outputScale: outputScale)
         var g = SeededGenerator(seed: seed + 1)
         student.melMean = (0..<mels).map { _ in g.uniformOpen() - 5 }

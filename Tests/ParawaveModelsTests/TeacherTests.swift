@@ -10,13 +10,13 @@ struct TeacherTests {
     static func tinyTeacher(layers: Int = 3, kernel: Int = 3, cycle: Int = 2, channels: Int = 6, mixtures: Int = 3, mels: Int = 5,
                             hop: Int = 8, bits: Int = 16, seed: UInt64 = 7, speakers: [String] = [],
                             upsampler: WaveNetStackConfig.Upsampler = .nearest, source: SineSource? = nil, linearPrediction: Int = 0,
-                            logScaleMin: Float = -7) -> Teacher {
+                            logScaleMin: Float = -7, output: SampleDistribution = .logistic) -> Teacher {
         let stack = WaveNetStackConfig(layers: layers, cycle: cycle, kernelSize: kernel, residualChannels: channels, gateOutChannels: channels,
                                        skipChannels: channels, conditionChannels: mels, hop: hop, upsampler: upsampler,
                                        speakerChannels: speakers.isEmpty ? 0 : 3, sourceChannels: source == nil ? 0 : 1)
         let mel = MelSettings(sampleRate: 16000, nFFT: 4 * hop, hopLength: hop, nMels: mels)
         let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: mixtures, bits: bits, logScaleMin: logScaleMin, mel: mel, speakers: speakers,
-                                                    source: source, linearPrediction: linearPrediction))
+                                                    source: source, linearPrediction: linearPrediction, output: output))
         teacher.initialise(seed: seed)
         var g = SeededGenerator(seed: seed + 1)
         teacher.melMean = (0..<mels).map { _ in g.uniformOpen() - 5 }
