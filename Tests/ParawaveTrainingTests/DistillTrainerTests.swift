@@ -90,6 +90,47 @@ struct DistillTrainerTests {
         #expect(ratio > 0.25 && ratio < 4, "loudness ratio \(ratio)")
     }
 
+    /// ClariNet's route end to end: a Gaussian teacher with linear prediction trained a few
+    /// steps (its NLL falls), a student on Gaussian noise distilled from it with the closed-form
+    /// KL and the log-scale penalty (the KL falls, the penalty is logged), stopped and resumed
+    /// bit-identical to a straight run, and a render that is finite.
+    @Test func gaussianEndToEnd() throws {
+        let teacherRun = RunDirectory(Fixtures.temporaryDirectory() + "/gaussian-teacher")
+        let recipe = try Self.recipe(["teacher.output=gaussian", "teacher.mixtures=1", "teacher.linear_prediction=8", "teacher.log_scale_min=-16", "train.steps=40",
+                                      "distill.steps=40", "distill.initial_scale=1", "distill.checkpoint_every=7", "distill.log_every=5"])
+        #expect(recipe.teacher.mixtures == 1)
+        let teacherTrainer = try TeacherTrainer(recipe: recipe, data: Self.data, run: teacherRun, resume: false)
+        teacherTrainer.showProgress = false
+        let start = try #require(teacherTrainer.validationLoss())
+        let end = try #require(try teacherTrainer.train(shouldStop: { false }).validationLoss)
+        #expect(end < start, "Gaussian teacher NLL \(start) -> \(end)")
+        let teacher = try Teacher.load(try SafeTensors.read(teacherRun.model), name: teacherRun.model)
+        #expect(teacher.config.output == .gaussian)
+
+        let straight = RunDirectory(Fixtures.temporaryDirectory() + "/gaussian-a")
+        let a = try DistillTrainer(recipe: recipe, data: Self.data, teacher: teacher, teacherName: "t", run: straight, resume: false)
+        a.showProgress = false
+        let before = try #require(a.validate())[0].1
+        let after = try #require(try a.train(shouldStop: { false }).validationLoss)
+        #expect(after < before && after > 0, "closed-form KL \(before) -> \(after)")
+        #expect(try straight.readMetrics().contains { $0["log_scale_penalty"] != nil && $0["kl"] != nil })
+        let interrupted = RunDirectory(Fixtures.temporaryDirectory() + "/gaussian-b")
+        let b = try DistillTrainer(recipe: recipe, data: Self.data, teacher: teacher, teacherName: "t", run: interrupted, resume: false)
+        b.showProgress = false
+        b.log = { _ in }
+        _ = try b.train(shouldStop: { b.step == 21 })
+        let c = try DistillTrainer(recipe: recipe, data: Self.data, teacher: teacher, teacherName: "t", run: interrupted, resume: true)
+        c.showProgress = false
+        _ = try c.train(shouldStop: { false })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: straight.model)) == Data(contentsOf: URL(fileURLWithPath: interrupted.model)))
+        let student = try Student.load(try SafeTensors.read(straight.model), name: straight.model)
+        #expect(student.config.noise == .gaussian)
+        var generator = SeededGenerator(seed: 3)
+        let clip = Self.data.validation[0]
+        let rendered = student.synthesize(mel: clip.mel, noise: student.noise(count: clip.mel.columns * 64, generator: &generator))
+        #expect(rendered.allSatisfy { $0.isFinite })
+    }
+
     /// A student records its teacher relative to its own run directory, so evaluating from
     /// any working directory finds it.
     @Test func teacherPathIsRelativeToTheRun() throws {
