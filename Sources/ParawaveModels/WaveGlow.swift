@@ -288,6 +288,10 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         var speakers: [Int] = [], speakerVectors: [Float]
         /// The batch's sources (B, T), kept for the source gain's gradient.
         var sourceSamples: [Float] = []
+        /// (B, T'): 1 for a squeezed step whose samples are all real, 0 for one that holds
+        /// padding (all 1 without a mask); the loss's sample count n.
+        var stepMask: [Float] = []
+        var lossSamples = 1.0
 
         /// The squeezed steps whose conditioning vectors are equal, as runs (see
         /// `ConditioningRuns`), and those vectors, one per run (B, conditionChannels, runs).
@@ -359,11 +363,24 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     /// batch of that many) the parts are divided by the whole batch's samples, so that the
     /// parts' losses and gradients add up to the whole batch's. A source-conditioned WaveGlow
     /// needs `source` (B, T), each row the utterance's `sourceSignal`.
+    ///
+    /// With a `mask` (B, T; 0 where a crop is padded past its utterance's end) the loss
+    /// counts only the squeezed steps whose samples are all real, and is divided by their
+    /// samples (`maskedTotal`: the whole batch's, with data parallelism). The flow still
+    /// transforms the whole crop; with linear prediction the padding's excitation is 0, so
+    /// the prediction's error at the step from audio into silence (where the mel's error
+    /// scale falls to the 16-bit floor) reaches no network.
     @discardableResult
     public func forward(_ a: Activations, audio: UnsafePointer<Float>, mel: UnsafePointer<Float>, source: UnsafePointer<Float>? = nil,
-                        speakers: [Int]? = nil, totalRows: Int? = nil) -> Loss {
+                        speakers: [Int]? = nil, totalRows: Int? = nil, mask: UnsafePointer<Float>? = nil, maskedTotal: Int? = nil) -> Loss {
         precondition(a.training, "forward needs training activations")
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
+        a.stepMask = [Float](repeating: 1, count: B * Tq)
+        if let mask {
+            for b in 0..<B { for t in 0..<Tq where (0..<G).contains(where: { mask[b * a.length + t * G + $0] == 0 }) { a.stepMask[b * Tq + t] = 0 } }
+        }
+        let realSteps = a.stepMask.reduce(0, +)
+        a.lossSamples = Double(maskedTotal ?? (mask == nil ? (totalRows ?? B) * a.length : Int(realSteps) * G))
         conditioningForward(a, mel: mel, source: source, speakers: speakers)
         // With linear prediction the flow's input is the excitation e (B, T) of the audio.
         var excitation: [Float] = [], excitationScale = 0.0
@@ -374,10 +391,10 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                 let frames = excitationFrames(mel: mel + b * c.melChannels * a.frames, frames: a.frames)
                 let x = audio + b * a.length
                 lp.predict(x, length: a.length, coefficients: frames.coefficients, frames: a.frames, into: &prediction)
-                for t in 0..<a.length {
+                for t in 0..<a.length where a.stepMask[b * Tq + t / G] != 0 || mask?[b * a.length + t] != 0 {
                     let logSigma = frames.logSigma[lp.frame(ofSample: t, frames: a.frames)]
                     excitation[b * a.length + t] = (x[t] - prediction[t]) * exp(-logSigma)
-                    excitationScale += Double(logSigma)
+                    if a.stepMask[b * Tq + t / G] != 0 { excitationScale += Double(logSigma) }
                 }
             }
         }
@@ -413,16 +430,17 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             // y = W x.
             let w = UnsafePointer(store.value(mixingWeights[k]))
             mixing[k].forward(out: a.mixed[k].pointer, inp: a.inputs[k].pointer, weight: w, bias: nil, batch: B, length: Tq)
-            if let det = LAPACK.logAbsDeterminant((0..<(r * r)).map { Double(w[$0]) }, n: r) { logDeterminant += Double(B * Tq) * det.logAbs }
+            if let det = LAPACK.logAbsDeterminant((0..<(r * r)).map { Double(w[$0]) }, n: r) { logDeterminant += Double(realSteps) * det.logAbs }
             // (t; log s) = WN(a), then b <- exp(log s) b + t, in place in `mixed`.
             let half = a.halves[k].pointer, y = a.mixed[k].pointer, out = a.outputs[k].pointer
             for b in 0..<B { (half + b * h * Tq).update(from: y + b * r * Tq, count: h * Tq) }
             couplings[k].forward(a.networks[k], input: half, conditioning: a.sharedConditioning, out: out, store: store)
             for b in 0..<B {
                 let tRows = out + b * r * Tq, sRows = tRows + h * Tq, bRows = y + (b * r + h) * Tq
+                let steps = a.stepMask.withUnsafeBufferPointer { $0.baseAddress! + b * Tq }
                 for i in 0..<(h * Tq) {
                     let s = sRows[i]
-                    logScale += Double(s)
+                    logScale += Double(s * steps[i % Tq])
                     bRows[i] = exp(s) * bRows[i] + tRows[i]
                 }
             }
@@ -431,8 +449,8 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
         let last = c.flows - 1, rl = c.channels(atFlow: last), offset = c.finalOffset
         for b in 0..<B { (a.z.pointer + (b * G + offset) * Tq).update(from: a.mixed[last].pointer + b * rl * Tq, count: rl * Tq) }
         var squares = 0.0
-        for i in 0..<(B * G * Tq) { squares += Double(a.z[i]) * Double(a.z[i]) }
-        let n = Double((totalRows ?? B) * a.length)
+        for i in 0..<(B * G * Tq) where a.stepMask[(i / (G * Tq)) * Tq + i % Tq] != 0 { squares += Double(a.z[i]) * Double(a.z[i]) }
+        let n = a.lossSamples
         return Loss(gaussian: squares / (2 * sigma * sigma) / n, logScale: -logScale / n, logDeterminant: -logDeterminant / n,
                     excitationScale: excitationScale / n)
     }
@@ -456,17 +474,17 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
 
     /// Adds the gradient of the loss per sample (as `forward` returned it) to every parameter's
     /// gradient in `store`, from the activations of the last `forward`. The mixed channels of
-    /// `a` are overwritten. `totalRows` as for `forward`.
-    public func backward(_ a: Activations, totalRows: Int? = nil) {
+    /// `a` are overwritten. The loss's mask and sample count are the forward pass's.
+    public func backward(_ a: Activations) {
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = c.sigma
-        let n = Float((totalRows ?? B) * a.length)
+        let n = Float(a.lossSamples), stepMask = a.stepMask, realSteps = Double(stepMask.reduce(0, +))
         a.dConditioning.zero()
         // dL/dz = z / (sigma^2 n) for the last flow's output.
         let last = c.flows - 1, offset = c.finalOffset
         var r = c.channels(atFlow: last)
         var dCurrent = a.dCurrent.pointer, dPrevious = a.dPrevious.pointer
         for b in 0..<B {
-            for i in 0..<(r * Tq) { dCurrent[b * r * Tq + i] = a.z[(b * G + offset) * Tq + i] / (sigma * sigma * n) }
+            for i in 0..<(r * Tq) { dCurrent[b * r * Tq + i] = a.z[(b * G + offset) * Tq + i] / (sigma * sigma * n) * stepMask[b * Tq + i % Tq] }
         }
         for k in stride(from: last, through: 0, by: -1) {
             r = c.channels(atFlow: k)
@@ -480,7 +498,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                 for i in 0..<(h * Tq) {
                     let scale = exp(sRows[i]), original = (coupled[i] - tRows[i]) / scale
                     dT[i] = dCoupled[i]
-                    dS[i] = dCoupled[i] * scale * original - 1 / n
+                    dS[i] = dCoupled[i] * scale * original - stepMask[bi * Tq + i % Tq] / n
                     dB[i] = dCoupled[i] * scale
                 }
                 (dy + bi * r * Tq).update(from: dCurrent + bi * r * Tq, count: h * Tq)
@@ -499,7 +517,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             dPrevious.update(repeating: 0, count: B * r * Tq)
             mixing[k].backward(dInp: dPrevious, dWeight: dW, dBias: nil, dOut: dy, inp: a.inputs[k].pointer, weight: w, batch: B, length: Tq)
             if let inverse = LAPACK.inverse((0..<(r * r)).map { Double(w[$0]) }, n: r) {
-                let factor = Double(B * Tq) / Double(n)
+                let factor = realSteps / Double(n)
                 for i in 0..<r { for j in 0..<r { dW[i * r + j] -= Float(factor * inverse[j * r + i]) } }
             }
             if c.exits(before: k) {
@@ -509,7 +527,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                     for ch in 0..<rp {
                         let target = dCurrent + (bi * rp + ch) * Tq
                         if ch < e {
-                            for t in 0..<Tq { target[t] = a.z[(bi * G + exit + ch) * Tq + t] / (sigma * sigma * n) }
+                            for t in 0..<Tq { target[t] = a.z[(bi * G + exit + ch) * Tq + t] / (sigma * sigma * n) * stepMask[bi * Tq + t] }
                         } else {
                             target.update(from: dPrevious + (bi * r + ch - e) * Tq, count: Tq)
                         }

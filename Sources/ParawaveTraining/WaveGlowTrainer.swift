@@ -6,8 +6,9 @@ import ParawaveModels
 
 /// Maximum-likelihood training of WaveGlow (`train-waveglow`): the loss per sample of its
 /// crops (NVIDIA's, without the Gaussian's constant) and, for validation, the negative
-/// log-likelihood with it, in nats and bits per sample. The loop is `RunTrainer`'s. Crops
-/// padded beyond an utterance's end keep their zeros: the flow models the whole crop.
+/// log-likelihood with it, in nats and bits per sample. The loop is `RunTrainer`'s. The flow
+/// transforms whole crops, and the loss counts the squeezed steps that hold no padding
+/// beyond an utterance's end (`WaveGlow.forward`'s mask).
 public final class WaveGlowTrainer: RunTrainer {
     public static let stateKind = "parawave.waveglow.train-state"
 
@@ -27,13 +28,19 @@ public final class WaveGlowTrainer: RunTrainer {
         model.initialise(seed: UInt64(settings.seed))
         model.melMean = data.melMean
         model.melStd = data.melStd
+        // With linear prediction a crop that starts inside its utterance carries one frame of
+        // lead, masked from the loss, so the prediction of its first scored samples reads their
+        // real past (`TeacherTrainer.lead`): predicted from zeros, in a quiet frame whose error
+        // scale is small, their excitation is hundreds of deviations, and the couplings'
+        // scales overflow on it.
+        let lead = model.linearPrediction == nil ? 0 : TeacherTrainer.lead
         activations = model.makeActivations(batch: max(1, settings.batchSize / communicator.size),
-                                            frames: recipe.audio.mel.frames(forCrop: settings.crop))
+                                            frames: recipe.audio.mel.frames(forCrop: settings.crop) + lead)
         pitch = PitchTraining(model, data: data, validationUtterances: settings.validationUtterances, hop: recipe.audio.hopLength,
                               logFloor: recipe.audio.mel.logFloor, augmentDB: recipe.pitch.augmentDB, communicator: communicator)
         try super.init(recipe: recipe, settings: settings, data: data, run: run, resume: resume, store: model.store,
                        groups: model.parameterGroups(clipNorm: settings.clipNorm), label: "train-waveglow", stateKind: Self.stateKind,
-                       source: model.source, communicator: communicator)
+                       source: model.source, lead: lead, communicator: communicator)
         try start(resume: resume)
     }
 
@@ -42,18 +49,31 @@ public final class WaveGlowTrainer: RunTrainer {
 
     override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
         let (batch, shard) = part(whole)
-        var loss = forward(batch, shard)
-        model.backward(activations, totalRows: shard.total)
+        var loss = forward(batch, shard, realSamples: realSamples(whole))
+        model.backward(activations)
         if !shard.isWhole { loss = Self.summed(loss, shard) }
         let values = [("loss", loss.total), ("gaussian", loss.gaussian), ("log_s", loss.logScale), ("log_det_w", loss.logDeterminant)]
         return values + (pitch?.step(generator: &generator, shard: shard) ?? [])
     }
 
-    func forward(_ batch: CropBatch, _ shard: BatchShard) -> WaveGlow.Loss {
+    /// The loss of this rank's rows, counted over the squeezed steps that hold no padding and
+    /// divided by the whole batch's samples in them (`realSamples` of the whole batch).
+    func forward(_ batch: CropBatch, _ shard: BatchShard, realSamples: Int) -> WaveGlow.Loss {
         batch.source.withUnsafeBufferPointer { source in
             model.forward(activations, audio: batch.audio, mel: batch.mel, source: model.source == nil ? nil : source.baseAddress,
-                          speakers: Self.speakerRows(batch, table: model.config.speakers), totalRows: shard.total)
+                          speakers: Self.speakerRows(batch, table: model.config.speakers), totalRows: shard.total, mask: batch.mask,
+                          maskedTotal: realSamples)
         }
+    }
+
+    /// The samples of a batch's squeezed steps that hold no padding (the loss's count).
+    func realSamples(_ whole: CropBatch) -> Int {
+        let G = model.config.group, steps = whole.length / G
+        var count = 0
+        for b in 0..<whole.batch {
+            for t in 0..<steps where (0..<G).allSatisfy({ whole.mask[b * whole.length + t * G + $0] != 0 }) { count += G }
+        }
+        return max(count, 1)
     }
 
     /// The whole batch's loss from the ranks' parts.
@@ -66,7 +86,7 @@ public final class WaveGlowTrainer: RunTrainer {
         var sum = 0.0
         for whole in batches {
             let (batch, shard) = part(whole)
-            var loss = forward(batch, shard)
+            var loss = forward(batch, shard, realSamples: realSamples(whole))
             if !shard.isWhole { loss = Self.summed(loss, shard) }
             sum += loss.negativeLogLikelihood(sigma: model.config.sigma)
         }

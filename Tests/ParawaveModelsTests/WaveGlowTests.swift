@@ -278,6 +278,52 @@ struct WaveGlowTests {
         #expect(errors.values.max()! < 2e-3, "\(errors.sorted { $0.value > $1.value }.prefix(4))")
     }
 
+    /// A crop padded past its utterance's end: the loss counts the squeezed steps whose
+    /// samples are all real, divided by their samples (z's Gaussian term by hand), its
+    /// gradient matches finite differences, a mask of ones changes nothing, and with linear
+    /// prediction the padding's excitation is 0, so what the padding holds changes nothing.
+    @Test(arguments: [1, 3])
+    func paddingIsMaskedFromTheLoss(conditioning: Int) {
+        let model = Self.model(seed: 22, conditioning: conditioning)
+        let B = 2, F = 4, hop = model.config.hop, T = F * hop, G = model.config.group
+        let a = model.makeActivations(batch: B, frames: F)
+        var audio = GradientCheck.random(B * T, seed: 23, scale: 0.5)
+        let mel = GradientCheck.random(B * 5 * F, seed: 24)
+        let excitation = Self.sources(model, batch: B, frames: F, seed: 7)
+        // Row 1 ends 3 samples into its third frame: its last 13 samples are padding (zeros),
+        // and its steps 4 to 7 hold some.
+        var mask = [Float](repeating: 1, count: B * T)
+        for t in (2 * hop + 3)..<T { mask[T + t] = 0; audio[T + t] = 0 }
+        let ones = [Float](repeating: 1, count: B * T)
+        let plain = model.forward(a, audio: audio, mel: mel, source: excitation).total
+        #expect(model.forward(a, audio: audio, mel: mel, source: excitation, mask: ones).total == plain)
+        let masked = model.forward(a, audio: audio, mel: mel, source: excitation, mask: mask)
+        let realSteps = (0..<(B * T / G)).filter { i in (0..<G).allSatisfy { mask[(i / (T / G)) * T + (i % (T / G)) * G + $0] != 0 } }
+        #expect(realSteps.count == 2 * T / G - 4)
+        var squares = 0.0
+        for i in realSteps { for g in 0..<G { let v = Double(a.z[((i / (T / G)) * G + g) * (T / G) + i % (T / G)]); squares += v * v } }
+        #expect(abs(masked.gaussian - squares / 2 / Double(realSteps.count * G)) < 1e-9 * max(1, squares))
+        #expect(masked.total.isFinite && abs(masked.total - plain) > 1e-6)
+        if model.linearPrediction != nil {
+            var loud = audio
+            for t in (2 * hop + 3)..<T { loud[T + t] = 0.9 }
+            #expect(model.forward(a, audio: loud, mel: mel, source: excitation, mask: mask).total == masked.total)
+        }
+        func loss() -> Double { model.forward(a, audio: audio, mel: mel, source: excitation, mask: mask).total }
+        _ = loss()
+        model.store.zeroGradients()
+        model.backward(a)
+        let point = model.store.valueArray.map(Double.init)
+        let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
+        let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
+                                                         analytic: model.store.gradientArray, epsilon: 1e-2) { values in
+            model.store.setValues(values.map(Float.init))
+            return loss()
+        }
+        model.store.setValues(point.map(Float.init))
+        #expect(errors.values.max()! < 2e-3, "\(errors.sorted { $0.value > $1.value }.prefix(4))")
+    }
+
     /// Against an independent implementation of NVIDIA's glow.py equations in PyTorch
     /// float64 (scripts/make_fixtures.py waveglow): z, the loss's three parts and every
     /// parameter's gradient, to 1e-4 (float32 against float64). Measured: 4e-5 at worst.
