@@ -366,8 +366,9 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
     ///
     /// With a `mask` (B, T; 0 where a crop is padded past its utterance's end) the loss
     /// counts only the squeezed steps whose samples are all real, and is divided by their
-    /// samples (`maskedTotal`: the whole batch's, with data parallelism). The flow still
-    /// transforms the whole crop; with linear prediction the padding's excitation is 0, so
+    /// samples (`maskedTotal`: the whole batch's, with data parallelism). The other steps
+    /// pass through the couplings unchanged (their exact zeros would otherwise reward an
+    /// unbounded log s) and are context for their neighbours; with linear prediction the padding's excitation is 0, so
     /// the prediction's error at the step from audio into silence (where the mel's error
     /// scale falls to the 16-bit floor) reaches no network.
     @discardableResult
@@ -437,10 +438,12 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
             couplings[k].forward(a.networks[k], input: half, conditioning: a.sharedConditioning, out: out, store: store)
             for b in 0..<B {
                 let tRows = out + b * r * Tq, sRows = tRows + h * Tq, bRows = y + (b * r + h) * Tq
+                // A step that holds padding passes through unchanged: outside the loss, its
+                // zeros would reward any log s, which grows until exp(s) overflows.
                 let steps = a.stepMask.withUnsafeBufferPointer { $0.baseAddress! + b * Tq }
-                for i in 0..<(h * Tq) {
+                for i in 0..<(h * Tq) where steps[i % Tq] != 0 {
                     let s = sRows[i]
-                    logScale += Double(s * steps[i % Tq])
+                    logScale += Double(s)
                     bRows[i] = exp(s) * bRows[i] + tRows[i]
                 }
             }
@@ -496,9 +499,13 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                 let dCoupled = dCurrent + (bi * r + h) * Tq, dT = dOut + bi * r * Tq, dS = dT + h * Tq
                 let dB = dy + (bi * r + h) * Tq
                 for i in 0..<(h * Tq) {
+                    guard stepMask[bi * Tq + i % Tq] != 0 else {
+                        (dT[i], dS[i], dB[i]) = (0, 0, dCoupled[i])
+                        continue
+                    }
                     let scale = exp(sRows[i]), original = (coupled[i] - tRows[i]) / scale
                     dT[i] = dCoupled[i]
-                    dS[i] = dCoupled[i] * scale * original - stepMask[bi * Tq + i % Tq] / n
+                    dS[i] = dCoupled[i] * scale * original - 1 / n
                     dB[i] = dCoupled[i] * scale
                 }
                 (dy + bi * r * Tq).update(from: dCurrent + bi * r * Tq, count: h * Tq)

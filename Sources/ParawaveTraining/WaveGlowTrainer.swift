@@ -6,9 +6,10 @@ import ParawaveModels
 
 /// Maximum-likelihood training of WaveGlow (`train-waveglow`): the loss per sample of its
 /// crops (NVIDIA's, without the Gaussian's constant) and, for validation, the negative
-/// log-likelihood with it, in nats and bits per sample. The loop is `RunTrainer`'s. The flow
-/// transforms whole crops, and the loss counts the squeezed steps that hold no padding
-/// beyond an utterance's end (`WaveGlow.forward`'s mask).
+/// log-likelihood with it, in nats and bits per sample, of the audio with uniform
+/// dequantisation noise (`dequantised`). The loop is `RunTrainer`'s. The flow transforms
+/// whole crops, and the loss counts the squeezed steps that hold no padding beyond an
+/// utterance's end (`WaveGlow.forward`'s mask).
 public final class WaveGlowTrainer: RunTrainer {
     public static let stateKind = "parawave.waveglow.train-state"
 
@@ -47,7 +48,23 @@ public final class WaveGlowTrainer: RunTrainer {
     /// Mean validation NLL (nats per sample, with the Gaussian's constant) under the EMA weights.
     public func validationLoss() -> Double? { validate()?.first?.1 }
 
+    /// The batch's real samples spread uniformly over their quantisation bins (uniform
+    /// dequantisation, as RealNVP and Glow train on discrete data): a flow's density on the
+    /// exact 16-bit values is unbounded where they repeat (digital silence), and its log s
+    /// grows there until exp(s) overflows. The noise is drawn for the whole batch, so a step
+    /// does not depend on the rank count.
+    public static func dequantised(_ whole: CropBatch, bits: Int, generator: inout SeededGenerator) -> CropBatch {
+        var out = whole
+        let width = Float(2 / (pow(2.0, Double(bits)) - 1))
+        for i in out.audio.indices {
+            let u = Float(generator.uniform()) - 0.5
+            if out.mask[i] != 0 { out.audio[i] += width * u }
+        }
+        return out
+    }
+
     override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
+        let whole = Self.dequantised(whole, bits: model.config.bits, generator: &generator)
         let (batch, shard) = part(whole)
         var loss = forward(batch, shard, realSamples: realSamples(whole))
         model.backward(activations)
@@ -84,7 +101,10 @@ public final class WaveGlowTrainer: RunTrainer {
 
     override func validationValues(_ batches: [CropBatch]) -> [(String, Double)] {
         var sum = 0.0
-        for whole in batches {
+        // Fixed dequantisation noise, so that validations compare.
+        var noise = SeededGenerator(seed: 0x5741_5645)
+        for fixed in batches {
+            let whole = Self.dequantised(fixed, bits: model.config.bits, generator: &noise)
             let (batch, shard) = part(whole)
             var loss = forward(batch, shard, realSamples: realSamples(whole))
             if !shard.isWhole { loss = Self.summed(loss, shard) }

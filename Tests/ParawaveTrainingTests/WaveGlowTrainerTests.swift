@@ -39,6 +39,24 @@ struct WaveGlowTrainerTests {
         #expect(model.melMean == Self.data.melMean)
     }
 
+    /// Uniform dequantisation moves every real sample by at most half a 16-bit bin (and some
+    /// by more than a tenth of one), leaves the padding past an utterance's end at zero, and
+    /// draws the same noise from the same seed.
+    @Test func dequantisationStaysInTheBin() throws {
+        let settings = TeacherTrainerTests.settings
+        let frames = Self.data.train.map(\.mel.columns).max()! + 3
+        let batch = try #require(CropSampler(Self.data.train, frames: frames, hop: settings.hopLength, logFloor: settings.logFloor)
+            .fixedBatches(batch: 2).first)
+        var g = SeededGenerator(seed: 1), h = SeededGenerator(seed: 1)
+        let out = WaveGlowTrainer.dequantised(batch, bits: 16, generator: &g)
+        let half = Float(1 / (pow(2.0, 16) - 1))
+        let moves = zip(out.audio, batch.audio).map { abs($0 - $1) }
+        #expect(batch.mask.contains(0) && batch.mask.contains(1))
+        #expect(zip(moves, batch.mask).allSatisfy { $1 == 0 ? $0 == 0 : $0 <= half * 1.0001 })
+        #expect(zip(moves, batch.mask).filter { $1 != 0 && $0 > 0.1 * half }.count > batch.mask.filter { $0 != 0 }.count / 2)
+        #expect(WaveGlowTrainer.dequantised(batch, bits: 16, generator: &h).audio == out.audio)
+    }
+
     /// A stop request checkpoints at once; resuming from it ends bit-identical to a run that
     /// was never stopped (weights, EMA, moments), and the run's recipe keeps the waveglow
     /// section's precision.
