@@ -194,10 +194,11 @@ struct Bench {
         print(String(format: "stack  T-small: %.3f M multiply-adds per sample forward", macs / 1e6))
     }
 
-    static func tSmall() -> Teacher {
+    static func tSmall(output: SampleDistribution = .logistic) -> Teacher {
         let stack = WaveNetStackConfig(layers: 24, cycle: 6, kernelSize: 3, residualChannels: 64, gateOutChannels: 64,
                                        skipChannels: 64, conditionChannels: 80, hop: 256)
-        let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: 10, mel: MelSettings(sampleRate: 16000)))
+        let teacher = Teacher(config: TeacherConfig(stack: stack, mixtures: output == .logistic ? 10 : 1, mel: MelSettings(sampleRate: 16000),
+                                                    output: output))
         teacher.initialise(seed: 1)
         return teacher
     }
@@ -331,10 +332,10 @@ struct Bench {
 
     /// The S-small student (DESIGN.md section 9: 4 flows x 10 layers, dilations 1..512, K 3,
     /// R 64, G 64, S 64, 80 mels).
-    static func sSmall() -> Student {
+    static func sSmall(noise: SampleDistribution = .logistic) -> Student {
         let flow = WaveNetStackConfig(layers: 10, cycle: 10, kernelSize: 3, residualChannels: 64, gateOutChannels: 64, skipChannels: 64,
                                       conditionChannels: 80, hop: 256)
-        let student = Student(config: StudentConfig(flows: Array(repeating: flow, count: 4), mel: MelSettings(sampleRate: 16000)))
+        let student = Student(config: StudentConfig(flows: Array(repeating: flow, count: 4), mel: MelSettings(sampleRate: 16000), noise: noise))
         student.initialise(seed: 1)
         return student
     }
@@ -364,19 +365,26 @@ struct Bench {
 
     /// One distillation step of S-small from T-small on 2 x 7,936 samples with 16 samples per
     /// time step and the magnitude spectral loss: student forward and backward, teacher forward
-    /// and backward to its input, Adam.
+    /// and backward to its input, Adam; then the same from a Gaussian T-small in closed form
+    /// (no samples per time step), with the log-scale penalty.
     static func distill() {
+        distill(output: .logistic)
+        distill(output: .gaussian)
+    }
+
+    static func distill(output: SampleDistribution) {
         if peak == 0 { sgemm() }
-        let student = sSmall(), teacher = tSmall()
+        let student = sSmall(noise: output), teacher = tSmall(output: output)
         var rng = SeededGenerator(seed: 5)
-        let B = 2, frames = 31, T = frames * 256, N = 16
+        let B = 2, frames = 31, T = frames * 256, N = output == .logistic ? 16 : 0
         let mel = (0..<(B * 80 * frames)).map { _ in rng.normal() - 4 }
         let audio = (0..<(B * T)).map { _ in 0.1 * rng.normal() }
-        let settings = Distillation.Settings(mcSamples: N, spectral: SpectralLoss(kind: .magnitude, resolutions: SpectralLoss.defaultResolutions(kind: .magnitude)),
+        var settings = Distillation.Settings(mcSamples: N, spectral: SpectralLoss(kind: .magnitude, resolutions: SpectralLoss.defaultResolutions(kind: .magnitude)),
                                              spectralWeight: 1)
+        if output == .gaussian { settings.logScalePenaltyWeight = 4 }
         let distillation = Distillation(student: student, teacher: teacher, batch: B, frames: frames, settings: settings)
         let adam = Adam(store: student.store, clipNorm: 10, emaDecay: 0.999)
-        let z = Student.noise(count: B * T, generator: &rng), eps = Student.noise(count: N * B * T, generator: &rng)
+        let z = student.noise(count: B * T, generator: &rng), eps = Student.noise(count: N * B * T, generator: &rng)
         for precision in precisions {
             let seconds = time(runs: 3) {
                 BLAS.withPrecision(precision) {
@@ -387,10 +395,12 @@ struct Bench {
             }
             let samples = Double(B * T)
             // Student: forward + two backward products; teacher: forward + the input-gradient product.
-            let macs = 3 * Double(student.config.multiplyAddsPerSample) + 2 * Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * 30)
+            let macs = 3 * Double(student.config.multiplyAddsPerSample)
+                + 2 * Double(teacher.config.stack.multiplyAddsPerSample + 64 * 64 + 64 * teacher.config.outputChannels)
             let gflops = 2 * macs * samples / seconds / 1e9
-            print(String(format: "distill S-small from T-small  %@  B 2 x %d  N %d  %9.0f samples/s  %6.1f GFLOP/s  %@  (%.0f ms/step)",
-                         precision.rawValue, T, N, samples / seconds, gflops, peakFractions(gflops, precision), seconds * 1000))
+            let label = output == .logistic ? "N \(N)" : "Gaussian, closed form"
+            print(String(format: "distill S-small from T-small  %@  B 2 x %d  %@  %9.0f samples/s  %6.1f GFLOP/s  %@  (%.0f ms/step)",
+                         precision.rawValue, T, label, samples / seconds, gflops, peakFractions(gflops, precision), seconds * 1000))
         }
     }
 
