@@ -45,7 +45,7 @@ struct RenderCommand: ParsableCommand {
     @Flag(name: .long, help: "The .npy is (frames, n_mels) rather than (n_mels, frames).")
     var framesFirst = false
 
-    @Option(name: .long, help: "Sampling temperature: scales a teacher's logistic scales, or a student's input noise (1 samples the model as trained).")
+    @Option(name: .long, help: "Sampling temperature: scales a teacher's logistic or Gaussian scales, or a student's input noise (1 samples the model as trained).")
     var temperature: Float = 1
 
     @Option(name: .long, help: "A student renders in chunks of this many frames (with enough overlap that the output equals one pass).")
