@@ -171,7 +171,7 @@ public final class Distillation {
         // log sigma_t with linear prediction. In closed form the excitation's log-scale is
         // clamped as the teacher's are (`GaussianKL`), so that KL = H(P_S, P_T) - H(P_S) holds.
         var entropy = 0.0
-        let constant = student.config.entropyConstant, floor = Double(teacher.config.logScaleMin)
+        let constant = student.config.noise.unitEntropy, floor = Double(teacher.config.logScaleMin)
         let entropyGradient = (-settings.entropyWeight + settings.contrastiveWeight) / Float(count)
         for b in 0..<B {
             for t in 0..<T {
@@ -273,10 +273,10 @@ public final class Distillation {
             teacher.forward(ta, audio: $0.baseAddress!, mel: mel, speakers: speakers, source: source, centred: excitation.isEmpty)
         }
         if gradients { dParams.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
-        let mean = studentActivations.mean, scales = studentActivations.logScale.map { exp($0) }
+        let mean = studentActivations.mean
         var total = 0.0
         if let density {
-            total = monteCarlo(density, eps: eps, mask: mask, count: count, scale: scale, gradients: gradients, mean: mean, scales: scales)
+            total = monteCarlo(density, eps: eps, mask: mask, count: count, scale: scale, gradients: gradients)
         } else {
             // Per sample the two Gaussians of the excitation: the student's (sigma mu_tot,
             // log sigma + log s_tot) and the teacher's (channel 0 and 1 of its output).
@@ -321,9 +321,10 @@ public final class Distillation {
     /// (the sum of -log p over the samples); with `gradients`, scale times its gradient is
     /// added into dMean and dLogScale and the teacher parameters' into dParams.
     func monteCarlo(_ density: LogisticMixture, eps: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int, scale: Float,
-                    gradients: Bool, mean: ArraySlice<Float>, scales: [Float]) -> Double {
+                    gradients: Bool) -> Double {
         let B = batch, T = length, n = B * T, N = settings.mcSamples
         let ta = teacherActivations
+        let mean = studentActivations.mean, scales = studentActivations.logScale.map { exp($0) }
         var total = 0.0
         let perSample = -scale / Float(N * count)
         for k in 0..<N {

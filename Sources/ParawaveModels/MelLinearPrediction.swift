@@ -49,6 +49,13 @@ public final class MelLinearPrediction: @unchecked Sendable {
     /// ln of the standard deviation per sample per unit sqrt(E) for white excitation:
     /// 1 / sqrt(sum w^2) (E is the error power of a windowed frame).
     public let logDeviationPerRMS: Double
+
+    /// ln of `distribution`'s scale parameter per unit sqrt(E) for white excitation: a
+    /// logistic's scale is sqrt(3)/pi of its deviation (`logScalePerRMS`), a Gaussian's is its
+    /// deviation (`logDeviationPerRMS`).
+    public func whiteLogScale(_ distribution: SampleDistribution) -> Double {
+        distribution == .logistic ? logScalePerRMS : logDeviationPerRMS
+    }
     let bins: Int
     /// The filterbank's pseudo-inverse (bins, nMels), row-major.
     let inverse: [Double]

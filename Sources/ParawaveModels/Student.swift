@@ -403,7 +403,7 @@ public final class Student: @unchecked Sendable {
         guard let lp = linearPrediction else { return nil }
         var coefficients = [Float](repeating: 0, count: F * lp.order), logRMS = [Float](repeating: 0, count: F)
         lp.analyse(logMel: mel, frames: F, coefficients: &coefficients, logRMS: &logRMS)
-        let gain = Float(config.whiteLogScale(lp)) + config.linearPredictionGain
+        let gain = Float(lp.whiteLogScale(config.noise)) + config.linearPredictionGain
         let logSigma = (0..<(F * config.flows[0].hop)).map { logRMS[lp.frame(ofSample: $0, frames: F)] + gain }
         return (coefficients, logSigma)
     }

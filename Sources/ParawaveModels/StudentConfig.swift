@@ -56,16 +56,6 @@ public struct StudentConfig: ModelConfig {
         self.noise = noise
     }
 
-    /// The entropy of the noise's unit distribution, per sample: 2 for the logistic,
-    /// log(2 pi e)/2 for the Gaussian (H(P_S) = mean log s_tot + this).
-    public var entropyConstant: Double { noise == .logistic ? 2 : GaussianKL.entropyConstant }
-
-    /// ln of the noise's scale parameter per unit of prediction-error RMS for white noise
-    /// (`TeacherConfig.whiteLogScale`).
-    public func whiteLogScale(_ lp: MelLinearPrediction) -> Double {
-        noise == .logistic ? lp.logScalePerRMS : lp.logDeviationPerRMS
-    }
-
     enum CodingKeys: String, CodingKey {
         case flows, logScaleMin, logScaleMax, mel, speakers, source, pitch, linearPrediction, linearPredictionGain, sourceGain, noise
     }

@@ -231,7 +231,7 @@ public final class Teacher: @unchecked Sendable {
     func offsetMixture(_ a: Activations) {
         guard let lp = linearPrediction, let logGain else { return }
         let c = config, B = a.batch, T = a.length, F = a.frames, P = c.outputChannels
-        let gain = Float(c.whiteLogScale(lp)) + store.value(logGain)[0]
+        let gain = Float(lp.whiteLogScale(c.output)) + store.value(logGain)[0]
         a.params.withUnsafeMutableBufferPointer { params in
             for b in 0..<B {
                 for m in 0..<c.components {
@@ -337,7 +337,7 @@ public final class Teacher: @unchecked Sendable {
             // the gain: the head's mean outputs get sigma times the means' gradient, and the
             // gain sum_t dmu (mu - p) + sum_t dlog s (the mixture gives none where clamped).
             let c = config, T = a.length, F = a.frames, P = c.outputChannels
-            let gain = Float(c.whiteLogScale(lp)) + store.value(logGain)[0]
+            let gain = Float(lp.whiteLogScale(c.output)) + store.value(logGain)[0]
             var sum: Float = 0
             for b in 0..<a.batch {
                 for m in 0..<c.components {

@@ -11,6 +11,10 @@ public enum SampleDistribution: String, Codable, Sendable, CaseIterable {
     /// A teacher's single discretised Gaussian and a student's Gaussian noise (ClariNet),
     /// distilled with the closed-form KL.
     case gaussian
+
+    /// The entropy of the unit distribution per sample: 2 for the logistic, log(2 pi e)/2 for
+    /// the Gaussian (a student's H(P_S) = mean log s_tot + this).
+    public var unitEntropy: Double { self == .logistic ? 2 : GaussianKL.entropyConstant }
 }
 
 /// Everything that fixes a teacher's shape and conventions; stored as JSON in its checkpoint.
@@ -65,13 +69,6 @@ public struct TeacherConfig: ModelConfig {
     /// The channel of component m's mean, and of its log-scale.
     public func meanChannel(_ m: Int) -> Int { output == .logistic ? mixtures + m : 0 }
     public func logScaleChannel(_ m: Int) -> Int { output == .logistic ? 2 * mixtures + m : 1 }
-
-    /// ln of the output's scale parameter per unit of prediction-error RMS for white noise
-    /// (`MelLinearPrediction`): a logistic's scale is sqrt(3)/pi of its deviation, a
-    /// Gaussian's is its deviation.
-    public func whiteLogScale(_ lp: MelLinearPrediction) -> Double {
-        output == .logistic ? lp.logScalePerRMS : lp.logDeviationPerRMS
-    }
 
     enum CodingKeys: String, CodingKey { case stack, mixtures, bits, logScaleMin, mel, speakers, source, pitch, linearPrediction, output }
 

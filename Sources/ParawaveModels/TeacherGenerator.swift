@@ -259,7 +259,7 @@ public final class TeacherGenerator: @unchecked Sendable {
                 return (coefficients, logRMS)
             }
         } ?? []
-        let lpGain = lp.map { Float(teacher.config.whiteLogScale($0)) + teacher.store.value(teacher.logGain!)[0] } ?? 0
+        let lpGain = lp.map { Float($0.whiteLogScale(teacher.config.output)) + teacher.store.value(teacher.logGain!)[0] } ?? 0
         let lpCentre = UnsafeMutablePointer<Float>.allocate(capacity: B)
         lpCentre.initialize(repeating: 0, count: B)
         defer { lpCentre.deallocate() }

@@ -153,6 +153,14 @@ public struct WaveGlowConfig: ModelConfig {
         return found
     }
 
+    /// (B, T / group) from a sample mask (B, T; nil: all real): 1 for a squeezed step whose
+    /// samples are all real, 0 for one that holds padding. The loss counts the 1s.
+    public func stepMask(_ mask: UnsafePointer<Float>?, rows B: Int, length T: Int) -> [Float] {
+        let G = group, Tq = T / G
+        guard let mask else { return [Float](repeating: 1, count: B * Tq) }
+        return (0..<(B * Tq)).map { i in (0..<G).allSatisfy { mask[(i / Tq) * T + (i % Tq) * G + $0] != 0 } ? 1 : 0 }
+    }
+
     /// Multiply-adds per output sample of one pass as it runs (the couplings' networks, the
     /// 1x1 convolutions, the conditioning layers and the upsampler), for comparison with a
     /// student's. The conditioning layers multiply the mel and speaker columns once per run of
@@ -376,10 +384,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                         speakers: [Int]? = nil, totalRows: Int? = nil, mask: UnsafePointer<Float>? = nil, maskedTotal: Int? = nil) -> Loss {
         precondition(a.training, "forward needs training activations")
         let c = config, B = a.batch, Tq = a.squeezed, G = c.group, sigma = Double(c.sigma)
-        a.stepMask = [Float](repeating: 1, count: B * Tq)
-        if let mask {
-            for b in 0..<B { for t in 0..<Tq where (0..<G).contains(where: { mask[b * a.length + t * G + $0] == 0 }) { a.stepMask[b * Tq + t] = 0 } }
-        }
+        a.stepMask = c.stepMask(mask, rows: B, length: a.length)
         let realSteps = a.stepMask.reduce(0, +)
         a.lossSamples = Double(maskedTotal ?? (mask == nil ? (totalRows ?? B) * a.length : Int(realSteps) * G))
         conditioningForward(a, mel: mel, source: source, speakers: speakers)
@@ -392,7 +397,7 @@ public final class WaveGlow: CheckpointedModel, @unchecked Sendable {
                 let frames = excitationFrames(mel: mel + b * c.melChannels * a.frames, frames: a.frames)
                 let x = audio + b * a.length
                 lp.predict(x, length: a.length, coefficients: frames.coefficients, frames: a.frames, into: &prediction)
-                for t in 0..<a.length where a.stepMask[b * Tq + t / G] != 0 || mask?[b * a.length + t] != 0 {
+                for t in 0..<a.length where mask?[b * a.length + t] ?? 1 != 0 {
                     let logSigma = frames.logSigma[lp.frame(ofSample: t, frames: a.frames)]
                     excitation[b * a.length + t] = (x[t] - prediction[t]) * exp(-logSigma)
                     if a.stepMask[b * Tq + t / G] != 0 { excitationScale += Double(logSigma) }
@@ -894,9 +899,11 @@ extension WaveGlow {
                     BLAS.sgemm(transposeB: true, m: O, n: sourceRows, k: T, a: dConditioned, lda: T, b: k.full + (b * CC + melRows) * T, ldb: T,
                                beta: 1, c: dW + melRows, ldc: CC)
                 }
-                for row in Array(0..<melRows) + Array(speakerColumn..<CC) {
-                    let target = dConditioning + (b * CC + row) * T, values = dIn + row * n
-                    for i in 0..<n { target[k.runs.starts[i]] += values[i] }
+                for rows in [0..<melRows, speakerColumn..<CC] {
+                    for row in rows {
+                        let target = dConditioning + (b * CC + row) * T, values = dIn + row * n
+                        for i in 0..<n { target[k.runs.starts[i]] += values[i] }
+                    }
                 }
             }
         }

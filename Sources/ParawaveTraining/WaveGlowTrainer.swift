@@ -66,7 +66,7 @@ public final class WaveGlowTrainer: RunTrainer {
     override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
         let whole = Self.dequantised(whole, bits: model.config.bits, generator: &generator)
         let (batch, shard) = part(whole)
-        var loss = forward(batch, shard, realSamples: realSamples(whole))
+        var loss = forward(batch, realSamples: realSamples(whole))
         model.backward(activations)
         if !shard.isWhole { loss = Self.summed(loss, shard) }
         let values = [("loss", loss.total), ("gaussian", loss.gaussian), ("log_s", loss.logScale), ("log_det_w", loss.logDeterminant)]
@@ -75,22 +75,17 @@ public final class WaveGlowTrainer: RunTrainer {
 
     /// The loss of this rank's rows, counted over the squeezed steps that hold no padding and
     /// divided by the whole batch's samples in them (`realSamples` of the whole batch).
-    func forward(_ batch: CropBatch, _ shard: BatchShard, realSamples: Int) -> WaveGlow.Loss {
+    func forward(_ batch: CropBatch, realSamples: Int) -> WaveGlow.Loss {
         batch.source.withUnsafeBufferPointer { source in
             model.forward(activations, audio: batch.audio, mel: batch.mel, source: model.source == nil ? nil : source.baseAddress,
-                          speakers: Self.speakerRows(batch, table: model.config.speakers), totalRows: shard.total, mask: batch.mask,
-                          maskedTotal: realSamples)
+                          speakers: Self.speakerRows(batch, table: model.config.speakers), mask: batch.mask, maskedTotal: realSamples)
         }
     }
 
     /// The samples of a batch's squeezed steps that hold no padding (the loss's count).
     func realSamples(_ whole: CropBatch) -> Int {
-        let G = model.config.group, steps = whole.length / G
-        var count = 0
-        for b in 0..<whole.batch {
-            for t in 0..<steps where (0..<G).allSatisfy({ whole.mask[b * whole.length + t * G + $0] != 0 }) { count += G }
-        }
-        return max(count, 1)
+        let steps = whole.mask.withUnsafeBufferPointer { model.config.stepMask($0.baseAddress, rows: whole.batch, length: whole.length) }
+        return max(Int(steps.reduce(0, +)) * model.config.group, 1)
     }
 
     /// The whole batch's loss from the ranks' parts.
@@ -106,7 +101,7 @@ public final class WaveGlowTrainer: RunTrainer {
         for fixed in batches {
             let whole = Self.dequantised(fixed, bits: model.config.bits, generator: &noise)
             let (batch, shard) = part(whole)
-            var loss = forward(batch, shard, realSamples: realSamples(whole))
+            var loss = forward(batch, realSamples: realSamples(whole))
             if !shard.isWhole { loss = Self.summed(loss, shard) }
             sum += loss.negativeLogLikelihood(sigma: model.config.sigma)
         }

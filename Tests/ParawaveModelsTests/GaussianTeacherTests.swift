@@ -34,10 +34,10 @@ struct GaussianTeacherTests {
         let unknown = String(decoding: json, as: UTF8.self).replacingOccurrences(of: "\"gaussian\"", with: "\"cauchy\"")
         #expect(throws: (any Error).self) { try JSONDecoder().decode(TeacherConfig.self, from: Data(unknown.utf8)) }
         let student = StudentTests.tinyStudent().config
-        #expect(!String(decoding: try JSONEncoder().encode(student), as: UTF8.self).contains("\"noise\"") && student.entropyConstant == 2)
+        #expect(!String(decoding: try JSONEncoder().encode(student), as: UTF8.self).contains("\"noise\"") && student.noise.unitEntropy == 2)
         let gaussianStudent = StudentTests.tinyStudent(noise: .gaussian).config
         #expect(try JSONDecoder().decode(StudentConfig.self, from: try JSONEncoder().encode(gaussianStudent)) == gaussianStudent)
-        #expect(abs(gaussianStudent.entropyConstant - 0.5 * log(2 * Double.pi * M_E)) < 1e-12)
+        #expect(abs(gaussianStudent.noise.unitEntropy - 0.5 * log(2 * Double.pi * M_E)) < 1e-12)
     }
 
     /// A checkpoint of a Gaussian teacher loads back bit-identical, with its output kind.

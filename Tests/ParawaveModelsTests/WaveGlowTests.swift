@@ -244,6 +244,24 @@ struct WaveGlowTests {
         }
     }
 
+    /// Every flow parameter's (the pitch predictor's aside) gradient of `loss` against
+    /// Richardson-extrapolated central differences along a direction per tensor: the worst
+    /// relative error of each, the analytic gradient taken from `loss`'s last forward pass.
+    static func flowGradientErrors(_ model: WaveGlow, _ a: WaveGlow.Activations, loss: () -> Double) -> [String: Double] {
+        _ = loss()
+        model.store.zeroGradients()
+        model.backward(a)
+        let point = model.store.valueArray.map(Double.init)
+        let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
+        let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
+                                                         analytic: model.store.gradientArray, epsilon: 1e-2) { values in
+            model.store.setValues(values.map(Float.init))
+            return loss()
+        }
+        model.store.setValues(point.map(Float.init))
+        return errors
+    }
+
     /// Every parameter's gradient of the loss per sample against Richardson-extrapolated
     /// central differences along a direction per tensor (`worstDirectionalError`): the
     /// upsampler, each 1x1 convolution (through the data term and -log|det W|), and every
@@ -259,21 +277,11 @@ struct WaveGlowTests {
         let a = model.makeActivations(batch: B, frames: F)
         let audio = GradientCheck.random(B * T, seed: 13, scale: 0.5), mel = GradientCheck.random(B * 5 * F, seed: 14)
         let excitation = Self.sources(model, batch: B, frames: F, seed: 3), who = Self.speakers(model, batch: B)
-        func loss() -> Double { model.forward(a, audio: audio, mel: mel, source: excitation, speakers: who).total }
-        _ = loss()
-        model.store.zeroGradients()
-        model.backward(a)
-        let point = model.store.valueArray.map(Double.init)
         let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
         #expect(flow.count == model.store.entries.count - (conditioning > 0 ? 2 * 2 + 2 : 0))
         #expect(flow.contains { $0.name == "waveglow.source_gain" } == (conditioning > 0))
         #expect(flow.contains { $0.name == "waveglow.speaker_embedding" } == (conditioning == 2 || conditioning == 4))
-        let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
-                                                         analytic: model.store.gradientArray, epsilon: 1e-2) { values in
-            model.store.setValues(values.map(Float.init))
-            return loss()
-        }
-        model.store.setValues(point.map(Float.init))
+        let errors = Self.flowGradientErrors(model, a) { model.forward(a, audio: audio, mel: mel, source: excitation, speakers: who).total }
         #expect(errors.count == flow.count)
         #expect(errors.values.max()! < 2e-3, "\(errors.sorted { $0.value > $1.value }.prefix(4))")
     }
@@ -309,18 +317,7 @@ struct WaveGlowTests {
             for t in (2 * hop + 3)..<T { loud[T + t] = 0.9 }
             #expect(model.forward(a, audio: loud, mel: mel, source: excitation, mask: mask).total == masked.total)
         }
-        func loss() -> Double { model.forward(a, audio: audio, mel: mel, source: excitation, mask: mask).total }
-        _ = loss()
-        model.store.zeroGradients()
-        model.backward(a)
-        let point = model.store.valueArray.map(Double.init)
-        let flow = model.store.entries.filter { !$0.name.hasPrefix("waveglow.pitch") }
-        let errors = GradientCheck.worstDirectionalError(blocks: flow.map { ($0.name, $0.offset, $0.count) }, point: point,
-                                                         analytic: model.store.gradientArray, epsilon: 1e-2) { values in
-            model.store.setValues(values.map(Float.init))
-            return loss()
-        }
-        model.store.setValues(point.map(Float.init))
+        let errors = Self.flowGradientErrors(model, a) { model.forward(a, audio: audio, mel: mel, source: excitation, mask: mask).total }
         #expect(errors.values.max()! < 2e-3, "\(errors.sorted { $0.value > $1.value }.prefix(4))")
     }
 
