@@ -17,6 +17,11 @@ import ParawaveCore
 ///    (eps = 2^-52, each vector divided by its norm first, as pystoi).
 /// 6. The score is the mean of d over segments and bands; 1e-5 when fewer than N frames remain.
 ///
+/// That 1e-5 is pystoi's marker for a measure that is undefined (it warns "Not enough STFT
+/// frames"), not a score: `definedScore` returns nil there instead, so that a mean over
+/// utterances (`Evaluation`) leaves out the ones with under 0.4 s of speech rather than
+/// counting them as unintelligible for every system alike.
+///
 /// The resampler is the one difference from pystoi, which uses its own Octave-style polyphase
 /// filter (Kaiser window, 60 dB stop band, 5 kHz cut-off). Both are flat up to the top band's
 /// edge (4.3 kHz); on the fixtures the scores differ by at most 3e-6, except when the
@@ -34,8 +39,14 @@ public enum STOI {
     static let eps = Double.ulpOfOne
 
     /// STOI of `degraded` against the clean `reference`, both at `sampleRate` Hz, in [-1, 1]
-    /// (higher is more intelligible).
+    /// (higher is more intelligible); pystoi's 1e-5 where the measure is undefined.
     public static func score(reference: [Float], degraded: [Float], sampleRate rate: Int) throws -> Double {
+        try definedScore(reference: reference, degraded: degraded, sampleRate: rate) ?? 1e-5
+    }
+
+    /// STOI of `degraded` against `reference`, or nil when fewer than 30 frames (about 0.4 s)
+    /// of the reference are within 40 dB of its loudest frame, where the measure is undefined.
+    public static func definedScore(reference: [Float], degraded: [Float], sampleRate rate: Int) throws -> Double? {
         guard reference.count == degraded.count else {
             throw ParawaveError("stoi", "the reference has \(reference.count) samples and the degraded signal \(degraded.count): they must be the same length")
         }
@@ -45,16 +56,22 @@ public enum STOI {
         guard x.count > frameLength else {
             throw ParawaveError("stoi", "signals of \(reference.count) samples at \(rate) Hz are too short: STOI needs more than \(frameLength) samples at 10 kHz (about 26 ms), and 30 frames (about 0.4 s) of speech to be meaningful")
         }
-        return score(resampledReference: x.map(Double.init), degraded: y.map(Double.init))
+        return definedScore(resampledReference: x.map(Double.init), degraded: y.map(Double.init))
     }
 
-    /// Steps 2-6 on signals already at 10 kHz, of the same length (more than 256 samples).
+    /// Steps 2-6 on signals already at 10 kHz, of the same length (more than 256 samples), with
+    /// pystoi's 1e-5 where the measure is undefined.
     public static func score(resampledReference x: [Double], degraded y: [Double]) -> Double {
+        definedScore(resampledReference: x, degraded: y) ?? 1e-5
+    }
+
+    /// Steps 2-6, or nil when fewer than 30 frames remain after silence removal.
+    public static func definedScore(resampledReference x: [Double], degraded y: [Double]) -> Double? {
         precondition(x.count == y.count && x.count > frameLength, "STOI needs two signals of the same length over \(frameLength) samples")
         let (xs, ys) = removeSilentFrames(reference: x, degraded: y)
         let X = bandEnvelopes(xs), Y = bandEnvelopes(ys)  // (M, bands)
         let M = X.count / bands
-        guard M >= segmentFrames else { return 1e-5 }
+        guard M >= segmentFrames else { return nil }
         let clip = 1 + pow(10, -beta / 20)
         let N = segmentFrames
         var total = 0.0

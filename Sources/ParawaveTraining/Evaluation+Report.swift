@@ -50,6 +50,14 @@ extension Evaluator {
         }
         let seconds = report.systems.first?.seconds ?? 0
         let title = "\(report.utterances.count) \(report.split) utterances (\(String(format: "%.1f", seconds)) s) of \(report.data); \(report.mel)"
-        return ([title] + lines).joined(separator: "\n") + "\n"
+        var notes: [String] = []
+        // Whether STOI is defined depends on the recording alone, so one count serves every system.
+        if let first = report.systems.first?.name {
+            let defined = report.utterances.filter { $0.scores[first]?.stoi != nil }.count
+            if defined < report.utterances.count {
+                notes.append("STOI over the \(defined) of \(report.utterances.count) utterances with at least 0.4 s of speech (30 frames within 40 dB of the loudest); undefined on the rest")
+            }
+        }
+        return ([title] + lines + notes).joined(separator: "\n") + "\n"
     }
 }

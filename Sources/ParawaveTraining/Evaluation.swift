@@ -12,7 +12,9 @@ import ParawaveModels
 /// F0 tracker (pYIN) on the real and the rendered audio (`PitchMetrics`), intelligibility by
 /// STOI.
 ///
-/// Means over utterances weight each utterance equally for the spectral measures and STOI,
+/// Means over utterances weight each utterance equally for the spectral measures and STOI
+/// (STOI over the utterances that hold 30 frames, about 0.4 s, of speech: it is undefined on
+/// the others, whichever system rendered them),
 /// each frame equally for the pitch measures, and each sample equally for the NLL and the KL;
 /// the real-time factor is total render time over total audio time.
 public final class Evaluator {
@@ -300,7 +302,7 @@ public final class Evaluator {
                 pitch[s].add(utterancePitch)
                 score.pitch = utterancePitch.metrics
                 let common = min(real.count, audio.count)
-                score.stoi = try STOI.score(reference: Array(real.prefix(common)), degraded: Array(audio.prefix(common)), sampleRate: settings.sampleRate)
+                score.stoi = try STOI.definedScore(reference: Array(real.prefix(common)), degraded: Array(audio.prefix(common)), sampleRate: settings.sampleRate)
                 score.burstDB = LoudnessExcess.worstDB(reference: real, generated: audio, sampleRate: settings.sampleRate)
                 // A teacher's likelihood of the real audio; a student's KL to its teacher.
                 if case .model(let renderer, let klTeacher) = system.renderer {

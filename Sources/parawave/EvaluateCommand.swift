@@ -22,7 +22,8 @@ struct EvaluateCommand: ParsableCommand {
               F0 RMSE c      F0 error in cents over frames pYIN calls voiced in both recordings
               F0 <50c        the share of those frames within 50 cents
               V/UV err       the share of frames whose voicing decisions differ
-              STOI           short-time objective intelligibility (higher is better)
+              STOI           short-time objective intelligibility (higher is better), over the
+                             utterances with 0.4 s of speech (undefined on shorter ones)
               burst dB       the worst 100 ms window's loudness over the recording's (floor -60 dBFS;
                              the split's worst utterance)
               NLL bits       a teacher's negative log-likelihood of the real audio per sample

@@ -61,5 +61,16 @@ struct STOITests {
         // Fewer than 30 frames after silence removal: pystoi's 1e-5.
         let short = (0..<2000).map { Float(sin(Double($0) * 0.05)) }
         #expect(try STOI.score(reference: short, degraded: short, sampleRate: 16000) == 1e-5)
+        // which definedScore reports as undefined, whatever the degraded signal holds.
+        #expect(try STOI.definedScore(reference: short, degraded: short, sampleRate: 16000) == nil)
+        #expect(try STOI.definedScore(reference: short, degraded: short.map { -$0 }, sampleRate: 16000) == nil)
+        // 0.3 s of tone in 1 s of silence is still too little speech; 0.6 s is enough.
+        func toneInSilence(_ seconds: Double) -> [Float] {
+            (0..<16000).map { Double($0) < seconds * 16000 ? Float(sin(Double($0) * 0.05)) : 0 }
+        }
+        #expect(try STOI.definedScore(reference: toneInSilence(0.3), degraded: toneInSilence(0.3), sampleRate: 16000) == nil)
+        let defined = try STOI.definedScore(reference: toneInSilence(0.6), degraded: toneInSilence(0.6), sampleRate: 16000)
+        #expect(defined != nil && abs(defined! - 1) < 1e-6)
+        #expect(try STOI.score(reference: toneInSilence(0.6), degraded: toneInSilence(0.6), sampleRate: 16000) == defined)
     }
 }
