@@ -86,7 +86,8 @@ demo: demo-deps build check-data
 	  cp $(DATA)/audio/$$id.wav $(RUNS)/samples/real-$$id.wav
 	$(BIN) evaluate --model $(RUNS)/teacher --model $(RUNS)/student --model $(RUNS)/waveglow --teacher $(RUNS)/teacher --data $(DATA) \
 	  --f0 both --report $(RUNS)/report
-	$(BIN) evaluate --model $(PRETRAINED)/teacher --model $(PRETRAINED)/student --data $(DATA) --report $(RUNS)/report-pretrained
+	$(BIN) evaluate --model $(PRETRAINED)/teacher --model $(PRETRAINED)/student --model $(PRETRAINED)/waveglow --sigma 0.8 \
+	  --data $(DATA) --report $(RUNS)/report-pretrained
 	$(BIN) evaluate --model $(RUNS)/student --data $(CHECK) --f0 both --report $(RUNS)/report-check
 	$(BIN) plot-metrics $(RUNS)/teacher --png $(RUNS)/teacher/curves.png
 	$(BIN) plot-metrics $(RUNS)/student --png $(RUNS)/student/curves.png
@@ -99,7 +100,7 @@ demo: demo-deps build check-data
 	@echo "  WaveGlow run:          $(RUNS)/waveglow (the same)"
 	@echo "  evaluation:            $(RUNS)/report (report.txt, report.json; per utterance: real, griffin-lim, teacher, student, waveglow WAVs + spectrograms.png;"
 	@echo "                         each model twice: F0 tracked from the recording, and predicted from the mel as NAME-predicted-f0)"
-	@echo "  the shipped models:    $(RUNS)/report-pretrained (the same for $(PRETRAINED)/teacher and $(PRETRAINED)/student)"
+	@echo "  the shipped models:    $(RUNS)/report-pretrained (the same for $(PRETRAINED)/teacher, student and waveglow)"
 	@echo "  unseen speakers:       $(RUNS)/report-check (the student on $(CHECK), read sentences no training utterance has)"
 	@echo "  a validation utterance rendered by the teacher (autoregressive), the student and WaveGlow (parallel), the student from the"
 	@echo "  mel alone (F0 from its pitch predictor), and the real one:"
