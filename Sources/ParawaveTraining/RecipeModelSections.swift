@@ -92,10 +92,16 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     /// `logistic`: a mixture of `mixtures` discretised logistics; `gaussian`: one discretised
     /// Gaussian (ClariNet), whose student is distilled with the closed-form KL.
     public var output = SampleDistribution.logistic
+    /// In training, with linear prediction: the history the teacher reads carries an error of
+    /// this many times each frame's prediction-error RMS, drawn as white noise in the
+    /// excitation and passed through the frame's synthesis filter, while the samples scored are
+    /// the recording's (LPCNet's noise injection; 0: none). A teacher generating on its own
+    /// samples reads such errors; trained on clean histories only, it follows them.
+    public var historyNoise = 0.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case layers, mixtures, logScaleMin = "log_scale_min", source, harmonics, harmonicAmplitude = "harmonic_amplitude"
-        case sourcePhase = "source_phase", linearPrediction = "linear_prediction", output
+        case sourcePhase = "source_phase", linearPrediction = "linear_prediction", output, historyNoise = "history_noise"
     }
 
     public init() {}
@@ -112,6 +118,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.update(&harmonicAmplitude, .harmonicAmplitude)
         try c.update(&sourcePhase, .sourcePhase)
         try c.update(&output, .output)
+        try c.update(&historyNoise, .historyNoise)
         // A Gaussian has one component; `mixtures` given beside it is refused by `check`.
         if output == .gaussian && !c.contains(.mixtures) { mixtures = 1 }
         try stack.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
@@ -130,6 +137,7 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         try c.encode(harmonicAmplitude, forKey: .harmonicAmplitude)
         try c.encode(sourcePhase, forKey: .sourcePhase)
         try c.encode(output, forKey: .output)
+        try c.encode(historyNoise, forKey: .historyNoise)
     }
 
     /// The sine source this section asks for, nil for `source: none`.
@@ -144,6 +152,10 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         v.require(logScaleMin, in: -20...0, "log_scale_min")
         v.require(linearPrediction, in: 0...MelLinearPrediction.orders.upperBound, "linear_prediction")
         if linearPrediction >= audio.nFFT / 2 { v.fail("linear_prediction", "must be below n_fft / 2 (\(audio.nFFT / 2)), got \(linearPrediction)") }
+        v.require(historyNoise, in: 0...4, "history_noise")
+        if historyNoise > 0 && linearPrediction == 0 {
+            v.fail("history_noise", "is drawn in units of the linear prediction's error: it needs linear_prediction (got 0)")
+        }
     }
 }
 

@@ -50,6 +50,8 @@ public final class TeacherTrainer: RunTrainer {
     let activations: Teacher.Activations
     /// The pitch predictor's training, when the teacher has one.
     let pitch: PitchTraining<Teacher>?
+    /// `teacher.history_noise`: the error added to the history the teacher reads in training.
+    let historyNoise: Double
 
     /// Every crop carries one frame more than the recipe's `crop`: in a crop that starts
     /// inside its utterance that frame is history for the scored samples, not scored itself
@@ -68,6 +70,7 @@ public final class TeacherTrainer: RunTrainer {
             try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher")
         }
         teacher.initialise(seed: UInt64(recipe.train.seed))
+        historyNoise = recipe.teacher.historyNoise
         teacher.melMean = data.melMean
         teacher.melStd = data.melStd
         let frames = recipe.audio.mel.frames(forCrop: recipe.train.crop) + Self.lead
@@ -80,12 +83,42 @@ public final class TeacherTrainer: RunTrainer {
         try start(resume: resume)
     }
 
+    /// LPCNet's noise injection (Valin and Skoglund 2019): the batch with each row's audio
+    /// x + d, d white Gaussian noise of `scale` times each frame's prediction-error RMS (the
+    /// mel's, `MelLinearPrediction.analyse`) passed through the frame's synthesis filter
+    /// 1/A(z), so that the history carries errors shaped like those a generation's own draws
+    /// leave in its past. The noise is drawn for the whole batch in row order, so a step does
+    /// not depend on the rank count.
+    public static func noisyHistory(_ whole: CropBatch, linearPrediction lp: MelLinearPrediction, melRows C: Int, scale: Float,
+                                    generator: inout SeededGenerator) -> CropBatch {
+        var out = whole
+        let T = whole.length, F = whole.frames, P = lp.order
+        var coefficients = [Float](repeating: 0, count: F * P), logRMS = [Float](repeating: 0, count: F)
+        var d = [Float](repeating: 0, count: T)
+        for b in 0..<whole.batch {
+            whole.mel.withUnsafeBufferPointer { mel in
+                lp.analyse(logMel: mel.baseAddress! + b * C * F, frames: F, coefficients: &coefficients, logRMS: &logRMS)
+            }
+            for t in 0..<T { d[t] = scale * exp(logRMS[lp.frame(ofSample: t, frames: F)]) * generator.normal() }
+            lp.synthesize(&d, length: T, coefficients: coefficients, frames: F)
+            for t in 0..<T { out.audio[b * T + t] += d[t] }
+        }
+        return out
+    }
+
     /// Mean validation NLL (nats per sample) under the EMA weights.
     public func validationLoss() -> Double? { validate()?.first?.1 }
 
     override func trainingStep(_ whole: CropBatch) -> [(String, Double)] {
         let (batch, shard) = part(whole)
-        teacher.forward(activations, audio: batch.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
+        // The history the teacher reads: the recording's, or with `history_noise` the
+        // recording's plus the error a generation leaves (the samples scored stay the recording's).
+        var history = batch
+        if historyNoise > 0, let lp = teacher.linearPrediction {
+            history = part(Self.noisyHistory(whole, linearPrediction: lp, melRows: teacher.config.stack.conditionChannels,
+                                             scale: Float(historyNoise), generator: &generator)).0
+        }
+        teacher.forward(activations, audio: history.audio, mel: batch.mel, speakers: Self.speakerRows(batch, table: teacher.config.speakers),
                         source: batch.source.isEmpty ? nil : batch.source, continues: batch.continues)
         var (nll, count) = teacher.loss(activations, audio: batch.audio, mask: batch.mask)
         if !shard.isWhole {

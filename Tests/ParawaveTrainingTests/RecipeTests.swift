@@ -88,6 +88,13 @@ struct RecipeTests {
         #expect(try Recipe.parse("distill: {kl_weight: 0.05}").distill.klWeight == 0.05)
         #expect(message("teacher: {linear_prediction: 600}").contains("teacher.linear_prediction"))
         #expect(message("audio: {n_fft: 32, win_length: 32, hop_length: 8}\nteacher: {linear_prediction: 16}").contains("below n_fft / 2"))
+        // LPCNet's noise injection needs the prediction whose error sets its scale.
+        #expect(message("teacher: {history_noise: 0.5}").contains("needs linear_prediction"))
+        #expect(message("teacher: {linear_prediction: 16, history_noise: 5}").contains("teacher.history_noise"))
+        #expect(message("teacher: {linear_prediction: 16, history_nois: 0.5}").contains("did you mean 'history_noise'"))
+        let noisy = try Recipe.parse("teacher: {linear_prediction: 16, history_noise: 0.5}")
+        let reparsedNoisy = try Recipe.parse(try noisy.yaml())
+        #expect(noisy.teacher.historyNoise == 0.5 && reparsedNoisy.teacher.historyNoise == 0.5)
         // The Gaussian output: one component, refused beside mixtures; an unknown output names the key.
         let gaussian = try Recipe.parse("teacher: {output: gaussian}\ndistill: {log_scale_penalty: 2}")
         #expect(gaussian.teacher.mixtures == 1 && gaussian.teacherConfig.output == .gaussian && gaussian.teacherConfig.outputChannels == 2)

@@ -60,6 +60,89 @@ struct TeacherTrainerTests {
         #expect(fixed.continues == [false] && fixed.mask.prefix(samples).allSatisfy { $0 == 1 })
     }
 
+    /// LPCNet's noise injection: the history is the audio plus an error d whose excitation
+    /// (d filtered by each frame's A(z)) is white noise of `scale` times the frame's
+    /// prediction-error RMS; the mel, the mask and the rows' flags stay, and the same
+    /// generator state gives the same noise.
+    @Test func historyNoiseIsShapedBySynthesisFilter() throws {
+        let hop = Self.settings.hopLength, frames = 40
+        let clip = try Self.clip(seconds: 1)
+        let sampler = CropSampler([clip], frames: frames, hop: hop, logFloor: Self.settings.logFloor, sampleRate: 8000)
+        var crops = SeededGenerator(seed: 2)
+        let batch = sampler.next(batch: 2, generator: &crops)
+        let lp = MelLinearPrediction(mel: Self.settings, order: 8, bits: 16)
+        let scale: Float = 0.5
+        var g1 = SeededGenerator(seed: 9), g2 = SeededGenerator(seed: 9), g3 = SeededGenerator(seed: 10)
+        let noisy = TeacherTrainer.noisyHistory(batch, linearPrediction: lp, melRows: Self.settings.nMels, scale: scale, generator: &g1)
+        #expect(noisy.audio == TeacherTrainer.noisyHistory(batch, linearPrediction: lp, melRows: Self.settings.nMels, scale: scale, generator: &g2).audio)
+        #expect(noisy.audio != TeacherTrainer.noisyHistory(batch, linearPrediction: lp, melRows: Self.settings.nMels, scale: scale, generator: &g3).audio)
+        #expect(noisy.mel == batch.mel && noisy.mask == batch.mask && noisy.continues == batch.continues)
+        let T = batch.length, P = lp.order
+        var sum = 0.0, squares = 0.0, count = 0
+        for b in 0..<2 {
+            var coefficients = [Float](repeating: 0, count: frames * P), logRMS = [Float](repeating: 0, count: frames)
+            batch.mel.withUnsafeBufferPointer { mel in
+                lp.analyse(logMel: mel.baseAddress! + b * Self.settings.nMels * frames, frames: frames, coefficients: &coefficients, logRMS: &logRMS)
+            }
+            let d = (0..<T).map { Double(noisy.audio[b * T + $0]) - Double(batch.audio[b * T + $0]) }
+            // The excitation: d_t less the frame's prediction of it, in units of the drawn deviation.
+            for t in P..<T {
+                let a = lp.frame(ofSample: t, frames: frames) * P
+                var e = d[t]
+                for k in 1...P { e += Double(coefficients[a + k - 1]) * d[t - k] }
+                let z = e / (Double(scale) * exp(Double(logRMS[lp.frame(ofSample: t, frames: frames)])))
+                sum += z
+                squares += z * z
+                count += 1
+            }
+            // Shaped, not white: the error's RMS differs from its excitation's.
+            let dRMS = sqrt(d.map { $0 * $0 }.reduce(0, +) / Double(T))
+            #expect(dRMS > 0)
+        }
+        let mean = sum / Double(count), rms = sqrt(squares / Double(count))
+        #expect(abs(mean) < 0.05 && abs(rms - 1) < 0.05, "excitation of the history's error: mean \(mean), RMS \(rms) over \(count) samples")
+    }
+
+    /// `teacher.history_noise` changes what the teacher reads in training and nothing else:
+    /// validation (the recording's history) is the same before the first step, the weights
+    /// differ after a few, and a stopped and resumed run ends bit-identical.
+    @Test func historyNoiseTrainsAndResumesExactly() throws {
+        let clip = try Self.clip(), other = try Self.clip(seconds: 0.4, pitch: 190)
+        let data = TrainingData(train: [clip, other], validation: [other], audio: Self.settings)
+        let base = ["teacher.linear_prediction=8", "teacher.log_scale_min=-16", "train.steps=8", "train.checkpoint_every=3", "train.validate_every=4",
+                    "train.log_every=2", "train.crop=1024"]
+        func trainer(_ extra: [String], _ run: RunDirectory, resume: Bool = false) throws -> TeacherTrainer {
+            let t = try TeacherTrainer(recipe: try Self.recipe(base + extra), data: data, run: run, resume: resume)
+            t.showProgress = false
+            t.log = { _ in }
+            return t
+        }
+        let cleanRun = RunDirectory(Fixtures.temporaryDirectory() + "/run")
+        let clean = try trainer([], cleanRun)
+        let straightRun = RunDirectory(Fixtures.temporaryDirectory() + "/run")
+        let straight = try trainer(["teacher.history_noise=0.5"], straightRun)
+        let before = try #require(straight.validationLoss())
+        let cleanBefore = clean.validationLoss()
+        #expect(before == cleanBefore)
+        _ = try clean.train(shouldStop: { false })
+        let result = try straight.train(shouldStop: { false })
+        #expect(result.step == 8)
+        let noisyWeights = try SafeTensors.read(straightRun.trainState).tensors["values"]!.values
+        let finite = noisyWeights.allSatisfy { $0.isFinite }
+        #expect(finite)
+        let cleanWeights = try SafeTensors.read(cleanRun.trainState).tensors["values"]!.values
+        #expect(noisyWeights != cleanWeights)
+
+        let interruptedRun = RunDirectory(Fixtures.temporaryDirectory() + "/run")
+        let first = try trainer(["teacher.history_noise=0.5"], interruptedRun)
+        _ = try first.train(shouldStop: { first.step == 5 })
+        let second = try trainer(["teacher.history_noise=0.5"], interruptedRun, resume: true)
+        #expect(second.step == 5)
+        _ = try second.train(shouldStop: { false })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: straightRun.model)) == Data(contentsOf: URL(fileURLWithPath: interruptedRun.model)))
+        #expect(try SafeTensors.read(interruptedRun.trainState).tensors["values"]!.values.map(\.bitPattern) == noisyWeights.map(\.bitPattern))
+    }
+
     /// The pitch predictor's augmentation: every row's log-mel moves by one level and one
     /// tilt within +-A dB (band c of C by L + S (c / (C - 1) - 1/2) dB, in natural-log units
     /// of a magnitude mel), the rows differently; the log floor stays put and nothing falls
