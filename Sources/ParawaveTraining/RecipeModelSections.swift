@@ -93,8 +93,9 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     /// Gaussian (ClariNet), whose student is distilled with the closed-form KL.
     public var output = SampleDistribution.logistic
     /// In training, with linear prediction: the history the teacher reads carries an error of
-    /// this many times each frame's prediction-error RMS, drawn as white noise in the
-    /// excitation and passed through the frame's synthesis filter, while the samples scored are
+    /// this many times each frame's prediction-error deviation, drawn as white noise in the
+    /// excitation and passed through the frame's synthesis filter (so about this many times
+    /// the frame's own level), while the samples scored are
     /// the recording's (LPCNet's noise injection; 0: none). A teacher generating on its own
     /// samples reads such errors; trained on clean histories only, it follows them.
     public var historyNoise = 0.0

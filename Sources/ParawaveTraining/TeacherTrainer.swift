@@ -84,8 +84,9 @@ public final class TeacherTrainer: RunTrainer {
     }
 
     /// LPCNet's noise injection (Valin and Skoglund 2019): the batch with each row's audio
-    /// x + d, d white Gaussian noise of `scale` times each frame's prediction-error RMS (the
-    /// mel's, `MelLinearPrediction.analyse`) passed through the frame's synthesis filter
+    /// x + d, d white Gaussian noise of `scale` times each frame's prediction-error deviation
+    /// per sample (the mel's, `MelLinearPrediction.analyse`, sqrt(E) over the window's
+    /// energy) passed through the frame's synthesis filter
     /// 1/A(z), so that the history carries errors shaped like those a generation's own draws
     /// leave in its past. The noise is drawn for the whole batch in row order, so a step does
     /// not depend on the rank count.
@@ -99,7 +100,9 @@ public final class TeacherTrainer: RunTrainer {
             whole.mel.withUnsafeBufferPointer { mel in
                 lp.analyse(logMel: mel.baseAddress! + b * C * F, frames: F, coefficients: &coefficients, logRMS: &logRMS)
             }
-            for t in 0..<T { d[t] = scale * exp(logRMS[lp.frame(ofSample: t, frames: F)]) * generator.normal() }
+            // The frame's error deviation per sample: ln sqrt(E) is of the windowed frame.
+            let deviation = Float(lp.logDeviationPerRMS)
+            for t in 0..<T { d[t] = scale * exp(logRMS[lp.frame(ofSample: t, frames: F)] + deviation) * generator.normal() }
             lp.synthesize(&d, length: T, coefficients: coefficients, frames: F)
             for t in 0..<T { out.audio[b * T + t] += d[t] }
         }

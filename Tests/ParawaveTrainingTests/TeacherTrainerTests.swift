@@ -62,8 +62,9 @@ struct TeacherTrainerTests {
 
     /// LPCNet's noise injection: the history is the audio plus an error d whose excitation
     /// (d filtered by each frame's A(z)) is white noise of `scale` times the frame's
-    /// prediction-error RMS; the mel, the mask and the rows' flags stay, and the same
-    /// generator state gives the same noise.
+    /// prediction-error deviation, so that d is about `scale` times the audio's level; the
+    /// mel, the mask and the rows' flags stay, and the same generator state gives the same
+    /// noise.
     @Test func historyNoiseIsShapedBySynthesisFilter() throws {
         let hop = Self.settings.hopLength, frames = 40
         let clip = try Self.clip(seconds: 1)
@@ -90,14 +91,16 @@ struct TeacherTrainerTests {
                 let a = lp.frame(ofSample: t, frames: frames) * P
                 var e = d[t]
                 for k in 1...P { e += Double(coefficients[a + k - 1]) * d[t - k] }
-                let z = e / (Double(scale) * exp(Double(logRMS[lp.frame(ofSample: t, frames: frames)])))
+                let z = e / (Double(scale) * exp(Double(logRMS[lp.frame(ofSample: t, frames: frames)]) + lp.logDeviationPerRMS))
                 sum += z
                 squares += z * z
                 count += 1
             }
-            // Shaped, not white: the error's RMS differs from its excitation's.
-            let dRMS = sqrt(d.map { $0 * $0 }.reduce(0, +) / Double(T))
-            #expect(dRMS > 0)
+            // Through the synthesis filter the excitation's deviation becomes the frame's level:
+            // the error is about `scale` times the audio's RMS (-6 dB here).
+            let dPower = d.map { $0 * $0 }.reduce(0, +), xPower = (0..<T).map { Double(batch.audio[b * T + $0]) }.map { $0 * $0 }.reduce(0, +)
+            let level = 10 * log10(dPower / xPower)
+            #expect(abs(level - 20 * log10(Double(scale))) < 3, "the history's error is \(level) dB against the audio")
         }
         let mean = sum / Double(count), rms = sqrt(squares / Double(count))
         #expect(abs(mean) < 0.05 && abs(rms - 1) < 0.05, "excitation of the history's error: mean \(mean), RMS \(rms) over \(count) samples")
