@@ -59,13 +59,8 @@ public enum STOI {
         return definedScore(resampledReference: x.map(Double.init), degraded: y.map(Double.init))
     }
 
-    /// Steps 2-6 on signals already at 10 kHz, of the same length (more than 256 samples), with
-    /// pystoi's 1e-5 where the measure is undefined.
-    public static func score(resampledReference x: [Double], degraded y: [Double]) -> Double {
-        definedScore(resampledReference: x, degraded: y) ?? 1e-5
-    }
-
-    /// Steps 2-6, or nil when fewer than 30 frames remain after silence removal.
+    /// Steps 2-6 on signals already at 10 kHz, of the same length (more than 256 samples), or
+    /// nil when fewer than 30 frames remain after silence removal.
     public static func definedScore(resampledReference x: [Double], degraded y: [Double]) -> Double? {
         precondition(x.count == y.count && x.count > frameLength, "STOI needs two signals of the same length over \(frameLength) samples")
         let (xs, ys) = removeSilentFrames(reference: x, degraded: y)

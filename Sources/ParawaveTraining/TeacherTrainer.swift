@@ -86,9 +86,8 @@ public final class TeacherTrainer: RunTrainer {
     /// LPCNet's noise injection (Valin and Skoglund 2019): the batch with each row's audio
     /// x + d, d white Gaussian noise of `scale` times each frame's prediction-error deviation
     /// per sample (the mel's, `MelLinearPrediction.analyse`, sqrt(E) over the window's
-    /// energy) passed through the frame's synthesis filter
-    /// 1/A(z), so that the history carries errors shaped like those a generation's own draws
-    /// leave in its past. The noise is drawn for the whole batch in row order, so a step does
+    /// energy) passed through the frame's synthesis filter 1/A(z), so that the history
+    /// carries errors shaped like those a generation's own draws leave in its past. The noise is drawn for the whole batch in row order, so a step does
     /// not depend on the rank count.
     public static func noisyHistory(_ whole: CropBatch, linearPrediction lp: MelLinearPrediction, melRows C: Int, scale: Float,
                                     generator: inout SeededGenerator) -> CropBatch {
@@ -96,12 +95,12 @@ public final class TeacherTrainer: RunTrainer {
         let T = whole.length, F = whole.frames, P = lp.order
         var coefficients = [Float](repeating: 0, count: F * P), logRMS = [Float](repeating: 0, count: F)
         var d = [Float](repeating: 0, count: T)
+        // The frame's error deviation per sample: ln sqrt(E) is of the windowed frame.
+        let deviation = Float(lp.logDeviationPerRMS)
         for b in 0..<whole.batch {
             whole.mel.withUnsafeBufferPointer { mel in
                 lp.analyse(logMel: mel.baseAddress! + b * C * F, frames: F, coefficients: &coefficients, logRMS: &logRMS)
             }
-            // The frame's error deviation per sample: ln sqrt(E) is of the windowed frame.
-            let deviation = Float(lp.logDeviationPerRMS)
             for t in 0..<T { d[t] = scale * exp(logRMS[lp.frame(ofSample: t, frames: F)] + deviation) * generator.normal() }
             lp.synthesize(&d, length: T, coefficients: coefficients, frames: F)
             for t in 0..<T { out.audio[b * T + t] += d[t] }
