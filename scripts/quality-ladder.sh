@@ -56,6 +56,19 @@ overrides() {
     for setting in $line; do printf -- '--set\n%s\n' "$setting"; done
 }
 
+# Every candidate's overrides are checked before any training: each is section.key=value
+# with no spaces (a nested key is set on its own, distill.spectral_loss.weight=2).
+for name in "$@"; do
+    listed=$(overrides "$name") || exit 2
+    for setting in $listed; do
+        [ "$setting" = --set ] && continue
+        [[ $setting =~ ^[a-z_]+(\.[a-z0-9_]+)+=[^[:space:]]+$ ]] || {
+            echo "candidate '$name': '$setting' is not section.key=value (a value cannot hold spaces; set a nested key on its own, for example distill.spectral_loss.weight=2)" >&2
+            exit 2
+        }
+    done
+done
+
 common=(--set train.steps=1000000 --set train.schedule=constant --set "train.max_cpu_minutes=$T"
         --set distill.steps=1000000 --set distill.schedule=constant --set "distill.max_cpu_minutes=$S")
 # The teacher run of a candidate: one per distinct set of teacher-side overrides.
