@@ -73,8 +73,9 @@ common=(--set train.steps=1000000 --set train.schedule=constant --set "train.max
         --set distill.steps=1000000 --set distill.schedule=constant --set "distill.max_cpu_minutes=$S")
 # The teacher run of a candidate: one per distinct set of teacher-side overrides.
 teacher_run() {
-    local key
-    key=$(overrides "$1" | paste -sd' ' | tr ' ' '\n' | grep -v -e '^--set$' -e '^distill\.' -e '^student\.' | sort | md5sum | cut -c1-8)
+    local teacher_side key
+    teacher_side=$(overrides "$1" | grep -v -e '^--set$' -e '^distill\.' -e '^student\.' | sort || true)
+    key=$(printf '%s\n' "$teacher_side" | md5sum | cut -c1-8)
     echo "$OUT/teacher-$key"
 }
 
