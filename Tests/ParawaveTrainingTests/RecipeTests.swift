@@ -25,7 +25,7 @@ struct RecipeTests {
         #expect(recipe.student.sourceGain > 0 && recipe.distill.initialScale == 1)
         #expect(recipe.train.schedule == .cosine && recipe.train.warmupSteps == 50)
         #expect(recipe.student.flows == [6, 6, 6, 6] && recipe.student.stack.residualChannels == 32)
-        #expect(recipe.distill.spectralLoss.kind == .multiResolution && recipe.distill.spectralLoss.weight == 1 && recipe.distill.mcSamples == 16 && recipe.distill.steps == 600)
+        #expect(recipe.distill.spectralLoss.kind == .multiResolution && recipe.distill.spectralLoss.weight == 2 && recipe.distill.mcSamples == 16 && recipe.distill.steps == 600)
         #expect(recipe.distill.run.schedule == .cosine && recipe.distill.run.batchSize == 2)
     }
 
