@@ -87,8 +87,8 @@ public final class TeacherTrainer: RunTrainer {
     /// x + d, d white Gaussian noise of `scale` times each frame's prediction-error deviation
     /// per sample (the mel's, `MelLinearPrediction.analyse`, sqrt(E) over the window's
     /// energy) passed through the frame's synthesis filter 1/A(z), so that the history
-    /// carries errors shaped like those a generation's own draws leave in its past. The noise is drawn for the whole batch in row order, so a step does
-    /// not depend on the rank count.
+    /// carries errors shaped like those a generation's own draws leave in its past. The noise
+    /// is drawn for the whole batch in row order, so a step does not depend on the rank count.
     public static func noisyHistory(_ whole: CropBatch, linearPrediction lp: MelLinearPrediction, melRows C: Int, scale: Float,
                                     generator: inout SeededGenerator) -> CropBatch {
         var out = whole
