@@ -24,7 +24,7 @@ extension Recipe {
         (config.linearPrediction, config.linearPredictionGain) = linearPrediction
         for k in config.flows.indices { config.flows[k].sourceChannels = source == nil ? 0 : 1 }
         config.source = source
-        config.sourceGain = source == nil ? 0 : Float(student.sourceGain)
+        config.sourceGain = Float(student.sourceGain(teacherHasSource: source != nil))
         config.pitch = pitch
         guard !speakers.isEmpty else { return config }
         for k in config.flows.indices { config.flows[k].speakerChannels = student.stack.speakerChannels }
@@ -135,10 +135,15 @@ public final class DistillTrainer: RunTrainer {
     }
 
     /// Sets up a new run in `run` distilling `teacher`, or with `resume` continues the one
-    /// there. The recipe's audio settings must be the teacher's.
-    public init(recipe: Recipe, data: TrainingData, teacher: Teacher, teacherName: String, run: RunDirectory, resume: Bool,
+    /// there. The recipe's audio settings must be the teacher's. The keys whose defaults
+    /// follow the teacher (`student.source_gain`, `distill.initial_scale`) are resolved into
+    /// the run's recipe.yaml.
+    public init(recipe given: Recipe, data: TrainingData, teacher: Teacher, teacherName: String, run: RunDirectory, resume: Bool,
                 communicator: Communicator = .single) throws {
-        try Self.check(recipe, teacher: teacher, teacherName: teacherName)
+        try Self.check(given, teacher: teacher, teacherName: teacherName)
+        var recipe = given
+        recipe.student.sourceGain = given.student.sourceGain(teacherHasSource: teacher.config.source != nil)
+        recipe.distill.initialScale = given.distill.initialScale(teacherLinearPrediction: teacher.config.linearPrediction > 0)
         let settings = recipe.distill.run
         self.teacher = teacher
         self.teacherName = teacherName
@@ -147,7 +152,7 @@ public final class DistillTrainer: RunTrainer {
                                                        linearPrediction: (teacher.config.linearPrediction, teacher.linearPredictionGain),
                                                        noise: teacher.config.output))
         if !teacher.config.speakers.isEmpty { try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher") }
-        student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale))
+        student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale(teacherLinearPrediction: teacher.config.linearPrediction > 0)))
         student.adopt(from: teacher)
         // A Gaussian teacher's KL is in closed form: no samples to draw.
         mcSamples = teacher.config.output == .gaussian ? 0 : recipe.distill.mcSamples
@@ -185,8 +190,8 @@ public final class DistillTrainer: RunTrainer {
             throw ParawaveError(teacherName, "the recipe's student.source is '\(kind.rawValue)' but the teacher's source is "
                                 + "'\(teacher.config.source == nil ? "none" : "sine")'; a student sees its teacher's source (leave student.source out)")
         }
-        if recipe.student.sourceGain > 0 && teacher.config.source == nil {
-            throw ParawaveError(teacherName, "the recipe's student.source_gain (\(recipe.student.sourceGain)) centres the student's noise on "
+        if let gain = recipe.student.sourceGain, gain > 0 && teacher.config.source == nil {
+            throw ParawaveError(teacherName, "the recipe's student.source_gain (\(gain)) centres the student's noise on "
                                 + "its teacher's source, but the teacher has none; train it with teacher.source: sine, or set source_gain: 0")
         }
         if !teacher.config.speakers.isEmpty && recipe.student.stack.speakerChannels == 0 {

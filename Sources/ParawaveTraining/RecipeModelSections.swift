@@ -75,14 +75,18 @@ public struct TeacherSection: Codable, Equatable, Sendable {
     public var stack = StackSection(cycle: 6)
     public var layers = 24
     public var mixtures = 10
-    public var logScaleMin = -7.0
+    /// The mixture's log-scale clamp. Left out, it follows `linear_prediction`: -16 with it
+    /// (silence sits at the 16-bit noise floor, far below the usual clamp), DESIGN.md's -7
+    /// without.
+    public var logScaleMin = -16.0
     /// The order of the linear predictor derived from the mel that centres and scales the
-    /// mixture (`MelLinearPrediction`; 0: none). With it the log-scales go far lower than
-    /// without (silence sits at the 16-bit noise floor), so `log_scale_min` should too.
-    public var linearPrediction = 0
-    /// `none`, or `sine`: every layer also sees a sine excitation at the utterance's F0
-    /// (DESIGN.md section 10), made of `harmonics` harmonics weighted by `harmonic_amplitude`.
-    public var source = SourceKind.none
+    /// mixture (`MelLinearPrediction`; 0: none). The default, 24, won the quality ladder
+    /// (QUALITY.md): the teacher learns only the excitation.
+    public var linearPrediction = 24
+    /// `none`, or `sine` (the default, by the quality ladder): every layer also sees a sine
+    /// excitation at the utterance's F0 (DESIGN.md section 10), made of `harmonics` harmonics
+    /// weighted by `harmonic_amplitude`.
+    public var source = SourceKind.sine
     public var harmonics = 8
     public var harmonicAmplitude = SineSource.Amplitude.inverse
     /// `aligned` (the training source follows the recording's fundamental, so the teacher
@@ -112,8 +116,9 @@ public struct TeacherSection: Codable, Equatable, Sendable {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self, also: StackSection.CodingKeys.allCases.map(\.stringValue))
         try c.update(&layers, .layers)
         try c.update(&mixtures, .mixtures)
-        try c.update(&logScaleMin, .logScaleMin)
         try c.update(&linearPrediction, .linearPrediction)
+        logScaleMin = Self.logScaleMin(linearPrediction: linearPrediction)
+        try c.update(&logScaleMin, .logScaleMin)
         try c.update(&source, .source)
         try c.update(&harmonics, .harmonics)
         try c.update(&harmonicAmplitude, .harmonicAmplitude)
@@ -143,6 +148,9 @@ public struct TeacherSection: Codable, Equatable, Sendable {
 
     /// The sine source this section asks for, nil for `source: none`.
     public var sineSource: SineSource? { source.source(harmonics: harmonics, amplitude: harmonicAmplitude, phase: sourcePhase) }
+
+    /// `log_scale_min` when the recipe leaves it out.
+    public static func logScaleMin(linearPrediction: Int) -> Double { linearPrediction > 0 ? -16 : -7 }
 
     func check(_ v: inout RecipeValidator, audio: AudioSection) {
         stack.check(&v)
@@ -184,8 +192,14 @@ public struct StudentSection: Codable, Equatable, Sendable {
     /// name it, and distillation refuses a teacher whose source differs.
     public var source: SourceKind?
     /// With a source: the student's noise is centred on it, z + g * source, g learned from
-    /// this start (0: plain noise), so its flows begin from the utterance's harmonics.
-    public var sourceGain = 0.0
+    /// this start (0: plain noise), so its flows begin from the utterance's harmonics. Left
+    /// out (nil): `defaultSourceGain` under a teacher with a source, 0 under one without.
+    public var sourceGain: Double?
+    /// The quality ladder's g0 (QUALITY.md, "Student noise centred on the source").
+    public static let defaultSourceGain = 2.0
+
+    /// g0 for a teacher with or without a source.
+    public func sourceGain(teacherHasSource: Bool) -> Double { teacherHasSource ? sourceGain ?? Self.defaultSourceGain : 0 }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows, logScaleMin = "log_scale_min", logScaleMax = "log_scale_max", source, sourceGain = "source_gain"
@@ -200,7 +214,7 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.update(&logScaleMin, .logScaleMin)
         try c.update(&logScaleMax, .logScaleMax)
         if let kind = try c.decodeIfPresent(SourceKind.self, forKey: .source) { source = kind }
-        try c.update(&sourceGain, .sourceGain)
+        if let gain = try c.decodeIfPresent(Double.self, forKey: .sourceGain) { sourceGain = gain }
         try stack.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }
 
@@ -212,12 +226,12 @@ public struct StudentSection: Codable, Equatable, Sendable {
         try c.encode(logScaleMin, forKey: .logScaleMin)
         try c.encode(logScaleMax, forKey: .logScaleMax)
         try c.encodeIfPresent(source, forKey: .source)
-        try c.encode(sourceGain, forKey: .sourceGain)
+        try c.encodeIfPresent(sourceGain, forKey: .sourceGain)
     }
 
     func check(_ v: inout RecipeValidator) {
         stack.check(&v)
-        v.require(sourceGain, in: 0...100, "source_gain")
+        if let sourceGain { v.require(sourceGain, in: 0...100, "source_gain") }
         v.require(logScaleMin, in: -20...0, "log_scale_min")
         v.require(logScaleMax, in: 0...10, "log_scale_max")
         if flows.isEmpty || flows.count > 16 { v.fail("flows", "must list 1 to 16 flows, got \(flows.count)") }

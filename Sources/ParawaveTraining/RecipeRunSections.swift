@@ -133,13 +133,14 @@ public struct SpectralLossSection: Codable, Equatable, Sendable {
         case none
     }
 
-    /// The default, multi_resolution at weight 1, was chosen by measurement
+    /// The default kind, multi_resolution, was chosen by measurement
     /// (`scripts/compare-spectral-losses.sh`, BENCHMARKS.md): after 300 demo distillation
     /// steps it brought the student's log-mel distance to the real audio from 20.3 dB (no
     /// spectral term) to 13.3 dB and its mel-cepstral distortion from 56.2 to 45.6 dB; power
-    /// (weight 2000) and magnitude (weight 50) moved them by less than 1 dB either way.
+    /// (weight 2000) and magnitude (weight 50) moved them by less than 1 dB either way. The
+    /// weight, 2 against the KL's 0.05, won the quality ladder over 1 (QUALITY.md, stft2).
     public var kind = Kind.multiResolution
-    public var weight = 1.0
+    public var weight = 2.0
 
     enum CodingKeys: String, CodingKey, CaseIterable { case kind, weight }
 
@@ -171,11 +172,11 @@ public struct DistillSection: Codable, Equatable, Sendable {
     public var mcSamples = 16
     public var spectralLoss = SpectralLossSection()
     public var contrastiveWeight = 0.0
-    /// The KL's weight in the loss (ClariNet-GAN weighted it 0.05 against the STFT loss at 1,
-    /// for a teacher that is still weak).
-    public var klWeight = 1.0
-    /// The untrained student's output scale s_tot.
-    public var initialScale = 0.05
+    /// The KL's weight in the loss. The default, 0.05, is ClariNet-GAN's balance against the
+    /// STFT loss for a teacher that is still weak, and won the quality ladder over 1.
+    public var klWeight = 0.05
+    /// The untrained student's output scale s_tot. Left out (nil): `initialScale(teacherLinearPrediction:)`.
+    public var initialScale: Double?
     /// The least-squares adversarial term on the student's waveform (Yamamoto et al. 2019,
     /// Parallel WaveGAN): its weight (0: none), the step it starts at (after a warm-up on
     /// the other terms), and the discriminator's shape and learning rate (Adam, constant).
@@ -190,6 +191,11 @@ public struct DistillSection: Codable, Equatable, Sendable {
     public var logScalePenalty = 4.0
 
     public var steps: Int { get { run.steps } set { run.steps = newValue } }
+
+    /// s_tot for a teacher with or without linear prediction: under one, the student's output
+    /// is the excitation, in units of the frame's prediction error, so 1; under none, the
+    /// waveform, 0.05.
+    public func initialScale(teacherLinearPrediction: Bool) -> Double { initialScale ?? (teacherLinearPrediction ? 1 : 0.05) }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case mcSamples = "mc_samples", spectralLoss = "spectral_loss", contrastiveWeight = "contrastive_weight", initialScale = "initial_scale"
@@ -207,7 +213,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         try c.update(&logScalePenalty, .logScalePenalty)
         try c.update(&spectralLoss, .spectralLoss)
         try c.update(&contrastiveWeight, .contrastiveWeight)
-        try c.update(&initialScale, .initialScale)
+        if let scale = try c.decodeIfPresent(Double.self, forKey: .initialScale) { initialScale = scale }
         try c.update(&klWeight, .klWeight)
         try c.update(&adversarialWeight, .adversarialWeight)
         try c.update(&adversarialStart, .adversarialStart)
@@ -224,7 +230,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         try c.encode(mcSamples, forKey: .mcSamples)
         try c.encode(spectralLoss, forKey: .spectralLoss)
         try c.encode(contrastiveWeight, forKey: .contrastiveWeight)
-        try c.encode(initialScale, forKey: .initialScale)
+        try c.encodeIfPresent(initialScale, forKey: .initialScale)
         try c.encode(klWeight, forKey: .klWeight)
         try c.encode(adversarialWeight, forKey: .adversarialWeight)
         try c.encode(adversarialStart, forKey: .adversarialStart)
@@ -244,7 +250,7 @@ public struct DistillSection: Codable, Equatable, Sendable {
         v.require(mcSamples, in: 1...1000, "mc_samples")
         v.require(spectralLoss.weight, in: 0...1e6, "spectral_loss.weight")
         v.require(contrastiveWeight, in: 0...10, "contrastive_weight")
-        v.require(initialScale, in: 1e-4...10, "initial_scale")
+        if let initialScale { v.require(initialScale, in: 1e-4...10, "initial_scale") }
         v.require(klWeight, in: 0...10, "kl_weight")
         v.require(adversarialWeight, in: 0...1000, "adversarial_weight")
         v.require(adversarialStart, in: 0...100_000_000, "adversarial_start")

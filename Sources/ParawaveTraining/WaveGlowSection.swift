@@ -30,8 +30,8 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     /// `sine`: the couplings also see the sine excitation made from the utterance's F0
     /// (DESIGN.md section 10) as one more conditioning band, of `harmonics` harmonics weighted
     /// by `harmonic_amplitude`; the recipe's `pitch:` section then sizes the pitch predictor
-    /// trained beside the flow. `none` (the default): the mel alone.
-    public var source = SourceKind.none
+    /// trained beside the flow (the default, by measurement: QUALITY.md). `none`: the mel alone.
+    public var source = SourceKind.sine
     public var harmonics = 8
     public var harmonicAmplitude = SineSource.Amplitude.inverse
     /// `aligned` (the training source follows the recording's fundamental) or `random`.
@@ -41,11 +41,12 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     public var speakerChannels = 16
     /// P > 0: the flow models the excitation of the order-P linear prediction that the mel
     /// gives (LP-WaveGlow), which the synthesis filter shapes into the waveform; 0: the
-    /// waveform itself (NVIDIA's).
-    public var linearPrediction = 0
+    /// waveform itself (NVIDIA's). The default, 24, by measurement (QUALITY.md).
+    public var linearPrediction = 24
     /// With a source: g0 > 0 makes the flow model its input less g s, the source times a gain
     /// learned from g0, and sampling add g s back (the student's `source_gain`); 0: none.
-    public var sourceGain = 0.0
+    /// Left out, 2 with a source (by measurement) and 0 without.
+    public var sourceGain = 2.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows = "n_flows", group = "n_group", earlyEvery = "n_early_every", earlySize = "n_early_size", layers
@@ -74,6 +75,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
         try c.update(&sourcePhase, .sourcePhase)
         try c.update(&speakerChannels, .speakerChannels)
         try c.update(&linearPrediction, .linearPrediction)
+        sourceGain = source == .sine ? StudentSection.defaultSourceGain : 0
         try c.update(&sourceGain, .sourceGain)
         try run.decode(from: decoder, also: CodingKeys.allCases.map(\.stringValue))
     }

@@ -289,7 +289,11 @@ struct CLITests {
     static let tinyRecipe = """
         audio: {sample_rate: 8000, n_fft: 256, hop_length: 64, win_length: 256, n_mels: 20, fmax: 4000}
         data: {validation_fraction: 0.3, trim_silence: false}
-        teacher: {layers: 4, cycle: 2, kernel_size: 2, residual_channels: 8, gate_channels: 16, skip_channels: 8, mixtures: 2}
+        teacher: {layers: 4, cycle: 2, kernel_size: 2, residual_channels: 8, gate_channels: 16, skip_channels: 8, mixtures: 2,
+                  linear_prediction: 0, source: none}
+        distill: {kl_weight: 1, initial_scale: 0.05, spectral_loss: {kind: multi_resolution, weight: 1}}
+        student: {source_gain: 0}
+        waveglow: {source: none, linear_prediction: 0, source_gain: 0}
         train: {steps: 600, batch_size: 2, crop: 512, learning_rate: 0.003, checkpoint_every: 7, validate_every: 50,
                 log_every: 10, validation_utterances: 2, seed: 5}
         """

@@ -28,13 +28,13 @@ struct PitchLearningTests {
     static func recipe(_ overrides: [String] = []) throws -> Recipe {
         try Recipe.parse("""
             teacher: {layers: 10, cycle: 5, kernel_size: 3, residual_channels: 24, gate_channels: 48, skip_channels: 24, mixtures: 2,
-                      log_scale_min: -9, source: sine, harmonics: 8, source_phase: aligned}
-            student: {flows: [4, 4], cycle: 4, kernel_size: 3, residual_channels: 16, gate_channels: 32, skip_channels: 16}
+                      log_scale_min: -9, source: sine, harmonics: 8, source_phase: aligned, linear_prediction: 0}
+            student: {flows: [4, 4], cycle: 4, kernel_size: 3, residual_channels: 16, gate_channels: 32, skip_channels: 16, source_gain: 0}
             train: {steps: 600, batch_size: 2, crop: 2560, learning_rate: 0.003, ema_decay: 0.99, clip_norm: 100,
                     checkpoint_every: 100000, validate_every: 100000, log_every: 100000, validation_utterances: 0, precision: single, seed: 1}
             distill: {steps: 200, batch_size: 2, crop: 2560, learning_rate: 0.002, ema_decay: 0.98, checkpoint_every: 100000,
                       validate_every: 100000, log_every: 100000, validation_utterances: 0, mc_samples: 4,
-                      spectral_loss: {kind: multi_resolution, weight: 1}, precision: single, seed: 1}
+                      kl_weight: 1, spectral_loss: {kind: multi_resolution, weight: 1}, precision: single, seed: 1}
             """, overrides: overrides)
     }
 

@@ -22,7 +22,7 @@ struct RecipeTests {
         // The quality ladder's winners (QUALITY.md): linear prediction from the mel under the
         // teacher, the student's noise centred on the source.
         #expect(recipe.teacher.linearPrediction == 24 && recipe.teacher.logScaleMin == -16)
-        #expect(recipe.student.sourceGain > 0 && recipe.distill.initialScale == 1)
+        #expect(recipe.student.sourceGain == 2 && recipe.distill.initialScale == 1)
         #expect(recipe.train.schedule == .cosine && recipe.train.warmupSteps == 50)
         #expect(recipe.student.flows == [6, 6, 6, 6] && recipe.student.stack.residualChannels == 32)
         #expect(recipe.distill.spectralLoss.kind == .multiResolution && recipe.distill.spectralLoss.weight == 2 && recipe.distill.mcSamples == 16 && recipe.distill.steps == 600)
@@ -89,7 +89,7 @@ struct RecipeTests {
         #expect(message("teacher: {linear_prediction: 600}").contains("teacher.linear_prediction"))
         #expect(message("audio: {n_fft: 32, win_length: 32, hop_length: 8}\nteacher: {linear_prediction: 16}").contains("below n_fft / 2"))
         // LPCNet's noise injection needs the prediction whose error sets its scale.
-        #expect(message("teacher: {history_noise: 0.5}").contains("needs linear_prediction"))
+        #expect(message("teacher: {linear_prediction: 0, history_noise: 0.5}").contains("needs linear_prediction"))
         #expect(message("teacher: {linear_prediction: 16, history_noise: 5}").contains("teacher.history_noise"))
         #expect(message("teacher: {linear_prediction: 16, history_nois: 0.5}").contains("did you mean 'history_noise'"))
         let noisy = try Recipe.parse("teacher: {linear_prediction: 16, history_noise: 0.5}")
@@ -115,6 +115,28 @@ struct RecipeTests {
 
     @Test func emptyRecipeTakesDefaults() throws {
         #expect(try Recipe.parse("") == Recipe())
+        // The quality ladder's winners are the code's defaults (QUALITY.md): linear prediction
+        // of order 24 and a sine source under the teacher (and WaveGlow), the student's noise
+        // centred on the source from g = 2 at the excitation's scale, the KL at 0.05 against
+        // the multi-resolution STFT loss at 2.
+        let empty = try Recipe.parse("")
+        #expect(empty.teacher.linearPrediction == 24 && empty.teacher.logScaleMin == -16 && empty.teacher.source == .sine)
+        #expect(empty.teacherConfig.pitch != nil && empty.teacherConfig.stack.sourceChannels == 1)
+        #expect(empty.student.sourceGain(teacherHasSource: true) == 2 && empty.student.sourceGain(teacherHasSource: false) == 0)
+        #expect(empty.distill.initialScale(teacherLinearPrediction: true) == 1 && empty.distill.initialScale(teacherLinearPrediction: false) == 0.05)
+        #expect(empty.distill.klWeight == 0.05 && empty.distill.spectralLoss == SpectralLossSection())
+        #expect(empty.distill.spectralLoss.kind == .multiResolution && empty.distill.spectralLoss.weight == 2)
+        #expect(empty.waveglow.linearPrediction == 24 && empty.waveglow.source == .sine && empty.waveglow.sourceGain == 2)
+        // Defaults that follow another key: the log-scale clamp follows linear prediction
+        // (DESIGN.md's -7 without it), WaveGlow's source gain its source; given, they hold.
+        #expect(try Recipe.parse("teacher: {linear_prediction: 0}").teacher.logScaleMin == -7)
+        #expect(try Recipe.parse("teacher: {linear_prediction: 0, log_scale_min: -9}").teacher.logScaleMin == -9)
+        #expect(try Recipe.parse("", overrides: ["teacher.linear_prediction=0"]).teacher.logScaleMin == -7)
+        #expect(try Recipe.parse("waveglow: {source: none}").waveglow.sourceGain == 0)
+        #expect(try Recipe.parse("student: {source_gain: 1}\ndistill: {initial_scale: 0.3}").student.sourceGain(teacherHasSource: true) == 1)
+        #expect(try Recipe.parse("distill: {initial_scale: 0.3}").distill.initialScale(teacherLinearPrediction: true) == 0.3)
+        #expect(message("student: {source_gain: -1}").contains("student.source_gain"))
+        #expect(message("distill: {initial_scale: 0}").contains("distill.initial_scale"))
         #expect(try Recipe.parse("# only a comment\n") == Recipe())
         let partial = try Recipe.parse("audio: {sample_rate: 22050}")
         #expect(partial.audio.fMax == 11025, "fmax defaults to Nyquist of the given rate")

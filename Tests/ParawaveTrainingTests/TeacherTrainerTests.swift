@@ -14,7 +14,11 @@ struct TeacherTrainerTests {
     static func recipe(_ overrides: [String] = []) throws -> Recipe {
         try Recipe.parse("""
             audio: {sample_rate: 8000, n_fft: 256, hop_length: 64, win_length: 256, n_mels: 20, fmax: 4000}
-            teacher: {layers: 6, cycle: 3, kernel_size: 2, residual_channels: 16, gate_channels: 32, skip_channels: 16, mixtures: 2}
+            teacher: {layers: 6, cycle: 3, kernel_size: 2, residual_channels: 16, gate_channels: 32, skip_channels: 16, mixtures: 2,
+                      linear_prediction: 0, source: none}
+            distill: {kl_weight: 1, initial_scale: 0.05, spectral_loss: {kind: multi_resolution, weight: 1}}
+            student: {source_gain: 0}
+            waveglow: {source: none, linear_prediction: 0, source_gain: 0}
             train: {steps: 300, batch_size: 2, crop: 2048, learning_rate: 0.003, checkpoint_every: 1000, validate_every: 1000,
                     log_every: 50, validation_utterances: 4, precision: single, seed: 3}
             """, overrides: overrides)
