@@ -788,7 +788,7 @@ struct CLITests {
         let frames = try NPY.read(example + ".npy").shape[1]
         let real = try AudioFile.read(example + ".real.wav").samples
         let meter = try QualityMeter(settings: MelSettings())
-        // About 1.5 times what the models measure on this utterance from its mel alone (5.6, 4.8
+        // About 1.5 times what the models measure on this utterance from its mel alone (5.4, 4.8
         // and 6.7 dB, the -predicted-f0 rows of audio/pretrained/report.json; WaveGlow at the
         // sampling deviation it was shipped with).
         let bounds = ["student": 8.5, "teacher": 7.5, "waveglow": 10]
