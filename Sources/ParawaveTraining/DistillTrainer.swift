@@ -142,8 +142,9 @@ public final class DistillTrainer: RunTrainer {
                 communicator: Communicator = .single) throws {
         try Self.check(given, teacher: teacher, teacherName: teacherName)
         var recipe = given
+        let initialScale = given.distill.initialScale(teacherLinearPrediction: teacher.config.linearPrediction > 0)
         recipe.student.sourceGain = given.student.sourceGain(teacherHasSource: teacher.config.source != nil)
-        recipe.distill.initialScale = given.distill.initialScale(teacherLinearPrediction: teacher.config.linearPrediction > 0)
+        recipe.distill.initialScale = initialScale
         let settings = recipe.distill.run
         self.teacher = teacher
         self.teacherName = teacherName
@@ -152,7 +153,7 @@ public final class DistillTrainer: RunTrainer {
                                                        linearPrediction: (teacher.config.linearPrediction, teacher.linearPredictionGain),
                                                        noise: teacher.config.output))
         if !teacher.config.speakers.isEmpty { try Self.checkSpeakers(data, known: teacher.config.speakers, model: "teacher") }
-        student.initialise(seed: UInt64(settings.seed), initialScale: Float(recipe.distill.initialScale(teacherLinearPrediction: teacher.config.linearPrediction > 0)))
+        student.initialise(seed: UInt64(settings.seed), initialScale: Float(initialScale))
         student.adopt(from: teacher)
         // A Gaussian teacher's KL is in closed form: no samples to draw.
         mcSamples = teacher.config.output == .gaussian ? 0 : recipe.distill.mcSamples

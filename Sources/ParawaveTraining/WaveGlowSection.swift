@@ -46,7 +46,7 @@ public struct WaveGlowSection: Codable, Equatable, Sendable {
     /// With a source: g0 > 0 makes the flow model its input less g s, the source times a gain
     /// learned from g0, and sampling add g s back (the student's `source_gain`); 0: none.
     /// Left out, 2 with a source (by measurement) and 0 without.
-    public var sourceGain = 2.0
+    public var sourceGain = StudentSection.defaultSourceGain
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case flows = "n_flows", group = "n_group", earlyEvery = "n_early_every", earlySize = "n_early_size", layers
